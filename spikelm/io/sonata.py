@@ -1,0 +1,960 @@
+"""Spike files in the SONATA layout: written while a run goes, read back, checked, summarised.
+
+Layout (``docs/files.md`` has the full description and the reasons)::
+
+    /                          attrs magic = 0x0A7A, version = [0, 1]   (SONATA convention)
+    /spikes/<population>/      attr sorting: HDF5 enum {none: 0, by_id: 1, by_time: 2} = by_time
+        timestamps             float64 [n_spikes], attr units = "ms"; timestamp = step * dt
+        node_ids               uint64  [n_spikes]
+        values                 int8 (int16 when needed) [n_spikes]; only for signed/graded spikes
+    /spikelm/                  run metadata (see ``read_metadata``)
+    /report/<population>/      one SONATA frame report per (population, first variable)
+        data                   float32 [n_times, n_nodes], attrs units, variable
+        mapping/node_ids, index_pointers, index_pointer, element_ids, element_pos, time
+    /report/<population>/<variable>/   further variables of the same population, same layout
+    /report/<projection>/weights       [n_snapshots, n_synapses], with steps and times beside it
+
+A file is written to ``<path>.partial`` and renamed to ``<path>`` by ``SpikeWriter.finish``;
+a run that fails keeps its ``.partial`` file and never touches ``<path>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from spikelm import __version__
+from spikelm.errors import ConfigError, FileFormatError
+
+__all__ = [
+    "SORTING_DTYPE",
+    "SpikeTable",
+    "SpikeWriter",
+    "read_metadata",
+    "read_spikes",
+    "read_state",
+    "read_weights",
+    "summary",
+    "validate",
+]
+
+SORTING = {"none": 0, "by_id": 1, "by_time": 2}
+SORTING_DTYPE = h5py.enum_dtype(SORTING, basetype=np.uint8)
+# bmtk writes the sorting attribute as a string and also knows these short forms.
+_SORTING_STRINGS = {"none": "none", "unknown": "none", "by_id": "by_id", "id": "by_id",
+                    "by_time": "by_time", "time": "by_time"}
+SONATA_MAGIC = 0x0A7A
+SONATA_VERSION = (0, 1)
+FORMAT = "spikelm-sonata/1"
+# Metadata keys the writer sets itself; read_metadata returns them too.
+INTERNAL_KEYS = ("dt", "version", "populations", "signed", "complete", "format")
+_SHORT_STR = 4096          # longer strings go to a dataset (HDF5 attributes are capped at 64 KiB)
+_RESERVED_VARIABLES = {"data", "mapping", "weights", "steps", "times"}
+_TIME_UNITS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0}
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+class SpikeWriter:
+    """Write spikes, sampled state and weight snapshots of one run to a SONATA HDF5 file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final file name. During the run the file is ``<path>.partial``; ``finish`` renames it.
+    populations : dict[str, int]
+        Population name -> number of neurons (node ids are 0 .. n-1).
+    dt : float
+        Step width in ms; a spike at step ``s`` gets timestamp ``s * dt``.
+    metadata : dict, optional
+        Run metadata stored under ``/spikelm`` at once (so a ``.partial`` file describes its run):
+        ``seed``, ``backend``, ``scenario``, ``network``, ``steps``, ``synops``
+        (dict projection -> SynOp count), or anything else that is a bool, int, float, str,
+        NumPy array, or JSON-serialisable list/dict/None.
+    signed : bool or dict[str, bool]
+        Populations whose spikes carry a value (+1/-1 or a signed power of two): they get a
+        ``values`` dataset.
+    chunk : int
+        Spikes buffered per population before they are written; a hard crash loses at most
+        this many spikes per population. Also the HDF5 chunk length.
+    """
+
+    def __init__(self, path, populations, dt, metadata=None, signed=False, chunk=65536):
+        self.path = os.fspath(path)
+        self.partial_path = self.path + ".partial"
+        src = f"SpikeWriter({self.path})"
+        if not isinstance(populations, dict) or not populations:
+            raise ConfigError(f"{src}: populations: got {populations!r}; "
+                              "allowed: a non-empty dict name -> neuron count")
+        for name, n in populations.items():
+            _check_name(name, src, "population")
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                raise ConfigError(f"{src}: populations[{name!r}]: got {n!r}; "
+                                  "allowed: an int >= 0 (neuron count)")
+        self.populations = {str(k): int(v) for k, v in populations.items()}
+        if isinstance(dt, bool) or not isinstance(dt, (int, float, np.number)) \
+                or not np.isfinite(dt) or dt <= 0:
+            raise ConfigError(f"{src}: dt: got {dt!r}; allowed: a finite float > 0 (ms)")
+        self.dt = float(dt)
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise ConfigError(f"{src}: chunk: got {chunk!r}; allowed: an int >= 1")
+        self.chunk = int(chunk)
+        self.signed = _signed_map(signed, self.populations, src)
+        meta = dict(metadata or {})
+        _check_metadata(meta, src, self.dt)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise ConfigError(f"{src}: directory {parent} does not exist; "
+                              "allowed: a path in an existing directory")
+
+        self._file = h5py.File(self.partial_path, "w")
+        self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
+        self._file.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
+        spikes = self._file.create_group("spikes")
+        self._buffers = {name: [] for name in self.populations}
+        self._buffered = dict.fromkeys(self.populations, 0)
+        self._last_step = dict.fromkeys(self.populations, -1)
+        for name in self.populations:
+            g = spikes.create_group(name)
+            g.attrs.create("sorting", SORTING["by_time"], dtype=SORTING_DTYPE)
+            ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype=np.float64,
+                                  chunks=(self.chunk,))
+            ts.attrs["units"] = "ms"
+            g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype=np.uint64,
+                             chunks=(self.chunk,))
+            if self.signed[name]:
+                g.create_dataset("values", shape=(0,), maxshape=(None,), dtype=np.int8,
+                                 chunks=(self.chunk,))
+        self._states = {}    # (population, variable) -> dict(group, first_step, stride, n)
+        self._weights = {}   # projection -> last step
+        self._meta = self._file.create_group("spikelm")
+        self._meta.attrs["format"] = FORMAT
+        self._meta.attrs["dt"] = self.dt
+        self._meta.attrs["version"] = __version__
+        self._meta.attrs["complete"] = False
+        _write_meta_value(self._meta, "populations", self.populations)
+        _write_meta_value(self._meta, "signed", self.signed)
+        for key, value in meta.items():
+            _write_meta_value(self._meta, key, value)
+        self._file.flush()
+        self._finished = False
+
+    # -- context manager
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            if not self._finished:
+                self.finish()
+        else:
+            self._abort()
+        return False
+
+    # -- spikes
+    def append(self, population, steps, node_ids, values=None):
+        """Add spikes of one population, in time order.
+
+        Parameters
+        ----------
+        population : str
+        steps : array of int
+            Step index of each spike (non-decreasing, and not before earlier calls).
+        node_ids : array of int
+            Neuron index in ``0 .. n-1``.
+        values : array of int, optional
+            Spike values (signed populations only; default +1). Must fit int16.
+        """
+        self._check_open()
+        src = f"{self.partial_path}: append({population!r})"
+        if population not in self.populations:
+            raise ConfigError(f"{src}: population: unknown; allowed: {sorted(self.populations)}")
+        steps = _int_array(steps, src, "steps")
+        node_ids = _int_array(node_ids, src, "node_ids")
+        if steps.shape != node_ids.shape:
+            raise ConfigError(f"{src}: node_ids: {node_ids.size} entries for {steps.size} steps; "
+                              "allowed: one node id per step")
+        if steps.size == 0:
+            return
+        if steps[0] < self._last_step[population] or np.any(np.diff(steps) < 0):
+            raise ConfigError(f"{src}: steps: not in time order (after step "
+                              f"{self._last_step[population]}); allowed: non-decreasing steps")
+        if steps[0] < 0:
+            raise ConfigError(f"{src}: steps: found {steps[0]}; allowed: steps >= 0")
+        n = self.populations[population]
+        if node_ids.min() < 0 or node_ids.max() >= n:
+            bad = node_ids[(node_ids < 0) | (node_ids >= n)][0]
+            raise ConfigError(f"{src}: node_ids: found {bad}; allowed: 0 .. {n - 1}")
+        if values is not None:
+            values = _int_array(values, src, "values")
+            if values.shape != steps.shape:
+                raise ConfigError(f"{src}: values: {values.size} entries for {steps.size} "
+                                  "spikes; allowed: one value per spike")
+            if values.min() < -32768 or values.max() > 32767:
+                raise ConfigError(f"{src}: values: found {values.min()}..{values.max()}; "
+                                  "allowed: int16 range -32768..32767")
+            if not self.signed[population]:
+                if np.any(values != 1):
+                    raise ConfigError(f"{src}: values: population is not signed; allowed: "
+                                      "values only for populations given in signed=")
+                values = None
+        if self.signed[population] and values is None:
+            values = np.ones(steps.shape, dtype=np.int16)
+        self._last_step[population] = int(steps[-1])
+        self._buffers[population].append((steps, node_ids, values))
+        self._buffered[population] += steps.size
+        if self._buffered[population] >= self.chunk:
+            self._flush(population)
+            self._file.flush()
+
+    def _flush(self, population):
+        parts = self._buffers[population]
+        if not parts:
+            return
+        steps = np.concatenate([p[0] for p in parts])
+        ids = np.concatenate([p[1] for p in parts]).astype(np.uint64)
+        g = self._file["spikes"][population]
+        _extend(g["timestamps"], steps.astype(np.float64) * self.dt)
+        _extend(g["node_ids"], ids)
+        if self.signed[population]:
+            values = np.concatenate([p[2] for p in parts])
+            if g["values"].dtype == np.int8 and (values.min() < -128 or values.max() > 127):
+                old = g["values"][()]
+                del g["values"]
+                g.create_dataset("values", data=old.astype(np.int16), maxshape=(None,),
+                                 chunks=(self.chunk,))
+            _extend(g["values"], values.astype(g["values"].dtype))
+        self._buffers[population] = []
+        self._buffered[population] = 0
+
+    # -- state
+    def add_state(self, population, variable, node_ids, steps, data, units=None):
+        """Add sampled state of one population as a SONATA frame report.
+
+        Parameters
+        ----------
+        population, variable : str
+            The first variable of a population is written at ``/report/<population>/data``
+            (what SONATA readers see); further ones at ``/report/<population>/<variable>/``.
+        node_ids : array of int
+            Recorded neurons (the columns of ``data``); the same at every call.
+        steps : array of int
+            Sample steps, evenly spaced, continuing the grid of earlier calls.
+        data : array [len(steps), len(node_ids)]
+            Stored as float32 (the SONATA frame report type).
+        units : str, optional
+            Unit of the variable (e.g. ``"mV"``); ``""`` when not given.
+        """
+        self._check_open()
+        src = f"{self.partial_path}: add_state({population!r}, {variable!r})"
+        if population not in self.populations:
+            raise ConfigError(f"{src}: population: unknown; allowed: {sorted(self.populations)}")
+        _check_name(variable, src, "variable")
+        if variable in _RESERVED_VARIABLES:
+            raise ConfigError(f"{src}: variable: {variable!r} is reserved; allowed: any other "
+                              f"name than {sorted(_RESERVED_VARIABLES)}")
+        node_ids = _int_array(node_ids, src, "node_ids")
+        steps = _int_array(steps, src, "steps")
+        data = np.asarray(data)
+        if data.ndim == 1 and steps.size == 1:
+            data = data[None, :]
+        if data.shape != (steps.size, node_ids.size) or node_ids.size == 0:
+            raise ConfigError(f"{src}: data: shape {data.shape}; allowed: "
+                              f"(len(steps), len(node_ids)) = ({steps.size}, {node_ids.size}), "
+                              "at least one node")
+        if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+            raise ConfigError(f"{src}: data: dtype {data.dtype}; allowed: a numeric dtype")
+        n = self.populations[population]
+        if node_ids.min() < 0 or node_ids.max() >= n:
+            raise ConfigError(f"{src}: node_ids: found {node_ids.min()}..{node_ids.max()}; "
+                              f"allowed: 0 .. {n - 1}")
+        key = (population, variable)
+        rep = self._states.get(key)
+        if rep is not None and not np.array_equal(rep["node_ids"], node_ids):
+            raise ConfigError(f"{src}: node_ids: differ from the first call; allowed: the same "
+                              "recorded neurons at every call")
+        if steps.size == 0:
+            return
+        first = int(steps[0]) if rep is None else rep["first"]
+        stride = None if rep is None else rep["stride"]
+        grid = steps if rep is None else np.concatenate(([rep["last"]], steps))
+        diffs = np.unique(np.diff(grid))
+        if diffs.size > 1 or (diffs.size == 1 and (diffs[0] <= 0 or
+                                                   (stride is not None and diffs[0] != stride))):
+            raise ConfigError(f"{src}: steps: spacing {diffs.tolist()} (stride so far "
+                              f"{stride}); allowed: evenly spaced increasing steps")
+        if diffs.size == 1:
+            stride = int(diffs[0])
+        if first < 0:
+            raise ConfigError(f"{src}: steps: found {first}; allowed: steps >= 0")
+        if rep is None:
+            rep = self._new_state(population, variable, node_ids, units, src)
+        _extend(rep["group"]["data"], data.astype(np.float32))
+        rep.update(first=first, stride=stride, last=int(steps[-1]))
+        rep["n"] += steps.size
+        self._write_state_time(rep)
+        self._file.flush()
+
+    def _new_state(self, population, variable, node_ids, units, src):
+        report = self._file.require_group("report")
+        base = report.require_group(population)
+        if "data" not in base:
+            g = base
+        else:
+            g = base.create_group(variable)
+        n = node_ids.size
+        rows = max(1, min(1024, (1 << 18) // n))
+        d = g.create_dataset("data", shape=(0, n), maxshape=(None, n), dtype=np.float32,
+                             chunks=(rows, n))
+        d.attrs["units"] = "" if units is None else str(units)
+        d.attrs["variable"] = variable
+        m = g.create_group("mapping")
+        ids = m.create_dataset("node_ids", data=node_ids.astype(np.uint64))
+        ids.attrs["sorted"] = np.uint8(bool(np.all(np.diff(node_ids) > 0)))
+        pointers = np.arange(n + 1, dtype=np.uint64)
+        m.create_dataset("index_pointers", data=pointers)    # SONATA spec, libsonata
+        m.create_dataset("index_pointer", data=pointers)     # bmtk reads this name
+        m.create_dataset("element_ids", data=np.zeros(n, dtype=np.uint32))
+        m.create_dataset("element_pos", data=np.full(n, 0.5, dtype=np.float32))
+        t = m.create_dataset("time", data=np.zeros(3, dtype=np.float64))
+        t.attrs["units"] = "ms"
+        rep = {"group": g, "node_ids": node_ids.copy(), "first": None, "stride": None,
+               "last": None, "n": 0}
+        self._states[(population, variable)] = rep
+        return rep
+
+    def _write_state_time(self, rep):
+        stride = rep["stride"] or 1
+        t = rep["group"]["mapping"]["time"]
+        start = rep["first"] * self.dt
+        step_dt = stride * self.dt
+        t[...] = [start, start + rep["n"] * step_dt, step_dt]
+        t.attrs["first_step"] = np.int64(rep["first"])
+        t.attrs["step_stride"] = np.int64(stride)
+
+    # -- weights
+    def add_weights(self, projection, step, weights):
+        """Add one snapshot of a projection's weights (taken at ``step``).
+
+        Snapshots are stored row by row in ``/report/<projection>/weights`` with the dtype of
+        the first one (float32/float64, or the integer type of a converted LM), flattened;
+        ``steps`` (int64) and ``times`` (ms) lie beside it.
+        """
+        self._check_open()
+        src = f"{self.partial_path}: add_weights({projection!r})"
+        _check_name(projection, src, "projection")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ConfigError(f"{src}: step: got {step!r}; allowed: an int >= 0")
+        w = np.asarray(weights)
+        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
+            raise ConfigError(f"{src}: weights: dtype {w.dtype}; allowed: float or int")
+        report = self._file.require_group("report")
+        g = report.require_group(projection)
+        if projection not in self._weights:
+            if "weights" in g:
+                raise ConfigError(f"{src}: projection: already written")
+            flat = w.reshape(-1)
+            rows = max(1, min(256, (1 << 20) // max(flat.size, 1)))
+            d = g.create_dataset("weights", shape=(0, flat.size), maxshape=(None, flat.size),
+                                 dtype=flat.dtype, chunks=(rows, max(flat.size, 1)))
+            d.attrs["shape"] = np.array(w.shape, dtype=np.int64)
+            g.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+            tm = g.create_dataset("times", shape=(0,), maxshape=(None,), dtype=np.float64,
+                                  chunks=(256,))
+            tm.attrs["units"] = "ms"
+        else:
+            last = self._weights[projection]
+            if step <= last:
+                raise ConfigError(f"{src}: step: {step} after step {last}; allowed: increasing")
+        d = g["weights"]
+        if w.size != d.shape[1]:
+            raise ConfigError(f"{src}: weights: {w.size} values; allowed: {d.shape[1]} "
+                              "(the size of the first snapshot)")
+        _extend(d, w.reshape(1, -1).astype(d.dtype))
+        _extend(g["steps"], np.array([step], dtype=np.int64))
+        _extend(g["times"], np.array([step * self.dt]))
+        self._weights[projection] = int(step)
+        self._file.flush()
+
+    # -- closing
+    def finish(self, extra_metadata=None):
+        """Flush everything, write the metadata, close and rename ``.partial`` to the path.
+
+        Returns
+        -------
+        str
+            The final path.
+        """
+        if self._finished:
+            return self.path
+        extra = dict(extra_metadata or {})
+        try:
+            _check_metadata(extra, f"SpikeWriter({self.path}).finish", self.dt)
+            for name in self.populations:
+                self._flush(name)
+            for key, value in extra.items():
+                _write_meta_value(self._meta, key, value)
+            self._meta.attrs["complete"] = True
+        except BaseException:
+            self._abort()
+            raise
+        self._file.close()
+        self._finished = True
+        os.replace(self.partial_path, self.path)
+        return self.path
+
+    def _abort(self):
+        """Keep what was recorded in ``<path>.partial``; never touch ``<path>``."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            for name in self.populations:
+                self._flush(name)
+        finally:
+            self._file.close()
+
+    def _check_open(self):
+        if self._finished:
+            raise ConfigError(f"{self.path}: writer: already finished or aborted; "
+                              "allowed: calls before finish()")
+
+
+def _extend(dataset, rows):
+    n = dataset.shape[0]
+    dataset.resize(n + rows.shape[0], axis=0)
+    dataset[n:] = rows
+
+
+def _int_array(a, src, field):
+    a = np.asarray(a)
+    if a.ndim == 0:
+        a = a.reshape(1)
+    if a.ndim != 1:
+        raise ConfigError(f"{src}: {field}: shape {a.shape}; allowed: a 1-D array")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise ConfigError(f"{src}: {field}: dtype {a.dtype}; allowed: integers")
+    return a.astype(np.int64)
+
+
+def _check_name(name, src, what):
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ConfigError(f"{src}: {what} name: got {name!r}; allowed: a non-empty string "
+                          "without '/'")
+
+
+def _signed_map(signed, populations, src):
+    if isinstance(signed, (bool, np.bool_)):
+        return dict.fromkeys(populations, bool(signed))
+    if isinstance(signed, dict):
+        unknown = sorted(set(signed) - set(populations))
+        if unknown:
+            raise ConfigError(f"{src}: signed: unknown populations {unknown}; "
+                              f"allowed: {sorted(populations)}")
+        return {name: bool(signed.get(name, False)) for name in populations}
+    raise ConfigError(f"{src}: signed: got {signed!r}; allowed: a bool or a dict "
+                      "population -> bool")
+
+
+# ----------------------------------------------------------------------------------- metadata
+#
+# /spikelm attributes hold short scalars (bool, int, float, str up to 4 KiB); longer strings
+# are scalar string datasets in /spikelm/text, lists/dicts/None are JSON strings in
+# /spikelm/json, NumPy arrays are datasets in /spikelm/arrays, and the per-projection SynOp
+# counts are two datasets /spikelm/synops/names (str) and /spikelm/synops/counts (int64).
+
+
+def _check_metadata(meta, src, dt):
+    for key, value in list(meta.items()):
+        if not isinstance(key, str) or not key or "/" in key:
+            raise ConfigError(f"{src}: metadata key {key!r}; allowed: a non-empty str without '/'")
+        if key == "dt":
+            if value != dt:
+                raise ConfigError(f"{src}: metadata['dt']: {value!r} differs from dt={dt}; "
+                                  "allowed: leave it out (the writer stores dt)")
+            del meta[key]
+            continue
+        if key in INTERNAL_KEYS:
+            raise ConfigError(f"{src}: metadata[{key!r}]: set by the writer; "
+                              f"allowed: any key but {list(INTERNAL_KEYS)}")
+        if key == "synops":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, (int, np.integer))
+                    and not isinstance(v, bool) and v >= 0 for k, v in value.items()):
+                raise ConfigError(f"{src}: metadata['synops']: got {value!r}; allowed: a dict "
+                                  "projection name -> SynOp count (int >= 0)")
+            continue
+        _meta_kind(value, f"{src}: metadata[{key!r}]")
+
+
+def _meta_kind(value, where):
+    if isinstance(value, (bool, np.bool_)):
+        return "attr"
+    if isinstance(value, (int, np.integer)):
+        if not -(1 << 63) <= int(value) < (1 << 63):
+            raise ConfigError(f"{where}: int {value} out of int64 range; allowed: int64 ints")
+        return "attr"
+    if isinstance(value, (float, np.floating)):
+        return "attr"
+    if isinstance(value, str):
+        return "attr" if len(value.encode("utf-8", "surrogatepass")) <= _SHORT_STR else "text"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise ConfigError(f"{where}: array dtype {value.dtype}; allowed: bool, int, float")
+        return "array"
+    if value is None or isinstance(value, (list, tuple, dict)):
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where}: not JSON-serialisable ({err}); allowed: lists/dicts "
+                              "of str, int, float, bool, None") from None
+        return "json"
+    raise ConfigError(f"{where}: type {type(value).__name__}; allowed: bool, int, float, str, "
+                      "NumPy array, or JSON-serialisable list/dict/None")
+
+
+def _write_meta_value(meta, key, value):
+    for sub in ("text", "json", "arrays"):
+        if sub in meta and key in meta[sub]:
+            del meta[sub][key]
+    if key in meta.attrs:
+        del meta.attrs[key]
+    if key == "synops":
+        if "synops" in meta:
+            del meta["synops"]
+        g = meta.create_group("synops")
+        names = list(value)
+        g.create_dataset("names", data=np.array(names, dtype=object),
+                         dtype=h5py.string_dtype())
+        g.create_dataset("counts", data=np.array([int(value[k]) for k in names], dtype=np.int64))
+        return
+    kind = _meta_kind(value, key)
+    if kind == "attr":
+        if isinstance(value, (bool, np.bool_)):
+            meta.attrs[key] = np.bool_(value)
+        elif isinstance(value, (int, np.integer)):
+            meta.attrs[key] = np.int64(value)
+        elif isinstance(value, (float, np.floating)):
+            meta.attrs[key] = np.float64(value)
+        else:
+            meta.attrs[key] = value
+    elif kind == "text":
+        meta.require_group("text").create_dataset(key, data=value, dtype=h5py.string_dtype())
+    elif kind == "json":
+        meta.require_group("json").create_dataset(key, data=json.dumps(value),
+                                                  dtype=h5py.string_dtype())
+    else:
+        meta.require_group("arrays").create_dataset(key, data=value)
+
+
+def _py(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+@dataclass(eq=False)
+class SpikeTable:
+    """The spikes of one population, in file order.
+
+    Attributes
+    ----------
+    timestamps : ndarray of float64
+        Spike times in ms.
+    node_ids : ndarray of uint64
+    values : ndarray of int8/int16, or None
+        Spike values of signed populations; None when the file has none.
+    sorting : str
+        ``"none"``, ``"by_id"`` or ``"by_time"``, as the file declares.
+    dt : float or None
+        Step width (ms) from the file's ``/spikelm`` metadata; None for other tools' files.
+    n_nodes : int or None
+        Neuron count from the metadata; None when unknown.
+    """
+
+    timestamps: np.ndarray
+    node_ids: np.ndarray
+    values: np.ndarray | None = None
+    sorting: str = "none"
+    dt: float | None = None
+    n_nodes: int | None = None
+
+    def __len__(self):
+        return self.timestamps.size
+
+    def steps(self, dt=None):
+        """Step index of each spike: ``round(timestamp / dt)`` as int64 (dt defaults to the file's)."""
+        dt = self.dt if dt is None else dt
+        if dt is None or not dt > 0:
+            raise ConfigError(f"SpikeTable.steps: dt: got {dt!r}; allowed: a float > 0 (ms); "
+                              "this file records none, so pass it")
+        return np.rint(self.timestamps / dt).astype(np.int64)
+
+
+def validate(path):
+    """Check that ``path`` is a readable SONATA spike file; raise FileFormatError if not.
+
+    Checks: the file exists and is HDF5; ``/spikes`` is a group of population groups, each
+    with 1-D ``timestamps`` (float) and ``node_ids`` (integer) of equal length, an optional
+    ``values`` (integer, same length), a known ``sorting`` and time unit; ``/spikelm``, when
+    present, has a positive ``dt``; every ``/report`` entry is a frame report or a weight
+    snapshot series with consistent shapes.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileFormatError(f"{path}: not a file (it does not exist)")
+    if not os.path.isfile(path):
+        raise FileFormatError(f"{path}: not a file (it is a directory or special file)")
+    if not h5py.is_hdf5(path):
+        raise FileFormatError(f"{path}: not an HDF5 file (no HDF5 signature); expected a "
+                              "SONATA spike file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise FileFormatError(f"{path}: unreadable HDF5 file ({err})") from None
+    with f:
+        _validate_open(f, path)
+
+
+def _validate_open(f, path):
+    if "spikes" not in f:
+        raise FileFormatError(f"{path}: /spikes: group missing; expected "
+                              "/spikes/<population>/{timestamps,node_ids}")
+    spikes = f["spikes"]
+    if not isinstance(spikes, h5py.Group):
+        raise FileFormatError(f"{path}: /spikes: is a dataset; expected a group")
+    for name, g in spikes.items():
+        where = f"{path}: /spikes/{name}"
+        if not isinstance(g, h5py.Group):
+            raise FileFormatError(f"{where}: is a dataset; expected a population group with "
+                                  "timestamps and node_ids (the pre-population layout is not "
+                                  "supported)")
+        for field in ("timestamps", "node_ids"):
+            if field not in g:
+                raise FileFormatError(f"{where}/{field}: dataset missing; expected timestamps "
+                                      "(float64, ms) and node_ids (uint64)")
+            if not isinstance(g[field], h5py.Dataset) or g[field].ndim != 1:
+                raise FileFormatError(f"{where}/{field}: not a 1-D dataset")
+        ts, ids = g["timestamps"], g["node_ids"]
+        if ts.dtype.kind != "f":
+            raise FileFormatError(f"{where}/timestamps: dtype {ts.dtype}; expected float64")
+        if ids.dtype.kind not in "ui":
+            raise FileFormatError(f"{where}/node_ids: dtype {ids.dtype}; expected uint64")
+        if ts.shape != ids.shape:
+            raise FileFormatError(f"{where}: timestamps has {ts.shape[0]} entries, node_ids "
+                                  f"{ids.shape[0]}; expected equal lengths")
+        if "values" in g:
+            v = g["values"]
+            if not isinstance(v, h5py.Dataset) or v.dtype.kind not in "ui" \
+                    or v.shape != ts.shape:
+                raise FileFormatError(f"{where}/values: dtype {getattr(v, 'dtype', None)}, "
+                                      f"shape {getattr(v, 'shape', None)}; expected int8/int16 "
+                                      f"of shape {ts.shape}")
+        _sorting(g, where)
+        _time_scale(ts, f"{where}/timestamps")
+    if "spikelm" in f:
+        meta = f["spikelm"]
+        dt = meta.attrs.get("dt") if isinstance(meta, h5py.Group) else None
+        if dt is None or not np.isscalar(dt) or not float(dt) > 0:
+            raise FileFormatError(f"{path}: /spikelm: attribute dt is {dt!r}; expected a "
+                                  "float > 0 (ms)")
+    if "report" in f:
+        for name, g in f["report"].items():
+            _validate_report(g, f"{path}: /report/{name}")
+
+
+def _validate_report(g, where):
+    if not isinstance(g, h5py.Group):
+        raise FileFormatError(f"{where}: is a dataset; expected a group")
+    if "data" in g:
+        _validate_frames(g, where)
+        for name, sub in g.items():
+            if name not in ("data", "mapping") and isinstance(sub, h5py.Group):
+                _validate_frames(sub, f"{where}/{name}")
+    if "weights" in g:
+        w, steps = g["weights"], g.get("steps")
+        if w.ndim != 2 or steps is None or steps.shape != (w.shape[0],):
+            raise FileFormatError(f"{where}: weights shape {w.shape}, steps shape "
+                                  f"{getattr(steps, 'shape', None)}; expected "
+                                  "[n_snapshots, n_synapses] and [n_snapshots]")
+    if "data" not in g and "weights" not in g:
+        raise FileFormatError(f"{where}: neither data nor weights; expected a frame report "
+                              "(data, mapping) or weight snapshots (weights, steps)")
+
+
+def _validate_frames(g, where):
+    if "data" not in g or "mapping" not in g:
+        raise FileFormatError(f"{where}: data or mapping missing; expected a SONATA frame "
+                              "report")
+    data, m = g["data"], g["mapping"]
+    if data.ndim != 2:
+        raise FileFormatError(f"{where}/data: shape {data.shape}; expected [n_times, n_values]")
+    for field in ("node_ids", "time"):
+        if field not in m:
+            raise FileFormatError(f"{where}/mapping/{field}: missing")
+    if m["time"].shape != (3,):
+        raise FileFormatError(f"{where}/mapping/time: shape {m['time'].shape}; expected "
+                              "[start, stop, dt]")
+    pointers = _pointers(m)
+    if pointers is not None and (pointers.size != m["node_ids"].shape[0] + 1
+                                 or int(pointers[-1]) != data.shape[1]):
+        raise FileFormatError(f"{where}/mapping/index_pointers: {pointers.size} entries ending "
+                              f"at {pointers[-1] if pointers.size else None}; expected "
+                              f"{m['node_ids'].shape[0] + 1} ending at {data.shape[1]}")
+    if pointers is None and m["node_ids"].shape[0] != data.shape[1]:
+        raise FileFormatError(f"{where}/mapping/node_ids: {m['node_ids'].shape[0]} nodes for "
+                              f"{data.shape[1]} data columns and no index_pointers")
+
+
+def _pointers(m):
+    for name in ("index_pointers", "index_pointer"):
+        if name in m:
+            return m[name][()]
+    return None
+
+
+def _sorting(g, where):
+    """The declared sorting of a population group: enum (SONATA) or string (bmtk)."""
+    for obj in (g, g.get("node_ids")):
+        if obj is None or "sorting" not in obj.attrs:
+            continue
+        raw = obj.attrs["sorting"]
+        enum = h5py.check_enum_dtype(obj.attrs.get_id("sorting").dtype)
+        if enum is not None:
+            names = {v: k for k, v in enum.items()}
+            if int(raw) in names and names[int(raw)] in SORTING:
+                return names[int(raw)]
+        else:
+            raw = _py(raw)
+            if isinstance(raw, str) and raw in _SORTING_STRINGS:
+                return _SORTING_STRINGS[raw]
+            if isinstance(raw, int) and raw in SORTING.values():
+                return {v: k for k, v in SORTING.items()}[raw]
+        raise FileFormatError(f"{where}: attribute sorting is {_py(raw)!r}; expected the enum "
+                              "{none, by_id, by_time} or one of those strings")
+    return "none"
+
+
+def _time_scale(ts, where):
+    units = _py(ts.attrs.get("units", "ms"))
+    if units not in _TIME_UNITS:
+        raise FileFormatError(f"{where}: attribute units is {units!r}; expected "
+                              f"{sorted(_TIME_UNITS)}")
+    return _TIME_UNITS[units]
+
+
+def read_spikes(path):
+    """Read every population of a SONATA spike file.
+
+    Returns
+    -------
+    dict[str, SpikeTable]
+        Population name -> its spikes (timestamps in ms).
+    """
+    validate(path)
+    meta = read_metadata(path)
+    sizes = meta.get("populations", {})
+    out = {}
+    with h5py.File(path, "r") as f:
+        for name, g in f["spikes"].items():
+            scale = _time_scale(g["timestamps"], name)
+            ts = g["timestamps"][()].astype(np.float64)
+            if scale != 1.0:
+                ts = ts * scale
+            out[name] = SpikeTable(
+                timestamps=ts,
+                node_ids=g["node_ids"][()].astype(np.uint64),
+                values=g["values"][()] if "values" in g else None,
+                sorting=_sorting(g, name),
+                dt=meta.get("dt"),
+                n_nodes=sizes.get(name),
+            )
+    return out
+
+
+def read_metadata(path):
+    """Read the run metadata of a spikelm file (``{}`` for files of other SONATA tools).
+
+    Returns what was passed as ``metadata``/``extra_metadata`` (tuples come back as lists,
+    ``synops`` as a dict) plus ``dt``, ``version``, ``populations``, ``signed``, ``complete``
+    (False in a ``.partial`` file) and ``format``.
+    """
+    validate(path)
+    with h5py.File(path, "r") as f:
+        if "spikelm" not in f:
+            return {}
+        meta = f["spikelm"]
+        out = {key: _py(value) for key, value in meta.attrs.items()}
+        if "text" in meta:
+            out.update({k: _py(d[()]) for k, d in meta["text"].items()})
+        if "json" in meta:
+            out.update({k: json.loads(_py(d[()])) for k, d in meta["json"].items()})
+        if "arrays" in meta:
+            out.update({k: d[()] for k, d in meta["arrays"].items()})
+        if "synops" in meta:
+            names = [_py(n) for n in meta["synops"]["names"][()]]
+            counts = meta["synops"]["counts"][()]
+            out["synops"] = {n: int(c) for n, c in zip(names, counts)}
+    return out
+
+
+def _state_group(f, path, population, variable):
+    report = f.get("report")
+    if report is None or population not in report or "data" not in report[population]:
+        have = sorted(k for k, g in (report or {}).items() if "data" in g)
+        raise ConfigError(f"{path}: /report/{population}: no state report; "
+                          f"available: {have}")
+    base = report[population]
+    variables = {_py(base["data"].attrs.get("variable", "")): base}
+    variables.update({k: g for k, g in base.items()
+                      if isinstance(g, h5py.Group) and k != "mapping" and "data" in g})
+    if variable is None:
+        return base
+    if variable not in variables:
+        raise ConfigError(f"{path}: /report/{population}: variable {variable!r} not recorded; "
+                          f"available: {sorted(v for v in variables if v)}")
+    return variables[variable]
+
+
+def read_state(path, population, variable=None):
+    """Read a state report.
+
+    Parameters
+    ----------
+    population : str
+    variable : str, optional
+        Default: the population's first recorded variable (``/report/<population>/data``).
+
+    Returns
+    -------
+    node_ids : ndarray of uint64
+        One per data column (a node with several elements is repeated).
+    times : ndarray of float64
+        Frame times in ms: ``start + i * dt`` from ``mapping/time``.
+    data : ndarray [n_times, n_columns]
+    """
+    validate(path)
+    path = os.fspath(path)
+    with h5py.File(path, "r") as f:
+        g = _state_group(f, path, population, variable)
+        data = g["data"][()]
+        m = g["mapping"]
+        ids = m["node_ids"][()].astype(np.uint64)
+        pointers = _pointers(m)
+        if pointers is not None:
+            ids = np.repeat(ids, np.diff(pointers.astype(np.int64)))
+        start, _, step_dt = (float(x) for x in m["time"][()])
+        scale = _time_scale(m["time"], f"/report/{population}/mapping/time")
+        times = (start + np.arange(data.shape[0]) * step_dt) * scale
+    return ids, times, data
+
+
+def read_weights(path, projection):
+    """Read the weight snapshots of one projection.
+
+    Returns
+    -------
+    steps : ndarray of int64
+        The step of each snapshot.
+    snapshots : ndarray [n_snapshots, n_synapses]
+    """
+    validate(path)
+    path = os.fspath(path)
+    with h5py.File(path, "r") as f:
+        report = f.get("report")
+        if report is None or projection not in report or "weights" not in report[projection]:
+            have = sorted(k for k, g in (report or {}).items() if "weights" in g)
+            raise ConfigError(f"{path}: /report/{projection}/weights: not recorded; "
+                              f"available: {have}")
+        g = report[projection]
+        return g["steps"][()].astype(np.int64), g["weights"][()]
+
+
+# ----------------------------------------------------------------------------------- summary
+
+
+def summary(path):
+    """The text ``spikelm info FILE.h5`` prints: populations, rates, SynOps and run facts."""
+    validate(path)
+    path = os.fspath(path)
+    meta = read_metadata(path)
+    spikes = read_spikes(path)
+    lines = [f"file: {path}"]
+    dt = meta.get("dt")
+    steps = meta.get("steps")
+    duration = None
+    if meta:
+        state = "complete" if meta.get("complete") else "incomplete (run did not finish)"
+        lines.append(f"written by: spikelm {meta.get('version', '?')}, {state}")
+        run = [f"dt: {dt:g} ms"]
+        if isinstance(steps, int):
+            duration = steps * dt
+            run.append(f"steps: {steps} ({duration:g} ms)")
+        else:
+            run.append("steps: not recorded")
+        run.append(f"backend: {meta.get('backend', 'not recorded')}")
+        run.append(f"seed: {meta.get('seed', 'not recorded')}")
+        lines.append("   ".join(run))
+    else:
+        lines.append("written by: another SONATA tool (no /spikelm group: dt, steps, seed, "
+                     "backend and neuron counts unknown; rates use the spiking neurons and "
+                     "0 .. last spike)")
+    lines.append("populations:")
+    head = f"  {'name':<16}{'neurons':>9}{'spikes':>12}{'rate (Hz)':>12}   time span (ms)"
+    lines.append(head)
+    for name, table in spikes.items():
+        n = table.n_nodes
+        label = str(n) if n is not None else f"{np.unique(table.node_ids).size} active"
+        n_rate = n if n is not None else np.unique(table.node_ids).size
+        t_end = duration if duration is not None else (
+            float(table.timestamps.max()) + (dt or 0) if len(table) else 0.0)
+        rate = len(table) / (n_rate * t_end / 1000.0) if n_rate and t_end else 0.0
+        span = (f"{table.timestamps.min():g} .. {table.timestamps.max():g}" if len(table)
+                else "no spikes")
+        signed = ""
+        if table.values is not None and len(table):
+            signed = f"   (+: {int((table.values > 0).sum())}, -: {int((table.values < 0).sum())})"
+        lines.append(f"  {name:<16}{label:>9}{len(table):>12}{rate:>12.3f}   {span}{signed}")
+    synops = meta.get("synops")
+    if synops:
+        lines.append("SynOps per projection:")
+        for name, count in synops.items():
+            lines.append(f"  {name:<28}{count:>16,}")
+        lines.append(f"  {'total':<28}{sum(synops.values()):>16,}")
+    elif meta:
+        lines.append("SynOps: not recorded")
+    lines.extend(_report_lines(path))
+    return "\n".join(lines)
+
+
+def _report_lines(path):
+    lines = []
+    with h5py.File(path, "r") as f:
+        if "report" not in f:
+            return lines
+        for name, g in f["report"].items():
+            frames = [g] if "data" in g else []
+            frames += [s for k, s in g.items() if isinstance(s, h5py.Group) and "data" in s]
+            for s in frames:
+                var = _py(s["data"].attrs.get("variable", "")) or "?"
+                units = _py(s["data"].attrs.get("units", ""))
+                shape = s["data"].shape
+                lines.append(f"state {name}/{var}: {shape[1]} nodes x {shape[0]} frames"
+                             + (f" ({units})" if units else ""))
+            if "weights" in g:
+                shape = g["weights"].shape
+                lines.append(f"weights {name}: {shape[0]} snapshots x {shape[1]} synapses")
+    return lines
