@@ -505,7 +505,14 @@ def _meta_kind(value, where):
     if isinstance(value, (float, np.floating)):
         return "attr"
     if isinstance(value, str):
-        return "attr" if len(value.encode("utf-8", "surrogatepass")) <= _SHORT_STR else "text"
+        if "\x00" in value:      # HDF5 strings end at NUL; JSON escapes it
+            return "json"
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ConfigError(f"{where}: str is not valid UTF-8 (lone surrogate); allowed: "
+                              "UTF-8 text") from None
+        return "attr" if size <= _SHORT_STR else "text"
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise ConfigError(f"{where}: array dtype {value.dtype}; allowed: bool, int, float")

@@ -1,0 +1,203 @@
+"""Pictures of spike files: raster with population rates, and weight distributions over time.
+
+Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display, no change to
+the user's matplotlib backend) and saved as PNG.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from spikelm.errors import ConfigError
+from spikelm.io.sonata import read_metadata, read_spikes, read_weights
+
+__all__ = ["plot_raster", "plot_weights"]
+
+_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
+            "#e377c2", "#7f7f7f", "#bcbd22"]
+_LINES = ["#1f77b4", "#ff7f0e", "#d62728"]   # first, middle, last weight histogram
+_NEGATIVE = "#000000"   # negative (inhibitory) spikes of signed populations
+
+
+def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None):
+    """Raster of every population over a panel of population rates (Hz).
+
+    Parameters
+    ----------
+    path_or_spikes : str, os.PathLike or dict[str, SpikeTable]
+        A spike file, or what ``read_spikes`` returned.
+    out_png : str or os.PathLike
+        Where to write the PNG.
+    max_points : int
+        Largest number of spikes drawn; above it an even random subset (seeded) is drawn and
+        the title says so. Rates always use every spike.
+    t_range : (float, float), optional
+        Time window in ms; default the whole run.
+
+    Returns
+    -------
+    str
+        ``out_png``.
+    """
+    if isinstance(path_or_spikes, dict):
+        spikes, meta, title = path_or_spikes, {}, "spikes"
+    else:
+        spikes = read_spikes(path_or_spikes)
+        meta = read_metadata(path_or_spikes)
+        title = os.path.basename(os.fspath(path_or_spikes))
+    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) \
+            or max_points < 1:
+        raise ConfigError(f"plot_raster: max_points: got {max_points!r}; allowed: an int >= 1")
+    t0, t1 = _time_window(spikes, meta, t_range)
+    pops = list(spikes)
+    sizes = {}
+    for name in pops:
+        table = spikes[name]
+        n = table.n_nodes
+        if n is None:
+            n = int(table.node_ids.max()) + 1 if len(table) else 1
+        sizes[name] = max(int(n), 1)
+    selected = {}
+    for name in pops:
+        t = spikes[name].timestamps
+        selected[name] = np.flatnonzero((t >= t0) & (t <= t1))
+    total = sum(idx.size for idx in selected.values())
+    keep = 1.0 if total <= max_points else max_points / total
+    rng = np.random.default_rng(0)
+
+    fig = Figure(figsize=(10, 6.5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax, ax_rate = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    offset, ticks, handles = 0, [], {}
+    bin_ms = _bin_width(t1 - t0, meta.get("dt"))
+    edges = np.arange(t0, t1 + bin_ms, bin_ms)
+    if edges.size < 2:
+        edges = np.array([t0, t0 + bin_ms])
+    for i, name in enumerate(reversed(pops)):
+        table, idx = spikes[name], selected[name]
+        colour = _COLOURS[(len(pops) - 1 - i) % len(_COLOURS)]
+        if keep < 1.0 and idx.size:
+            idx = np.sort(rng.choice(idx, size=int(round(idx.size * keep)), replace=False))
+        t = table.timestamps[idx]
+        y = table.node_ids[idx].astype(np.float64) + offset
+        if table.values is not None:
+            neg = table.values[idx] < 0
+            ax.plot(t[~neg], y[~neg], ls="none", marker="|", ms=3, mew=0.6, color=colour)
+            ax.plot(t[neg], y[neg], ls="none", marker="|", ms=3, mew=0.6,
+                    color=_NEGATIVE)
+            handles[name] = [_handle(colour, f"{name} +1"), _handle(_NEGATIVE, f"{name} -1")]
+        else:
+            ax.plot(t, y, ls="none", marker="|", ms=3, mew=0.6, color=colour)
+            handles[name] = [_handle(colour, name)]
+        ticks.append((offset + sizes[name] / 2, name))
+        if offset:
+            ax.axhline(offset - 0.5, color="0.8", lw=0.6)
+        offset += sizes[name]
+        all_t = table.timestamps[selected[name]]
+        counts, _ = np.histogram(all_t, bins=edges)
+        rate = counts / (sizes[name] * bin_ms / 1000.0)
+        ax_rate.step(edges[:-1], rate, where="post", color=colour, lw=1.2, label=name)
+    ax.set_yticks([p for p, _ in ticks], [n for _, n in ticks])
+    ax.set_ylim(-0.5, offset - 0.5)
+    ax.set_ylabel("neuron (by population)")
+    ax.legend(handles=[h for name in pops for h in handles[name]], loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    shown = f"  (showing {int(round(total * keep)):,} of {total:,} spikes)" if keep < 1 else ""
+    ax.set_title(f"{title}: {total:,} spikes{shown}")
+    ax_rate.set_xlim(t0, t1 if t1 > t0 else t0 + bin_ms)
+    ax_rate.set_xlabel("time (ms)")
+    ax_rate.set_ylabel(f"rate (Hz)\n{bin_ms:g} ms bins")
+    ax_rate.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.fspath(out_png))
+    return os.fspath(out_png)
+
+
+def _handle(colour, label):
+    return Line2D([], [], ls="none", marker="|", ms=8, mew=1.5, color=colour, label=label)
+
+
+def _time_window(spikes, meta, t_range):
+    if t_range is not None:
+        try:
+            t0, t1 = (float(x) for x in t_range)
+        except (TypeError, ValueError):
+            t0 = t1 = np.nan
+        if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
+            raise ConfigError(f"plot_raster: t_range: got {t_range!r}; allowed: (start, stop) "
+                              "in ms with stop > start")
+        return t0, t1
+    if isinstance(meta.get("steps"), int) and meta.get("dt"):
+        return 0.0, meta["steps"] * meta["dt"]
+    last = [float(s.timestamps.max()) for s in spikes.values() if len(s)]
+    return 0.0, (max(last) if last else 1.0) + (meta.get("dt") or 1.0)
+
+
+def _bin_width(span, dt):
+    """A round bin width giving about 100 bins, never below dt."""
+    raw = max(span / 100.0, dt or 0.0, 1e-9)
+    scale = 10.0 ** np.floor(np.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * scale >= raw:
+            return float(m * scale)
+    return float(10 * scale)
+
+
+def plot_weights(path, projection, out_png, bins=60):
+    """Weight distribution of one projection at every snapshot.
+
+    Left: a heatmap of the histogram (weight on y, snapshot time on x, colour the fraction of
+    synapses), where a distribution turning bimodal shows as one band splitting in two.
+    Right: the first, middle and last histograms as lines.
+
+    Returns
+    -------
+    str
+        ``out_png``.
+    """
+    steps, snaps = read_weights(path, projection)
+    meta = read_metadata(path)
+    dt = meta.get("dt")
+    if snaps.shape[0] == 0 or snaps.shape[1] == 0:
+        raise ConfigError(f"{os.fspath(path)}: /report/{projection}/weights: no snapshots; "
+                          "allowed: at least one snapshot of at least one synapse")
+    w = snaps.astype(np.float64)
+    lo, hi = float(np.nanmin(w)), float(np.nanmax(w))
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    hist = np.stack([np.histogram(row, bins=edges)[0] for row in w]) / w.shape[1]
+    x = steps * dt if dt else steps.astype(np.float64)
+    xlabel = "time (ms)" if dt else "step"
+
+    fig = Figure(figsize=(11, 5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax, ax_lines = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    if x.size > 1:
+        half = np.diff(x) / 2
+        x_edges = np.concatenate(([x[0] - half[0]], x[:-1] + half, [x[-1] + half[-1]]))
+    else:
+        x_edges = np.array([x[0] - 0.5, x[0] + 0.5])
+    mesh = ax.pcolormesh(x_edges, edges, hist.T, cmap="magma", shading="flat")
+    fig.colorbar(mesh, ax=ax, label="fraction of synapses")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("weight")
+    ax.set_title(f"{os.path.basename(os.fspath(path))}: {projection} weights "
+                 f"({snaps.shape[1]:,} synapses, {snaps.shape[0]} snapshots)")
+    picks = sorted({0, snaps.shape[0] // 2, snaps.shape[0] - 1})
+    centres = (edges[:-1] + edges[1:]) / 2
+    for k, i in enumerate(picks):
+        ax_lines.plot(centres, hist[i], drawstyle="steps-mid", color=_LINES[k], lw=1.5,
+                      label=f"{xlabel.split()[0]} {x[i]:g}")
+    ax_lines.set_xlabel("weight")
+    ax_lines.set_ylabel("fraction of synapses")
+    ax_lines.legend(fontsize=8)
+    ax_lines.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.fspath(out_png))
+    return os.fspath(out_png)
