@@ -1,0 +1,111 @@
+"""Leaky integrate-and-fire neuron with exponential current-based synapses.
+
+Equations (units: ms, mV; currents as R*I in mV, so ``r_m`` [MOhm] times nA)::
+
+    tau_m dV/dt = -(V - e_l) + I_e + I_i + r_m * I_ext
+    tau_e dI_e/dt = -I_e,   tau_i dI_i/dt = -I_i
+
+Discretisation: exact exponential integration over one step of width dt for V and the
+synaptic currents (the propagator of NEST's iaf_psc_exp), with I_ext held constant over the
+step. Events delivered at step t are added to I_e / I_i before the update (a weight is the
+jump of the current, in mV). With ``tau_e = 0`` (or ``tau_i = 0``) the synapse is a delta
+synapse: the weight is added to V directly. Threshold ``v_th``, reset to ``v_reset``,
+absolute refractory period ``t_ref`` (V clamped at v_reset, delta inputs ignored).
+
+Optional adaptive threshold (``alpha > 0``): theta = v_th + a, where the trace ``a`` jumps
+by ``alpha`` at each spike and decays with ``tau_a``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import NeuronModel, check_params, fired, pack
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Parameters of :mod:`lif` (ms, mV, MOhm, nA)."""
+
+    tau_m: float = 20.0
+    v_th: float = -50.0
+    v_reset: float = -60.0
+    e_l: float = -49.0
+    t_ref: float = 5.0
+    tau_e: float = 5.0
+    tau_i: float = 10.0
+    r_m: float = 1.0
+    alpha: float = 0.0
+    tau_a: float = 100.0
+
+    def __post_init__(self):
+        check_params(self, positive=("tau_m", "r_m", "tau_a"), nonnegative=("t_ref", "tau_e", "tau_i", "alpha"))
+        if self.v_reset >= self.v_th:
+            from spikelm.errors import ConfigError
+
+            raise ConfigError(f"LIFParams: v_reset ({self.v_reset}) must be below v_th ({self.v_th})")
+
+
+def _propagator(tau_s, tau_m, dt):
+    """Weight of an exponentially decaying current I(0) on V after one step."""
+    if tau_s == 0.0:
+        return 0.0
+    if abs(tau_s - tau_m) < 1e-12:
+        return dt / tau_m * math.exp(-dt / tau_m)
+    return tau_s / (tau_s - tau_m) * (math.exp(-dt / tau_s) - math.exp(-dt / tau_m))
+
+
+def derive(p: LIFParams, dt: float) -> np.ndarray:
+    em = math.exp(-dt / p.tau_m)
+    return pack([
+        p.e_l, p.v_th, p.v_reset, em,
+        _propagator(p.tau_e, p.tau_m, dt), _propagator(p.tau_i, p.tau_m, dt),
+        math.exp(-dt / p.tau_e) if p.tau_e > 0 else 0.0,
+        math.exp(-dt / p.tau_i) if p.tau_i > 0 else 0.0,
+        float(round(p.t_ref / dt)), p.r_m * (1.0 - em),
+        1.0 if p.tau_e == 0 else 0.0, 1.0 if p.tau_i == 0 else 0.0,
+        p.alpha, math.exp(-dt / p.tau_a),
+    ])
+
+
+def init_state(n, p: LIFParams, rng):
+    return {"v": np.full(n, p.e_l), "i_e": np.zeros(n), "i_i": np.zeros(n),
+            "ref": np.zeros(n), "a": np.zeros(n)}
+
+
+def step(s, c, inp_e, inp_i, i_ext, t):
+    e_l, v_th, v_reset, em, pe, pi, de, di, ref_steps, ext, delta_e, delta_i, alpha, da = c[:14]
+    v, ie, ii, ref, a = s["v"], s["i_e"], s["i_i"], s["ref"], s["a"]
+    if delta_e == 0.0:
+        ie += inp_e
+    if delta_i == 0.0:
+        ii += inp_i
+    free = ref <= 0.0
+    vn = e_l + (v - e_l) * em + ie * pe + ii * pi + i_ext * ext
+    if delta_e != 0.0:
+        vn = vn + inp_e
+    if delta_i != 0.0:
+        vn = vn + inp_i
+    v[:] = np.where(free, vn, v_reset)
+    ref[:] = np.where(free, ref, ref - 1.0)
+    ie *= de
+    ii *= di
+    a *= da
+    spk = free & (v >= v_th + a)
+    v[spk] = v_reset
+    ref[spk] = ref_steps
+    a[spk] += alpha
+    return fired(spk)
+
+
+def may_fire(s, c, driven):
+    if driven:
+        return True
+    v_th = c[1]
+    return bool(np.any(s["ref"] > 0) or np.any(np.abs(s["i_e"]) + np.abs(s["i_i"]) > 1e-9)
+                or np.any(s["v"] >= v_th + s["a"]))
+
+
+LIF = NeuronModel("lif", 1, LIFParams, ("v", "i_e", "i_i", "ref", "a"), derive, init_state, step, may_fire)

@@ -1,0 +1,65 @@
+"""Signed integrate-and-fire quantizer (the ST-BIF idea), the neuron of converted LMs.
+
+It integrates its input with no leak into V and keeps a spike counter ``count`` in
+[q_min, q_max]. At each step it fires at most one spike::
+
+    +1  if V - count >= 1/2  and count < q_max   (count += 1)
+    -1  if V - count < -1/2  and count > q_min   (count -= 1)
+
+so once its input stops, after at most |V| steps, count = clamp(floor(V + 1/2), q_min,
+q_max): the round-half-up quantization of V. With integer inputs V and count are integers
+and every backend is bit-exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikelm.errors import ConfigError
+
+from .base import NeuronModel, check_params, pack
+
+
+@dataclass(frozen=True)
+class SignedIFParams:
+    """Parameters of :mod:`signed_if`: the code range [q_min, q_max] (integers, q_min <= 0 <= q_max)."""
+
+    q_min: int = -128
+    q_max: int = 127
+
+    def __post_init__(self):
+        check_params(self)
+        if self.q_min != int(self.q_min) or self.q_max != int(self.q_max) or not self.q_min <= 0 <= self.q_max:
+            raise ConfigError(f"SignedIFParams: need integers q_min <= 0 <= q_max, got q_min={self.q_min!r}, "
+                              f"q_max={self.q_max!r}")
+
+
+def derive(p: SignedIFParams, dt: float) -> np.ndarray:
+    return pack([float(p.q_min), float(p.q_max)])
+
+
+def init_state(n, p: SignedIFParams, rng):
+    return {"v": np.zeros(n), "count": np.zeros(n)}
+
+
+def step(s, c, inp_e, inp_i, i_ext, t):
+    q_min, q_max = c[0], c[1]
+    v, count = s["v"], s["count"]
+    v += inp_e + inp_i + i_ext
+    d = v - count
+    up = (d >= 0.5) & (count < q_max)
+    down = (d < -0.5) & (count > q_min)
+    count += up
+    count -= down
+    idx = np.flatnonzero(up | down)
+    return idx, np.where(up[idx], 1, -1).astype(np.int8)
+
+
+def may_fire(s, c, driven):
+    d = s["v"] - s["count"]
+    return driven or bool(np.any(((d >= 0.5) & (s["count"] < c[1])) | ((d < -0.5) & (s["count"] > c[0]))))
+
+
+SIGNED_IF = NeuronModel("signed_if", 4, SignedIFParams, ("v", "count"), derive, init_state, step, may_fire,
+                        ternary=True)

@@ -1,0 +1,66 @@
+"""Spike sources: populations that emit spikes by a rule and receive no input.
+
+- ``poisson``: each neuron fires independently with probability rate * dt per step
+  (``rate`` in Hz). Random numbers come from the counter-based generator of
+  :mod:`spikelm.simulator.rng`, a pure function of (seed, stream, step, neuron), so every
+  backend draws the same spikes and a checkpoint needs no RNG state.
+- ``spike_times``: explicit spike times in ms per neuron (rounded to steps).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikelm.errors import ConfigError
+
+from .base import NeuronModel, check_params, pack
+
+
+@dataclass(frozen=True)
+class PoissonParams:
+    """``rate``: firing rate of every neuron, Hz."""
+
+    rate: float = 10.0
+
+    def __post_init__(self):
+        check_params(self, nonnegative=("rate",))
+
+
+@dataclass(frozen=True)
+class SpikeTimesParams:
+    """``times``: one list of spike times (ms) per neuron; ``n`` must equal its length."""
+
+    times: tuple = field(default_factory=tuple)
+
+    def __post_init__(self):
+        for i, ts in enumerate(self.times):
+            arr = np.asarray(ts, dtype=float)
+            if arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ConfigError(f"SpikeTimesParams: times[{i}] must be a list of finite times >= 0 ms, got {ts!r}")
+
+
+def derive_poisson(p: PoissonParams, dt: float) -> np.ndarray:
+    prob = p.rate * dt * 1e-3
+    if prob > 1.0:
+        raise ConfigError(f"PoissonParams: rate {p.rate} Hz at dt {dt} ms gives a spike probability {prob:.3g} > 1 "
+                          f"per step; lower the rate or dt")
+    return pack([prob])
+
+
+def _no_state(n, p, rng):
+    return {"v": np.zeros(n)}
+
+
+def _source_step(s, c, inp_e, inp_i, i_ext, t):
+    raise RuntimeError("source populations are stepped by the simulator")
+
+
+def _never(s, c, driven):
+    return False
+
+
+POISSON = NeuronModel("poisson", 5, PoissonParams, ("v",), derive_poisson, _no_state, _source_step,
+                      lambda s, c, driven: True, is_source=True)
+SPIKE_TIMES = NeuronModel("spike_times", 6, SpikeTimesParams, ("v",), lambda p, dt: pack([]), _no_state,
+                          _source_step, _never, is_source=True)

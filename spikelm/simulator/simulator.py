@@ -1,0 +1,193 @@
+"""The Simulator: runs a Network step by step on a chosen backend, in chunks of steps."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikelm.errors import ConfigError
+
+from .backends import get_backend
+from .monitors import RateMonitor, SpikeMonitor, StateMonitor
+from .plan import Plan
+from .recording import ChunkBuffers
+
+
+@dataclass
+class RunResult:
+    """What one call of :meth:`Simulator.run` did."""
+
+    steps: int
+    quiescent: bool
+    wall_s: float
+    spikes: dict = field(default_factory=dict)
+    synops: dict = field(default_factory=dict)
+
+
+class Simulator:
+    """Run ``network`` on ``backend`` ("numpy" reference, "numba" default, "cupy").
+
+    Parameters
+    ----------
+    network : spikelm.network.Network
+    backend : str
+    record : "all", None or a list of population names whose spikes are kept
+    state : list of StateMonitor
+    chunk_steps : int
+        Steps per compiled call (between record flushes).
+    spike_buffer : int
+        Spikes held in the record buffer before a flush.
+    """
+
+    def __init__(self, network, backend="numba", record="all", state=(), chunk_steps=2000,
+                 spike_buffer=1_000_000):
+        self.backend_name = backend
+        self.backend = get_backend(backend)
+        self.network = network
+        if not network.populations:
+            raise ConfigError("network has no populations; add at least one before simulating")
+        self.plan = Plan(network)
+        self.t = 0
+        names = list(network.populations)
+        if record == "all":
+            record = names
+        record = list(record or [])
+        for r in record:
+            network.population(r, "record: ")
+        self.spikes = SpikeMonitor(record)
+        self.rates = RateMonitor(names, {p: network.populations[p].n for p in names}, network.dt)
+        self.state_monitors = list(state)
+        rec_mask = np.zeros(self.plan.N, dtype=np.uint8)
+        for r in record:
+            i = self.plan.pop_index[r]
+            rec_mask[self.plan.pop_lo[i]:self.plan.pop_hi[i]] = 1
+        rows, cols, every = self._sample_layout()
+        self._every = every
+        self.buffers = ChunkBuffers(self.plan, rec_mask, chunk_steps, spike_buffer, rows, cols, every)
+        self.learn = None
+        self.wall_s = 0.0
+
+    def _sample_layout(self):
+        rows, cols, everys = [], [], []
+        self._sample_slices = []
+        for m in self.state_monitors:
+            pop = self.network.population(m.population, "state monitor: ")
+            i = self.plan.pop_index[pop.name]
+            neurons = np.arange(pop.n) if m.neurons is None else m.neurons
+            if neurons.size and (neurons.min() < 0 or neurons.max() >= pop.n):
+                raise ConfigError(f"state monitor of '{pop.name}': neuron indices must lie in [0, {pop.n})")
+            start = len(rows)
+            for var in m.variables:
+                if var not in pop.model.state_vars:
+                    raise ConfigError(f"state monitor of '{pop.name}': unknown variable {var!r}; "
+                                      f"{pop.model.name} has {', '.join(pop.model.state_vars)}")
+                r = pop.model.state_vars.index(var)
+                rows += [r] * neurons.size
+                cols += list(self.plan.pop_lo[i] + neurons)
+            self._sample_slices.append((start, len(rows)))
+            if m.every < 1:
+                raise ConfigError(f"state monitor of '{pop.name}': 'every' must be >= 1 step, got {m.every}")
+            everys.append(m.every)
+        return rows, cols, math.gcd(*everys) if everys else 1
+
+    @property
+    def time_ms(self):
+        return self.t * self.network.dt
+
+    @property
+    def synops(self):
+        """SynOps so far, per projection name."""
+        return {k.name: int(self.plan.synops[i]) for i, k in enumerate(self.plan.projs)}
+
+    def run(self, steps=None, duration=None, until_quiescent=False, max_steps=None, progress=False, writer=None):
+        """Advance the simulation.
+
+        Give ``steps`` (or ``duration`` in ms), or ``until_quiescent=True`` with a step cap
+        ``max_steps``. ``writer`` (a :class:`spikelm.io.sonata.SpikeWriter`) receives the
+        spikes and samples chunk by chunk. Returns a :class:`RunResult`.
+        """
+        if until_quiescent:
+            if max_steps is None:
+                raise ConfigError("run(until_quiescent=True) needs a step cap: give max_steps")
+            total = int(max_steps)
+        elif duration is not None:
+            if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+                raise ConfigError(f"duration must be a positive number of ms, got {duration!r}")
+            total = int(round(duration / self.network.dt))
+        elif steps is not None:
+            total = steps
+        else:
+            raise ConfigError("run() needs steps, duration or until_quiescent=True with max_steps")
+        if isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < 0:
+            raise ConfigError(f"steps must be an integer >= 0, got {total!r}")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=int(total), unit="step", unit_scale=True, desc=f"{self.backend_name}", leave=False)
+        done, quiet = 0, False
+        t_start = time.perf_counter()
+        spikes0 = {p: self.spikes.count(p) for p in self.spikes.populations}
+        syn0 = dict(self.synops)
+        buf = self.buffers
+        try:
+            while done < total and not quiet:
+                buf.reset()
+                n = min(buf.max_steps, total - done)
+                ran, quiet = self.backend.run_chunk(self.plan, buf, self.t, n, until_quiescent, self.learn)
+                self._flush(buf, ran, writer)
+                self.t += ran
+                done += ran
+                if bar is not None:
+                    bar.update(ran)
+                if ran == 0 and not quiet:
+                    raise RuntimeError("the spike record buffer is too small for one step; raise spike_buffer")
+        finally:
+            if bar is not None:
+                bar.close()
+        wall = time.perf_counter() - t_start
+        self.wall_s += wall
+        return RunResult(done, quiet, wall,
+                         {p: self.spikes.count(p) - spikes0[p] for p in self.spikes.populations},
+                         {k: v - syn0[k] for k, v in self.synops.items()})
+
+    def _flush(self, buf, ran, writer):
+        n = int(buf.n[0])
+        steps, idx, val = buf.steps[:n], buf.idx[:n], buf.val[:n]
+        for name in self.spikes.populations:
+            i = self.plan.pop_index[name]
+            lo, hi = self.plan.pop_lo[i], self.plan.pop_hi[i]
+            sel = (idx >= lo) & (idx < hi)
+            s, j, v = steps[sel], idx[sel] - lo, val[sel]
+            self.spikes.add(name, s, j, v)
+            if writer is not None and s.size:
+                writer.append(name, s, j, v)
+        self.rates.add(buf.counts[:ran])
+        ns = int(buf.n[2])
+        for m, (a, b) in zip(self.state_monitors, self._sample_slices):
+            st = buf.sample_steps[:ns]
+            keep = st % m.every == 0
+            if keep.any():
+                m.steps.append(st[keep].copy())
+                m.data.append(buf.samples[:ns][keep][:, a:b].copy())
+                if writer is not None:
+                    n_neu = (b - a) // len(m.variables)
+                    pop = self.network.populations[m.population]
+                    ids = np.arange(pop.n) if m.neurons is None else m.neurons
+                    for k, var in enumerate(m.variables):
+                        writer.add_state(m.population, var, ids, st[keep], m.data[-1][:, k * n_neu:(k + 1) * n_neu])
+
+    # -- conservation counters -------------------------------------------------------------
+    @property
+    def events(self):
+        """(pushed, delivered, pending) synaptic events so far."""
+        q = self.plan.queue
+        return q.pushed, q.delivered, q.pending
+
+    def reset_window(self, populations=None):
+        """Restart EI-IF threshold windows (t counts from t0 again) at the current step."""
+        for name in populations or list(self.network.populations):
+            self.network.populations[name].window_start = self.t
+        self.plan.set_windows()
