@@ -36,13 +36,13 @@ class Network:
         self.projections: dict[str, Projection] = {}
         self.stimuli: list = []
 
-    def add_population(self, name, model, n, params=None, init=None) -> Population:
+    def add_population(self, name, model, n, params=None, init=None, plasticity=None) -> Population:
         """Add ``n`` neurons of ``model`` (see :class:`Population`)."""
         if not isinstance(name, str) or not name.isidentifier():
             raise ConfigError(f"population name must be an identifier (letters, digits, _), got {name!r}")
         if name in self.populations:
             raise ConfigError(f"population '{name}' is defined twice")
-        pop = Population(name, model, n, params, init, self.rng)
+        pop = Population(name, model, n, params, init, self.rng, plasticity)
         self.populations[name] = pop
         return pop
 

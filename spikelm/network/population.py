@@ -23,12 +23,14 @@ class Population:
     params : the model's params dataclass, or a dict of its fields (defaults fill the rest)
     init : dict, optional
         Initial values of state variables: a number, an array of length n or a distribution.
+    plasticity : rule object, optional
+        A population rule (homeostasis) from :mod:`spikelm.plasticity`.
 
     The state lives in ``state`` (dict of float64 arrays). Once a simulator is built the
     arrays are views into the simulator's packed state, so edits show on both sides.
     """
 
-    def __init__(self, name, model, n, params=None, init=None, rng=None):
+    def __init__(self, name, model, n, params=None, init=None, rng=None, plasticity=None):
         self.name = name
         self.model: NeuronModel = get_model(model) if isinstance(model, str) else model
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -45,6 +47,7 @@ class Population:
                                   f"{self.model.name} has {', '.join(self.model.state_vars)}")
             self.state[var][:] = draw(value, self.n, rng, f"population '{name}': init.{var}")
         self.window_start = 0
+        self.plasticity = plasticity
 
     def __repr__(self):
         return f"Population({self.name!r}, {self.model.name}, n={self.n})"

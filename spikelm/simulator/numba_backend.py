@@ -11,6 +11,9 @@ import numpy as np
 from numba import njit
 
 from . import numba_kernels as nk
+from spikelm.plasticity.interface import empty_arrays
+from spikelm.plasticity.numba_learn import learn as learn_nb
+
 from .rng import normal_nb, poisson_nb, uniform_nb
 
 LIF, EIIF, IZH, SIF, POISSON, TIMES = 1, 2, 3, 4, 5, 6
@@ -18,8 +21,7 @@ LIF, EIIF, IZH, SIF, POISSON, TIMES = 1, 2, 3, 4, 5, 6
 
 def run_chunk(plan, buf, t0, n_steps, until_quiescent, learn=None):
     """Advance ``plan`` by up to ``n_steps`` steps from ``t0``; return (steps done, quiescent)."""
-    if learn is not None:
-        raise NotImplementedError("plasticity is run by the plasticity-aware loop")
+    plast = learn.arrays if learn is not None else empty_arrays()
     q = plan.queue
     i_cur = plan.current_at(t0 - 1)
     src_ptr = int(np.searchsorted(plan.src_step, t0))
@@ -32,7 +34,7 @@ def run_chunk(plan, buf, t0, n_steps, until_quiescent, learn=None):
         i_cur, plan.cs_step, plan.cs_lohi, plan.cs_delta, plan.nz_lohi, plan.nz_ms, plan.nz_key,
         plan.pin_lohi, plan.pin_par, plan.pin_target, plan.pin_key, plan.src_step, plan.src_idx, src_ptr,
         buf.rec_mask, buf.steps, buf.idx, buf.val, buf.counts, buf.sample_rows, buf.sample_cols, buf.every,
-        buf.samples, buf.sample_steps, buf.n)
+        buf.samples, buf.sample_steps, buf.n, plast)
     return int(done), bool(quiet)
 
 
@@ -100,7 +102,7 @@ def _run(t0, n_steps, until_quiescent,
          i_cur, cs_step, cs_lohi, cs_delta, nz_lohi, nz_ms, nz_key, pin_lohi, pin_par, pin_target, pin_key,
          src_step, src_idx, src_ptr,
          rec_mask, rec_steps, rec_idx, rec_val, counts, sample_rows, sample_cols, every, samples, sample_steps,
-         nrec):
+         nrec, plast):
     N = S.shape[1]
     P = pop_lo.size
     n_slots = qbuf.shape[0]
@@ -174,7 +176,9 @@ def _run(t0, n_steps, until_quiescent,
             counts[s, p] = nout - before
         while src_ptr < src_step.size and src_step[src_ptr] <= t:
             src_ptr += 1
-        # 3. learn: plastic networks run through the plasticity loop
+        # 3. learn
+        learn_nb(t, out_idx, out_val, nout, S, w, indptr, post, delay, proj_ptr_off, proj_syn_off, proj_pre_lo,
+                 proj_post_lo, pop_lo, pop_hi, plast)
         # 4. propagate
         p = 0
         for e in range(nout):

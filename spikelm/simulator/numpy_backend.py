@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from spikelm.plasticity import learn_numpy
+
 from . import rng
 
 
@@ -57,7 +59,7 @@ def run_chunk(plan, buf, t0, n_steps, until_quiescent, learn=None):
         spk_val = np.concatenate(spk_val) if spk_val else np.zeros(0, np.int8)
         # 3. learn
         if learn is not None:
-            learn(plan, t, spk_idx, spk_val)
+            learn_numpy(plan, t, spk_idx, spk_val, learn)
         # 4. propagate
         _propagate(plan, t, spk_idx, spk_val)
         # 5. record

@@ -66,7 +66,9 @@ class Simulator:
         rows, cols, every = self._sample_layout()
         self._every = every
         self.buffers = ChunkBuffers(self.plan, rec_mask, chunk_steps, spike_buffer, rows, cols, every)
-        self.learn = None
+        from spikelm.plasticity import pack
+
+        self.learn = pack(self.plan)
         self.wall_s = 0.0
 
     def _sample_layout(self):
