@@ -115,7 +115,7 @@ class SpikeWriter:
         self._file = h5py.File(self.partial_path, "w")
         self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
         self._file.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
-        spikes = self._file.create_group("spikes")
+        spikes = self._file.create_group("spikes", track_order=True)  # keep population order
         self._buffers = {name: [] for name in self.populations}
         self._buffered = dict.fromkeys(self.populations, 0)
         self._last_step = dict.fromkeys(self.populations, -1)
@@ -301,8 +301,9 @@ class SpikeWriter:
         self._file.flush()
 
     def _new_state(self, population, variable, node_ids, units, src):
-        report = self._file.require_group("report")
-        base = report.require_group(population)
+        report = self._report_group()
+        base = report[population] if population in report else report.create_group(
+            population, track_order=True)
         if "data" not in base:
             g = base
         else:
@@ -327,6 +328,11 @@ class SpikeWriter:
                "last": None, "n": 0}
         self._states[(population, variable)] = rep
         return rep
+
+    def _report_group(self):
+        if "report" not in self._file:
+            self._file.create_group("report", track_order=True)
+        return self._file["report"]
 
     def _write_state_time(self, rep):
         stride = rep["stride"] or 1
@@ -353,7 +359,7 @@ class SpikeWriter:
         w = np.asarray(weights)
         if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
             raise ConfigError(f"{src}: weights: dtype {w.dtype}; allowed: float or int")
-        report = self._file.require_group("report")
+        report = self._report_group()
         g = report.require_group(projection)
         if projection not in self._weights:
             if "weights" in g:
