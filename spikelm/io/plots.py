@@ -107,7 +107,7 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None):
     ax.set_ylabel("neuron (by population)")
     ax.legend(handles=[h for name in pops for h in handles[name]], loc="upper left",
               bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    shown = f"  (showing {int(round(total * keep)):,} of {total:,} spikes)" if keep < 1 else ""
+    shown = f" ({int(round(total * keep)):,} drawn)" if keep < 1 else ""
     ax.set_title(f"{title}: {total:,} spikes{shown}")
     ax_rate.set_xlim(t0, t1 if t1 > t0 else t0 + bin_ms)
     ax_rate.set_xlabel("time (ms)")

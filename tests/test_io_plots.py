@@ -1,0 +1,72 @@
+"""Plots of spike files: PNGs are written, sized as asked and not blank."""
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from spikelm.errors import ConfigError
+from spikelm.io.plots import plot_raster, plot_weights
+from spikelm.io.sonata import SpikeWriter, read_spikes
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plots") / "run.h5"
+    rng = np.random.default_rng(0)
+    with SpikeWriter(path, {"exc": 80, "inh": 20}, 0.5, signed={"inh": True}) as w:
+        for step in range(400):
+            ids = np.flatnonzero(rng.random(80) < 0.02)
+            w.append("exc", np.full(ids.size, step), ids)
+            ids = np.flatnonzero(rng.random(20) < 0.05)
+            w.append("inh", np.full(ids.size, step), ids, rng.choice([-1, 1], ids.size))
+            if step % 40 == 0:
+                f = step / 400
+                bimodal = np.where(rng.random(500) < 0.5, 0.1, 0.9) + rng.normal(0, 0.03, 500)
+                w.add_weights("exc->exc", step, (1 - f) * rng.normal(0.5, 0.1, 500) + f * bimodal)
+        w.finish({"steps": 400})
+    return path
+
+
+def _image(path):
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    return img[..., :3]
+
+
+def _colour_fraction(img, rgb, tol=0.08):
+    return np.mean(np.all(np.abs(img - np.array(rgb)) < tol, axis=-1))
+
+
+def test_raster_png(run_file, tmp_path):
+    out = tmp_path / "raster.png"
+    assert plot_raster(run_file, out) == str(out)
+    img = _image(out)
+    assert img.shape[:2] == (715, 1100)                        # 10 x 6.5 in at 110 dpi
+    assert out.stat().st_size > 20_000
+    assert np.mean(img < 0.9) > 0.02                           # far from blank
+    assert _colour_fraction(img, (0x1f / 255, 0x77 / 255, 0xb4 / 255)) > 1e-3   # exc colour
+    assert _colour_fraction(img, (0xd6 / 255, 0x27 / 255, 0x28 / 255)) > 1e-4   # inh +1
+
+
+def test_raster_subsamples_and_windows(run_file, tmp_path):
+    full, small = tmp_path / "full.png", tmp_path / "small.png"
+    plot_raster(run_file, full)
+    plot_raster(read_spikes(run_file), small, max_points=50, t_range=(10.0, 60.0))
+    blue = (0x1f / 255, 0x77 / 255, 0xb4 / 255)
+    assert _colour_fraction(_image(small), blue) < _colour_fraction(_image(full), blue)
+
+
+def test_raster_rejects_bad_arguments(run_file, tmp_path):
+    with pytest.raises(ConfigError, match="t_range"):
+        plot_raster(run_file, tmp_path / "x.png", t_range=(5.0, 1.0))
+    with pytest.raises(ConfigError, match="max_points"):
+        plot_raster(run_file, tmp_path / "x.png", max_points=0)
+
+
+def test_weights_png(run_file, tmp_path):
+    out = tmp_path / "weights.png"
+    assert plot_weights(run_file, "exc->exc", out) == str(out)
+    img = _image(out)
+    assert img.shape[:2] == (550, 1210)                        # 11 x 5 in at 110 dpi
+    assert out.stat().st_size > 20_000
+    assert np.mean(img < 0.5) > 0.1                            # the heatmap is mostly dark
