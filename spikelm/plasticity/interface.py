@@ -1,28 +1,459 @@
-"""Glue between the simulator and the rules: packing and the NumPy learn phase."""
+"""Glue between the simulator and the rules: packing, state (checkpoints, on/off) and the NumPy learn phase.
+
+Packed layout (``PlasticityState.arrays``, the tuple the compiled loop receives; every
+field below is a flat typed array, offsets into the shared ones live in the rule tables):
+
+- ``pr_i[R, PI]`` / ``pr_f[R, PF]``: one row per projection rule (ints / floats, columns below).
+- ``hr_i[H, HI]`` / ``hr_f[H, HF]``: one row per population rule.
+- ``ring, ring_n, ring_t``: per projection rule, the pre spikes of the last max_delay + 1
+  steps (local pre indices), their count per slot and the step each slot holds.
+- ``csc_ptr, csc_syn``: the reverse (CSC) index: incoming synapses of each post neuron.
+- ``dptr, dsyn``: each pre neuron's synapses grouped by delay (pre arrivals at step t are
+  the synapses of delay d of the neurons that fired at t - d).
+- ``xpre, tpre, sd``: per synapse (global synapse index): pre trace value at its last
+  arrival, step of that arrival (-1: none yet), Izhikevich's derivative ``sd``.
+- ``xpost, tpost, crow, mark``: per post neuron of each projection rule: post trace value,
+  step of the last post spike (-1: none), target row sum C_i, "row touched" flag.
+- ``rate, h, vbar``: per neuron of each population rule: rate estimate, threshold offset,
+  average membrane potential.
+
+Traces are stored lazily (value at the last event plus that event's step) and decayed
+with ``exp(-(t - t_last) dt / tau)`` when read, so a step with no event touches nothing
+and a long run accumulates no rounding from per-step decays.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from spikelm.errors import CheckpointMismatchError, ConfigError
+
+from .rules import STDP, BrainGPTHomeostasis, BrainGPTSTDP, Homeostasis, check_applies
+
+# projection rule table columns (ints)
+P_KIND, P_PROJ, P_ON, P_PAIR, P_MULT, P_MODE, P_EVERY, P_MAXD, P_RING, P_RINGN, P_NPRE, P_NPOST, P_SYN, \
+    P_CSCP, P_CSC, P_DPTR, P_DSYN, P_POST, P_NORM, P_PRELO, P_POSTLO, P_NSYN = range(22)
+PI = 22
+# projection rule table columns (floats)
+F_AP, F_AM, F_KP, F_KM, F_WMIN, F_WMAX, F_ETA, F_SDDECAY, F_SDBIAS = range(9)
+PF = 9
+# population rule table columns
+H_KIND, H_POP, H_ON, H_LO, H_HI, H_OFF = range(6)
+HI = 6
+G_TARGET, G_ETA, G_DECAY, G_GAIN, G_THMIN, G_THMAX, G_DA, G_ETA_A, G_VT, G_ETA_R, G_VREST, G_AMIN, G_AMAX, \
+    G_RMIN, G_RMAX = range(15)
+HF = 15
+
+KIND_STDP, KIND_BRAINGPT = 1, 2
+KIND_HOMEO_LIF, KIND_HOMEO_EIIF, KIND_BRAINGPT_HOMEO = 1, 2, 3
+
+NAMES = ("pr_i", "pr_f", "hr_i", "hr_f", "ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn",
+         "xpre", "tpre", "sd", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")
+#: arrays that change while the simulation runs (what a checkpoint must keep)
+MUTABLE = ("ring", "ring_n", "ring_t", "xpre", "tpre", "sd", "xpost", "tpost", "crow", "rate", "h", "vbar")
+
+LIF_ROW_A = 4  # LIF state row "a" (v, i_e, i_i, ref, a)
+EIIF_ROW_V, EIIF_ROW_THETA, EIIF_ROW_ALPHA, EIIF_ROW_R = 0, 1, 2, 3
 
 
 @dataclass
 class PlasticityState:
-    """Packed rules: ``arrays`` is the tuple the numba loop receives."""
+    """Packed rules and their traces.
+
+    ``arrays`` is the tuple the numba loop receives (see module docstring); ``a`` gives
+    the same arrays by name. ``proj_rules`` / ``pop_rules`` list (name, rule) in table order.
+    """
 
     arrays: tuple
+    proj_rules: list = field(default_factory=list)
+    pop_rules: list = field(default_factory=list)
+
+    @property
+    def a(self):
+        return dict(zip(NAMES, self.arrays))
+
+    # -- on / off --------------------------------------------------------------------------
+    def set_enabled(self, name, enabled):
+        """Switch the rules of projection or population ``name`` on or off (takes effect at the next step).
+
+        While off, an STDP rule neither records spikes nor changes weights or traces; a
+        homeostasis rule freezes its thresholds (they keep their learned value).
+        """
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"plasticity '{name}': enabled must be true or false, got {enabled!r}")
+        a = self.a
+        hit = False
+        for r, (n, _) in enumerate(self.proj_rules):
+            if n == name:
+                a["pr_i"][r, P_ON] = int(enabled)
+                hit = True
+        for r, (n, _) in enumerate(self.pop_rules):
+            if n == name:
+                a["hr_i"][r, H_ON] = int(enabled)
+                hit = True
+        if not hit:
+            known = ", ".join(sorted({n for n, _ in self.proj_rules + self.pop_rules})) or "none"
+            raise ConfigError(f"plasticity: no rule on {name!r}; projections/populations with rules: {known}")
+
+    def enabled(self, name):
+        """Whether the (first) rule on ``name`` is on."""
+        a = self.a
+        for r, (n, _) in enumerate(self.proj_rules):
+            if n == name:
+                return bool(a["pr_i"][r, P_ON])
+        for r, (n, _) in enumerate(self.pop_rules):
+            if n == name:
+                return bool(a["hr_i"][r, H_ON])
+        raise ConfigError(f"plasticity: no rule on {name!r}")
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def state_dict(self):
+        """Traces, ring buffers, derivatives, row sums, rate estimates and on/off flags (copies).
+
+        Weights and neuron state (thresholds live in the population state) are not included:
+        they are in ``plan.w`` and ``plan.S``.
+        """
+        a = self.a
+        d = {k: a[k].copy() for k in MUTABLE}
+        d["proj_enabled"] = a["pr_i"][:, P_ON].copy()
+        d["pop_enabled"] = a["hr_i"][:, H_ON].copy()
+        return d
+
+    def load_state_dict(self, d):
+        """Restore what :meth:`state_dict` returned (in place: the compiled loop keeps its arrays)."""
+        a = self.a
+        want = dict({k: a[k] for k in MUTABLE}, proj_enabled=a["pr_i"][:, P_ON], pop_enabled=a["hr_i"][:, H_ON])
+        missing = sorted(set(want) - set(d))
+        if missing:
+            raise CheckpointMismatchError(f"plasticity state: missing {', '.join(missing)}")
+        for k, dst in want.items():
+            src = np.asarray(d[k])
+            if src.shape != dst.shape:
+                raise CheckpointMismatchError(f"plasticity state: '{k}' has shape {src.shape}, "
+                                              f"this network needs {dst.shape}")
+            dst[...] = src
 
 
 def empty_arrays():
-    """The packed form of 'no rules' (the compiled loop returns at once on it)."""
-    return (np.zeros(0, dtype=np.int64),)
+    """The packed form of 'no rules' (same types as a real pack, so the loop compiles once)."""
+    return _Packer(None).arrays()
 
 
 def pack(plan):
     """Pack the rules of ``plan``'s network; None when it has none."""
-    return None
+    p = _Packer(plan)
+    if not p.proj_rules and not p.pop_rules:
+        return None
+    return PlasticityState(p.arrays(), p.proj_rules, p.pop_rules)
 
+
+def _pop_rules(pop):
+    r = pop.plasticity
+    if r is None:
+        return ()
+    return tuple(r) if isinstance(r, (list, tuple)) else (r,)
+
+
+class _Packer:
+    def __init__(self, plan):
+        self.proj_rules, self.pop_rules = [], []
+        self.pr_i, self.pr_f, self.hr_i, self.hr_f = [], [], [], []
+        self.bufs = {k: [] for k in ("ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn", "xpost",
+                                     "tpost", "crow", "mark", "rate", "h", "vbar")}
+        self.n_syn = 0
+        if plan is None:
+            return
+        for k, proj in enumerate(plan.projs):
+            if proj.plasticity is not None:
+                self._proj(plan, k, proj)
+        if self.proj_rules:
+            self.n_syn = plan.w.size
+        for p, pop in enumerate(plan.pops):
+            for rule in _pop_rules(pop):
+                self._pop(plan, p, pop, rule)
+
+    def _len(self, key):
+        return sum(x.size for x in self.bufs[key])
+
+    def _proj(self, plan, k, proj):
+        rule = proj.plasticity
+        where = f"projection '{proj.name}': plasticity"
+        if not isinstance(rule, (STDP, BrainGPTSTDP)):
+            check_applies(rule, "projection", proj.post.model.name, where)
+            raise ConfigError(f"{where}: not a rule object: {rule!r}")
+        check_applies(rule, "projection", proj.post.model.name, where)
+        dt = plan.dt
+        a, b = int(plan.proj_syn_off[k]), int(plan.proj_syn_off[k + 1])
+        n_pre, n_post = proj.pre.n, proj.post.n
+        post_l = plan.post[a:b].astype(np.int64)
+        dl = plan.delay[a:b].astype(np.int64)
+        maxd = int(dl.max()) if b > a else 1
+        pre_l = np.repeat(np.arange(n_pre, dtype=np.int64), np.diff(plan.indptr[plan.proj_ptr_off[k]:
+                                                                               plan.proj_ptr_off[k] + n_pre + 1]))
+        # reverse index: incoming synapses of each post neuron (local synapse ids, CSR order kept)
+        csc_syn = np.argsort(post_l, kind="stable").astype(np.int64)
+        csc_ptr = np.concatenate([[0], np.cumsum(np.bincount(post_l, minlength=n_post))]).astype(np.int64)
+        # synapses grouped by (pre, delay)
+        key = pre_l * (maxd + 1) + dl
+        dsyn = np.argsort(key, kind="stable").astype(np.int64)
+        dptr = np.searchsorted(key[dsyn], np.arange(n_pre * (maxd + 1) + 1)).astype(np.int64)
+        ints = np.zeros(PI, dtype=np.int64)
+        flt = np.zeros(PF)
+        ints[P_PROJ], ints[P_ON] = k, int(rule.enabled)
+        ints[P_PAIR] = int(rule.pairing == "nearest")
+        ints[P_MAXD], ints[P_NPRE], ints[P_NPOST], ints[P_SYN], ints[P_NSYN] = maxd, n_pre, n_post, a, b - a
+        ints[P_RING], ints[P_RINGN] = self._len("ring"), self._len("ring_n")
+        ints[P_CSCP], ints[P_CSC] = self._len("csc_ptr"), self._len("csc_syn")
+        ints[P_DPTR], ints[P_DSYN] = self._len("dptr"), self._len("dsyn")
+        ints[P_POST] = self._len("xpost")
+        ints[P_PRELO], ints[P_POSTLO] = plan.proj_pre_lo[k], plan.proj_post_lo[k]
+        flt[F_AP], flt[F_AM] = rule.a_plus, rule.a_minus
+        flt[F_KP], flt[F_KM] = dt / rule.tau_plus, dt / rule.tau_minus
+        crow = np.zeros(n_post)
+        if isinstance(rule, STDP):
+            ints[P_KIND] = KIND_STDP
+            ints[P_MULT] = int(rule.weight_dependence == "multiplicative")
+            ints[P_MODE] = int(rule.mode == "izhikevich2006")
+            ints[P_EVERY] = max(1, int(round(rule.update_every / dt)))
+            flt[F_WMIN], flt[F_WMAX] = rule.w_min, rule.w_max
+            flt[F_SDDECAY], flt[F_SDBIAS] = rule.sd_decay, rule.sd_bias
+            w = plan.w[a:b]
+            if w.size and (w.min() < rule.w_min or w.max() > rule.w_max):
+                raise ConfigError(f"{where}: initial weights span [{w.min():g}, {w.max():g}], outside "
+                                  f"[w_min, w_max] = [{rule.w_min:g}, {rule.w_max:g}]")
+        else:
+            ints[P_KIND] = KIND_BRAINGPT
+            ints[P_NORM] = int(rule.normalize)
+            flt[F_ETA] = rule.eta_w
+            if rule.row_sum is None:
+                np.add.at(crow, post_l, plan.w[a:b])
+            else:
+                crow[:] = rule.row_sum
+        self.proj_rules.append((proj.name, rule))
+        self.pr_i.append(ints)
+        self.pr_f.append(flt)
+        B = self.bufs
+        B["ring"].append(np.zeros((maxd + 1) * n_pre, dtype=np.int64))
+        B["ring_n"].append(np.zeros(maxd + 1, dtype=np.int64))
+        B["ring_t"].append(np.full(maxd + 1, -1, dtype=np.int64))
+        B["csc_ptr"].append(csc_ptr)
+        B["csc_syn"].append(csc_syn)
+        B["dptr"].append(dptr)
+        B["dsyn"].append(dsyn)
+        B["xpost"].append(np.zeros(n_post))
+        B["tpost"].append(np.full(n_post, -1, dtype=np.int64))
+        B["crow"].append(crow)
+        B["mark"].append(np.zeros(n_post, dtype=np.int64))
+
+    def _pop(self, plan, p, pop, rule):
+        where = f"population '{pop.name}': plasticity"
+        if not isinstance(rule, (Homeostasis, BrainGPTHomeostasis)):
+            check_applies(rule, "population", pop.model.name, where)
+            raise ConfigError(f"{where}: not a rule object: {rule!r}")
+        check_applies(rule, "population", pop.model.name, where)
+        dt = plan.dt
+        ints = np.zeros(HI, dtype=np.int64)
+        flt = np.zeros(HF)
+        ints[H_POP], ints[H_ON] = p, int(rule.enabled)
+        ints[H_LO], ints[H_HI], ints[H_OFF] = plan.pop_lo[p], plan.pop_hi[p], self._len("rate")
+        if isinstance(rule, Homeostasis):
+            ints[H_KIND] = KIND_HOMEO_LIF if pop.model.name == "lif" else KIND_HOMEO_EIIF
+            e = math.exp(-dt / rule.tau_rate)
+            flt[G_TARGET], flt[G_ETA], flt[G_DECAY], flt[G_GAIN] = rule.target_rate, rule.eta * dt * 1e-3, e, \
+                (1.0 - e) * 1000.0 / dt
+            flt[G_THMIN], flt[G_THMAX] = rule.theta_min, rule.theta_max
+            if ints[H_KIND] == KIND_HOMEO_EIIF:
+                flt[G_THMIN] = max(rule.theta_min, 0.0)
+            else:
+                flt[G_DA] = plan.consts[p, 13]  # exp(-dt / tau_a) of the LIF population
+        else:
+            ints[H_KIND] = KIND_BRAINGPT_HOMEO
+            e = math.exp(-dt / rule.tau_avg)
+            flt[G_TARGET], flt[G_ETA], flt[G_DECAY], flt[G_GAIN] = rule.s_target, rule.eta_theta, e, 1.0 - e
+            flt[G_THMIN], flt[G_THMAX] = rule.theta_min, rule.theta_max
+            flt[G_ETA_A], flt[G_VT], flt[G_ETA_R], flt[G_VREST] = rule.eta_alpha, rule.v_target, rule.eta_r, \
+                rule.v_rest
+            flt[G_AMIN], flt[G_AMAX], flt[G_RMIN], flt[G_RMAX] = rule.alpha_min, rule.alpha_max, rule.r_min, \
+                rule.r_max
+        self.pop_rules.append((pop.name, rule))
+        self.hr_i.append(ints)
+        self.hr_f.append(flt)
+        n = pop.n
+        self.bufs["rate"].append(np.zeros(n))
+        self.bufs["h"].append(np.zeros(n))
+        vbar = np.zeros(n)
+        if ints[H_KIND] == KIND_BRAINGPT_HOMEO:
+            vbar[:] = plan.S[EIIF_ROW_V, plan.pop_lo[p]:plan.pop_hi[p]]
+        self.bufs["vbar"].append(vbar)
+
+    def arrays(self):
+        def cat(key, dtype):
+            xs = self.bufs[key]
+            return np.concatenate(xs).astype(dtype) if xs else np.zeros(0, dtype)
+
+        def table(rows, width, dtype):
+            return np.array(rows, dtype=dtype).reshape(-1, width) if rows else np.zeros((0, width), dtype)
+
+        i64, f64 = np.int64, np.float64
+        return (
+            table(self.pr_i, PI, i64), table(self.pr_f, PF, f64), table(self.hr_i, HI, i64), table(self.hr_f, HF, f64),
+            cat("ring", i64), cat("ring_n", i64), cat("ring_t", i64), cat("csc_ptr", i64), cat("csc_syn", i64),
+            cat("dptr", i64), cat("dsyn", i64),
+            np.zeros(self.n_syn), np.full(self.n_syn, -1, dtype=i64), np.zeros(self.n_syn),
+            cat("xpost", f64), cat("tpost", i64), cat("crow", f64), cat("mark", i64),
+            cat("rate", f64), cat("h", f64), cat("vbar", f64),
+        )
+
+
+# -- the NumPy reference learn phase ---------------------------------------------------------
 
 def learn_numpy(plan, t, spk_idx, spk_val, state):
-    """NumPy reference of the learn phase (no rules: nothing to do)."""
-    return None
+    """Learn phase of step ``t`` (after update, before propagate): the reference for the numba kernel."""
+    if state is None:
+        return
+    a = state.a
+    spk_idx = np.asarray(spk_idx, dtype=np.int64)
+    for r in range(a["pr_i"].shape[0]):
+        if a["pr_i"][r, P_ON]:
+            _learn_projection(plan, t, spk_idx, a, r)
+    for r in range(a["hr_i"].shape[0]):
+        _learn_population(plan, t, spk_idx, spk_val, a, r)
+
+
+def _decayed(x, t_last, t, k):
+    """Trace value at step t from its value x at step t_last (0 where t_last < 0)."""
+    return np.where(t_last >= 0, x * np.exp(-(t - t_last) * k), 0.0)
+
+
+def _learn_projection(plan, t, spk_idx, a, r):
+    pi, pf = a["pr_i"][r], a["pr_f"][r]
+    kind, nearest, mult, izh = pi[P_KIND], pi[P_PAIR], pi[P_MULT], pi[P_MODE]
+    maxd, n_pre, n_post, syn0 = pi[P_MAXD], pi[P_NPRE], pi[P_NPOST], pi[P_SYN]
+    ns = maxd + 1
+    ap, am, kp, km, wmin, wmax, eta = pf[F_AP], pf[F_AM], pf[F_KP], pf[F_KM], pf[F_WMIN], pf[F_WMAX], pf[F_ETA]
+    w, xpre, tpre, sd = plan.w, a["xpre"], a["tpre"], a["sd"]
+    po = pi[P_POST]
+    xpost, tpost = a["xpost"][po:po + n_post], a["tpost"][po:po + n_post]
+    mark = a["mark"][po:po + n_post]
+    ring = a["ring"][pi[P_RING]:pi[P_RING] + ns * n_pre].reshape(ns, n_pre)
+    ring_n, ring_t = a["ring_n"][pi[P_RINGN]:pi[P_RINGN] + ns], a["ring_t"][pi[P_RINGN]:pi[P_RINGN] + ns]
+    cptr = a["csc_ptr"][pi[P_CSCP]:pi[P_CSCP] + n_post + 1]
+    csyn = a["csc_syn"][pi[P_CSC]:pi[P_CSC] + pi[P_NSYN]]
+    dptr = a["dptr"][pi[P_DPTR]:pi[P_DPTR] + n_pre * ns + 1]
+    dsyn = a["dsyn"][pi[P_DSYN]:pi[P_DSYN] + pi[P_NSYN]]
+
+    # synapses where a pre spike arrives now (spike at t - d through a synapse of delay d)
+    arr = []
+    for d in range(1, maxd + 1):
+        sl = (t - d) % ns
+        if ring_t[sl] != t - d:
+            continue
+        for j in ring[sl, :ring_n[sl]]:
+            q0, q1 = dptr[j * ns + d], dptr[j * ns + d + 1]
+            arr.append(syn0 + dsyn[q0:q1])
+    arr = np.concatenate(arr) if arr else np.zeros(0, np.int64)
+    post_lo = pi[P_POSTLO]
+    posts = spk_idx[(spk_idx >= post_lo) & (spk_idx < post_lo + n_post)] - post_lo
+
+    def on_arrivals():
+        if not arr.size:
+            return
+        i = plan.post[arr].astype(np.int64)
+        has = tpost[i] >= 0
+        s, i = arr[has], i[has]
+        x = xpost[i] * np.exp(-(t - tpost[i]) * km)
+        if kind == KIND_BRAINGPT:
+            w[s] = w[s] + eta * (-am * x - w[s])
+            mark[i] = 1
+        else:
+            dw = -am * x * (w[s] - wmin) if mult else -am * x
+            if izh:
+                sd[s] = sd[s] + dw
+            else:
+                w[s] = np.minimum(np.maximum(w[s] + dw, wmin), wmax)
+        # pre traces (all-to-all: add 1; nearest: reset to 1)
+        xpre[arr] = 1.0 if nearest else _decayed(xpre[arr], tpre[arr], t, kp) + 1.0
+        tpre[arr] = t
+
+    def on_posts():
+        for i in posts:
+            s = syn0 + csyn[cptr[i]:cptr[i + 1]]
+            s = s[tpre[s] >= 0]
+            x = xpre[s] * np.exp(-(t - tpre[s]) * kp)
+            if kind == KIND_BRAINGPT:
+                w[s] = w[s] + eta * (ap * x - w[s])
+                if s.size:
+                    mark[i] = 1
+            else:
+                dw = ap * x * (wmax - w[s]) if mult else ap * x
+                if izh:
+                    sd[s] = sd[s] + dw
+                else:
+                    w[s] = np.minimum(np.maximum(w[s] + dw, wmin), wmax)
+        xpost[posts] = 1.0 if nearest else _decayed(xpost[posts], tpost[posts], t, km) + 1.0
+        tpost[posts] = t
+
+    if kind == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first, then post spikes
+        on_arrivals()
+        on_posts()
+    else:  # BrainGPT eq. 15: dt_pair = 0 depresses: post spikes first, then arrivals
+        on_posts()
+        on_arrivals()
+        if pi[P_NORM]:
+            crow = a["crow"][po:po + n_post]
+            for i in np.flatnonzero(mark):
+                s = syn0 + csyn[cptr[i]:cptr[i + 1]]
+                tot = 0.0
+                for v in w[s]:
+                    tot += v
+                w[s] = w[s] - (tot - crow[i]) / s.size
+        mark[:] = 0
+
+    # record this step's pre spikes for their future arrivals
+    pre_lo = pi[P_PRELO]
+    pres = spk_idx[(spk_idx >= pre_lo) & (spk_idx < pre_lo + n_pre)] - pre_lo
+    sl = t % ns
+    ring[sl, :pres.size] = pres
+    ring_n[sl], ring_t[sl] = pres.size, t
+
+    if izh and (t + 1) % pi[P_EVERY] == 0:
+        s = slice(syn0, syn0 + pi[P_NSYN])
+        w[s] = np.minimum(np.maximum(w[s] + (pf[F_SDBIAS] + sd[s]), wmin), wmax)
+        sd[s] = sd[s] * pf[F_SDDECAY]
+
+
+def _learn_population(plan, t, spk_idx, spk_val, a, r):
+    hi_, hf = a["hr_i"][r], a["hr_f"][r]
+    kind, on, lo, hi, off = hi_[H_KIND], hi_[H_ON], hi_[H_LO], hi_[H_HI], hi_[H_OFF]
+    n = hi - lo
+    S = plan.S
+    h = a["h"][off:off + n]
+    if kind == KIND_HOMEO_LIF and not on:  # frozen: keep the offset in the threshold row
+        S[LIF_ROW_A, lo:hi] += h / hf[G_DA] - h
+        return
+    if not on:
+        return
+    fired = spk_idx[(spk_idx >= lo) & (spk_idx < hi)] - lo
+    rate = a["rate"][off:off + n]
+    rate *= hf[G_DECAY]
+    if kind == KIND_BRAINGPT_HOMEO:
+        rate[fired] += hf[G_GAIN]  # |S| = 1 for every (ternary) spike
+        vbar = a["vbar"][off:off + n]
+        vbar[:] = vbar * hf[G_DECAY] + hf[G_GAIN] * S[EIIF_ROW_V, lo:hi]
+        th, al, rr = S[EIIF_ROW_THETA, lo:hi], S[EIIF_ROW_ALPHA, lo:hi], S[EIIF_ROW_R, lo:hi]
+        th[:] = np.minimum(np.maximum(th + hf[G_ETA] * (rate - hf[G_TARGET]), hf[G_THMIN]), hf[G_THMAX])
+        al[:] = np.minimum(np.maximum(al + hf[G_ETA_A] * (vbar - hf[G_VT]), hf[G_AMIN]), hf[G_AMAX])
+        rr[:] = np.minimum(np.maximum(rr + hf[G_ETA_R] * (vbar - hf[G_VREST]), hf[G_RMIN]), hf[G_RMAX])
+        return
+    rate[fired] += hf[G_GAIN]
+    if kind == KIND_HOMEO_EIIF:
+        th = S[EIIF_ROW_THETA, lo:hi]
+        th[:] = np.minimum(np.maximum(th + hf[G_ETA] * (rate - hf[G_TARGET]), hf[G_THMIN]), hf[G_THMAX])
+        return
+    # LIF: threshold = v_th + a; the row a holds (spike trace) + h / da, so after the model's
+    # decay in the next update the offset in force is exactly h
+    hn = np.minimum(np.maximum(h + hf[G_ETA] * (rate - hf[G_TARGET]), hf[G_THMIN]), hf[G_THMAX])
+    S[LIF_ROW_A, lo:hi] += hn / hf[G_DA] - h
+    h[:] = hn

@@ -1,11 +1,240 @@
-"""The compiled learn phase, called by the numba time loop after the update phase."""
+"""The compiled learn phase, called by the numba time loop after the update phase.
+
+The twin of :func:`spikelm.plasticity.interface.learn_numpy`: the same rules, the same order
+of operations per synapse and neuron (see that module for the packed layout).
+"""
 from __future__ import annotations
 
+import math
+
 from numba import njit
+
+from .interface import (EIIF_ROW_ALPHA, EIIF_ROW_R, EIIF_ROW_THETA, EIIF_ROW_V, F_AM, F_AP, F_ETA, F_KM, F_KP,
+                        F_SDBIAS, F_SDDECAY, F_WMAX, F_WMIN, G_AMAX, G_AMIN, G_DA, G_DECAY, G_ETA, G_ETA_A, G_ETA_R,
+                        G_GAIN, G_RMAX, G_RMIN, G_TARGET, G_THMAX, G_THMIN, G_VREST, G_VT, H_HI, H_KIND, H_LO, H_OFF,
+                        H_ON, KIND_BRAINGPT, KIND_BRAINGPT_HOMEO, KIND_HOMEO_EIIF, KIND_HOMEO_LIF, KIND_STDP,
+                        LIF_ROW_A, P_CSC, P_CSCP, P_DPTR, P_DSYN, P_EVERY, P_KIND, P_MAXD, P_MODE, P_MULT, P_NORM,
+                        P_NPOST, P_NPRE, P_NSYN, P_ON, P_PAIR, P_POST, P_POSTLO, P_PRELO, P_RING, P_RINGN, P_SYN)
+
+
+@njit(cache=True)
+def _clip(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+@njit(cache=True)
+def _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre, tpre, sd, xpost, tpost, mark):
+    """Pre spikes arriving at their synapses now: depression from the post trace, then the pre trace."""
+    kind = pr_i[r, P_KIND]
+    nearest = pr_i[r, P_PAIR]
+    mult = pr_i[r, P_MULT]
+    izh = pr_i[r, P_MODE]
+    maxd = pr_i[r, P_MAXD]
+    ns = maxd + 1
+    n_pre = pr_i[r, P_NPRE]
+    syn0 = pr_i[r, P_SYN]
+    po = pr_i[r, P_POST]
+    rg = pr_i[r, P_RING]
+    rn = pr_i[r, P_RINGN]
+    dp = pr_i[r, P_DPTR]
+    ds = pr_i[r, P_DSYN]
+    am = pr_f[r, F_AM]
+    kp = pr_f[r, F_KP]
+    km = pr_f[r, F_KM]
+    wmin = pr_f[r, F_WMIN]
+    wmax = pr_f[r, F_WMAX]
+    eta = pr_f[r, F_ETA]
+    for d in range(1, maxd + 1):
+        sl = (t - d) % ns
+        if ring_t[rn + sl] != t - d:
+            continue
+        for m in range(ring_n[rn + sl]):
+            j = ring[rg + sl * n_pre + m]
+            for q in range(dptr[dp + j * ns + d], dptr[dp + j * ns + d + 1]):
+                s = syn0 + dsyn[ds + q]
+                i = po + post[s]
+                if tpost[i] >= 0:
+                    x = xpost[i] * math.exp(-(t - tpost[i]) * km)
+                    if kind == KIND_BRAINGPT:
+                        w[s] = w[s] + eta * (-am * x - w[s])
+                        mark[i] = 1
+                    else:
+                        if mult:
+                            dw = -am * x * (w[s] - wmin)
+                        else:
+                            dw = -am * x
+                        if izh:
+                            sd[s] = sd[s] + dw
+                        else:
+                            w[s] = _clip(w[s] + dw, wmin, wmax)
+                if nearest:
+                    xpre[s] = 1.0
+                elif tpre[s] >= 0:
+                    xpre[s] = xpre[s] * math.exp(-(t - tpre[s]) * kp) + 1.0
+                else:
+                    xpre[s] = 1.0
+                tpre[s] = t
+
+
+@njit(cache=True)
+def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd, xpost, tpost, mark):
+    """Post spikes now: potentiation of the incoming synapses (reverse index), then the post trace."""
+    kind = pr_i[r, P_KIND]
+    nearest = pr_i[r, P_PAIR]
+    mult = pr_i[r, P_MULT]
+    izh = pr_i[r, P_MODE]
+    n_post = pr_i[r, P_NPOST]
+    syn0 = pr_i[r, P_SYN]
+    po = pr_i[r, P_POST]
+    cp = pr_i[r, P_CSCP]
+    cs = pr_i[r, P_CSC]
+    post_lo = pr_i[r, P_POSTLO]
+    ap = pr_f[r, F_AP]
+    kp = pr_f[r, F_KP]
+    km = pr_f[r, F_KM]
+    wmin = pr_f[r, F_WMIN]
+    wmax = pr_f[r, F_WMAX]
+    eta = pr_f[r, F_ETA]
+    for e in range(nout):
+        g = out_idx[e]
+        if g < post_lo or g >= post_lo + n_post:
+            continue
+        i = g - post_lo
+        for q in range(csc_ptr[cp + i], csc_ptr[cp + i + 1]):
+            s = syn0 + csc_syn[cs + q]
+            if tpre[s] < 0:
+                continue
+            x = xpre[s] * math.exp(-(t - tpre[s]) * kp)
+            if kind == KIND_BRAINGPT:
+                w[s] = w[s] + eta * (ap * x - w[s])
+                mark[po + i] = 1
+            else:
+                if mult:
+                    dw = ap * x * (wmax - w[s])
+                else:
+                    dw = ap * x
+                if izh:
+                    sd[s] = sd[s] + dw
+                else:
+                    w[s] = _clip(w[s] + dw, wmin, wmax)
+        k = po + i
+        if nearest:
+            xpost[k] = 1.0
+        elif tpost[k] >= 0:
+            xpost[k] = xpost[k] * math.exp(-(t - tpost[k]) * km) + 1.0
+        else:
+            xpost[k] = 1.0
+        tpost[k] = t
+
+
+@njit(cache=True)
+def _projection(t, r, out_idx, nout, w, post, plast):
+    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, xpre, tpre, sd, xpost, tpost, crow,
+     mark, rate, h, vbar) = plast
+    if pr_i[r, P_KIND] == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first
+        _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre, tpre, sd, xpost, tpost, mark)
+        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd, xpost, tpost, mark)
+    else:  # BrainGPT eq. 15: dt_pair = 0 depresses: post spikes first
+        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd, xpost, tpost, mark)
+        _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre, tpre, sd, xpost, tpost, mark)
+        po = pr_i[r, P_POST]
+        syn0 = pr_i[r, P_SYN]
+        cp = pr_i[r, P_CSCP]
+        cs = pr_i[r, P_CSC]
+        norm = pr_i[r, P_NORM]
+        for i in range(pr_i[r, P_NPOST]):
+            if mark[po + i] == 0:
+                continue
+            mark[po + i] = 0
+            if norm:
+                a = csc_ptr[cp + i]
+                b = csc_ptr[cp + i + 1]
+                tot = 0.0
+                for q in range(a, b):
+                    tot += w[syn0 + csc_syn[cs + q]]
+                shift = (tot - crow[po + i]) / (b - a)
+                for q in range(a, b):
+                    s = syn0 + csc_syn[cs + q]
+                    w[s] = w[s] - shift
+    # record this step's pre spikes for their future arrivals
+    ns = pr_i[r, P_MAXD] + 1
+    n_pre = pr_i[r, P_NPRE]
+    pre_lo = pr_i[r, P_PRELO]
+    rg = pr_i[r, P_RING]
+    sl = t % ns
+    c = 0
+    for e in range(nout):
+        g = out_idx[e]
+        if pre_lo <= g < pre_lo + n_pre:
+            ring[rg + sl * n_pre + c] = g - pre_lo
+            c += 1
+    ring_n[pr_i[r, P_RINGN] + sl] = c
+    ring_t[pr_i[r, P_RINGN] + sl] = t
+    if pr_i[r, P_MODE] and (t + 1) % pr_i[r, P_EVERY] == 0:
+        wmin = pr_f[r, F_WMIN]
+        wmax = pr_f[r, F_WMAX]
+        bias = pr_f[r, F_SDBIAS]
+        decay = pr_f[r, F_SDDECAY]
+        syn0 = pr_i[r, P_SYN]
+        for s in range(syn0, syn0 + pr_i[r, P_NSYN]):
+            w[s] = _clip(w[s] + (bias + sd[s]), wmin, wmax)
+            sd[s] = sd[s] * decay
+
+
+@njit(cache=True)
+def _population(t, r, out_idx, nout, S, plast):
+    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, xpre, tpre, sd, xpost, tpost, crow,
+     mark, rate, h, vbar) = plast
+    kind = hr_i[r, H_KIND]
+    lo = hr_i[r, H_LO]
+    hi = hr_i[r, H_HI]
+    off = hr_i[r, H_OFF] - lo
+    if hr_i[r, H_ON] == 0:
+        if kind == KIND_HOMEO_LIF:  # frozen: keep the offset in the threshold row
+            da = hr_f[r, G_DA]
+            for n in range(lo, hi):
+                S[LIF_ROW_A, n] += h[off + n] / da - h[off + n]
+        return
+    decay = hr_f[r, G_DECAY]
+    gain = hr_f[r, G_GAIN]
+    for n in range(lo, hi):
+        rate[off + n] *= decay
+    for e in range(nout):
+        g = out_idx[e]
+        if lo <= g < hi:
+            rate[off + g] += gain
+    eta = hr_f[r, G_ETA]
+    target = hr_f[r, G_TARGET]
+    thmin = hr_f[r, G_THMIN]
+    thmax = hr_f[r, G_THMAX]
+    if kind == KIND_BRAINGPT_HOMEO:
+        for n in range(lo, hi):
+            k = off + n
+            vbar[k] = vbar[k] * decay + gain * S[EIIF_ROW_V, n]
+            S[EIIF_ROW_THETA, n] = _clip(S[EIIF_ROW_THETA, n] + eta * (rate[k] - target), thmin, thmax)
+            S[EIIF_ROW_ALPHA, n] = _clip(S[EIIF_ROW_ALPHA, n] + hr_f[r, G_ETA_A] * (vbar[k] - hr_f[r, G_VT]),
+                                         hr_f[r, G_AMIN], hr_f[r, G_AMAX])
+            S[EIIF_ROW_R, n] = _clip(S[EIIF_ROW_R, n] + hr_f[r, G_ETA_R] * (vbar[k] - hr_f[r, G_VREST]),
+                                     hr_f[r, G_RMIN], hr_f[r, G_RMAX])
+    elif kind == KIND_HOMEO_EIIF:
+        for n in range(lo, hi):
+            S[EIIF_ROW_THETA, n] = _clip(S[EIIF_ROW_THETA, n] + eta * (rate[off + n] - target), thmin, thmax)
+    elif kind == KIND_HOMEO_LIF:
+        da = hr_f[r, G_DA]
+        for n in range(lo, hi):
+            k = off + n
+            hn = _clip(h[k] + eta * (rate[k] - target), thmin, thmax)
+            S[LIF_ROW_A, n] += hn / da - h[k]
+            h[k] = hn
 
 
 @njit(cache=True)
 def learn(t, out_idx, out_val, nout, S, w, indptr, post, delay, proj_ptr_off, proj_syn_off, proj_pre_lo,
           proj_post_lo, pop_lo, pop_hi, plast):
-    if plast[0].size == 0:
-        return
+    pr_i = plast[0]
+    hr_i = plast[2]
+    for r in range(pr_i.shape[0]):
+        if pr_i[r, P_ON]:
+            _projection(t, r, out_idx, nout, w, post, plast)
+    for r in range(hr_i.shape[0]):
+        _population(t, r, out_idx, nout, S, plast)

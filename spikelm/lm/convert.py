@@ -1,0 +1,207 @@
+"""``convert``: a float GPT-2-style model -> :class:`SpikingLM` (quantized graph + executors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spikelm.errors import ConfigError
+from spikelm.lm.graph import QuantizedGPT, build
+from spikelm.lm.load import load_model
+from spikelm.lm.quantize import check_tokens, float_forward
+from spikelm.lm.reference import Reference, run_reference
+from spikelm.lm.report import Counts, layer_names, macs_per_layer
+from spikelm.lm.simulate import BACKENDS
+
+
+def demo_model_path() -> Path:
+    """The folder of the shipped demo model (config.json, model.safetensors, tokenizer.json)."""
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+def load_demo(bits: int = 8, calibration_chars: int = 2000) -> tuple["SpikingLM", object]:
+    """The demo model converted with calibration on the start of its held-out text."""
+    from spikelm.lm.tokenizer import CharTokenizer
+
+    folder = demo_model_path()
+    tok = CharTokenizer.load(folder / "tokenizer.json")
+    calib = tok.encode(tok.clean((folder / "calibration.txt").read_text())[:calibration_chars])
+    return convert(folder, calibration=calib, bits=bits), tok
+
+
+@dataclass
+class Simulation:
+    """An event-driven run, token by token, to quiescence.
+
+    logits: float64 [L, vocab], equal to the reference's; steps: steps to quiescence per token;
+    synops / spikes / spikes_pos / spikes_neg / op_evals / macs: dict layer -> count, plus
+    ``"total"``; counts: population -> net spike counts [L, neurons per position];
+    per_token: one :class:`Counts` per token; events: (step, population, node, value) arrays
+    when recorded.
+    """
+
+    logits: np.ndarray
+    steps: np.ndarray
+    synops: dict
+    spikes: dict
+    spikes_pos: dict
+    spikes_neg: dict
+    op_evals: dict
+    macs: dict
+    counts: dict
+    per_token: list = field(default_factory=list)
+    events: tuple | None = None
+    backend: str = "numba"
+
+    def totals(self) -> Counts:
+        return Counts.from_simulation(self)
+
+
+@dataclass
+class Generation:
+    """Greedy generation: ``tokens`` = prompt + new tokens; ``new_tokens``; the simulation."""
+
+    tokens: np.ndarray
+    new_tokens: np.ndarray
+    simulation: Simulation
+
+
+class SpikingLM:
+    """A converted language model: the quantized graph and its two executors."""
+
+    def __init__(self, qm: QuantizedGPT, params: dict):
+        self.qm = qm
+        self.params = params  # float64 weights, for the float model's logits
+
+    @property
+    def config(self):
+        return self.qm.config
+
+    @property
+    def bits(self) -> int:
+        return self.qm.bits
+
+    def _ids(self, ids, what="token_ids"):
+        return check_tokens(ids, self.config.vocab_size, what, self.config.n_positions)
+
+    def float_logits(self, token_ids) -> np.ndarray:
+        """Logits of the float model (float64), for comparisons."""
+        return float_forward(self.config, self.params, self._ids(token_ids))
+
+    def reference(self, token_ids) -> Reference:
+        """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``."""
+        return run_reference(self.qm, self._ids(token_ids))
+
+    def runner(self, backend: str = "numba", record: bool = False):
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend={backend!r}; allowed: {', '.join(BACKENDS)}")
+        return BACKENDS[backend](self.qm, record=record)
+
+    def simulate(self, token_ids, backend: str = "numba", max_steps: int | None = None,
+                 record: bool = False, on_token=None) -> Simulation:
+        """Event-driven simulation, token by token to quiescence (``max_steps`` per token).
+
+        ``on_token(position, logits_row, counts)`` is called after each token.
+        """
+        ids = self._ids(token_ids)
+        if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
+            raise ConfigError(f"max_steps={max_steps!r}; allowed: a positive integer or None")
+        runner = self.runner(backend, record)
+        return self._drive(runner, ids, max_steps, on_token, backend)
+
+    def generate(self, prompt_ids, n_tokens: int, backend: str = "numba", max_steps: int | None = None,
+                 record: bool = False, on_token=None) -> Generation:
+        """Greedy decoding: the prompt, then ``n_tokens`` tokens, each run to quiescence.
+
+        Settled positions never spike again: appending a token only causes the events of its
+        own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`.
+        """
+        ids = check_tokens(prompt_ids, self.config.vocab_size, "prompt")
+        if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 0:
+            raise ConfigError(f"n_tokens={n_tokens!r}; allowed: an integer >= 0")
+        ctx = self.config.n_positions
+        if ids.size + max(n_tokens - 1, 0) > ctx:
+            raise ConfigError(
+                f"prompt: {ids.size} tokens + {n_tokens} new tokens exceed the model's context of {ctx}"
+            )
+        runner = self.runner(backend, record)
+        tokens = list(ids)
+        sim = self._drive(runner, ids, max_steps, on_token, backend)
+        logits = [sim.logits]
+        per_token = list(sim.per_token)
+        for i in range(n_tokens):
+            nxt = int(np.argmax(logits[-1][-1]))
+            tokens.append(nxt)
+            if i == n_tokens - 1:
+                break
+            more = self._drive(runner, np.array([nxt]), max_steps, on_token, backend)
+            logits.append(more.logits)
+            per_token += more.per_token
+            sim = more
+        sim = self._summary(runner, np.concatenate(logits), per_token, backend)
+        tokens = np.array(tokens, dtype=np.int64)
+        return Generation(tokens, tokens[ids.size :], sim)
+
+    # ------------------------------------------------------------------ internals
+
+    def _drive(self, runner, ids, max_steps, on_token, backend) -> Simulation:
+        rows, per_token = [], []
+        for t in ids:
+            before = Counts.from_runner(runner)
+            n = runner.n
+            steps = runner.step_token(int(t), max_steps)
+            after = Counts.from_runner(runner)
+            delta = after.minus(before, steps)
+            per_token.append(delta)
+            rows.append(runner.logits(n))
+            if on_token is not None:
+                on_token(n, rows[-1], delta)
+        return self._summary(runner, np.array(rows), per_token, backend)
+
+    def _summary(self, runner, logits, per_token, backend) -> Simulation:
+        qm, lay = self.qm, runner.layout
+        L = runner.n
+        tot = Counts.from_runner(runner)
+        counts = {
+            p.name: runner.counts[:L, lay.seg(i)].astype(np.int64)
+            for i, p in enumerate(qm.pops) if p.name != "head"
+        }
+        macs = macs_per_layer(self.config, L)
+        ev = runner.events.arrays() if runner.events is not None else None
+        return Simulation(
+            logits=logits,
+            steps=np.array([c.steps for c in per_token], dtype=np.int64),
+            synops=tot.synops, spikes=tot.spikes, spikes_pos=tot.spikes_pos,
+            spikes_neg=tot.spikes_neg, op_evals=tot.op_evals, macs=macs, counts=counts,
+            per_token=per_token, events=ev, backend=backend,
+        )
+
+    def population_sizes(self) -> dict:
+        """SONATA populations of a run: name -> neurons over the whole context."""
+        ctx = self.config.n_positions
+        return {p.name: p.size * ctx for p in self.qm.pops if p.name != "head"}
+
+    def layers(self) -> list:
+        return layer_names(self.config)
+
+
+def convert(model, calibration, bits: int = 8, config=None) -> SpikingLM:
+    """Quantize a float GPT-2-style model and build its spiking network.
+
+    Parameters
+    ----------
+    model : torch.nn.Module, str, os.PathLike or dict
+        spikelm's ``TinyGPT``, a transformers ``GPT2LMHeadModel``, a Hugging Face folder
+        (config.json + model.safetensors or pytorch_model.bin), or a state dict (needs ``config``).
+    calibration : 1-D array of int
+        Token ids of sample text (at least 8); activation scales are their max |x|.
+    bits : int
+        Activation code width, 2 to 8 (weights are always int8).
+    config : GPTConfig or dict, optional
+        The model's shape, for a bare state dict.
+    """
+    cfg, params = load_model(model, config)
+    qm = build(cfg, params, calibration, bits)
+    return SpikingLM(qm, params)

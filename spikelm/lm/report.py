@@ -1,0 +1,130 @@
+"""Counting and the energy estimate.
+
+Definitions (docs/lm.md has the long form):
+
+- **SynOp**: one addition into an accumulator caused by one spike: a spike of a neuron with
+  an int8 row of n_post weights costs n_post SynOps; a spike of Q at position n costs n + 1
+  (one Q·K^T accumulator per visible key), of K costs 1, of an attention probability costs
+  head_dim (one A·V accumulator per channel), of V costs 1. Counted at the layer that owns
+  the target accumulators (the LM head's input SynOps count as layer "head").
+- **spikes**: emitted spikes, + and - separately; **op_evals**: output elements recomputed by
+  operators (embedding, LayerNorm, softmax, GELU, residual sums).
+- **MACs**: multiply-accumulates of the dense float model decoding the same tokens with a
+  KV cache: per position n and layer 3 d^2 + d^2 + 2 d f (projections) + 2 (n + 1) d
+  (Q·K^T and A·V); the head d V per position.
+- **energy estimate**: SynOps x E_AC against MACs x E_MAC (defaults 0.9 pJ and 4.6 pJ, 45 nm
+  figures); operators, memory traffic and control are left out of both sides. An estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+E_AC_PJ = 0.9
+E_MAC_PJ = 4.6
+
+
+def layer_names(cfg) -> list[str]:
+    return ["emb"] + [f"h{i}" for i in range(cfg.n_layer)] + ["lnf", "head"]
+
+
+def macs_per_layer(cfg, n_tokens: int) -> dict:
+    d, f, V = cfg.n_embd, cfg.inner, cfg.vocab_size
+    out = dict.fromkeys(layer_names(cfg), 0)
+    attn = sum(2 * (n + 1) * d for n in range(n_tokens))
+    for i in range(cfg.n_layer):
+        out[f"h{i}"] = n_tokens * (4 * d * d + 2 * d * f) + attn
+    out["head"] = n_tokens * d * V
+    out["total"] = sum(out.values())
+    return out
+
+
+def _by_layer(qm, per_pop) -> dict:
+    out = dict.fromkeys(layer_names(qm.config), 0)
+    for p, pop in enumerate(qm.pops):
+        out[pop.layer] += int(per_pop[p])
+    out["total"] = sum(out.values())
+    return out
+
+
+@dataclass
+class Counts:
+    """Per-layer counts (dicts layer -> int with "total") and steps."""
+
+    synops: dict
+    spikes: dict
+    spikes_pos: dict
+    spikes_neg: dict
+    op_evals: dict
+    steps: int = 0
+
+    @classmethod
+    def from_runner(cls, runner) -> "Counts":
+        qm, C = runner.qm, runner.counters
+        syn = np.array(C.synops_tele, dtype=np.int64)  # product SynOps: the source's layer
+        for k, pr in enumerate(qm.projections):
+            syn[pr.post] += C.synops_proj[k]  # row SynOps: the target's layer
+        return cls(
+            synops=_by_layer(qm, syn),
+            spikes=_by_layer(qm, C.spikes_pos + C.spikes_neg),
+            spikes_pos=_by_layer(qm, C.spikes_pos),
+            spikes_neg=_by_layer(qm, C.spikes_neg),
+            op_evals=_by_layer(qm, C.op_evals),
+            steps=runner.clock,
+        )
+
+    @classmethod
+    def from_simulation(cls, sim) -> "Counts":
+        return cls(sim.synops, sim.spikes, sim.spikes_pos, sim.spikes_neg, sim.op_evals, int(sim.steps.sum()))
+
+    def minus(self, other: "Counts", steps: int) -> "Counts":
+        sub = lambda a, b: {k: a[k] - b[k] for k in a}  # noqa: E731
+        return Counts(sub(self.synops, other.synops), sub(self.spikes, other.spikes),
+                      sub(self.spikes_pos, other.spikes_pos), sub(self.spikes_neg, other.spikes_neg),
+                      sub(self.op_evals, other.op_evals), steps)
+
+
+def energy(synops: int, macs: int, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> dict:
+    """Estimated energy in joules of the synaptic operations and of the dense MACs."""
+    return {"snn_j": synops * e_ac_pj * 1e-12, "ann_j": macs * e_mac_pj * 1e-12,
+            "e_ac_pj": e_ac_pj, "e_mac_pj": e_mac_pj}
+
+
+def table(sim, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> str:
+    """Per-layer table of a :class:`~spikelm.lm.convert.Simulation`, energy estimate at the end."""
+    rows = [f"{'layer':<7}{'SynOps':>14}{'spikes +':>12}{'spikes -':>12}{'op evals':>11}{'dense MACs':>14}{'SynOps/MAC':>11}"]
+    for name in list(sim.synops):
+        s, m = sim.synops[name], sim.macs.get(name, 0)
+        ratio = f"{s / m:.3f}" if m else "-"
+        rows.append(f"{name:<7}{s:>14,}{sim.spikes_pos[name]:>12,}{sim.spikes_neg[name]:>12,}"
+                    f"{sim.op_evals[name]:>11,}{m:>14,}{ratio:>11}")
+    e = energy(sim.synops["total"], sim.macs["total"], e_ac_pj, e_mac_pj)
+    rows.append(
+        f"energy estimate (synaptic ops vs dense MACs only; {e_ac_pj} pJ/AC, {e_mac_pj} pJ/MAC): "
+        f"SNN {e['snn_j'] * 1e6:.3f} uJ, dense ANN {e['ann_j'] * 1e6:.3f} uJ"
+    )
+    return "\n".join(rows)
+
+
+def bar_chart(sim, path, title: str = "SynOps vs dense MACs per layer") -> None:
+    """Save a bar chart of SynOps and MACs per layer (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in sim.synops if k != "total"]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) + 2), 4))
+    ax.bar(x - 0.2, [max(sim.synops[k], 0) for k in names], 0.4, label="SynOps (SNN)")
+    ax.bar(x + 0.2, [sim.macs.get(k, 0) for k in names], 0.4, label="MACs (dense ANN)")
+    ax.set_xticks(x, names)
+    ax.set_yscale("symlog")
+    ax.set_ylabel("operations")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
