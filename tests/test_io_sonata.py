@@ -304,6 +304,8 @@ def _pop(f, ts=np.zeros(3), ids=np.zeros(3, dtype=np.uint64), name="p"):
 
 BAD_FILES = {
     "text": (lambda p: p.write_text("t,node\n0.1,3\n"), "not an HDF5 file"),
+    "truncated": (lambda p: p.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100)),
+                  "unreadable HDF5 file"),
     "no_spikes": (lambda p: _h5(p, lambda f: f.create_group("other")), "/spikes: group missing"),
     "lengths": (lambda p: _h5(p, lambda f: _pop(f, ts=np.zeros(4))),
                 "timestamps has 4 entries, node_ids 3"),

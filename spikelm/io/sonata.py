@@ -112,7 +112,11 @@ class SpikeWriter:
             raise ConfigError(f"{src}: directory {parent} does not exist; "
                               "allowed: a path in an existing directory")
 
-        self._file = h5py.File(self.partial_path, "w")
+        try:
+            self._file = h5py.File(self.partial_path, "w")
+        except OSError as err:
+            raise ConfigError(f"{src}: cannot create {self.partial_path} ({err}); allowed: a "
+                              "writable path") from None
         self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
         self._file.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
         spikes = self._file.create_group("spikes", track_order=True)  # keep population order
@@ -637,7 +641,9 @@ def validate(path):
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        raise FileFormatError(f"{path}: unreadable HDF5 file ({err})") from None
+        reason = " ".join(str(err).split())
+        raise FileFormatError(f"{path}: unreadable HDF5 file ({reason}); expected a complete "
+                              "SONATA spike file") from None
     with f:
         _validate_open(f, path)
 
@@ -769,32 +775,42 @@ def _time_scale(ts, where):
     return _TIME_UNITS[units]
 
 
+def _open(path):
+    """Validate, then open for reading: every reader starts here."""
+    path = os.fspath(path)
+    validate(path)
+    return path, h5py.File(path, "r")
+
+
 def read_spikes(path):
     """Read every population of a SONATA spike file.
 
     Returns
     -------
     dict[str, SpikeTable]
-        Population name -> its spikes (timestamps in ms).
+        Population name -> its spikes (timestamps in ms), in the file's population order.
     """
-    validate(path)
-    meta = read_metadata(path)
+    path, f = _open(path)
+    with f:
+        return _spikes(f, _metadata(f))
+
+
+def _spikes(f, meta):
     sizes = meta.get("populations", {})
     out = {}
-    with h5py.File(path, "r") as f:
-        for name, g in f["spikes"].items():
-            scale = _time_scale(g["timestamps"], name)
-            ts = g["timestamps"][()].astype(np.float64)
-            if scale != 1.0:
-                ts = ts * scale
-            out[name] = SpikeTable(
-                timestamps=ts,
-                node_ids=g["node_ids"][()].astype(np.uint64),
-                values=g["values"][()] if "values" in g else None,
-                sorting=_sorting(g, name),
-                dt=meta.get("dt"),
-                n_nodes=sizes.get(name),
-            )
+    for name, g in f["spikes"].items():
+        scale = _time_scale(g["timestamps"], name)
+        ts = g["timestamps"][()].astype(np.float64)
+        if scale != 1.0:
+            ts = ts * scale
+        out[name] = SpikeTable(
+            timestamps=ts,
+            node_ids=g["node_ids"][()].astype(np.uint64),
+            values=g["values"][()] if "values" in g else None,
+            sorting=_sorting(g, name),
+            dt=meta.get("dt"),
+            n_nodes=sizes.get(name),
+        )
     return out
 
 
@@ -805,22 +821,26 @@ def read_metadata(path):
     ``synops`` as a dict) plus ``dt``, ``version``, ``populations``, ``signed``, ``complete``
     (False in a ``.partial`` file) and ``format``.
     """
-    validate(path)
-    with h5py.File(path, "r") as f:
-        if "spikelm" not in f:
-            return {}
-        meta = f["spikelm"]
-        out = {key: _py(value) for key, value in meta.attrs.items()}
-        if "text" in meta:
-            out.update({k: _py(d[()]) for k, d in meta["text"].items()})
-        if "json" in meta:
-            out.update({k: json.loads(_py(d[()])) for k, d in meta["json"].items()})
-        if "arrays" in meta:
-            out.update({k: d[()] for k, d in meta["arrays"].items()})
-        if "synops" in meta:
-            names = [_py(n) for n in meta["synops"]["names"][()]]
-            counts = meta["synops"]["counts"][()]
-            out["synops"] = {n: int(c) for n, c in zip(names, counts)}
+    path, f = _open(path)
+    with f:
+        return _metadata(f)
+
+
+def _metadata(f):
+    if "spikelm" not in f:
+        return {}
+    meta = f["spikelm"]
+    out = {key: _py(value) for key, value in meta.attrs.items()}
+    if "text" in meta:
+        out.update({k: _py(d[()]) for k, d in meta["text"].items()})
+    if "json" in meta:
+        out.update({k: json.loads(_py(d[()])) for k, d in meta["json"].items()})
+    if "arrays" in meta:
+        out.update({k: d[()] for k, d in meta["arrays"].items()})
+    if "synops" in meta:
+        names = [_py(n) for n in meta["synops"]["names"][()]]
+        counts = meta["synops"]["counts"][()]
+        out["synops"] = {n: int(c) for n, c in zip(names, counts)}
     return out
 
 
@@ -859,9 +879,8 @@ def read_state(path, population, variable=None):
         Frame times in ms: ``start + i * dt`` from ``mapping/time``.
     data : ndarray [n_times, n_columns]
     """
-    validate(path)
-    path = os.fspath(path)
-    with h5py.File(path, "r") as f:
+    path, f = _open(path)
+    with f:
         g = _state_group(f, path, population, variable)
         data = g["data"][()]
         m = g["mapping"]
@@ -884,9 +903,8 @@ def read_weights(path, projection):
         The step of each snapshot.
     snapshots : ndarray [n_snapshots, n_synapses]
     """
-    validate(path)
-    path = os.fspath(path)
-    with h5py.File(path, "r") as f:
+    path, f = _open(path)
+    with f:
         report = f.get("report")
         if report is None or projection not in report or "weights" not in report[projection]:
             have = sorted(k for k, g in (report or {}).items() if "weights" in g)
@@ -901,10 +919,11 @@ def read_weights(path, projection):
 
 def summary(path):
     """The text ``spikelm info FILE.h5`` prints: populations, rates, SynOps and run facts."""
-    validate(path)
-    path = os.fspath(path)
-    meta = read_metadata(path)
-    spikes = read_spikes(path)
+    path, f = _open(path)
+    with f:
+        meta = _metadata(f)
+        spikes = _spikes(f, meta)
+        reports = _report_lines(f)
     lines = [f"file: {path}"]
     dt = meta.get("dt")
     steps = meta.get("steps")
@@ -949,25 +968,22 @@ def summary(path):
         lines.append(f"  {'total':<28}{sum(synops.values()):>16,}")
     elif meta:
         lines.append("SynOps: not recorded")
-    lines.extend(_report_lines(path))
+    lines.extend(reports)
     return "\n".join(lines)
 
 
-def _report_lines(path):
+def _report_lines(f):
     lines = []
-    with h5py.File(path, "r") as f:
-        if "report" not in f:
-            return lines
-        for name, g in f["report"].items():
-            frames = [g] if "data" in g else []
-            frames += [s for k, s in g.items() if isinstance(s, h5py.Group) and "data" in s]
-            for s in frames:
-                var = _py(s["data"].attrs.get("variable", "")) or "?"
-                units = _py(s["data"].attrs.get("units", ""))
-                shape = s["data"].shape
-                lines.append(f"state {name}/{var}: {shape[1]} nodes x {shape[0]} frames"
-                             + (f" ({units})" if units else ""))
-            if "weights" in g:
-                shape = g["weights"].shape
-                lines.append(f"weights {name}: {shape[0]} snapshots x {shape[1]} synapses")
+    for name, g in f.get("report", {}).items():
+        frames = [g] if "data" in g else []
+        frames += [s for k, s in g.items() if isinstance(s, h5py.Group) and "data" in s]
+        for s in frames:
+            var = _py(s["data"].attrs.get("variable", "")) or "?"
+            units = _py(s["data"].attrs.get("units", ""))
+            shape = s["data"].shape
+            lines.append(f"state {name}/{var}: {shape[1]} nodes x {shape[0]} frames"
+                         + (f" ({units})" if units else ""))
+        if "weights" in g:
+            shape = g["weights"].shape
+            lines.append(f"weights {name}: {shape[0]} snapshots x {shape[1]} synapses")
     return lines
