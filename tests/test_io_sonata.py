@@ -63,7 +63,7 @@ def runs(draw):
     return pops, spikes
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run=runs(),
        dt=st.sampled_from([0.1, 0.025, 1.0, 0.5, 1 / 3]) | st.floats(1e-3, 10.0),
@@ -423,3 +423,27 @@ def test_summary_reports_rates_and_synops(tmp_path):
     assert "1,234,567" in lines["exc->inh"] and "1,234,570" in lines["total"]
     assert "state inh/v: 1 nodes x 2 frames (mV)" in text
     assert "weights exc->inh: 1 snapshots x 3 synapses" in text
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n_nodes=st.integers(1, 6), first=st.integers(0, 1000), stride=st.integers(1, 7),
+       sizes=st.lists(st.integers(1, 5), min_size=1, max_size=4), seed=st.integers(0, 99))
+def test_state_round_trip_over_several_calls(tmp_path, n_nodes, first, stride, sizes, seed):
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(50, size=n_nodes, replace=False))
+    data = rng.normal(size=(sum(sizes), n_nodes)).astype(np.float32)
+    steps = first + stride * np.arange(sum(sizes))
+    path = tmp_path / "state.h5"
+    with SpikeWriter(path, {"p": 50}, 0.25) as w:
+        at = 0
+        for size in sizes:
+            w.add_state("p", "v", ids, steps[at:at + size], data[at:at + size])
+            at += size
+    got_ids, times, got = read_state(path, "p", "v")
+    assert np.array_equal(got_ids, ids) and np.array_equal(got, data)
+    assert np.allclose(times, steps * 0.25)
+    with h5py.File(path, "r") as f:
+        t = f["report/p/mapping/time"]
+        known = stride if sum(sizes) > 1 else 1            # one frame has no spacing yet
+        assert t.attrs["first_step"] == first and t.attrs["step_stride"] == known
