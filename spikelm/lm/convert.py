@@ -103,6 +103,8 @@ class SpikingLM:
                  record: bool = False, on_token=None) -> Simulation:
         """Event-driven simulation, token by token to quiescence (``max_steps`` per token).
 
+        ``record=True`` keeps the spikes in ``.events``; a callable ``record(steps, pops,
+        nodes, values)`` receives them in time order instead (e.g. a SONATA writer).
         ``on_token(position, logits_row, counts)`` is called after each token.
         """
         ids = self._ids(token_ids)
@@ -118,7 +120,7 @@ class SpikingLM:
         Settled positions never spike again: appending a token only causes the events of its
         own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`.
         """
-        ids = check_tokens(prompt_ids, self.config.vocab_size, "prompt")
+        ids = check_tokens(prompt_ids, self.config.vocab_size, "prompt", self.config.n_positions)
         if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 0:
             raise ConfigError(f"n_tokens={n_tokens!r}; allowed: an integer >= 0")
         ctx = self.config.n_positions
@@ -169,7 +171,9 @@ class SpikingLM:
             for i, p in enumerate(qm.pops) if p.name != "head"
         }
         macs = macs_per_layer(self.config, L)
-        ev = runner.events.arrays() if runner.events is not None else None
+        ev = None
+        if runner.events is not None and runner.events.sink is None:
+            ev = runner.events.arrays()
         return Simulation(
             logits=logits,
             steps=np.array([c.steps for c in per_token], dtype=np.int64),

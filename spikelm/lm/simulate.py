@@ -86,8 +86,13 @@ class SpikeEvents:
     pops: list = field(default_factory=list)
     nodes: list = field(default_factory=list)
     values: list = field(default_factory=list)
+    sink: object = None  # a callable(steps, pops, nodes, values) that takes them instead
 
     def add(self, steps, pops, nodes, values):
+        if self.sink is not None:
+            self.sink(np.asarray(steps, np.int64), np.asarray(pops, np.int64),
+                      np.asarray(nodes, np.int64), np.asarray(values, np.int8))
+            return
         self.steps.append(np.asarray(steps, np.int64))
         self.pops.append(np.asarray(pops, np.int64))
         self.nodes.append(np.asarray(nodes, np.int64))
@@ -102,14 +107,16 @@ class SpikeEvents:
 class Runner:
     """State shared by both backends: spike counts of every position, counters, clock."""
 
-    def __init__(self, qm: QuantizedGPT, record: bool = False):
+    def __init__(self, qm: QuantizedGPT, record=False):
         self.qm = qm
         self.layout = Layout.of(qm)
         cfg = qm.config
         self.counts = np.zeros((cfg.n_positions, self.layout.n_spiking), np.int32)
         self.head_acc = np.zeros((cfg.n_positions, cfg.vocab_size), np.int64)
         self.counters = Counters(len(qm.pops), len(qm.projections))
-        self.events = SpikeEvents() if record else None
+        self.events = None
+        if record:
+            self.events = SpikeEvents(sink=record if callable(record) else None)
         self.clock = 0  # steps since the start of the run
         self.n = 0  # next position
 
@@ -272,7 +279,7 @@ class NumbaRunner(Runner):
 
     EVENT_CHUNK = 1 << 20
 
-    def __init__(self, qm: QuantizedGPT, record: bool = False):
+    def __init__(self, qm: QuantizedGPT, record=False):
         super().__init__(qm, record)
         cfg, lay = qm.config, self.layout
         P = len(qm.pops)
