@@ -1,6 +1,7 @@
-"""Files in and out: SONATA spike/state files (``sonata``) and their plots (``plots``).
+"""Files in and out.
 
-``plots`` needs matplotlib and is not imported here; use ``from spikelm.io import plots``.
+The SONATA spike/state file API (``spikelm.io.sonata``) is re-exported here. ``plots`` draws
+those files with matplotlib and is not imported here; use ``from spikelm.io import plots``.
 """
 
 from spikelm.io.sonata import (

@@ -120,6 +120,7 @@ class SpikeWriter:
         self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
         self._file.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
         spikes = self._file.create_group("spikes", track_order=True)  # keep population order
+        hchunk = (min(self.chunk, 1 << 20),)     # HDF5 chunk: bounded whatever the buffer size
         self._buffers = {name: [] for name in self.populations}
         self._buffered = dict.fromkeys(self.populations, 0)
         self._last_step = dict.fromkeys(self.populations, -1)
@@ -127,14 +128,14 @@ class SpikeWriter:
             g = spikes.create_group(name)
             g.attrs.create("sorting", SORTING["by_time"], dtype=SORTING_DTYPE)
             ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype=np.float64,
-                                  chunks=(self.chunk,))
+                                  chunks=hchunk)
             ts.attrs["units"] = "ms"
             g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype=np.uint64,
-                             chunks=(self.chunk,))
+                             chunks=hchunk)
             if self.signed[name]:
                 g.create_dataset("values", shape=(0,), maxshape=(None,), dtype=np.int8,
-                                 chunks=(self.chunk,))
-        self._states = {}    # (population, variable) -> dict(group, first_step, stride, n)
+                                 chunks=hchunk)
+        self._states = {}    # (population, variable) -> group, node_ids, first, stride, last, n
         self._weights = {}   # projection -> last step
         self._meta = self._file.create_group("spikelm")
         self._meta.attrs["format"] = FORMAT
@@ -231,7 +232,7 @@ class SpikeWriter:
                 old = g["values"][()]
                 del g["values"]
                 g.create_dataset("values", data=old.astype(np.int16), maxshape=(None,),
-                                 chunks=(self.chunk,))
+                                 chunks=g["timestamps"].chunks)
             _extend(g["values"], values.astype(g["values"].dtype))
         self._buffers[population] = []
         self._buffered[population] = 0
@@ -613,7 +614,7 @@ class SpikeTable:
         return self.timestamps.size
 
     def steps(self, dt=None):
-        """Step index of each spike: ``round(timestamp / dt)`` as int64 (dt defaults to the file's)."""
+        """Step of each spike: ``round(timestamp / dt)`` as int64 (dt defaults to the file's)."""
         dt = self.dt if dt is None else dt
         if dt is None or not dt > 0:
             raise ConfigError(f"SpikeTable.steps: dt: got {dt!r}; allowed: a float > 0 (ms); "
