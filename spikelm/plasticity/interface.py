@@ -231,6 +231,11 @@ class _Packer:
                 np.add.at(crow, post_l, plan.w[a:b])
             else:
                 crow[:] = rule.row_sum
+                if rule.normalize and b > a:  # start on the constraint: shift every row to C
+                    deg = np.bincount(post_l, minlength=n_post)
+                    tot = np.zeros(n_post)
+                    np.add.at(tot, post_l, plan.w[a:b])
+                    plan.w[a:b] -= ((tot - crow) / np.maximum(deg, 1))[post_l]
         self.proj_rules.append((proj.name, rule))
         self.pr_i.append(ints)
         self.pr_f.append(flt)
