@@ -39,15 +39,15 @@ def run_chunk(plan, buf, t0, n_steps, until_quiescent, learn=None):
 
 
 @njit(cache=True)
-def _update(model, S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout):
+def _update(model, S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     if model == LIF:
-        return nk.lif_update(S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout)
+        return nk.lif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout)
     if model == EIIF:
-        return nk.eiif_update(S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout)
+        return nk.eiif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout)
     if model == IZH:
-        return nk.izhikevich_update(S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout)
+        return nk.izhikevich_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout)
     if model == SIF:
-        return nk.signed_if_update(S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout)
+        return nk.signed_if_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout)
     return nout
 
 
@@ -106,9 +106,8 @@ def _run(t0, n_steps, until_quiescent,
     N = S.shape[1]
     P = pop_lo.size
     n_slots = qbuf.shape[0]
-    qe = np.zeros(N)
-    qi = np.zeros(N)
     i_ext = np.zeros(N)
+    flag = np.zeros(N, dtype=np.bool_)
     out_idx = np.zeros(N, dtype=np.int64)
     out_val = np.zeros(N, dtype=np.int8)
     n_rec = 0
@@ -119,25 +118,25 @@ def _run(t0, n_steps, until_quiescent,
         t = t0 + s
         if nrec[0] + n_rec > cap:
             return s, False
-        # 1. deliver
+        # 1. deliver: the models read this step's slot in place; it is cleared after the update
         slot = t % n_slots
-        for i in range(N):
-            qe[i] = qbuf[slot, 0, i]
-            qi[i] = qbuf[slot, 1, i]
-            qbuf[slot, 0, i] = 0.0
-            qbuf[slot, 1, i] = 0.0
+        qe = qbuf[slot, 0]
+        qi = qbuf[slot, 1]
         totals[1] += qcount[slot]
         qcount[slot] = 0
         for k in range(cs_step.size):
             if cs_step[k] == t:
                 for i in range(cs_lohi[k, 0], cs_lohi[k, 1]):
                     i_cur[i] += cs_delta[k]
-        for i in range(N):
-            i_ext[i] = i_cur[i]
-        for k in range(nz_key.size):
-            lo = nz_lohi[k, 0]
-            for i in range(lo, nz_lohi[k, 1]):
-                i_ext[i] += nz_ms[k, 0] + nz_ms[k, 1] * normal_nb(nz_key[k], t, i - lo)
+        iext = i_cur
+        if nz_key.size > 0:
+            for i in range(N):
+                i_ext[i] = i_cur[i]
+            for k in range(nz_key.size):
+                lo = nz_lohi[k, 0]
+                for i in range(lo, nz_lohi[k, 1]):
+                    i_ext[i] += nz_ms[k, 0] + nz_ms[k, 1] * normal_nb(nz_key[k], t, i - lo)
+            iext = i_ext
         for k in range(pin_key.size):
             lo = pin_lohi[k, 0]
             for i in range(lo, pin_lohi[k, 1]):
@@ -172,8 +171,11 @@ def _run(t0, n_steps, until_quiescent,
                         last = g
                     k += 1
             else:
-                nout = _update(m, S, lo, hi, consts[p], qe, qi, i_ext, t, out_idx, out_val, nout)
+                nout = _update(m, S, lo, hi, consts[p], qe, qi, iext, t, flag, out_idx, out_val, nout)
             counts[s, p] = nout - before
+        for i in range(N):
+            qe[i] = 0.0
+            qi[i] = 0.0
         while src_ptr < src_step.size and src_step[src_ptr] <= t:
             src_ptr += 1
         # 3. learn

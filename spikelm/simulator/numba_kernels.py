@@ -13,36 +13,48 @@ from numba import njit
 
 
 @njit(cache=True)
-def lif_update(S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout):
-    e_l, v_th, v_reset, em, pe, pi = c[0], c[1], c[2], c[3], c[4], c[5]
-    de, di, ref_steps, ext, delta_e, delta_i, alpha, da = c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13]
+def compact(flag, lo, hi, val, out_idx, out_val, nout):
+    """Append the indices in [lo, hi) whose flag is set (value ``val``), in index order."""
     for i in range(lo, hi):
-        if delta_e == 0.0:
-            S[1, i] += qe[i]
-        if delta_i == 0.0:
-            S[2, i] += qi[i]
-        free = S[3, i] <= 0.0
-        vn = e_l + (S[0, i] - e_l) * em + S[1, i] * pe + S[2, i] * pi + iext[i] * ext
-        if delta_e != 0.0:
-            vn = vn + qe[i]
-        if delta_i != 0.0:
-            vn = vn + qi[i]
-        if free:
-            S[0, i] = vn
-        else:
-            S[0, i] = v_reset
-            S[3, i] = S[3, i] - 1.0
-        S[1, i] *= de
-        S[2, i] *= di
-        S[4, i] *= da
-        if free and S[0, i] >= v_th + S[4, i]:
-            S[0, i] = v_reset
-            S[3, i] = ref_steps
-            S[4, i] += alpha
+        if flag[i]:
             out_idx[nout] = i
-            out_val[nout] = 1
+            out_val[nout] = val
             nout += 1
     return nout
+
+
+@njit(cache=True)
+def lif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
+    e_l, v_th, v_reset, em, pe, pi = c[0], c[1], c[2], c[3], c[4], c[5]
+    de, di, ref_steps, ext, delta_e, delta_i, alpha, da = c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13]
+    exp_e = delta_e == 0.0
+    exp_i = delta_i == 0.0
+    # one branch-free pass (vectorisable), then compaction of the fired flags
+    for i in range(lo, hi):
+        ie = S[1, i]
+        ii = S[2, i]
+        if exp_e:
+            ie += qe[i]
+        if exp_i:
+            ii += qi[i]
+        ref = S[3, i]
+        free = ref <= 0.0
+        vn = e_l + (S[0, i] - e_l) * em + ie * pe + ii * pi + iext[i] * ext
+        if not exp_e:
+            vn = vn + qe[i]
+        if not exp_i:
+            vn = vn + qi[i]
+        v = vn if free else v_reset
+        ref = ref if free else ref - 1.0
+        a = S[4, i] * da
+        spk = free & (v >= v_th + a)
+        S[0, i] = v_reset if spk else v
+        S[1, i] = ie * de
+        S[2, i] = ii * di
+        S[3, i] = ref_steps if spk else ref
+        S[4, i] = a + alpha if spk else a
+        flag[i] = spk
+    return compact(flag, lo, hi, 1, out_idx, out_val, nout)
 
 
 @njit(cache=True)
@@ -54,7 +66,7 @@ def lif_may_fire(S, lo, hi, c):
 
 
 @njit(cache=True)
-def eiif_update(S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout):
+def eiif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     tl = c[0] + (t - c[1])
     for i in range(lo, hi):
         v = S[0, i] + (qe[i] + qi[i] + iext[i])
@@ -85,33 +97,29 @@ def eiif_may_fire(S, lo, hi, c):
 
 
 @njit(cache=True)
-def izhikevich_update(S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout):
+def izhikevich_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     dt, v_peak, de, di = c[0], c[1], c[2], c[3]
     h = 0.5 * dt
     for i in range(lo, hi):
-        S[2, i] += qe[i]
-        S[3, i] += qi[i]
-        cur = S[2, i] + S[3, i] + iext[i]
+        ie = S[2, i] + qe[i]
+        ii = S[3, i] + qi[i]
+        cur = ie + ii + iext[i]
         v = S[0, i]
         u = S[1, i]
         v += h * (0.04 * v * v + 5.0 * v + 140.0 - u + cur)
         v += h * (0.04 * v * v + 5.0 * v + 140.0 - u + cur)
         u += dt * (S[4, i] * (S[5, i] * v - u))
-        S[2, i] *= de
-        S[3, i] *= di
-        if v >= v_peak:
-            v = S[6, i]
-            u += S[7, i]
-            out_idx[nout] = i
-            out_val[nout] = 1
-            nout += 1
-        S[0, i] = v
-        S[1, i] = u
-    return nout
+        S[2, i] = ie * de
+        S[3, i] = ii * di
+        spk = v >= v_peak
+        S[0, i] = S[6, i] if spk else v
+        S[1, i] = u + S[7, i] if spk else u
+        flag[i] = spk
+    return compact(flag, lo, hi, 1, out_idx, out_val, nout)
 
 
 @njit(cache=True)
-def signed_if_update(S, lo, hi, c, qe, qi, iext, t, out_idx, out_val, nout):
+def signed_if_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     q_min, q_max = c[0], c[1]
     for i in range(lo, hi):
         S[0, i] += qe[i] + qi[i] + iext[i]
