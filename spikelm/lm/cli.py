@@ -160,6 +160,8 @@ def _generate(args) -> int:
     if prompt.size == 0:
         raise ConfigError("--prompt: empty; give at least one character")
     ctx = snn.config.n_positions
+    if prompt.size > ctx:
+        raise ConfigError(f"--prompt: {prompt.size} tokens exceed the model's context of {ctx}")
     if prompt.size + max(args.tokens - 1, 0) > ctx:
         raise ConfigError(f"--prompt: {prompt.size} tokens + --tokens {args.tokens} exceed the model's context of {ctx}")
     out = Path(args.out) if args.out else None

@@ -1,0 +1,115 @@
+"""``spikelm lm generate / check / report`` on a small model folder (built here, no download)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from lm_helpers import random_tiny_gpt
+from spikelm.errors import ConfigError, SpikelmError
+from spikelm.lm import cli
+from spikelm.lm.tokenizer import CharTokenizer
+
+TEXT = "Return the value of the attribute.\nIf the file does not exist, raise an error.\n" * 20
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("model")
+    tok = CharTokenizer()
+    model = random_tiny_gpt(5, vocab=tok.vocab_size, ctx=24, width=16, layers=1, heads=2, std=0.2)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(model.config.to_dict()))
+    tok.save(path / "tokenizer.json")
+    (path / "heldout.txt").write_text(TEXT)
+    (path / "calibration.txt").write_text(TEXT[::-1])
+    return path
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(prog="spikelm")
+    cli.add_parser(ap.add_subparsers(dest="command"))
+    return ap.parse_args(argv)
+
+
+def test_generate_streams_tokens_and_writes_sonata(folder, tmp_path, capsys):
+    from spikelm.io.sonata import read_metadata, read_spikes
+
+    out = tmp_path / "run.h5"
+    args = parse(["lm", "generate", "--model", str(folder), "--prompt", "Return the", "--tokens", "5",
+                  "--bits", "6", "--out", str(out)])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "generated: 'Return the|" in text and "SynOps" in text and f"spikes written to {out}" in text
+    assert len([ln for ln in text.splitlines() if ln[:4].strip().isdigit()]) == 10 + 4
+    spikes = read_spikes(out)
+    assert "h0.q" in spikes and "emb" in spikes and "head" not in spikes
+    total = sum(len(t) for t in spikes.values())
+    meta = read_metadata(out)
+    assert meta["steps"] > 0 and total > 0
+    assert all(set(np.unique(t.values)) <= {-1, 1} for t in spikes.values() if len(t))
+    assert not (tmp_path / "run.h5.partial").exists()
+
+
+def test_generate_matches_api(folder, capsys):
+    from spikelm.lm import convert
+
+    args = parse(["lm", "generate", "--model", str(folder), "--prompt", "If the", "--tokens", "3"])
+    assert args.func(args) == 0
+    shown = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("generated:")][0]
+    tok = CharTokenizer.load(folder / "tokenizer.json")
+    snn = convert(folder, calibration=tok.encode(tok.clean(TEXT[::-1][:4000])), bits=8)
+    gen = snn.generate(tok.encode("If the"), 3)
+    assert shown == "generated: " + repr("If the|" + tok.decode(gen.new_tokens))
+
+
+def test_check_reports_exact_agreement(folder, capsys):
+    args = parse(["lm", "check", "--model", str(folder), "--prompts", "2", "--length", "12", "--bits", "5"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "exact agreement: yes on 2 prompts of 12 tokens; largest code difference 0" in out
+
+
+def test_report_writes_chart_and_json(folder, tmp_path, capsys):
+    png, js = tmp_path / "synops.png", tmp_path / "counts.json"
+    args = parse(["lm", "report", "--model", str(folder), "--out", str(png), "--length", "10",
+                  "--e-ac", "1.0", "--json", str(js)])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "energy estimate" in out and "1.0 pJ/AC" in out and png.stat().st_size > 1000
+    data = json.loads(js.read_text())
+    assert data["synops"]["total"] > 0 and data["tokens"] == 10
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["generate", "--prompt", "x" * 30, "--tokens", "1"], "30 tokens exceed the model's context of 24"),
+    (["generate", "--prompt", "abc", "--tokens", "30"], "exceed the model's context of 24"),
+    (["generate", "--prompt", "", "--tokens", "2"], "prompt: empty"),
+    (["generate", "--prompt", "caf\u00e9", "--tokens", "2"], "not in the tokenizer's vocabulary"),
+    (["generate", "--prompt", "abc", "--tokens", "2", "--bits", "9"], "--bits 9; allowed: 2 to 8"),
+    (["report", "--out", "/nonexistent-dir/x.png"], "does not exist"),
+])
+def test_bad_arguments_raise_one_line_errors(folder, argv, match, tmp_path):
+    args = parse(["lm", argv[0], "--model", str(folder), *argv[1:]])
+    with pytest.raises(ConfigError, match=match) as info:
+        args.func(args)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_out_path_writes_nothing(folder, tmp_path, capsys):
+    out = tmp_path / "run.h5"
+    args = parse(["lm", "generate", "--model", str(folder), "--prompt", "abc", "--tokens", "2",
+                  "--out", str(out), "--max-steps", "1"])
+    with pytest.raises(SpikelmError, match="no quiescence"):
+        args.func(args)
+    assert not out.exists()  # only the .partial file of the failed run remains
+
+
+def test_main_exits_2_on_errors(folder, capsys):
+    assert cli.main(["lm", "generate", "--model", str(folder / "nope"), "--prompt", "a", "--tokens", "1"]) == 2
+    assert "not a model folder" in capsys.readouterr().err
