@@ -8,10 +8,14 @@ field below is a flat typed array, offsets into the shared ones live in the rule
 - ``ring, ring_n, ring_t``: per projection rule, the pre spikes of the last max_delay + 1
   steps (local pre indices), their count per slot and the step each slot holds.
 - ``csc_ptr, csc_syn``: the reverse (CSC) index: incoming synapses of each post neuron.
-- ``dptr, dsyn``: each pre neuron's synapses grouped by delay (pre arrivals at step t are
-  the synapses of delay d of the neurons that fired at t - d).
-- ``xpre, tpre, sd``: per synapse (global synapse index): pre trace value at its last
-  arrival, step of that arrival (-1: none yet), Izhikevich's derivative ``sd``.
+- ``dptr, dsyn, dcsc, dpost``: each pre neuron's synapses grouped by delay (pre arrivals at
+  step t are the synapses of delay d of the neurons that fired at t - d): local synapse id,
+  its position in the reverse index, its post neuron.
+- ``etab``: per rule, exp(-n dt / tau_plus) and exp(-n dt / tau_minus) for n = 0..L (the
+  trace decays of whole numbers of steps; beyond L the exponential is computed).
+- ``xpre, tpre, sd``: per plastic synapse, stored in reverse-index order (rule's synapse
+  offset + CSC position) so a post spike reads them contiguously: pre trace value at its
+  last arrival, step of that arrival (-1: none yet), Izhikevich's derivative ``sd``.
 - ``xpost, tpost, crow, mark``: per post neuron of each projection rule: post trace value,
   step of the last post spike (-1: none), target row sum C_i, "row touched" flag.
 - ``rate, h, vbar``: per neuron of each population rule: rate estimate, threshold offset,
@@ -34,8 +38,8 @@ from .rules import STDP, BrainGPTHomeostasis, BrainGPTSTDP, Homeostasis, check_a
 
 # projection rule table columns (ints)
 P_KIND, P_PROJ, P_ON, P_PAIR, P_MULT, P_MODE, P_EVERY, P_MAXD, P_RING, P_RINGN, P_NPRE, P_NPOST, P_SYN, \
-    P_CSCP, P_CSC, P_DPTR, P_DSYN, P_POST, P_NORM, P_PRELO, P_POSTLO, P_NSYN = range(22)
-PI = 22
+    P_CSCP, P_CSC, P_DPTR, P_DSYN, P_POST, P_NORM, P_PRELO, P_POSTLO, P_NSYN, P_ETAB, P_ELEN = range(24)
+PI = 24
 # projection rule table columns (floats)
 F_AP, F_AM, F_KP, F_KM, F_WMIN, F_WMAX, F_ETA, F_SDDECAY, F_SDBIAS = range(9)
 PF = 9
@@ -50,7 +54,7 @@ KIND_STDP, KIND_BRAINGPT = 1, 2
 KIND_HOMEO_LIF, KIND_HOMEO_EIIF, KIND_BRAINGPT_HOMEO = 1, 2, 3
 
 NAMES = ("pr_i", "pr_f", "hr_i", "hr_f", "ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn",
-         "xpre", "tpre", "sd", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")
+         "dcsc", "dpost", "etab", "xpre", "tpre", "sd", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")
 #: arrays that change while the simulation runs (what a checkpoint must keep)
 MUTABLE = ("ring", "ring_n", "ring_t", "xpre", "tpre", "sd", "xpost", "tpost", "crow", "rate", "h", "vbar")
 
@@ -160,8 +164,8 @@ class _Packer:
     def __init__(self, plan):
         self.proj_rules, self.pop_rules = [], []
         self.pr_i, self.pr_f, self.hr_i, self.hr_f = [], [], [], []
-        self.bufs = {k: [] for k in ("ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn", "xpost",
-                                     "tpost", "crow", "mark", "rate", "h", "vbar")}
+        self.bufs = {k: [] for k in ("ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn", "dcsc",
+                                     "dpost", "etab", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")}
         self.n_syn = 0
         if plan is None:
             return
@@ -199,6 +203,13 @@ class _Packer:
         key = pre_l * (maxd + 1) + dl
         dsyn = np.argsort(key, kind="stable").astype(np.int64)
         dptr = np.searchsorted(key[dsyn], np.arange(n_pre * (maxd + 1) + 1)).astype(np.int64)
+        inv = np.empty(b - a, dtype=np.int64)
+        inv[csc_syn] = np.arange(b - a)
+        # whole-step decays: long enough for the trace to fall below 1e-16
+        L = int(min(100_000, math.ceil(37.0 * max(rule.tau_plus, rule.tau_minus) / dt)))
+        n = np.arange(L + 1, dtype=np.float64)
+        etab = np.concatenate([np.array([math.exp(-x * (dt / rule.tau_plus)) for x in n]),
+                               np.array([math.exp(-x * (dt / rule.tau_minus)) for x in n])])
         ints = np.zeros(PI, dtype=np.int64)
         flt = np.zeros(PF)
         ints[P_PROJ], ints[P_ON] = k, int(rule.enabled)
@@ -208,6 +219,7 @@ class _Packer:
         ints[P_CSCP], ints[P_CSC] = self._len("csc_ptr"), self._len("csc_syn")
         ints[P_DPTR], ints[P_DSYN] = self._len("dptr"), self._len("dsyn")
         ints[P_POST] = self._len("xpost")
+        ints[P_ETAB], ints[P_ELEN] = self._len("etab"), L
         ints[P_PRELO], ints[P_POSTLO] = plan.proj_pre_lo[k], plan.proj_post_lo[k]
         flt[F_AP], flt[F_AM] = rule.a_plus, rule.a_minus
         flt[F_KP], flt[F_KM] = dt / rule.tau_plus, dt / rule.tau_minus
@@ -247,6 +259,9 @@ class _Packer:
         B["csc_syn"].append(csc_syn)
         B["dptr"].append(dptr)
         B["dsyn"].append(dsyn)
+        B["dcsc"].append(inv[dsyn])
+        B["dpost"].append(post_l[dsyn])
+        B["etab"].append(etab)
         B["xpost"].append(np.zeros(n_post))
         B["tpost"].append(np.full(n_post, -1, dtype=np.int64))
         B["crow"].append(crow)
@@ -305,7 +320,7 @@ class _Packer:
         return (
             table(self.pr_i, PI, i64), table(self.pr_f, PF, f64), table(self.hr_i, HI, i64), table(self.hr_f, HF, f64),
             cat("ring", i64), cat("ring_n", i64), cat("ring_t", i64), cat("csc_ptr", i64), cat("csc_syn", i64),
-            cat("dptr", i64), cat("dsyn", i64),
+            cat("dptr", i64), cat("dsyn", i64), cat("dcsc", i64), cat("dpost", i64), cat("etab", f64),
             np.zeros(self.n_syn), np.full(self.n_syn, -1, dtype=i64), np.zeros(self.n_syn),
             cat("xpost", f64), cat("tpost", i64), cat("crow", f64), cat("mark", i64),
             cat("rate", f64), cat("h", f64), cat("vbar", f64),
@@ -327,27 +342,37 @@ def learn_numpy(plan, t, spk_idx, spk_val, state):
         _learn_population(plan, t, spk_idx, spk_val, a, r)
 
 
-def _decayed(x, t_last, t, k):
-    """Trace value at step t from its value x at step t_last (0 where t_last < 0)."""
-    return np.where(t_last >= 0, x * np.exp(-(t - t_last) * k), 0.0)
+def _decay(etab, L, dsteps, k):
+    """exp(-dsteps k) for whole numbers of steps: the table up to L, computed beyond."""
+    dsteps = np.asarray(dsteps, dtype=np.int64)
+    out = np.empty(dsteps.shape)
+    near = dsteps <= L
+    out[near] = etab[dsteps[near]]
+    out[~near] = np.exp(-dsteps[~near] * k)
+    return out
 
 
 def _learn_projection(plan, t, spk_idx, a, r):
     pi, pf = a["pr_i"][r], a["pr_f"][r]
     kind, nearest, mult, izh = pi[P_KIND], pi[P_PAIR], pi[P_MULT], pi[P_MODE]
-    maxd, n_pre, n_post, syn0 = pi[P_MAXD], pi[P_NPRE], pi[P_NPOST], pi[P_SYN]
+    maxd, n_pre, n_post, syn0, nsyn = pi[P_MAXD], pi[P_NPRE], pi[P_NPOST], pi[P_SYN], pi[P_NSYN]
     ns = maxd + 1
     ap, am, kp, km, wmin, wmax, eta = pf[F_AP], pf[F_AM], pf[F_KP], pf[F_KM], pf[F_WMIN], pf[F_WMAX], pf[F_ETA]
-    w, xpre, tpre, sd = plan.w, a["xpre"], a["tpre"], a["sd"]
+    L = pi[P_ELEN]
+    ep = a["etab"][pi[P_ETAB]:pi[P_ETAB] + L + 1]
+    em = a["etab"][pi[P_ETAB] + L + 1:pi[P_ETAB] + 2 * L + 2]
+    w = plan.w[syn0:syn0 + nsyn]
+    # per-synapse state in reverse-index (CSC) order
+    xpre, tpre, sd = (a[k][syn0:syn0 + nsyn] for k in ("xpre", "tpre", "sd"))
     po = pi[P_POST]
     xpost, tpost = a["xpost"][po:po + n_post], a["tpost"][po:po + n_post]
     mark = a["mark"][po:po + n_post]
     ring = a["ring"][pi[P_RING]:pi[P_RING] + ns * n_pre].reshape(ns, n_pre)
     ring_n, ring_t = a["ring_n"][pi[P_RINGN]:pi[P_RINGN] + ns], a["ring_t"][pi[P_RINGN]:pi[P_RINGN] + ns]
     cptr = a["csc_ptr"][pi[P_CSCP]:pi[P_CSCP] + n_post + 1]
-    csyn = a["csc_syn"][pi[P_CSC]:pi[P_CSC] + pi[P_NSYN]]
+    csyn = a["csc_syn"][pi[P_CSC]:pi[P_CSC] + nsyn]
     dptr = a["dptr"][pi[P_DPTR]:pi[P_DPTR] + n_pre * ns + 1]
-    dsyn = a["dsyn"][pi[P_DSYN]:pi[P_DSYN] + pi[P_NSYN]]
+    dsyn, dcsc, dpost = (a[k][pi[P_DSYN]:pi[P_DSYN] + nsyn] for k in ("dsyn", "dcsc", "dpost"))
 
     # synapses where a pre spike arrives now (spike at t - d through a synapse of delay d)
     arr = []
@@ -356,8 +381,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
         if ring_t[sl] != t - d:
             continue
         for j in ring[sl, :ring_n[sl]]:
-            q0, q1 = dptr[j * ns + d], dptr[j * ns + d + 1]
-            arr.append(syn0 + dsyn[q0:q1])
+            arr.append(np.arange(dptr[j * ns + d], dptr[j * ns + d + 1]))
     arr = np.concatenate(arr) if arr else np.zeros(0, np.int64)
     post_lo = pi[P_POSTLO]
     posts = spk_idx[(spk_idx >= post_lo) & (spk_idx < post_lo + n_post)] - post_lo
@@ -365,28 +389,37 @@ def _learn_projection(plan, t, spk_idx, a, r):
     def on_arrivals():
         if not arr.size:
             return
-        i = plan.post[arr].astype(np.int64)
+        s, c, i = dsyn[arr], dcsc[arr], dpost[arr]
         has = tpost[i] >= 0
-        s, i = arr[has], i[has]
-        x = xpost[i] * np.exp(-(t - tpost[i]) * km)
+        sh, ch, ih = s[has], c[has], i[has]
+        x = _decay(em, L, t - tpost[ih], km)
+        if not nearest:
+            x = xpost[ih] * x
         if kind == KIND_BRAINGPT:
-            w[s] = w[s] + eta * (-am * x - w[s])
-            mark[i] = 1
+            w[sh] = w[sh] + eta * (-am * x - w[sh])
+            mark[ih] = 1
         else:
-            dw = -am * x * (w[s] - wmin) if mult else -am * x
+            dw = -am * x * (w[sh] - wmin) if mult else -am * x
             if izh:
-                sd[s] = sd[s] + dw
+                sd[ch] = sd[ch] + dw
             else:
-                w[s] = np.minimum(np.maximum(w[s] + dw, wmin), wmax)
+                w[sh] = np.minimum(np.maximum(w[sh] + dw, wmin), wmax)
         # pre traces (all-to-all: add 1; nearest: reset to 1)
-        xpre[arr] = 1.0 if nearest else _decayed(xpre[arr], tpre[arr], t, kp) + 1.0
-        tpre[arr] = t
+        if nearest:
+            xpre[c] = 1.0
+        else:
+            old = tpre[c] >= 0
+            xpre[c] = np.where(old, xpre[c] * _decay(ep, L, np.where(old, t - tpre[c], 0), kp), 0.0) + 1.0
+        tpre[c] = t
 
     def on_posts():
         for i in posts:
-            s = syn0 + csyn[cptr[i]:cptr[i + 1]]
-            s = s[tpre[s] >= 0]
-            x = xpre[s] * np.exp(-(t - tpre[s]) * kp)
+            c = np.arange(cptr[i], cptr[i + 1])
+            c = c[tpre[c] >= 0]
+            s = csyn[c]
+            x = _decay(ep, L, t - tpre[c], kp)
+            if not nearest:
+                x = xpre[c] * x
             if kind == KIND_BRAINGPT:
                 w[s] = w[s] + eta * (ap * x - w[s])
                 if s.size:
@@ -394,10 +427,15 @@ def _learn_projection(plan, t, spk_idx, a, r):
             else:
                 dw = ap * x * (wmax - w[s]) if mult else ap * x
                 if izh:
-                    sd[s] = sd[s] + dw
+                    sd[c] = sd[c] + dw
                 else:
                     w[s] = np.minimum(np.maximum(w[s] + dw, wmin), wmax)
-        xpost[posts] = 1.0 if nearest else _decayed(xpost[posts], tpost[posts], t, km) + 1.0
+        if nearest:
+            xpost[posts] = 1.0
+        else:
+            old = tpost[posts] >= 0
+            xpost[posts] = np.where(old, xpost[posts] * _decay(em, L, np.where(old, t - tpost[posts], 0), km),
+                                    0.0) + 1.0
         tpost[posts] = t
 
     if kind == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first, then post spikes
@@ -409,7 +447,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
         if pi[P_NORM]:
             crow = a["crow"][po:po + n_post]
             for i in np.flatnonzero(mark):
-                s = syn0 + csyn[cptr[i]:cptr[i + 1]]
+                s = csyn[cptr[i]:cptr[i + 1]]
                 tot = 0.0
                 for v in w[s]:
                     tot += v
@@ -424,9 +462,8 @@ def _learn_projection(plan, t, spk_idx, a, r):
     ring_n[sl], ring_t[sl] = pres.size, t
 
     if izh and (t + 1) % pi[P_EVERY] == 0:
-        s = slice(syn0, syn0 + pi[P_NSYN])
-        w[s] = np.minimum(np.maximum(w[s] + (pf[F_SDBIAS] + sd[s]), wmin), wmax)
-        sd[s] = sd[s] * pf[F_SDDECAY]
+        w[csyn] = np.minimum(np.maximum(w[csyn] + (pf[F_SDBIAS] + sd), wmin), wmax)
+        sd[:] = sd * pf[F_SDDECAY]
 
 
 def _learn_population(plan, t, spk_idx, spk_val, a, r):

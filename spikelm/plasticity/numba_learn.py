@@ -13,7 +13,7 @@ from .interface import (EIIF_ROW_ALPHA, EIIF_ROW_R, EIIF_ROW_THETA, EIIF_ROW_V, 
                         F_SDBIAS, F_SDDECAY, F_WMAX, F_WMIN, G_AMAX, G_AMIN, G_DA, G_DECAY, G_ETA, G_ETA_A, G_ETA_R,
                         G_GAIN, G_RMAX, G_RMIN, G_TARGET, G_THMAX, G_THMIN, G_VREST, G_VT, H_HI, H_KIND, H_LO, H_OFF,
                         H_ON, KIND_BRAINGPT, KIND_BRAINGPT_HOMEO, KIND_HOMEO_EIIF, KIND_HOMEO_LIF, KIND_STDP,
-                        LIF_ROW_A, P_CSC, P_CSCP, P_DPTR, P_DSYN, P_EVERY, P_KIND, P_MAXD, P_MODE, P_MULT, P_NORM,
+                        LIF_ROW_A, P_CSC, P_CSCP, P_DPTR, P_DSYN, P_ELEN, P_ETAB, P_EVERY, P_KIND, P_MAXD, P_MODE, P_MULT, P_NORM,
                         P_NPOST, P_NPRE, P_NSYN, P_ON, P_PAIR, P_POST, P_POSTLO, P_PRELO, P_RING, P_RINGN, P_SYN)
 
 
@@ -23,7 +23,16 @@ def _clip(x, lo, hi):
 
 
 @njit(cache=True)
-def _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre, tpre, sd, xpost, tpost, mark):
+def _decay(etab, e0, L, n, k):
+    """exp(-n k) for n whole steps: the table etab[e0:e0 + L + 1] up to L, computed beyond."""
+    if n <= L:
+        return etab[e0 + n]
+    return math.exp(-n * k)
+
+
+@njit(cache=True)
+def _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd, xpost,
+              tpost, mark):
     """Pre spikes arriving at their synapses now: depression from the post trace, then the pre trace."""
     kind = pr_i[r, P_KIND]
     nearest = pr_i[r, P_PAIR]
@@ -38,6 +47,9 @@ def _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre,
     rn = pr_i[r, P_RINGN]
     dp = pr_i[r, P_DPTR]
     ds = pr_i[r, P_DSYN]
+    L = pr_i[r, P_ELEN]
+    ep = pr_i[r, P_ETAB]
+    em = ep + L + 1
     am = pr_f[r, F_AM]
     kp = pr_f[r, F_KP]
     km = pr_f[r, F_KM]
@@ -50,11 +62,14 @@ def _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre,
             continue
         for m in range(ring_n[rn + sl]):
             j = ring[rg + sl * n_pre + m]
-            for q in range(dptr[dp + j * ns + d], dptr[dp + j * ns + d + 1]):
-                s = syn0 + dsyn[ds + q]
-                i = po + post[s]
+            for q in range(ds + dptr[dp + j * ns + d], ds + dptr[dp + j * ns + d + 1]):
+                s = syn0 + dsyn[q]
+                c = syn0 + dcsc[q]
+                i = po + dpost[q]
                 if tpost[i] >= 0:
-                    x = xpost[i] * math.exp(-(t - tpost[i]) * km)
+                    x = _decay(etab, em, L, t - tpost[i], km)
+                    if not nearest:
+                        x = xpost[i] * x
                     if kind == KIND_BRAINGPT:
                         w[s] = w[s] + eta * (-am * x - w[s])
                         mark[i] = 1
@@ -64,20 +79,20 @@ def _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre,
                         else:
                             dw = -am * x
                         if izh:
-                            sd[s] = sd[s] + dw
+                            sd[c] = sd[c] + dw
                         else:
                             w[s] = _clip(w[s] + dw, wmin, wmax)
                 if nearest:
-                    xpre[s] = 1.0
-                elif tpre[s] >= 0:
-                    xpre[s] = xpre[s] * math.exp(-(t - tpre[s]) * kp) + 1.0
+                    xpre[c] = 1.0
+                elif tpre[c] >= 0:
+                    xpre[c] = xpre[c] * _decay(etab, ep, L, t - tpre[c], kp) + 1.0
                 else:
-                    xpre[s] = 1.0
-                tpre[s] = t
+                    xpre[c] = 1.0
+                tpre[c] = t
 
 
 @njit(cache=True)
-def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd, xpost, tpost, mark):
+def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpre, sd, xpost, tpost, mark):
     """Post spikes now: potentiation of the incoming synapses (reverse index), then the post trace."""
     kind = pr_i[r, P_KIND]
     nearest = pr_i[r, P_PAIR]
@@ -89,6 +104,9 @@ def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd,
     cp = pr_i[r, P_CSCP]
     cs = pr_i[r, P_CSC]
     post_lo = pr_i[r, P_POSTLO]
+    L = pr_i[r, P_ELEN]
+    ep = pr_i[r, P_ETAB]
+    em = ep + L + 1
     ap = pr_f[r, F_AP]
     kp = pr_f[r, F_KP]
     km = pr_f[r, F_KM]
@@ -101,10 +119,13 @@ def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd,
             continue
         i = g - post_lo
         for q in range(csc_ptr[cp + i], csc_ptr[cp + i + 1]):
-            s = syn0 + csc_syn[cs + q]
-            if tpre[s] < 0:
+            c = syn0 + q
+            if tpre[c] < 0:
                 continue
-            x = xpre[s] * math.exp(-(t - tpre[s]) * kp)
+            s = syn0 + csc_syn[cs + q]
+            x = _decay(etab, ep, L, t - tpre[c], kp)
+            if not nearest:
+                x = xpre[c] * x
             if kind == KIND_BRAINGPT:
                 w[s] = w[s] + eta * (ap * x - w[s])
                 mark[po + i] = 1
@@ -114,29 +135,31 @@ def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd,
                 else:
                     dw = ap * x
                 if izh:
-                    sd[s] = sd[s] + dw
+                    sd[c] = sd[c] + dw
                 else:
                     w[s] = _clip(w[s] + dw, wmin, wmax)
         k = po + i
         if nearest:
             xpost[k] = 1.0
         elif tpost[k] >= 0:
-            xpost[k] = xpost[k] * math.exp(-(t - tpost[k]) * km) + 1.0
+            xpost[k] = xpost[k] * _decay(etab, em, L, t - tpost[k], km) + 1.0
         else:
             xpost[k] = 1.0
         tpost[k] = t
 
 
 @njit(cache=True)
-def _projection(t, r, out_idx, nout, w, post, plast):
-    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, xpre, tpre, sd, xpost, tpost, crow,
-     mark, rate, h, vbar) = plast
+def _projection(t, r, out_idx, nout, w, plast):
+    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd,
+     xpost, tpost, crow, mark, rate, h, vbar) = plast
     if pr_i[r, P_KIND] == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first
-        _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre, tpre, sd, xpost, tpost, mark)
-        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd, xpost, tpost, mark)
+        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd, xpost,
+                  tpost, mark)
+        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpre, sd, xpost, tpost, mark)
     else:  # BrainGPT eq. 15: dt_pair = 0 depresses: post spikes first
-        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, xpre, tpre, sd, xpost, tpost, mark)
-        _arrivals(t, r, pr_i, pr_f, w, post, ring, ring_n, ring_t, dptr, dsyn, xpre, tpre, sd, xpost, tpost, mark)
+        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpre, sd, xpost, tpost, mark)
+        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd, xpost,
+                  tpost, mark)
         po = pr_i[r, P_POST]
         syn0 = pr_i[r, P_SYN]
         cp = pr_i[r, P_CSCP]
@@ -176,15 +199,17 @@ def _projection(t, r, out_idx, nout, w, post, plast):
         bias = pr_f[r, F_SDBIAS]
         decay = pr_f[r, F_SDDECAY]
         syn0 = pr_i[r, P_SYN]
-        for s in range(syn0, syn0 + pr_i[r, P_NSYN]):
-            w[s] = _clip(w[s] + (bias + sd[s]), wmin, wmax)
-            sd[s] = sd[s] * decay
+        cs = pr_i[r, P_CSC]
+        for q in range(pr_i[r, P_NSYN]):
+            s = syn0 + csc_syn[cs + q]
+            w[s] = _clip(w[s] + (bias + sd[syn0 + q]), wmin, wmax)
+            sd[syn0 + q] = sd[syn0 + q] * decay
 
 
 @njit(cache=True)
 def _population(t, r, out_idx, nout, S, plast):
-    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, xpre, tpre, sd, xpost, tpost, crow,
-     mark, rate, h, vbar) = plast
+    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd,
+     xpost, tpost, crow, mark, rate, h, vbar) = plast
     kind = hr_i[r, H_KIND]
     lo = hr_i[r, H_LO]
     hi = hr_i[r, H_HI]
@@ -235,6 +260,6 @@ def learn(t, out_idx, out_val, nout, S, w, indptr, post, delay, proj_ptr_off, pr
     hr_i = plast[2]
     for r in range(pr_i.shape[0]):
         if pr_i[r, P_ON]:
-            _projection(t, r, out_idx, nout, w, post, plast)
+            _projection(t, r, out_idx, nout, w, plast)
     for r in range(hr_i.shape[0]):
         _population(t, r, out_idx, nout, S, plast)
