@@ -19,7 +19,7 @@ settings.register_profile("thorough", deadline=None, max_examples=500,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-@pytest.fixture(params=["numpy", "numba"])
+@pytest.fixture(scope="session", params=["numpy", "numba"])
 def backend(request):
     """Every backend that runs on a CPU; the numpy one is the reference."""
     return request.param
