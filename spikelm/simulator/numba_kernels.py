@@ -14,8 +14,12 @@ from numba import njit
 
 @njit(cache=True)
 def compact(flag, lo, hi, val, out_idx, out_val, nout):
-    """Append the indices in [lo, hi) whose flag is set (value ``val``), in index order."""
-    for i in range(lo, hi):
+    """Append the indices in [lo, hi) whose flag is set (value ``val``), in index order.
+
+    Loops over neurons use unsigned indices: with signed ones Numba adds negative-index
+    wrap-around checks that stop LLVM from vectorising (4-5x slower on LIF updates).
+    """
+    for i in range(np.uint64(lo), np.uint64(hi)):
         if flag[i]:
             out_idx[nout] = i
             out_val[nout] = val
@@ -30,7 +34,7 @@ def lif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     exp_e = delta_e == 0.0
     exp_i = delta_i == 0.0
     # one branch-free pass (vectorisable), then compaction of the fired flags
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         ie = S[1, i]
         ii = S[2, i]
         if exp_e:
@@ -59,7 +63,7 @@ def lif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
 
 @njit(cache=True)
 def lif_may_fire(S, lo, hi, c):
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         if S[3, i] > 0 or abs(S[1, i]) + abs(S[2, i]) > 1e-9 or S[0, i] >= c[1] + S[4, i]:
             return True
     return False
@@ -68,7 +72,7 @@ def lif_may_fire(S, lo, hi, c):
 @njit(cache=True)
 def eiif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     tl = c[0] + (t - c[1])
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         v = S[0, i] + (qe[i] + qi[i] + iext[i])
         theta = S[1, i] + S[2, i] * tl
         if v >= theta:
@@ -90,7 +94,7 @@ def eiif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
 
 @njit(cache=True)
 def eiif_may_fire(S, lo, hi, c):
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         if abs(S[0, i]) >= S[1, i]:
             return True
     return False
@@ -100,7 +104,7 @@ def eiif_may_fire(S, lo, hi, c):
 def izhikevich_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     dt, v_peak, de, di = c[0], c[1], c[2], c[3]
     h = 0.5 * dt
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         ie = S[2, i] + qe[i]
         ii = S[3, i] + qi[i]
         cur = ie + ii + iext[i]
@@ -121,7 +125,7 @@ def izhikevich_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nou
 @njit(cache=True)
 def signed_if_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     q_min, q_max = c[0], c[1]
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         S[0, i] += qe[i] + qi[i] + iext[i]
         d = S[0, i] - S[1, i]
         if d >= 0.5 and S[1, i] < q_max:
@@ -139,7 +143,7 @@ def signed_if_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout
 
 @njit(cache=True)
 def signed_if_may_fire(S, lo, hi, c):
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         d = S[0, i] - S[1, i]
         if (d >= 0.5 and S[1, i] < c[1]) or (d < -0.5 and S[1, i] > c[0]):
             return True

@@ -47,11 +47,21 @@ def uniform(key, step, idx):
 
 
 def normal(key, step, idx):
-    """Standard normal doubles (Box-Muller on two uniforms per index; NumPy + math)."""
+    """Standard normal doubles (NumPy + math).
+
+    Box-Muller: indices 2m and 2m + 1 share the uniforms of pair m and take the cosine and
+    the sine branch, so one log and one sqrt serve two variates.
+    """
     idx = np.asarray(idx, dtype=np.uint64)
-    u1 = uniform(key, step, idx * np.uint64(2))
-    u2 = uniform(key, step, idx * np.uint64(2) + np.uint64(1))
-    return np.array([math.sqrt(-2.0 * math.log(1.0 - a)) * math.cos(2.0 * math.pi * b) for a, b in zip(u1, u2)])
+    pair = idx >> np.uint64(1)
+    u1 = uniform(key, step, pair * np.uint64(2))
+    u2 = uniform(key, step, pair * np.uint64(2) + np.uint64(1))
+    out = np.empty(idx.size)
+    for k in range(idx.size):
+        r = math.sqrt(-2.0 * math.log(1.0 - u1[k]))
+        th = 2.0 * math.pi * u2[k]
+        out[k] = r * (math.sin(th) if idx[k] & np.uint64(1) else math.cos(th))
+    return out
 
 
 def poisson(key, step, idx, lam, exp_neg_lam):
@@ -83,10 +93,19 @@ def uniform_nb(key, step, idx):
 
 
 @njit(cache=True)
+def normal_pair_nb(key, step, pair):
+    """The two normals (cosine branch, sine branch) of pair ``pair`` at ``step``."""
+    u1 = uniform_nb(key, step, np.uint64(pair) * np.uint64(2))
+    u2 = uniform_nb(key, step, np.uint64(pair) * np.uint64(2) + np.uint64(1))
+    r = math.sqrt(-2.0 * math.log(1.0 - u1))
+    th = 2.0 * math.pi * u2
+    return r * math.cos(th), r * math.sin(th)
+
+
+@njit(cache=True)
 def normal_nb(key, step, idx):
-    u1 = uniform_nb(key, step, np.uint64(idx) * np.uint64(2))
-    u2 = uniform_nb(key, step, np.uint64(idx) * np.uint64(2) + np.uint64(1))
-    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+    z0, z1 = normal_pair_nb(key, step, np.uint64(idx) >> np.uint64(1))
+    return z1 if np.uint64(idx) & np.uint64(1) else z0
 
 
 @njit(cache=True)
