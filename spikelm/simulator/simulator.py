@@ -39,10 +39,13 @@ class Simulator:
         Steps per compiled call (between record flushes).
     spike_buffer : int
         Spikes held in the record buffer before a flush.
+    weight_snapshots : dict, optional
+        ``{projection name: every_steps}``: weights written to the run file (``writer``)
+        at step 0 and every ``every_steps`` steps.
     """
 
     def __init__(self, network, backend="numba", record="all", state=(), chunk_steps=2000,
-                 spike_buffer=1_000_000):
+                 spike_buffer=1_000_000, weight_snapshots=None):
         self.backend_name = backend
         self.backend = get_backend(backend)
         self.network = network
@@ -69,6 +72,14 @@ class Simulator:
         from spikelm.plasticity import pack
 
         self.learn = pack(self.plan)
+        self.weight_snapshots = dict(weight_snapshots or {})
+        self._last_snapshot = {}
+        for name, every in self.weight_snapshots.items():
+            if name not in network.projections:
+                raise ConfigError(f"weight_snapshots: projection {name!r} is not defined; projections: "
+                                  f"{', '.join(network.projections) or 'none'}")
+            if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+                raise ConfigError(f"weight_snapshots: every must be an integer >= 1 step, got {every!r}")
         self.wall_s = 0.0
 
     def _sample_layout(self):
@@ -138,6 +149,8 @@ class Simulator:
             while done < total and not quiet:
                 buf.reset()
                 n = min(buf.max_steps, total - done)
+                if writer is not None and self.weight_snapshots:
+                    n = self._snapshot_weights(writer, n)
                 ran, quiet = self.backend.run_chunk(self.plan, buf, self.t, n, until_quiescent, self.learn)
                 self._flush(buf, ran, writer)
                 self.t += ran
@@ -180,6 +193,28 @@ class Simulator:
                     ids = np.arange(pop.n) if m.neurons is None else m.neurons
                     for k, var in enumerate(m.variables):
                         writer.add_state(m.population, var, ids, st[keep], m.data[-1][:, k * n_neu:(k + 1) * n_neu])
+
+    def _snapshot_weights(self, writer, n):
+        """Write due weight snapshots; return the chunk length up to the next one."""
+        for name, every in self.weight_snapshots.items():
+            if self.t % every == 0 and self._last_snapshot.get(name) != self.t:
+                writer.add_weights(name, self.t, self.network.projections[name].w)
+                self._last_snapshot[name] = self.t
+            n = min(n, every - self.t % every)
+        return n
+
+    _last_snapshot: dict = {}
+
+    def spikes_as_tables(self):
+        """Recorded spikes as ``{population: SpikeTable}`` (what :func:`spikelm.io.sonata.read_spikes` returns)."""
+        from spikelm.io.sonata import SpikeTable
+
+        out = {}
+        for name in self.spikes.populations:
+            steps, ids, vals = self.spikes.get(name)
+            out[name] = SpikeTable(timestamps=steps * self.network.dt, node_ids=ids.astype(np.uint64), values=vals, sorting="by_time",
+                                   dt=self.network.dt, n_nodes=self.network.populations[name].n)
+        return out
 
     # -- conservation counters -------------------------------------------------------------
     @property
