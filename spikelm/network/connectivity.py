@@ -18,6 +18,12 @@ def _sorted(pre, post):
     return pre[order].astype(np.int64), post[order].astype(np.int64)
 
 
+def _by_pre(pre, post):
+    """Order pairs by pre index (stable: post order within a row is kept)."""
+    order = np.argsort(pre, kind="stable")
+    return pre[order].astype(np.int64), post[order].astype(np.int64)
+
+
 @dataclass(frozen=True)
 class AllToAll:
     """Every pre neuron to every post neuron (``allow_autapses=False`` drops i->i when pre is post)."""
@@ -73,20 +79,33 @@ class FixedInDegree:
             raise ConfigError(f"FixedInDegree: 'k' must be an integer >= 0, got {self.k!r}")
 
     def pairs(self, n_pre, n_post, rng, same=False):
-        avail = n_pre - (1 if same and not self.allow_autapses else 0)
+        excl = same and not self.allow_autapses
+        avail = n_pre - (1 if excl else 0)
         if self.k > avail:
             raise ConfigError(f"FixedInDegree: k={self.k} exceeds the {avail} available pre neurons")
-        pre_l = []
-        for i in range(n_post):
-            if same and not self.allow_autapses:
-                src = rng.choice(n_pre - 1, size=self.k, replace=False)
-                src = src + (src >= i)
-            else:
-                src = rng.choice(n_pre, size=self.k, replace=False)
-            pre_l.append(src)
-        pre = np.concatenate(pre_l) if pre_l else np.zeros(0, np.int64)
+        pre = _k_subsets(rng, n_post, n_pre, self.k, excl).ravel()
         post = np.repeat(np.arange(n_post), self.k)
-        return _sorted(pre, post)
+        return _by_pre(pre, post)
+
+
+def _k_subsets(rng, rows, n, k, exclude_own):
+    """For each of ``rows`` rows, k distinct indices from range(n), sorted (not its own index if asked).
+
+    Draw with replacement, then redraw duplicates (and own indices) until none are left:
+    a few vectorised rounds, since a row of k draws from n has about k^2 / 2n duplicates.
+    """
+    x = rng.integers(0, n, size=(rows, k))
+    own = np.arange(rows)[:, None]
+    while True:
+        x.sort(axis=1)
+        bad = np.zeros(x.shape, dtype=bool)
+        bad[:, 1:] = x[:, 1:] == x[:, :-1]
+        if exclude_own:
+            bad |= x == own
+        nbad = int(bad.sum())
+        if nbad == 0:
+            return x
+        x[bad] = rng.integers(0, n, size=nbad)
 
 
 @dataclass(frozen=True)
@@ -101,20 +120,13 @@ class FixedOutDegree:
             raise ConfigError(f"FixedOutDegree: 'k' must be an integer >= 0, got {self.k!r}")
 
     def pairs(self, n_pre, n_post, rng, same=False):
-        avail = n_post - (1 if same and not self.allow_autapses else 0)
+        excl = same and not self.allow_autapses
+        avail = n_post - (1 if excl else 0)
         if self.k > avail:
             raise ConfigError(f"FixedOutDegree: k={self.k} exceeds the {avail} available post neurons")
-        post_l = []
-        for j in range(n_pre):
-            if same and not self.allow_autapses:
-                tgt = rng.choice(n_post - 1, size=self.k, replace=False)
-                tgt = tgt + (tgt >= j)
-            else:
-                tgt = rng.choice(n_post, size=self.k, replace=False)
-            post_l.append(np.sort(tgt))
-        post = np.concatenate(post_l) if post_l else np.zeros(0, np.int64)
+        post = _k_subsets(rng, n_pre, n_post, self.k, excl).ravel()
         pre = np.repeat(np.arange(n_pre), self.k)
-        return pre.astype(np.int64), post.astype(np.int64)
+        return pre.astype(np.int64), post
 
 
 @dataclass(frozen=True)
