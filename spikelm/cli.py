@@ -45,14 +45,12 @@ def main(argv=None) -> int:
     p.add_argument("file")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--weights", metavar="PROJECTION", help="plot weight histograms of this projection over time")
-    try:
-        from spikelm.lm import cli as lm_cli
-    except ImportError as e:  # torch missing: the lm command says so when asked for
-        lm_cli = None
-        lm_error = str(e)
-        sub.add_parser("lm", help="converted language models (needs torch)")
-    else:
-        lm_cli.add_parser(sub)
+    # the lm commands import torch: parse them in spikelm.lm.cli, only when asked for
+    p = sub.add_parser("lm", help="converted language models: generate, check, report (spikelm lm -h)",
+                       add_help=False)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lm"]:
+        return _lm(argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -64,11 +62,6 @@ def main(argv=None) -> int:
             return 0
         if args.command == "plot":
             return _plot(args)
-        if args.command == "lm":
-            if lm_cli is None:
-                raise ConfigError(f"spikelm lm needs torch: {lm_error}; install with "
-                                  f"pip install -e . -c constraints.txt")
-            return lm_cli.run(args)
     except SpikelmError as e:
         print(f"spikelm: error: {e}", file=sys.stderr)
         return 2
@@ -76,6 +69,20 @@ def main(argv=None) -> int:
         print("spikelm: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _lm(rest):
+    try:
+        from spikelm.lm import cli as lm_cli
+    except ImportError as e:
+        print(f"spikelm: error: spikelm lm needs torch ({e}); install with: pip install -e . -c constraints.txt",
+              file=sys.stderr)
+        return 2
+    try:
+        return lm_cli.main(["lm", *rest])
+    except KeyboardInterrupt:
+        print("spikelm: interrupted", file=sys.stderr)
+        return 130
 
 
 def _plot(args):

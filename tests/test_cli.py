@@ -1,0 +1,219 @@
+"""The spikelm command: a working run, and bad input giving one clear line and exit code 2.
+
+Every bad-input case checks: exit code 2, one line on stderr that starts with
+'spikelm: error:', names the file and the field, no traceback, and that nothing already
+on disk was lost or left half-written.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from spikelm.cli import main
+
+SMALL = """
+[network]
+dt = 0.1
+seed = 3
+
+[run]
+duration = 20.0
+
+[populations.exc]
+model = "lif"
+n = 40
+params = {{ e_l = -49.0 }}
+init.v = {{ uniform = [-60.0, -50.0] }}
+
+[populations.inh]
+model = "lif"
+n = 10
+
+[projections.ee]
+pre = "exc"
+post = "{post}"
+connect = {{ rule = "fixed_probability", p = {p} }}
+weight = {weight}
+delay = {delay}
+"""
+
+
+def scenario(tmp_path, name="s.toml", post="exc", p=0.2, weight="1.0", delay="0.2", text=None):
+    f = tmp_path / name
+    f.write_text(text if text is not None else SMALL.format(post=post, p=p, weight=weight, delay=delay))
+    return f
+
+
+def run_cli(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_user_error(rc, err, *needles):
+    assert rc == 2, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("spikelm: error:"), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_run_writes_a_readable_file_and_prints_a_summary(tmp_path, capsys):
+    f = scenario(tmp_path)
+    out = tmp_path / "run.h5"
+    rc, stdout, err = run_cli(capsys, "run", f, "--out", out, "--no-progress", "--backend", "numpy")
+    assert rc == 0, err
+    assert "exc" in stdout and "SynOps" in stdout and "rate (Hz)" in stdout
+    from spikelm.io.sonata import read_metadata, read_spikes
+
+    spikes = read_spikes(out)
+    meta = read_metadata(out)
+    assert meta["steps"] == 200
+    assert meta["synops"]["ee"] > 0
+    assert len(spikes["exc"]) > 0
+    rc, stdout, _ = run_cli(capsys, "info", out)
+    assert rc == 0 and str(len(spikes["exc"])) in stdout
+
+
+def test_plot_and_seed_override(tmp_path, capsys):
+    f = scenario(tmp_path)
+    a, b, png = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "r.png"
+    assert run_cli(capsys, "run", f, "--out", a, "--plot", png, "--no-progress", "--seed", "5")[0] == 0
+    assert run_cli(capsys, "run", f, "--out", b, "--no-progress", "--seed", "6")[0] == 0
+    from spikelm.io.sonata import read_spikes
+
+    assert png.stat().st_size > 10_000
+    sa, sb = read_spikes(a)["exc"], read_spikes(b)["exc"]
+    assert not (len(sa) == len(sb) and np.array_equal(sa.node_ids, sb.node_ids))
+
+
+BAD_SCENARIOS = [
+    # (id, how to break the text, words the message must contain)
+    ("unknown model", lambda s: s.replace('model = "lif"\nn = 40', 'model = "lifx"\nn = 40'),
+     ["populations.exc.model", "lifx", "known models"]),
+    ("unknown parameter", lambda s: s.replace("e_l = -49.0", "e_leak = -49.0"),
+     ["populations.exc", "e_leak", "allowed"]),
+    ("missing n", lambda s: s.replace("n = 10\n", ""), ["populations.inh.n", "missing"]),
+    ("missing dt", lambda s: s.replace("dt = 0.1\n", ""), ["network.dt", "missing"]),
+    ("wrong type", lambda s: s.replace("n = 40", 'n = "forty"'), ["populations.exc.n", "integer"]),
+    ("negative delay", lambda s: s.replace("delay = 0.2", "delay = -1.0"), ["projections.ee.delay", "> 0"]),
+    ("zero delay", lambda s: s.replace("delay = 0.2", "delay = 0.0"), ["projections.ee.delay", "> 0"]),
+    ("sub-step delay", lambda s: s.replace("delay = 0.2", "delay = 0.01"), ["projections.ee", "one step"]),
+    ("probability > 1", lambda s: s.replace("p = 0.2", "p = 1.5"), ["projections.ee.connect", "[0, 1]"]),
+    ("probability < 0", lambda s: s.replace("p = 0.2", "p = -0.1"), ["projections.ee.connect", "[0, 1]"]),
+    ("NaN weight", lambda s: s.replace("weight = 1.0", "weight = nan"), ["projections.ee.weight", "finite"]),
+    ("inf weight", lambda s: s.replace("weight = 1.0", "weight = inf"), ["projections.ee.weight", "finite"]),
+    ("undefined population", lambda s: s.replace('post = "exc"', 'post = "hidden"'),
+     ["projections.ee.post", "hidden", "not defined"]),
+    ("unknown rule", lambda s: s.replace("fixed_probability", "small_world"), ["projections.ee.connect.rule", "allowed"]),
+    ("not TOML", lambda s: s + "\nthis is = = not toml\n", ["not valid TOML"]),
+    ("unknown top-level field", lambda s: s + "\n[netwrok]\ndt = 1\n", ["netwrok", "unknown field"]),
+    ("bad model constraint", lambda s: s.replace("e_l = -49.0", "v_reset = -40.0"), ["populations.exc", "v_reset"]),
+    ("undefined stimulus population", lambda s: s + '\n[[stimuli]]\nkind = "constant_current"\npopulation = "x"\namplitude = 1.0\n',
+     ["stimuli[0].population", "not defined"]),
+    ("unknown stimulus", lambda s: s + '\n[[stimuli]]\nkind = "laser"\npopulation = "exc"\n', ["stimuli[0].kind", "laser"]),
+    ("negative noise", lambda s: s + '\n[[stimuli]]\nkind = "noise_current"\npopulation = "exc"\nstd = -1.0\n',
+     ["stimuli[0]", "std"]),
+]
+
+
+@pytest.mark.parametrize("case", BAD_SCENARIOS, ids=[c[0] for c in BAD_SCENARIOS])
+def test_bad_scenario(tmp_path, capsys, case):
+    _, mutate, needles = case
+    good = SMALL.format(post="exc", p=0.2, weight="1.0", delay="0.2")
+    bad = mutate(good)
+    assert bad != good
+    f = scenario(tmp_path, "bad.toml", text=bad)
+    out = tmp_path / "out.h5"
+    out.write_bytes(b"precious")  # an existing file must survive a failed run
+    rc, _, err = run_cli(capsys, "run", f, "--out", out, "--no-progress")
+    assert_user_error(rc, err, str(f), *needles)
+    assert out.read_bytes() == b"precious"
+    assert not Path(str(out) + ".partial").exists()
+
+
+def test_missing_scenario_file(tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "run", tmp_path / "nope.toml")
+    assert_user_error(rc, err, "nope.toml", "no such scenario file")
+
+
+def test_out_into_missing_directory(tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "run", scenario(tmp_path), "--out", tmp_path / "no" / "x.h5")
+    assert_user_error(rc, err, "--out", "does not exist")
+
+
+def test_negative_steps(tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "run", scenario(tmp_path), "--steps", "-5")
+    assert_user_error(rc, err, "--steps", "> 0")
+
+
+def test_info_on_a_text_file(tmp_path, capsys):
+    f = tmp_path / "fake.h5"
+    f.write_text("not hdf5 at all")
+    rc, _, err = run_cli(capsys, "info", f)
+    assert_user_error(rc, err, str(f), "not an HDF5 file")
+
+
+def test_info_on_hdf5_without_spikes(tmp_path, capsys):
+    f = tmp_path / "other.h5"
+    with h5py.File(f, "w") as h:
+        h.create_dataset("x", data=np.arange(3))
+    rc, _, err = run_cli(capsys, "info", f)
+    assert_user_error(rc, err, str(f), "/spikes")
+
+
+def test_plot_unknown_projection(tmp_path, capsys):
+    f = scenario(tmp_path)
+    out = tmp_path / "run.h5"
+    assert run_cli(capsys, "run", f, "--out", out, "--no-progress")[0] == 0
+    rc, _, err = run_cli(capsys, "plot", out, "--out", tmp_path / "w.png", "--weights", "nothere")
+    assert_user_error(rc, err, "nothere")
+
+
+def test_checkpoint_from_another_network(tmp_path, capsys):
+    a = scenario(tmp_path, "a.toml")
+    b = scenario(tmp_path, "b.toml", post="inh")
+    ck = tmp_path / "a.ck"
+    assert run_cli(capsys, "run", a, "--checkpoint", ck, "--no-progress", "--steps", "10")[0] == 0
+    rc, _, err = run_cli(capsys, "run", b, "--resume", ck, "--no-progress", "--steps", "10")
+    assert_user_error(rc, err, str(ck), "another network", "ee")
+
+
+def test_resume_from_a_non_checkpoint(tmp_path, capsys):
+    f = scenario(tmp_path)
+    fake = tmp_path / "fake.ck"
+    with h5py.File(fake, "w") as h:
+        h.create_group("spikes")
+    rc, _, err = run_cli(capsys, "run", f, "--resume", fake, "--no-progress")
+    assert_user_error(rc, err, str(fake), "not a spikelm checkpoint")
+
+
+def test_resume_continues_the_same_run(tmp_path, capsys):
+    f = scenario(tmp_path)
+    ck, whole, second = tmp_path / "c.ck", tmp_path / "whole.h5", tmp_path / "second.h5"
+    assert run_cli(capsys, "run", f, "--steps", "300", "--out", whole, "--no-progress")[0] == 0
+    assert run_cli(capsys, "run", f, "--steps", "120", "--checkpoint", ck, "--no-progress")[0] == 0
+    assert run_cli(capsys, "run", f, "--steps", "180", "--resume", ck, "--out", second, "--no-progress")[0] == 0
+    from spikelm.io.sonata import read_spikes
+
+    w, s = read_spikes(whole)["exc"], read_spikes(second)["exc"]
+    late = w.timestamps >= 120 * 0.1 - 1e-9
+    assert np.array_equal(w.node_ids[late], s.node_ids)
+    assert np.allclose(w.timestamps[late], s.timestamps)
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    f = scenario(tmp_path, "bad.toml", p=2.0)
+    r = subprocess.run([sys.executable, "-m", "spikelm.cli", "run", str(f), "--no-progress"],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "p" in r.stderr
