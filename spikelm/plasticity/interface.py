@@ -15,7 +15,11 @@ field below is a flat typed array, offsets into the shared ones live in the rule
   trace decays of whole numbers of steps; beyond L the exponential is computed).
 - ``xpre, tpre, sd``: per plastic synapse, stored in reverse-index order (rule's synapse
   offset + CSC position) so a post spike reads them contiguously: pre trace value at its
-  last arrival, step of that arrival (-1: none yet), Izhikevich's derivative ``sd``.
+  last arrival (all-to-all pairing only), step of that arrival (-1: none yet), the
+  potentiation part of Izhikevich's derivative ``sd``.
+- ``sdd``: the depression part of ``sd``, stored in delay-grouped order (``dsyn``
+  positions) so the arrivals of one pre spike write it contiguously. The derivative of
+  synapse s is sd + sdd; both decay by sd_decay at each weight update.
 - ``xpost, tpost, crow, mark``: per post neuron of each projection rule: post trace value,
   step of the last post spike (-1: none), target row sum C_i, "row touched" flag.
 - ``rate, h, vbar``: per neuron of each population rule: rate estimate, threshold offset,
@@ -54,9 +58,9 @@ KIND_STDP, KIND_BRAINGPT = 1, 2
 KIND_HOMEO_LIF, KIND_HOMEO_EIIF, KIND_BRAINGPT_HOMEO = 1, 2, 3
 
 NAMES = ("pr_i", "pr_f", "hr_i", "hr_f", "ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn",
-         "dcsc", "dpost", "etab", "xpre", "tpre", "sd", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")
+         "dcsc", "dpost", "etab", "xpre", "tpre", "sd", "sdd", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")
 #: arrays that change while the simulation runs (what a checkpoint must keep)
-MUTABLE = ("ring", "ring_n", "ring_t", "xpre", "tpre", "sd", "xpost", "tpost", "crow", "rate", "h", "vbar")
+MUTABLE = ("ring", "ring_n", "ring_t", "xpre", "tpre", "sd", "sdd", "xpost", "tpost", "crow", "rate", "h", "vbar")
 
 LIF_ROW_A = 4  # LIF state row "a" (v, i_e, i_i, ref, a)
 EIIF_ROW_V, EIIF_ROW_THETA, EIIF_ROW_ALPHA, EIIF_ROW_R = 0, 1, 2, 3
@@ -316,12 +320,13 @@ class _Packer:
         def table(rows, width, dtype):
             return np.array(rows, dtype=dtype).reshape(-1, width) if rows else np.zeros((0, width), dtype)
 
-        i64, f64 = np.int64, np.float64
+        i64, i32, f64 = np.int64, np.int32, np.float64
+        n_plastic = self._len("dsyn")
         return (
             table(self.pr_i, PI, i64), table(self.pr_f, PF, f64), table(self.hr_i, HI, i64), table(self.hr_f, HF, f64),
-            cat("ring", i64), cat("ring_n", i64), cat("ring_t", i64), cat("csc_ptr", i64), cat("csc_syn", i64),
-            cat("dptr", i64), cat("dsyn", i64), cat("dcsc", i64), cat("dpost", i64), cat("etab", f64),
-            np.zeros(self.n_syn), np.full(self.n_syn, -1, dtype=i64), np.zeros(self.n_syn),
+            cat("ring", i64), cat("ring_n", i64), cat("ring_t", i64), cat("csc_ptr", i64), cat("csc_syn", i32),
+            cat("dptr", i64), cat("dsyn", i32), cat("dcsc", i32), cat("dpost", i32), cat("etab", f64),
+            np.zeros(self.n_syn), np.full(self.n_syn, -1, dtype=i64), np.zeros(self.n_syn), np.zeros(n_plastic),
             cat("xpost", f64), cat("tpost", i64), cat("crow", f64), cat("mark", i64),
             cat("rate", f64), cat("h", f64), cat("vbar", f64),
         )
@@ -364,6 +369,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
     w = plan.w[syn0:syn0 + nsyn]
     # per-synapse state in reverse-index (CSC) order
     xpre, tpre, sd = (a[k][syn0:syn0 + nsyn] for k in ("xpre", "tpre", "sd"))
+    sdd = a["sdd"][pi[P_DSYN]:pi[P_DSYN] + nsyn]
     po = pi[P_POST]
     xpost, tpost = a["xpost"][po:po + n_post], a["tpost"][po:po + n_post]
     mark = a["mark"][po:po + n_post]
@@ -391,7 +397,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
             return
         s, c, i = dsyn[arr], dcsc[arr], dpost[arr]
         has = tpost[i] >= 0
-        sh, ch, ih = s[has], c[has], i[has]
+        sh, ih, qh = s[has], i[has], arr[has]
         x = _decay(em, L, t - tpost[ih], km)
         if not nearest:
             x = xpost[ih] * x
@@ -401,13 +407,11 @@ def _learn_projection(plan, t, spk_idx, a, r):
         else:
             dw = -am * x * (w[sh] - wmin) if mult else -am * x
             if izh:
-                sd[ch] = sd[ch] + dw
+                sdd[qh] = sdd[qh] + dw
             else:
                 w[sh] = np.minimum(np.maximum(w[sh] + dw, wmin), wmax)
         # pre traces (all-to-all: add 1; nearest: reset to 1)
-        if nearest:
-            xpre[c] = 1.0
-        else:
+        if not nearest:  # (nearest: the pre trace is 1 at the last arrival; only its step is kept)
             old = tpre[c] >= 0
             xpre[c] = np.where(old, xpre[c] * _decay(ep, L, np.where(old, t - tpre[c], 0), kp), 0.0) + 1.0
         tpre[c] = t
@@ -462,6 +466,8 @@ def _learn_projection(plan, t, spk_idx, a, r):
     ring_n[sl], ring_t[sl] = pres.size, t
 
     if izh and (t + 1) % pi[P_EVERY] == 0:
+        w[dsyn] = w[dsyn] + sdd
+        sdd[:] = sdd * pf[F_SDDECAY]
         w[csyn] = np.minimum(np.maximum(w[csyn] + (pf[F_SDBIAS] + sd), wmin), wmax)
         sd[:] = sd * pf[F_SDDECAY]
 

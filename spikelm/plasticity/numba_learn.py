@@ -31,7 +31,7 @@ def _decay(etab, e0, L, n, k):
 
 
 @njit(cache=True)
-def _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd, xpost,
+def _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sdd, xpost,
               tpost, mark):
     """Pre spikes arriving at their synapses now: depression from the post trace, then the pre trace."""
     kind = pr_i[r, P_KIND]
@@ -79,11 +79,11 @@ def _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost
                         else:
                             dw = -am * x
                         if izh:
-                            sd[c] = sd[c] + dw
+                            sdd[q] = sdd[q] + dw
                         else:
                             w[s] = _clip(w[s] + dw, wmin, wmax)
-                if nearest:
-                    xpre[c] = 1.0
+                if nearest:  # the pre trace is 1 at the last arrival: only its step is kept
+                    pass
                 elif tpre[c] >= 0:
                     xpre[c] = xpre[c] * _decay(etab, ep, L, t - tpre[c], kp) + 1.0
                 else:
@@ -151,14 +151,14 @@ def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpr
 @njit(cache=True)
 def _projection(t, r, out_idx, nout, w, plast):
     (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd,
-     xpost, tpost, crow, mark, rate, h, vbar) = plast
+     sdd, xpost, tpost, crow, mark, rate, h, vbar) = plast
     if pr_i[r, P_KIND] == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first
-        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd, xpost,
+        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sdd, xpost,
                   tpost, mark)
         _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpre, sd, xpost, tpost, mark)
     else:  # BrainGPT eq. 15: dt_pair = 0 depresses: post spikes first
         _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpre, sd, xpost, tpost, mark)
-        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd, xpost,
+        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sdd, xpost,
                   tpost, mark)
         po = pr_i[r, P_POST]
         syn0 = pr_i[r, P_SYN]
@@ -199,6 +199,11 @@ def _projection(t, r, out_idx, nout, w, plast):
         bias = pr_f[r, F_SDBIAS]
         decay = pr_f[r, F_SDDECAY]
         syn0 = pr_i[r, P_SYN]
+        ds = pr_i[r, P_DSYN]
+        for q in range(ds, ds + pr_i[r, P_NSYN]):
+            s = syn0 + dsyn[q]
+            w[s] = w[s] + sdd[q]
+            sdd[q] = sdd[q] * decay
         cs = pr_i[r, P_CSC]
         for q in range(pr_i[r, P_NSYN]):
             s = syn0 + csc_syn[cs + q]
@@ -209,7 +214,7 @@ def _projection(t, r, out_idx, nout, w, plast):
 @njit(cache=True)
 def _population(t, r, out_idx, nout, S, plast):
     (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd,
-     xpost, tpost, crow, mark, rate, h, vbar) = plast
+     sdd, xpost, tpost, crow, mark, rate, h, vbar) = plast
     kind = hr_i[r, H_KIND]
     lo = hr_i[r, H_LO]
     hi = hr_i[r, H_HI]
