@@ -239,3 +239,22 @@ def test_from_config_errors(table, target, model, match):
     with pytest.raises(ConfigError, match=match) as e:
         from_config(table, W, target, model)
     assert "\n" not in str(e.value)
+
+
+def test_polychronization_scenario_matches_builder():
+    scenario = pytest.importorskip("spikelm.io.scenario", reason="scenario loader not available")
+    from pathlib import Path
+
+    from spikelm.plasticity.polychronization import build
+
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "polychronization.toml"
+    a, b = build(seed=1), scenario.load_scenario(str(path)).build()
+    assert list(a.projections) == list(b.projections)
+    for k in a.projections:
+        pa, pb = a.projections[k], b.projections[k]
+        for f in ("indptr", "post_idx", "w", "delay"):
+            np.testing.assert_array_equal(getattr(pa, f), getattr(pb, f), err_msg=f"{k}.{f}")
+        assert pa.plasticity == pb.plasticity and pa.target == pb.target
+    for k in a.populations:
+        for v, x in a.populations[k].state.items():
+            np.testing.assert_array_equal(x, b.populations[k].state[v])
