@@ -40,7 +40,7 @@ if ! command -v "${CXX:-g++}" >/dev/null 2>&1; then
 fi
 
 echo "--- checking imports"
-"$vpy" - <<'PY' || status=1
+PYNEST_QUIET=1 "$vpy" - <<'PY' || status=1
 import importlib
 ok = True
 for mod in ("brian2", "nest"):
