@@ -55,6 +55,9 @@ def test_synops_equal_out_degree_summed_over_spikes(backend, spec):
         _, ids, _ = sim.spikes.get(proj.pre.name)
         assert sim.synops[name] == int(proj.out_degree()[ids].sum()), name
     assert res.synops == sim.synops  # a first run's increments are the totals
+    for name, pop in net.populations.items():  # the rate monitor counts the same spikes
+        steps, _, _ = sim.spikes.get(name)
+        np.testing.assert_array_equal(sim.rates.counts(name), np.bincount(steps, minlength=200))
 
 
 def test_spikes_arrive_exactly_after_their_per_synapse_delay(backend):
@@ -72,6 +75,20 @@ def test_spikes_arrive_exactly_after_their_per_synapse_delay(backend):
     np.testing.assert_array_equal(ids, np.argsort(np.r_[3 + delays, 20 + delays], kind="stable"))
     np.testing.assert_array_equal(steps, np.r_[3 + delays, 20 + delays])
     assert np.all(vals == 1)
+
+
+def test_spike_times_fire_once_per_step_even_when_times_round_together(backend):
+    """Times that round to the same step give one spike; later times and other neurons are kept."""
+    net = sn.Network(0.1, 0)
+    net.add_population("src", "spike_times", 3, params={"times": ((1.0, 1.04, 0.96, 2.0), (), (0.0, 1.0))})
+    net.add_population("other", "spike_times", 1, params={"times": ((1.0,),)})
+    sim = Simulator(net, backend=backend)
+    res = sim.run(until_quiescent=True, max_steps=100)
+    steps, ids, _ = sim.spikes.get("src")
+    np.testing.assert_array_equal(steps, [0, 10, 10, 20])
+    np.testing.assert_array_equal(ids, [2, 0, 2, 0])
+    np.testing.assert_array_equal(sim.spikes.get("other")[0], [10])
+    assert res.quiescent and res.steps == 22  # stops after step 21, the first silent one
 
 
 def _dense_reference(net):
