@@ -123,7 +123,7 @@ def _activate(p, n, off, unit, qmin, qmax, counts, acc, gain, offset, alist, ale
 def run_token(fresh, n, emb, max_steps, st,
               feed, tele, arg, lbase, off, in_ptr, in_idx, qmin, qmax, unit, gain, offset,
               out_ptr, out_idx, pj_post, pj_woff, pj_npost, W,
-              counts, acc, S,
+              counts, acc, S, kcache,
               ln_gain, ln_bias, ln_eps, res_gain, res_shift, gelu_lut, sm_hi, sm_lo, sm_shift,
               H, dh, ctx,
               spikes_pos, spikes_neg, op_evals, synops_proj, synops_tele,
@@ -184,6 +184,8 @@ def run_token(fresh, n, emb, max_steps, st,
                 sp[nsp] = g
                 sp_pop[nsp] = p
                 nsp += 1
+                if tele[p] == TELE_K:  # keep K channel-major: Q spikes read it along positions
+                    kcache[arg[lbase[p] + 5], i, n] += s
                 if s > 0:
                     spikes_pos[p] += 1
                 else:
@@ -210,12 +212,15 @@ def run_token(fresh, n, emb, max_steps, st,
                 npost = pj_npost[k]
                 wo = pj_woff[k] + i * npost
                 tb = off[pj_post[k]]
+                # views with range indices: no negative-index checks, so the loop vectorises
+                a = acc[tb : tb + npost]
+                w = W[wo : wo + npost]
                 if v > 0:
                     for c in range(npost):
-                        acc[tb + c] += W[wo + c]
+                        a[c] += w[c]
                 else:
                     for c in range(npost):
-                        acc[tb + c] -= W[wo + c]
+                        a[c] -= w[c]
                 synops_proj[k] += npost
             tk = tele[p]
             if tk != TELE_NONE:
@@ -224,11 +229,15 @@ def run_token(fresh, n, emb, max_steps, st,
                 oq, ok, ov, oa, oo = off[lb + 1], off[lb + 2], off[lb + 3], off[lb + 4], off[lb + 5]
                 if tk == TELE_Q:
                     h = i // dh
-                    for j in range(n + 1):
-                        kk = np.int64(counts[j, ok + i])
-                        if j == n:
-                            kk -= stepval[ok + i]
-                        S[l, h, j] += v * kk
+                    krow = kcache[l, i]
+                    srow = S[l, h]
+                    if v > 0:
+                        for j in range(n):
+                            srow[j] += krow[j]
+                    else:
+                        for j in range(n):
+                            srow[j] -= krow[j]
+                    srow[n] += v * (np.int64(krow[n]) - stepval[ok + i])  # K before this step
                     synops_tele[p] += n + 1
                 elif tk == TELE_K:
                     S[l, i // dh, n] += v * np.int64(counts[n, oq + i])

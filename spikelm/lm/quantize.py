@@ -87,6 +87,19 @@ def check_tokens(ids, vocab_size: int, what: str, n_positions: int | None = None
 # ---------------------------------------------------------------- float forward (numpy)
 
 
+def _mm(a, b):
+    """float64 matmul through torch on one thread (a multi-threaded BLAS can stall badly on a
+    shared machine; these products are small)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
+    finally:
+        torch.set_num_threads(n)
+
+
 def _layernorm(x, g, b, eps):
     mu = x.mean(-1, keepdims=True)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
@@ -108,22 +121,22 @@ def float_forward(cfg: GPTConfig, params: dict, ids: np.ndarray, record: dict | 
     for i in range(cfg.n_layer):
         p, n = f"transformer.h.{i}.", f"h{i}."
         h = seen(n + "ln1", _layernorm(x, P[p + "ln_1.weight"], P[p + "ln_1.bias"], cfg.layer_norm_epsilon))
-        qkv = h @ P[p + "attn.c_attn.weight"] + P[p + "attn.c_attn.bias"]
+        qkv = _mm(h, P[p + "attn.c_attn.weight"]) + P[p + "attn.c_attn.bias"]
         q, k, v = (seen(n + nm, qkv[:, j * d : (j + 1) * d]) for j, nm in enumerate("qkv"))
         q, k, v = (t.reshape(L, H, dh).transpose(1, 0, 2) for t in (q, k, v))
-        s = np.where(mask, q @ k.transpose(0, 2, 1) / math.sqrt(dh), -np.inf)
+        s = np.where(mask, _mm(q, k.transpose(0, 2, 1)) / math.sqrt(dh), -np.inf)
         a = np.exp(s - s.max(-1, keepdims=True))
         a /= a.sum(-1, keepdims=True)
-        o = seen(n + "ctx", (a @ v).transpose(1, 0, 2).reshape(L, d))
-        y = seen(n + "proj", o @ P[p + "attn.c_proj.weight"] + P[p + "attn.c_proj.bias"])
+        o = seen(n + "ctx", _mm(a, v).transpose(1, 0, 2).reshape(L, d))
+        y = seen(n + "proj", _mm(o, P[p + "attn.c_proj.weight"]) + P[p + "attn.c_proj.bias"])
         x = seen(n + "res1", x + y)
         h = seen(n + "ln2", _layernorm(x, P[p + "ln_2.weight"], P[p + "ln_2.bias"], cfg.layer_norm_epsilon))
-        f = seen(n + "fc", h @ P[p + "mlp.c_fc.weight"] + P[p + "mlp.c_fc.bias"])
+        f = seen(n + "fc", _mm(h, P[p + "mlp.c_fc.weight"]) + P[p + "mlp.c_fc.bias"])
         g = seen(n + "gelu", gelu(f, cfg.activation_function))
-        y = seen(n + "fc2", g @ P[p + "mlp.c_proj.weight"] + P[p + "mlp.c_proj.bias"])
+        y = seen(n + "fc2", _mm(g, P[p + "mlp.c_proj.weight"]) + P[p + "mlp.c_proj.bias"])
         x = seen(n + "res2", x + y)
     h = seen("lnf", _layernorm(x, P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], cfg.layer_norm_epsilon))
-    return h @ head_weight(cfg, P).T
+    return _mm(h, head_weight(cfg, P).T)
 
 
 def head_weight(cfg: GPTConfig, params: dict) -> np.ndarray:

@@ -315,6 +315,7 @@ class NumbaRunner(Runner):
         self.W = np.concatenate([pr.weights.reshape(-1) for pr in qm.projections]).astype(np.int8)
         self.acc = np.zeros(R, np.int32)
         self.S = np.zeros((cfg.n_layer, cfg.n_head, cfg.n_positions), np.int64)
+        self.kcache = np.zeros((cfg.n_layer, cfg.n_embd, cfg.n_positions), np.int32)
         self.started = np.zeros(P, np.uint8)
         self.done = np.zeros(P, np.uint8)
         self.alist = np.zeros(lay.n_spiking, np.int32)
@@ -348,7 +349,7 @@ class NumbaRunner(Runner):
                 self.feed, self.tele, self.arg, self.lbase, self.off, self.in_ptr, self.in_idx,
                 self.qmin, self.qmax, self.unit, self.gain, self.offset,
                 self.out_ptr, self.out_idx, self.pj_post, self.pj_woff, self.pj_npost, self.W,
-                self.counts, self.acc, self.S,
+                self.counts, self.acc, self.S, self.kcache,
                 qm.ln_gain, qm.ln_bias, qm.ln_eps, qm.res_gain, qm.res_shift, qm.gelu_lut,
                 qm.sm_hi, qm.sm_lo, qm.sm_shift,
                 cfg.n_head, cfg.head_dim, cfg.n_positions,

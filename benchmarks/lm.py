@@ -1,0 +1,152 @@
+"""Benchmark of the converted demo LM: ``python -m benchmarks.lm [--tokens 65] [--bits 8]``.
+
+In one run, on the shipped demo model (spikelm/data):
+
+- dense float torch forward time (full sequence, and per token);
+- dense QANN reference time (NumPy, full sequence);
+- event-driven simulation time per token (Numba; numba.set_num_threads 1 and 2);
+- synaptic additions per second of the simulation against the machine's row-accumulation
+  limit, measured in the same run by a Numba loop that replays the same number of int8 row
+  additions per projection (``kernels.row_accumulate``), nothing else;
+- the cost of decoding token 64 against token 8 (time and SynOps, median over prompts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numba
+import numpy as np
+import torch
+
+from spikelm.lm import load_demo
+from spikelm.lm.kernels import row_accumulate
+
+
+def best_of(fn, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def per_token_times(snn, ids):
+    """Wall time and SynOps of each token of one simulation."""
+    stamps, synops = [time.perf_counter()], []
+
+    def on_token(n, logits, counts):
+        stamps.append(time.perf_counter())
+        synops.append(counts.synops["total"])
+
+    sim = snn.simulate(ids, backend="numba", on_token=on_token)
+    return np.diff(stamps), np.array(synops), sim
+
+
+def row_limit(snn, sim_runner_counts, repeats=1):
+    """Additions per second when only the int8 row additions of the run are replayed."""
+    rng = np.random.default_rng(0)
+    adds, seconds = 0, 0.0
+    for k, pr in enumerate(snn.qm.projections):
+        rows = int(sim_runner_counts[k] // pr.weights.shape[1])
+        if rows == 0:
+            continue
+        W = pr.weights
+        r = rng.integers(0, W.shape[0], rows).astype(np.int64)
+        s = rng.choice(np.array([-1, 1], np.int8), rows)
+        acc = np.zeros(W.shape[1], np.int32)
+        row_accumulate(W, r[:2], s[:2], acc, 1)  # compile
+        t, _ = best_of(lambda: row_accumulate(W, r, s, acc, repeats))
+        adds += rows * W.shape[1] * repeats
+        seconds += t
+    return adds / seconds
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=65)
+    ap.add_argument("--bits", type=int, default=8)
+    ap.add_argument("--prompts", type=int, default=3)
+    args = ap.parse_args(argv)
+
+    snn, tok = load_demo(bits=args.bits)
+    from spikelm.lm.convert import demo_model_path
+
+    text = tok.clean((demo_model_path() / "heldout.txt").read_text())
+    L = min(args.tokens, snn.config.n_positions)
+    prompts = [tok.encode(text[i * 997 : i * 997 + L]) for i in range(args.prompts)]
+    ids = prompts[0]
+    print(f"demo model: {snn.config.n_layer} layers, width {snn.config.n_embd}, vocab {snn.config.vocab_size}, "
+          f"{args.bits}-bit activations; {L} tokens; {platform.processor() or platform.machine()}, "
+          f"numba {numba.__version__}, torch {torch.__version__}")
+
+    # dense float torch forward
+    from spikelm.lm.gpt import TinyGPT
+
+    model = TinyGPT(snn.config).eval()
+    model.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in snn.params.items()}, strict=False)
+    torch.set_num_threads(1)
+    x = torch.tensor(ids)[None]
+    with torch.no_grad():
+        t_float, _ = best_of(lambda: model(x), 5)
+    t_ref, _ = best_of(lambda: snn.reference(ids), 3)
+
+    rows = []
+    runs = {}
+    for threads in (1, 2):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        per_token_times(snn, ids[:4])  # compile / warm up
+        times, syn, sim = [], [], None
+        for p in prompts:
+            t, s, sim_p = per_token_times(snn, p)
+            times.append(t)
+            syn.append(s)
+            sim = sim if sim is not None else sim_p
+        runs[threads] = (np.array(times), np.array(syn), sim)
+    numba.set_num_threads(1)
+
+    times1, syn1, sim = runs[1]
+    times2, _, _ = runs[2]
+    total_t1 = times1.sum(1).min()
+    total_syn = syn1[0].sum()
+    runner_counts = _proj_synops(snn, prompts[0])
+    limit = row_limit(snn, runner_counts)
+    row_adds = runner_counts.sum()
+    sim_rate = total_syn / total_t1
+
+    print()
+    print(f"{'measure':<58}{'value':>16}")
+    print(f"{'dense float torch forward, ' + str(L) + ' tokens (1 thread)':<58}{t_float * 1e3:>13.2f} ms")
+    print(f"{'dense float torch forward, per token':<58}{t_float / L * 1e3:>13.3f} ms")
+    print(f"{'dense QANN reference (NumPy), ' + str(L) + ' tokens':<58}{t_ref * 1e3:>13.2f} ms")
+    print(f"{'event-driven simulation per token, numba 1 thread':<58}{total_t1 / L * 1e3:>13.3f} ms")
+    print(f"{'event-driven simulation per token, numba 2 threads':<58}{times2.sum(1).min() / L * 1e3:>13.3f} ms")
+    print(f"{'steps to quiescence per token (mean)':<58}{sim.steps.mean():>16.1f}")
+    print(f"{'spikes per token (mean)':<58}{sim.spikes['total'] / L:>16,.0f}")
+    print(f"{'SynOps per token (mean)':<58}{total_syn / L:>16,.0f}")
+    print(f"{'dense MACs per token (mean)':<58}{sim.macs['total'] / L:>16,.0f}")
+    print(f"{'SynOps / s, whole simulation (1 thread)':<58}{sim_rate:>16.3e}")
+    print(f"{'row-accumulation limit (same rows replayed), additions / s':<58}{limit:>16.3e}")
+    print(f"{'int8 row additions / all SynOps':<58}{row_adds / total_syn:>16.3f}")
+    print(f"{'simulation SynOps rate / limit':<58}{sim_rate / limit:>16.2f}")
+    n8, n64 = 8, min(64, L - 1)
+    t8, t64 = np.median(times1[:, n8]), np.median(times1[:, n64])
+    s8, s64 = np.median(syn1[:, n8]), np.median(syn1[:, n64])
+    print(f"{f'token {n64} vs token {n8}: time ratio (median of {len(prompts)} prompts)':<58}{t64 / t8:>16.2f}")
+    print(f"{f'token {n64} vs token {n8}: SynOps ratio':<58}{s64 / s8:>16.2f}")
+    print("energy estimate (synaptic ops vs dense MACs only, 0.9 pJ/AC, 4.6 pJ/MAC): "
+          f"SNN {sim.synops['total'] * 0.9e-6:.2f} uJ, dense {sim.macs['total'] * 4.6e-6:.2f} uJ for {L} tokens")
+
+
+def _proj_synops(snn, ids):
+    runner = snn.runner("numba")
+    for t in ids:
+        runner.step_token(int(t), None)
+    return runner.counters.synops_proj.copy()
+
+
+if __name__ == "__main__":
+    main()
