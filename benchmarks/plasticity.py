@@ -15,7 +15,9 @@ Measures, on the numba backend with one thread:
    (spikelm.io.plots.plot_weights), the bimodality of the final weights and the population
    spectra (spike counts per ms of exc, inh and both) of the first and the last 20 s
    (Welch, 1,024 ms Hann segments; peaks searched above 5 Hz);
-3. Brian2 (cpp_standalone, 1 thread) on the same network with its standard event-driven
+3. the same 100 s run again with spikes kept in memory only, in one ``run`` call (the number
+   to compare with Brian2's loop time, which also excludes building and file output);
+4. Brian2 (cpp_standalone, 1 thread) on the same network with its standard event-driven
    STDP (on_pre/on_post with per-synapse delays, spnet's once-per-second weight update),
    when the peers venv (benchmarks/setup_peers.sh) has Brian2.
 
@@ -75,6 +77,20 @@ def cost_matched(sim, seconds, reps=3):
         sim.learn.set_enabled(p, True)
     return {"stdp_on": min(on), "stdp_off": min(off), "ratio": min(on) / min(off), "segment_s": seconds,
             "all_on": on, "all_off": off}
+
+
+def plain_run(duration_s, seed):
+    """The same run with spikes kept in memory only, in one call: comparable to Brian2's loop time."""
+    from spikelm.plasticity.polychronization import build
+    from spikelm.simulator import Simulator
+
+    sim = Simulator(build(seed), backend="numba", record=["exc", "inh"])
+    sim.run(steps=1)
+    t0 = time.perf_counter()
+    sim.run(steps=int(duration_s * 1000) - 1)
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "wall_s_per_model_s": wall / duration_s,
+            "rate_hz": {p: sim.spikes.count(p) / n / duration_s for p, n in (("exc", 800), ("inh", 200))}}
 
 
 def long_run(duration_s, seed, out_dir):
@@ -279,10 +295,11 @@ def main(argv=None):
     res["rate_hz_last_s"] = {p: float(((sim.spikes.get(p)[0] >= sim.t - 1000).sum()) / n)
                              for p, n in (("exc", 800), ("inh", 200))}
     res["cost_matched"] = cost_matched(sim, min(args.cost_s, 5.0))
+    res["plain_run"] = plain_run(args.duration_s, args.seed)
     if not args.no_brian2:
         res["brian2"] = run_brian2(args.duration_s, args.seed)
         if res["brian2"]:
-            res["spikelm_over_brian2"] = res["long_run"]["wall_s_per_model_s"] / res["brian2"]["loop_s_per_model_s"]
+            res["spikelm_over_brian2"] = res["plain_run"]["wall_s_per_model_s"] / res["brian2"]["loop_s_per_model_s"]
     text = json.dumps(res, indent=1)
     (out_dir / "plasticity.json").write_text(text)
     print(text)
