@@ -14,6 +14,7 @@ nest_net.py (benchmarks/peers/__init__.py checks that). See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -264,6 +265,7 @@ def main(argv=None) -> int:
     if args.device == "cpp_standalone":
         if workdir is None:
             tmp = workdir = tempfile.mkdtemp(prefix="spikelm-brian2-")
+            atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # also on failure
         b2.set_device("cpp_standalone", directory=workdir, build_on_run=False)
         # threads == 1: plain serial code (no OpenMP); the loop time Brian2 reports is then
         # the process CPU time of the loop (std::clock); with OpenMP it is wall time.
@@ -334,8 +336,6 @@ def main(argv=None) -> int:
         "version": b2.__version__,
         **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in extra.items()},
     }
-    if tmp is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
     os.write(real_stdout, (json.dumps(out) + "\n").encode())
     return 0
 
