@@ -132,7 +132,7 @@ def _make_run(HAS_LIF, HAS_EIIF, HAS_IZH, HAS_SIF, HAS_POISSON, HAS_TIMES, HAS_N
         P = pop_lo.size
         n_slots = qbuf.shape[0]
         i_ext = np.zeros(N)
-        flag = np.zeros(N, dtype=np.bool_)
+        flag = np.zeros((N + 7) // 8 * 8, dtype=np.bool_)  # whole 8-byte words for the compaction
         out_idx = np.zeros(N, dtype=np.int64)
         out_val = np.zeros(N, dtype=np.int8)
         n_rec = 0
@@ -219,9 +219,6 @@ def _make_run(HAS_LIF, HAS_EIIF, HAS_IZH, HAS_SIF, HAS_POISSON, HAS_TIMES, HAS_N
                                 last = g
                             k += 1
                 counts[s, p] = nout - before
-            for i in range(N):
-                qe[i] = 0.0
-                qi[i] = 0.0
             if HAS_TIMES:
                 while src_ptr < src_step.size and src_step[src_ptr] <= t:
                     src_ptr += 1
