@@ -41,7 +41,7 @@ def run_chunk(plan, buf, t0, n_steps, until_quiescent, learn=None):
         t0, n_steps, until_quiescent,
         plan.S, plan.pop_lo, plan.pop_hi, plan.pop_model, plan.consts, plan.driven, plan.pop_key,
         plan.indptr, plan.post, plan.w, plan.delay, plan.proj_pre_lo, plan.proj_post_lo, plan.proj_target,
-        plan.proj_ptr_off, plan.proj_syn_off, plan.pre_proj, plan.pre_proj_ptr, plan.synops,
+        plan.proj_ptr_off, plan.proj_syn_off, plan.proj_udelay, plan.pre_proj, plan.pre_proj_ptr, plan.synops,
         q.buf, q.count, q.totals,
         i_cur, plan.cs_step, plan.cs_lohi, plan.cs_delta, plan.nz_lohi, plan.nz_ms, plan.nz_key,
         plan.pin_lohi, plan.pin_par, plan.pin_target, plan.pin_key, plan.src_step, plan.src_idx, src_ptr,
@@ -72,7 +72,7 @@ def _may_fire(model, S, lo, hi, c, driven, src_step, src_idx, t):
 
 @njit(cache=True)
 def propagate(t, g, v, p, indptr, post, w, delay, proj_pre_lo, proj_post_lo, proj_target, proj_ptr_off,
-              proj_syn_off, pre_proj, pre_proj_ptr, synops, qbuf, qcount, totals):
+              proj_syn_off, proj_udelay, pre_proj, pre_proj_ptr, synops, qbuf, qcount, totals):
     """Fan the spike (neuron g of population p, value v) out through every outgoing projection."""
     n_slots = qbuf.shape[0]
     t_slot = t % n_slots
@@ -85,6 +85,18 @@ def propagate(t, g, v, p, indptr, post, w, delay, proj_pre_lo, proj_post_lo, pro
         b = base + indptr[proj_ptr_off[k] + jj + 1]
         tgt = proj_target[k]
         plo = proj_post_lo[k]
+        ud = proj_udelay[k]
+        if ud > 0:  # one delay: one slot, a plain scatter-add in CSR order (same sums, same order)
+            slot = t_slot + ud
+            if slot >= n_slots:
+                slot -= n_slots
+            row = qbuf[slot, tgt]
+            for s in range(np.uint64(a), np.uint64(b)):
+                row[np.uint64(plo + post[s])] += fv * w[s]
+            qcount[slot] += b - a
+            synops[k] += b - a
+            totals[0] += b - a
+            continue
         for s in range(np.uint64(a), np.uint64(b)):
             slot = t_slot + delay[s]  # delay < n_slots, so one subtraction replaces a modulo
             if slot >= n_slots:
@@ -122,7 +134,7 @@ def _make_run(HAS_LIF, HAS_EIIF, HAS_IZH, HAS_SIF, HAS_POISSON, HAS_TIMES, HAS_N
     def _run(t0, n_steps, until_quiescent,
              S, pop_lo, pop_hi, pop_model, consts, driven, pop_key,
              indptr, post, w, delay, proj_pre_lo, proj_post_lo, proj_target, proj_ptr_off, proj_syn_off,
-             pre_proj, pre_proj_ptr, synops,
+             proj_udelay, pre_proj, pre_proj_ptr, synops,
              qbuf, qcount, totals,
              i_cur, cs_step, cs_lohi, cs_delta, nz_lohi, nz_ms, nz_key, pin_lohi, pin_par, pin_target, pin_key,
              src_step, src_idx, src_ptr,
@@ -233,7 +245,8 @@ def _make_run(HAS_LIF, HAS_EIIF, HAS_IZH, HAS_SIF, HAS_POISSON, HAS_TIMES, HAS_N
                 while g >= pop_hi[p]:
                     p += 1
                 propagate(t, g, out_val[e], p, indptr, post, w, delay, proj_pre_lo, proj_post_lo, proj_target,
-                          proj_ptr_off, proj_syn_off, pre_proj, pre_proj_ptr, synops, qbuf, qcount, totals)
+                          proj_ptr_off, proj_syn_off, proj_udelay, pre_proj, pre_proj_ptr, synops, qbuf, qcount,
+                          totals)
             # 5. record
             for e in range(nout):
                 g = out_idx[e]

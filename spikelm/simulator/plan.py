@@ -72,6 +72,9 @@ class Plan:
         for i in order:
             self.pre_proj_ptr[self.pop_index[projs[i].pre.name] + 1] += 1
         np.cumsum(self.pre_proj_ptr, out=self.pre_proj_ptr)
+        # one delay for the whole projection (or -1): lets the fan-out skip per-synapse slots
+        self.proj_udelay = np.array([int(k.delay[0]) if k.n_syn and np.all(k.delay == k.delay[0]) else -1
+                                     for k in projs], dtype=np.int64)
         self.synops = np.zeros(K, dtype=np.int64)
         self.queue = EventQueue(self.N, max([k.max_delay for k in projs], default=1))
 
