@@ -58,7 +58,7 @@ def independent_synops(snn, codes, L):
     return total
 
 
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=60, **SETTINGS)
 @given(case=gpt_cases())
 def test_simulation_equals_reference_random_tiny_gpt(case):
     model = random_tiny_gpt(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
@@ -75,7 +75,7 @@ def test_simulation_equals_reference_random_tiny_gpt(case):
     assert len(run.steps) == len(ids) and (run.steps > 0).all()
 
 
-@settings(max_examples=10, **SETTINGS)
+@settings(max_examples=20, **SETTINGS)
 @given(case=gpt_cases())
 def test_simulation_equals_reference_random_hf_gpt2(case):
     model = random_hf_gpt2(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
@@ -85,7 +85,7 @@ def test_simulation_equals_reference_random_hf_gpt2(case):
     assert_exact(snn, ids, snn.simulate(ids), snn.reference(ids))
 
 
-@settings(max_examples=8, **SETTINGS)
+@settings(max_examples=12, **SETTINGS)
 @given(case=gpt_cases())
 def test_numpy_backend_agrees_with_numba_bit_for_bit(case):
     case["bits"] = min(case["bits"], 4)  # the NumPy executor is the slow oracle: keep codes small

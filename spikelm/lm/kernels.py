@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from spikelm.lm.neuron import signed_if_fire
+from spikelm.lm.neuron import signed_if_fire, signed_if_rule
 
 # feeds and telescoping kinds, as in spikelm.lm.graph
 EMBED, LAYERNORM, SYNAPTIC, SOFTMAX, PRODUCT, RESIDUAL, GELU, READOUT = range(8)
@@ -127,7 +127,7 @@ def run_token(fresh, n, emb, max_steps, st,
               ln_gain, ln_bias, ln_eps, res_gain, res_shift, gelu_lut, sm_hi, sm_lo, sm_shift,
               H, dh, ctx,
               spikes_pos, spikes_neg, op_evals, synops_proj, synops_tele,
-              started, done, alist, alen, stepval, sp, sp_pop, scratch,
+              started, done, alist, alen, stepval, sp, pstart, pend, scratch,
               record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n):
     """Run position n to quiescence. Returns 0 (quiescent), 1 (max_steps hit), 2 (event buffer full).
 
@@ -151,13 +151,16 @@ def run_token(fresh, n, emb, max_steps, st,
         _activate(0, n, off, unit, qmin, qmax, counts, acc, gain, offset, alist, alen)
         st[0] = 0
     steps = st[0]
+    # populations are in topological order: the ones at work lie in [first, last]
+    first = 0
+    last = 0
+    for p in range(P):
+        if started[p] == 1:
+            last = p
     while True:
-        all_done = True
-        for p in range(P):
-            if done[p] == 0:
-                all_done = False
-                break
-        if all_done:
+        while first < P and done[first] == 1:
+            first += 1
+        if first == P:
             st[0] = steps
             return 0
         if steps >= max_steps:
@@ -168,21 +171,27 @@ def run_token(fresh, n, emb, max_steps, st,
             return 2
         # update: started neurons that can fire, fire
         nsp = 0
-        for p in range(P):
+        for p in range(first, last + 1):
+            pstart[p] = nsp
+            pend[p] = nsp
             if started[p] == 0 or done[p] == 1 or feed[p] == READOUT:
                 continue
             b = off[p]
+            T = unit[p]
+            lo_q = qmin[p]
+            hi_q = qmax[p]
             m = 0
             for t in range(alen[p]):
                 i = alist[b + t]
                 g = b + i
-                s = signed_if_fire(acc[g], counts[n, g], gain[g], offset[g], unit[p], qmin[p], qmax[p])
+                c = np.int64(counts[n, g])
+                r = 2 * (np.int64(acc[g]) * gain[g] + offset[g] - c * T)
+                s = signed_if_rule(r, c, T, lo_q, hi_q)
                 if s == 0:
                     continue
-                counts[n, g] += s
+                counts[n, g] = c + s
                 stepval[g] = s
                 sp[nsp] = g
-                sp_pop[nsp] = p
                 nsp += 1
                 if tele[p] == TELE_K:  # keep K channel-major: Q spikes read it along positions
                     kcache[arg[lbase[p] + 5], i, n] += s
@@ -197,36 +206,46 @@ def run_token(fresh, n, emb, max_steps, st,
                     ev_node[e] = n * (off[p + 1] - b) + i
                     ev_val[e] = s
                     ev_n[0] = e + 1
-                if signed_if_fire(acc[g], counts[n, g], gain[g], offset[g], unit[p], qmin[p], qmax[p]) != 0:
+                if signed_if_rule(r - 2 * s * T, c + s, T, lo_q, hi_q) != 0:  # fires again next step
                     alist[b + m] = i
                     m += 1
             alen[p] = m
-        # propagate
-        for t in range(nsp):
-            g = sp[t]
-            p = sp_pop[t]
-            v = stepval[g]
-            i = g - off[p]
+            pend[p] = nsp
+        # propagate, population by population
+        for p in range(first, last + 1):
+            lo = pstart[p]
+            hi = pend[p]
+            if hi == lo:
+                continue
+            b = off[p]
             for e in range(out_ptr[p], out_ptr[p + 1]):
                 k = out_idx[e]
                 npost = pj_npost[k]
-                wo = pj_woff[k] + i * npost
+                wbase = pj_woff[k]
                 tb = off[pj_post[k]]
-                # views with range indices: no negative-index checks, so the loop vectorises
+                # views with range indices: no negative-index checks, so the loops vectorise
                 a = acc[tb : tb + npost]
-                w = W[wo : wo + npost]
-                if v > 0:
-                    for c in range(npost):
-                        a[c] += w[c]
-                else:
-                    for c in range(npost):
-                        a[c] -= w[c]
-                synops_proj[k] += npost
+                for t in range(lo, hi):
+                    g = sp[t]
+                    wo = wbase + (g - b) * npost
+                    w = W[wo : wo + npost]
+                    if stepval[g] > 0:
+                        for c in range(npost):
+                            a[c] += w[c]
+                    else:
+                        for c in range(npost):
+                            a[c] -= w[c]
+                synops_proj[k] += npost * (hi - lo)
             tk = tele[p]
-            if tk != TELE_NONE:
-                lb = lbase[p]
-                l = arg[lb + 5]
-                oq, ok, ov, oa, oo = off[lb + 1], off[lb + 2], off[lb + 3], off[lb + 4], off[lb + 5]
+            if tk == TELE_NONE:
+                continue
+            lb = lbase[p]
+            l = arg[lb + 5]
+            oq, ok, ov, oa, oo = off[lb + 1], off[lb + 2], off[lb + 3], off[lb + 4], off[lb + 5]
+            for t in range(lo, hi):
+                g = sp[t]
+                v = stepval[g]
+                i = g - b
                 if tk == TELE_Q:
                     h = i // dh
                     krow = kcache[l, i]
@@ -257,10 +276,15 @@ def run_token(fresh, n, emb, max_steps, st,
         for t in range(nsp):
             stepval[sp[t]] = 0
         # schedule
-        for p in range(P):
+        finished = False
+        for p in range(first, last + 1):
             if started[p] == 1 and done[p] == 0 and (feed[p] == READOUT or alen[p] == 0):
                 done[p] = 1
-        for p in range(P):
+                finished = True
+        if not finished:
+            steps += 1
+            continue
+        for p in range(first, P):
             if started[p] == 1:
                 continue
             ready = True
@@ -271,6 +295,8 @@ def run_token(fresh, n, emb, max_steps, st,
             if not ready:
                 continue
             started[p] = 1
+            if p > last:
+                last = p
             _start(p, n, feed, arg, off, in_ptr, in_idx, qmin, qmax, counts, acc, S,
                    ln_gain, ln_bias, ln_eps, res_gain, res_shift, gelu_lut, sm_hi, sm_lo, sm_shift,
                    H, ctx, op_evals, scratch)

@@ -27,14 +27,19 @@ def signed_if_step(acc, count, gain, offset, shift: int, q_min: int, q_max: int)
 
 
 @njit(cache=True)
-def signed_if_fire(acc, count, gain, offset, unit, q_min, q_max):
-    """The spike (+1, -1 or 0) of one SignedIF neuron this step (Numba twin; unit = 2^k)."""
-    r = 2 * (np.int64(acc) * gain + offset - np.int64(count) * unit)
+def signed_if_rule(r, count, unit, q_min, q_max):
+    """The spike (+1, -1 or 0) given r = 2 (acc M + B - count 2^k) and unit = 2^k."""
     if r >= unit and count < q_max:
         return 1
     if r < -unit and count > q_min:
         return -1
     return 0
+
+
+@njit(cache=True)
+def signed_if_fire(acc, count, gain, offset, unit, q_min, q_max):
+    """The spike (+1, -1 or 0) of one SignedIF neuron this step (Numba twin; unit = 2^k)."""
+    return signed_if_rule(2 * (np.int64(acc) * gain + offset - np.int64(count) * unit), count, unit, q_min, q_max)
 
 
 @njit(cache=True)

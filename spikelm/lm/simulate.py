@@ -322,7 +322,8 @@ class NumbaRunner(Runner):
         self.alen = np.zeros(P, np.int64)
         self.stepval = np.zeros(lay.n_spiking, np.int8)
         self.sp = np.zeros(lay.n_spiking, np.int64)
-        self.sp_pop = np.zeros(lay.n_spiking, np.int64)
+        self.pstart = np.zeros(P, np.int64)
+        self.pend = np.zeros(P, np.int64)
         self.scratch = np.zeros(max(cfg.n_embd, cfg.inner, cfg.n_positions), np.int64)
         self.st = np.zeros(1, np.int64)
         n_ev = max(self.EVENT_CHUNK, 2 * lay.n_spiking) if record else 1
@@ -354,7 +355,7 @@ class NumbaRunner(Runner):
                 qm.sm_hi, qm.sm_lo, qm.sm_shift,
                 cfg.n_head, cfg.head_dim, cfg.n_positions,
                 C.spikes_pos, C.spikes_neg, C.op_evals, C.synops_proj, C.synops_tele,
-                self.started, self.done, self.alist, self.alen, self.stepval, self.sp, self.sp_pop,
+                self.started, self.done, self.alist, self.alen, self.stepval, self.sp, self.pstart, self.pend,
                 self.scratch, self.events is not None, self.clock, *self.ev, self.ev_n,
             )
             fresh = False
