@@ -48,14 +48,19 @@ PI = 24
 F_AP, F_AM, F_KP, F_KM, F_WMIN, F_WMAX, F_ETA, F_SDDECAY, F_SDBIAS = range(9)
 PF = 9
 # population rule table columns
-H_KIND, H_POP, H_ON, H_LO, H_HI, H_OFF = range(6)
-HI = 6
+H_KIND, H_POP, H_ON, H_LO, H_HI, H_OFF, H_ROW = range(7)
+HI = 7
 G_TARGET, G_ETA, G_DECAY, G_GAIN, G_THMIN, G_THMAX, G_DA, G_ETA_A, G_VT, G_ETA_R, G_VREST, G_AMIN, G_AMAX, \
     G_RMIN, G_RMAX = range(15)
 HF = 15
 
 KIND_STDP, KIND_BRAINGPT = 1, 2
-KIND_HOMEO_LIF, KIND_HOMEO_EIIF, KIND_BRAINGPT_HOMEO = 1, 2, 3
+# KIND_HOMEO_ROW: theta += ... on a threshold-offset state row (EIIF theta_base, or a LIF
+# "theta" row where the model has one); KIND_HOMEO_LIF: the offset rides in LIF's row "a"
+KIND_HOMEO_LIF, KIND_HOMEO_ROW, KIND_BRAINGPT_HOMEO = 1, 2, 3
+#: plan.consts column a LIF population's packed constants get set to 1 when the rule keeps
+#: its offset in the row "a": the LIF kernels must then read "a" even when alpha == 0
+LIF_USES_A = 14
 
 NAMES = ("pr_i", "pr_f", "hr_i", "hr_f", "ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn",
          "dcsc", "dpost", "etab", "xpre", "tpre", "sd", "sdd", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")
@@ -283,12 +288,18 @@ class _Packer:
         ints[H_POP], ints[H_ON] = p, int(rule.enabled)
         ints[H_LO], ints[H_HI], ints[H_OFF] = plan.pop_lo[p], plan.pop_hi[p], self._len("rate")
         if isinstance(rule, Homeostasis):
-            ints[H_KIND] = KIND_HOMEO_LIF if pop.model.name == "lif" else KIND_HOMEO_EIIF
+            if pop.model.name == "eiif":
+                ints[H_KIND], ints[H_ROW] = KIND_HOMEO_ROW, EIIF_ROW_THETA
+            elif "theta" in pop.model.state_vars:
+                ints[H_KIND], ints[H_ROW] = KIND_HOMEO_ROW, pop.model.state_vars.index("theta")
+            else:
+                ints[H_KIND], ints[H_ROW] = KIND_HOMEO_LIF, LIF_ROW_A
+                plan.consts[p, LIF_USES_A] = 1.0
             e = math.exp(-dt / rule.tau_rate)
             flt[G_TARGET], flt[G_ETA], flt[G_DECAY], flt[G_GAIN] = rule.target_rate, rule.eta * dt * 1e-3, e, \
                 (1.0 - e) * 1000.0 / dt
             flt[G_THMIN], flt[G_THMAX] = rule.theta_min, rule.theta_max
-            if ints[H_KIND] == KIND_HOMEO_EIIF:
+            if pop.model.name == "eiif":
                 flt[G_THMIN] = max(rule.theta_min, 0.0)
             else:
                 flt[G_DA] = plan.consts[p, 13]  # exp(-dt / tau_a) of the LIF population
@@ -496,8 +507,8 @@ def _learn_population(plan, t, spk_idx, spk_val, a, r):
         rr[:] = np.minimum(np.maximum(rr + hf[G_ETA_R] * (vbar - hf[G_VREST]), hf[G_RMIN]), hf[G_RMAX])
         return
     rate[fired] += hf[G_GAIN]
-    if kind == KIND_HOMEO_EIIF:
-        th = S[EIIF_ROW_THETA, lo:hi]
+    if kind == KIND_HOMEO_ROW:
+        th = S[hi_[H_ROW], lo:hi]
         th[:] = np.minimum(np.maximum(th + hf[G_ETA] * (rate - hf[G_TARGET]), hf[G_THMIN]), hf[G_THMAX])
         return
     # LIF: threshold = v_th + a; the row a holds (spike trace) + h / da, so after the model's

@@ -11,8 +11,8 @@ from numba import njit
 
 from .interface import (EIIF_ROW_ALPHA, EIIF_ROW_R, EIIF_ROW_THETA, EIIF_ROW_V, F_AM, F_AP, F_ETA, F_KM, F_KP,
                         F_SDBIAS, F_SDDECAY, F_WMAX, F_WMIN, G_AMAX, G_AMIN, G_DA, G_DECAY, G_ETA, G_ETA_A, G_ETA_R,
-                        G_GAIN, G_RMAX, G_RMIN, G_TARGET, G_THMAX, G_THMIN, G_VREST, G_VT, H_HI, H_KIND, H_LO, H_OFF,
-                        H_ON, KIND_BRAINGPT, KIND_BRAINGPT_HOMEO, KIND_HOMEO_EIIF, KIND_HOMEO_LIF, KIND_STDP,
+                        G_GAIN, G_RMAX, G_RMIN, G_TARGET, G_THMAX, G_THMIN, G_VREST, G_VT, H_HI, H_KIND, H_LO, H_OFF, H_ROW,
+                        H_ON, KIND_BRAINGPT, KIND_BRAINGPT_HOMEO, KIND_HOMEO_LIF, KIND_HOMEO_ROW, KIND_STDP,
                         LIF_ROW_A, P_CSC, P_CSCP, P_DPTR, P_DSYN, P_ELEN, P_ETAB, P_EVERY, P_KIND, P_MAXD, P_MODE, P_MULT, P_NORM,
                         P_NPOST, P_NPRE, P_NSYN, P_ON, P_PAIR, P_POST, P_POSTLO, P_PRELO, P_RING, P_RINGN, P_SYN)
 
@@ -246,9 +246,10 @@ def _population(t, r, out_idx, nout, S, plast):
                                          hr_f[r, G_AMIN], hr_f[r, G_AMAX])
             S[EIIF_ROW_R, n] = _clip(S[EIIF_ROW_R, n] + hr_f[r, G_ETA_R] * (vbar[k] - hr_f[r, G_VREST]),
                                      hr_f[r, G_RMIN], hr_f[r, G_RMAX])
-    elif kind == KIND_HOMEO_EIIF:
+    elif kind == KIND_HOMEO_ROW:
+        row = hr_i[r, H_ROW]
         for n in range(lo, hi):
-            S[EIIF_ROW_THETA, n] = _clip(S[EIIF_ROW_THETA, n] + eta * (rate[off + n] - target), thmin, thmax)
+            S[row, n] = _clip(S[row, n] + eta * (rate[off + n] - target), thmin, thmax)
     elif kind == KIND_HOMEO_LIF:
         da = hr_f[r, G_DA]
         for n in range(lo, hi):
