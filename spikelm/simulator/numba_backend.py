@@ -20,7 +20,7 @@ from spikelm.plasticity.numba_learn import learn as learn_nb
 
 from . import rng as _rng_module
 from ._numba_cache import invalidate_if_changed
-from .rng import normal_pair_nb, poisson_nb, uniform_nb
+from .rng import ZIG_F, ZIG_X, normal_nb, poisson_nb, uniform_nb
 
 # the cached time loop inlines these modules' kernels: rebuild it when any of them changes
 _deps = [nk.__file__, _rng_module.__file__, _learn_module.__file__, _plast_interface.__file__]
@@ -142,6 +142,8 @@ def _make_run(HAS_LIF, HAS_EIIF, HAS_IZH, HAS_SIF, HAS_POISSON, HAS_TIMES, HAS_N
              nrec, plast):
         N = S.shape[1]
         P = pop_lo.size
+        zig_x = ZIG_X
+        zig_f = ZIG_F
         n_slots = qbuf.shape[0]
         i_ext = np.zeros(N)
         flag = np.zeros((N + 7) // 8 * 8, dtype=np.bool_)  # whole 8-byte words for the compaction
@@ -172,13 +174,8 @@ def _make_run(HAS_LIF, HAS_EIIF, HAS_IZH, HAS_SIF, HAS_POISSON, HAS_TIMES, HAS_N
                     i_ext[i] = i_cur[i]
                 for k in range(nz_key.size):
                     lo = nz_lohi[k, 0]
-                    n_k = nz_lohi[k, 1] - lo
-                    for m2 in range((n_k + 1) // 2):
-                        z0, z1 = normal_pair_nb(nz_key[k], t, m2)
-                        i = lo + 2 * m2
-                        i_ext[i] += nz_ms[k, 0] + nz_ms[k, 1] * z0
-                        if 2 * m2 + 1 < n_k:
-                            i_ext[i + 1] += nz_ms[k, 0] + nz_ms[k, 1] * z1
+                    for i in range(lo, nz_lohi[k, 1]):
+                        i_ext[i] += nz_ms[k, 0] + nz_ms[k, 1] * normal_nb(nz_key[k], t, i - lo, zig_x, zig_f)
                 iext = i_ext
             if HAS_PIN:
                 for k in range(pin_key.size):
