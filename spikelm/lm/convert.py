@@ -21,7 +21,7 @@ def demo_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data"
 
 
-def load_demo(bits: int = 8, calibration_chars: int = 2000) -> tuple["SpikingLM", object]:
+def load_demo(bits: int = 8, calibration_chars: int = 4000) -> tuple["SpikingLM", object]:
     """The demo model converted with calibration on the start of its held-out text."""
     from spikelm.lm.tokenizer import CharTokenizer
 
