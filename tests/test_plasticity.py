@@ -161,8 +161,8 @@ def test_state_dict_shape_mismatch():
 
     sim = Simulator(small_net(), backend="numpy")
     d = sim.learn.state_dict()
-    d["xpre"] = d["xpre"][:-1]
-    with pytest.raises(CheckpointMismatchError, match="xpre"):
+    d["xgrp"] = d["xgrp"][:-1]
+    with pytest.raises(CheckpointMismatchError, match="xgrp"):
         sim.learn.load_state_dict(d)
 
 

@@ -5,21 +5,24 @@ field below is a flat typed array, offsets into the shared ones live in the rule
 
 - ``pr_i[R, PI]`` / ``pr_f[R, PF]``: one row per projection rule (ints / floats, columns below).
 - ``hr_i[H, HI]`` / ``hr_f[H, HF]``: one row per population rule.
-- ``ring, ring_n, ring_t``: per projection rule, the pre spikes of the last max_delay + 1
-  steps (local pre indices), their count per slot and the step each slot holds.
-- ``csc_ptr, csc_syn``: the reverse (CSC) index: incoming synapses of each post neuron.
-- ``dptr, dsyn, dcsc, dpost``: each pre neuron's synapses grouped by delay (pre arrivals at
-  step t are the synapses of delay d of the neurons that fired at t - d): local synapse id,
-  its position in the reverse index, its post neuron.
+- ``ring, ring_n, ring_t, ring_cur``: per projection rule, the pre spikes of the last
+  max_delay + 1 steps (local pre indices), their count per slot, the step each slot holds,
+  and for each spike the next delay group it has still to reach.
+- *Delay groups*: the synapses of one pre neuron with one delay; all their pre spikes arrive
+  together, so they share one pre trace. ``pre_gptr`` (groups of each pre neuron, by
+  increasing delay), ``grp_ptr`` (each group's synapses in ``dsyn`` order), ``grp_delay``;
+  ``dsyn, dpost``: local synapse id and post neuron, in group order.
+- ``csc_ptr, csc_syn, cgrp``: the reverse (CSC) index: incoming synapses of each post
+  neuron, and the delay group of each.
 - ``etab``: per rule, exp(-n dt / tau_plus) and exp(-n dt / tau_minus) for n = 0..L (the
   trace decays of whole numbers of steps; beyond L the exponential is computed).
-- ``xpre, tpre, sd``: per plastic synapse, stored in reverse-index order (rule's synapse
-  offset + CSC position) so a post spike reads them contiguously: pre trace value at its
-  last arrival (all-to-all pairing only), step of that arrival (-1: none yet), the
-  potentiation part of Izhikevich's derivative ``sd``.
-- ``sdd``: the depression part of ``sd``, stored in delay-grouped order (``dsyn``
-  positions) so the arrivals of one pre spike write it contiguously. The derivative of
-  synapse s is sd + sdd; both decay by sd_decay at each weight update.
+- ``xgrp, tgrp``: per delay group, the pre trace at its last arrival (all-to-all pairing
+  only; nearest: 1) and the step of that arrival (-1: none yet).
+- ``sd``: per plastic synapse in reverse-index order (rule's synapse offset + CSC position,
+  so a post spike writes it contiguously): the potentiation part of Izhikevich's
+  derivative. ``sdd``: the depression part, in group order (the arrivals of a pre spike
+  write it contiguously). The derivative of a synapse is sd + sdd; both decay by sd_decay
+  at each weight update.
 - ``xpost, tpost, crow, mark``: per post neuron of each projection rule: post trace value,
   step of the last post spike (-1: none), target row sum C_i, "row touched" flag.
 - ``rate, h, vbar``: per neuron of each population rule: rate estimate, threshold offset,
@@ -42,8 +45,9 @@ from .rules import STDP, BrainGPTHomeostasis, BrainGPTSTDP, Homeostasis, check_a
 
 # projection rule table columns (ints)
 P_KIND, P_PROJ, P_ON, P_PAIR, P_MULT, P_MODE, P_EVERY, P_MAXD, P_RING, P_RINGN, P_NPRE, P_NPOST, P_SYN, \
-    P_CSCP, P_CSC, P_DPTR, P_DSYN, P_POST, P_NORM, P_PRELO, P_POSTLO, P_NSYN, P_ETAB, P_ELEN = range(24)
-PI = 24
+    P_CSCP, P_CSC, P_PGPTR, P_DSYN, P_POST, P_NORM, P_PRELO, P_POSTLO, P_NSYN, P_ETAB, P_ELEN, P_GPTR, P_GRP \
+    = range(26)
+PI = 26
 # projection rule table columns (floats)
 F_AP, F_AM, F_KP, F_KM, F_WMIN, F_WMAX, F_ETA, F_SDDECAY, F_SDBIAS = range(9)
 PF = 9
@@ -62,10 +66,12 @@ KIND_HOMEO_LIF, KIND_HOMEO_ROW, KIND_BRAINGPT_HOMEO = 1, 2, 3
 #: its offset in the row "a": the LIF kernels must then read "a" even when alpha == 0
 LIF_USES_A = 14
 
-NAMES = ("pr_i", "pr_f", "hr_i", "hr_f", "ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn",
-         "dcsc", "dpost", "etab", "xpre", "tpre", "sd", "sdd", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")
+NAMES = ("pr_i", "pr_f", "hr_i", "hr_f", "ring", "ring_n", "ring_t", "ring_cur", "csc_ptr", "csc_syn", "cgrp",
+         "pre_gptr", "grp_ptr", "grp_delay", "dsyn", "dpost", "etab", "xgrp", "tgrp", "sd", "sdd", "xpost", "tpost",
+         "crow", "mark", "rate", "h", "vbar")
 #: arrays that change while the simulation runs (what a checkpoint must keep)
-MUTABLE = ("ring", "ring_n", "ring_t", "xpre", "tpre", "sd", "sdd", "xpost", "tpost", "crow", "rate", "h", "vbar")
+MUTABLE = ("ring", "ring_n", "ring_t", "ring_cur", "xgrp", "tgrp", "sd", "sdd", "xpost", "tpost", "crow", "rate",
+           "h", "vbar")
 
 LIF_ROW_A = 4  # LIF state row "a" (v, i_e, i_i, ref, a)
 EIIF_ROW_V, EIIF_ROW_THETA, EIIF_ROW_ALPHA, EIIF_ROW_R = 0, 1, 2, 3
@@ -173,8 +179,9 @@ class _Packer:
     def __init__(self, plan):
         self.proj_rules, self.pop_rules = [], []
         self.pr_i, self.pr_f, self.hr_i, self.hr_f = [], [], [], []
-        self.bufs = {k: [] for k in ("ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "dptr", "dsyn", "dcsc",
-                                     "dpost", "etab", "xpost", "tpost", "crow", "mark", "rate", "h", "vbar")}
+        self.bufs = {k: [] for k in ("ring", "ring_n", "ring_t", "csc_ptr", "csc_syn", "cgrp", "pre_gptr",
+                                     "grp_ptr", "grp_delay", "dsyn", "dpost", "etab", "xpost", "tpost", "crow",
+                                     "mark", "rate", "h", "vbar")}
         self.n_syn = 0
         if plan is None:
             return
@@ -208,12 +215,19 @@ class _Packer:
         # reverse index: incoming synapses of each post neuron (local synapse ids, CSR order kept)
         csc_syn = np.argsort(post_l, kind="stable").astype(np.int64)
         csc_ptr = np.concatenate([[0], np.cumsum(np.bincount(post_l, minlength=n_post))]).astype(np.int64)
-        # synapses grouped by (pre, delay)
+        # delay groups: synapses sorted by (pre, delay); one group per distinct pair
         key = pre_l * (maxd + 1) + dl
         dsyn = np.argsort(key, kind="stable").astype(np.int64)
-        dptr = np.searchsorted(key[dsyn], np.arange(n_pre * (maxd + 1) + 1)).astype(np.int64)
-        inv = np.empty(b - a, dtype=np.int64)
-        inv[csc_syn] = np.arange(b - a)
+        ks = key[dsyn]
+        first = np.ones(ks.size, dtype=bool)
+        first[1:] = ks[1:] != ks[:-1]
+        grp_start = np.flatnonzero(first)
+        grp_ptr = np.append(grp_start, ks.size).astype(np.int64)
+        grp_delay = dl[dsyn][grp_start]
+        pre_gptr = np.searchsorted(pre_l[dsyn][grp_start], np.arange(n_pre + 1)).astype(np.int64)
+        dpos = np.empty(b - a, dtype=np.int64)
+        dpos[dsyn] = np.arange(b - a)
+        cgrp = (np.cumsum(first) - 1)[dpos[csc_syn]]
         # whole-step decays: long enough for the trace to fall below 1e-16
         L = int(min(100_000, math.ceil(37.0 * max(rule.tau_plus, rule.tau_minus) / dt)))
         n = np.arange(L + 1, dtype=np.float64)
@@ -226,7 +240,8 @@ class _Packer:
         ints[P_MAXD], ints[P_NPRE], ints[P_NPOST], ints[P_SYN], ints[P_NSYN] = maxd, n_pre, n_post, a, b - a
         ints[P_RING], ints[P_RINGN] = self._len("ring"), self._len("ring_n")
         ints[P_CSCP], ints[P_CSC] = self._len("csc_ptr"), self._len("csc_syn")
-        ints[P_DPTR], ints[P_DSYN] = self._len("dptr"), self._len("dsyn")
+        ints[P_PGPTR], ints[P_DSYN] = self._len("pre_gptr"), self._len("dsyn")
+        ints[P_GPTR], ints[P_GRP] = self._len("grp_ptr"), self._len("grp_delay")
         ints[P_POST] = self._len("xpost")
         ints[P_ETAB], ints[P_ELEN] = self._len("etab"), L
         ints[P_PRELO], ints[P_POSTLO] = plan.proj_pre_lo[k], plan.proj_post_lo[k]
@@ -266,9 +281,11 @@ class _Packer:
         B["ring_t"].append(np.full(maxd + 1, -1, dtype=np.int64))
         B["csc_ptr"].append(csc_ptr)
         B["csc_syn"].append(csc_syn)
-        B["dptr"].append(dptr)
+        B["cgrp"].append(cgrp)
+        B["pre_gptr"].append(pre_gptr)
+        B["grp_ptr"].append(grp_ptr)
+        B["grp_delay"].append(grp_delay)
         B["dsyn"].append(dsyn)
-        B["dcsc"].append(inv[dsyn])
         B["dpost"].append(post_l[dsyn])
         B["etab"].append(etab)
         B["xpost"].append(np.zeros(n_post))
@@ -333,11 +350,14 @@ class _Packer:
 
         i64, i32, f64 = np.int64, np.int32, np.float64
         n_plastic = self._len("dsyn")
+        n_grp = self._len("grp_delay")
         return (
             table(self.pr_i, PI, i64), table(self.pr_f, PF, f64), table(self.hr_i, HI, i64), table(self.hr_f, HF, f64),
-            cat("ring", i64), cat("ring_n", i64), cat("ring_t", i64), cat("csc_ptr", i64), cat("csc_syn", i32),
-            cat("dptr", i64), cat("dsyn", i32), cat("dcsc", i32), cat("dpost", i32), cat("etab", f64),
-            np.zeros(self.n_syn), np.full(self.n_syn, -1, dtype=i64), np.zeros(self.n_syn), np.zeros(n_plastic),
+            cat("ring", i64), cat("ring_n", i64), cat("ring_t", i64), np.zeros(self._len("ring"), i64),
+            cat("csc_ptr", i64), cat("csc_syn", i32), cat("cgrp", i32),
+            cat("pre_gptr", i64), cat("grp_ptr", i64), cat("grp_delay", i64), cat("dsyn", i32), cat("dpost", i32),
+            cat("etab", f64), np.zeros(n_grp), np.full(n_grp, -1, dtype=i64),
+            np.zeros(self.n_syn), np.zeros(n_plastic),
             cat("xpost", f64), cat("tpost", i64), cat("crow", f64), cat("mark", i64),
             cat("rate", f64), cat("h", f64), cat("vbar", f64),
         )
@@ -378,37 +398,49 @@ def _learn_projection(plan, t, spk_idx, a, r):
     ep = a["etab"][pi[P_ETAB]:pi[P_ETAB] + L + 1]
     em = a["etab"][pi[P_ETAB] + L + 1:pi[P_ETAB] + 2 * L + 2]
     w = plan.w[syn0:syn0 + nsyn]
-    # per-synapse state in reverse-index (CSC) order
-    xpre, tpre, sd = (a[k][syn0:syn0 + nsyn] for k in ("xpre", "tpre", "sd"))
-    sdd = a["sdd"][pi[P_DSYN]:pi[P_DSYN] + nsyn]
+    sd = a["sd"][syn0:syn0 + nsyn]  # reverse-index order
+    ds = pi[P_DSYN]
+    sdd, dsyn, dpost = (a[k][ds:ds + nsyn] for k in ("sdd", "dsyn", "dpost"))  # group order
     po = pi[P_POST]
     xpost, tpost = a["xpost"][po:po + n_post], a["tpost"][po:po + n_post]
     mark = a["mark"][po:po + n_post]
-    ring = a["ring"][pi[P_RING]:pi[P_RING] + ns * n_pre].reshape(ns, n_pre)
-    ring_n, ring_t = a["ring_n"][pi[P_RINGN]:pi[P_RINGN] + ns], a["ring_t"][pi[P_RINGN]:pi[P_RINGN] + ns]
+    rg, rn = pi[P_RING], pi[P_RINGN]
+    ring = a["ring"][rg:rg + ns * n_pre].reshape(ns, n_pre)
+    cur = a["ring_cur"][rg:rg + ns * n_pre].reshape(ns, n_pre)
+    ring_n, ring_t = a["ring_n"][rn:rn + ns], a["ring_t"][rn:rn + ns]
     cptr = a["csc_ptr"][pi[P_CSCP]:pi[P_CSCP] + n_post + 1]
-    csyn = a["csc_syn"][pi[P_CSC]:pi[P_CSC] + nsyn]
-    dptr = a["dptr"][pi[P_DPTR]:pi[P_DPTR] + n_pre * ns + 1]
-    dsyn, dcsc, dpost = (a[k][pi[P_DSYN]:pi[P_DSYN] + nsyn] for k in ("dsyn", "dcsc", "dpost"))
+    csyn, cgrp = (a[k][pi[P_CSC]:pi[P_CSC] + nsyn] for k in ("csc_syn", "cgrp"))
+    pre_gptr = a["pre_gptr"][pi[P_PGPTR]:pi[P_PGPTR] + n_pre + 1]
+    n_grp = pre_gptr[-1]
+    grp_ptr = a["grp_ptr"][pi[P_GPTR]:pi[P_GPTR] + n_grp + 1]
+    go = pi[P_GRP]
+    grp_delay, xgrp, tgrp = (a[k][go:go + n_grp] for k in ("grp_delay", "xgrp", "tgrp"))
 
-    # synapses where a pre spike arrives now (spike at t - d through a synapse of delay d)
-    arr = []
+    # delay groups whose pre spike arrives now: the spike at t - d reaches its group of delay d
+    groups = []
     for d in range(1, maxd + 1):
         sl = (t - d) % ns
         if ring_t[sl] != t - d:
             continue
-        for j in ring[sl, :ring_n[sl]]:
-            arr.append(np.arange(dptr[j * ns + d], dptr[j * ns + d + 1]))
-    arr = np.concatenate(arr) if arr else np.zeros(0, np.int64)
+        for m in range(ring_n[sl]):
+            g, end = cur[sl, m], pre_gptr[ring[sl, m] + 1]
+            while g < end and grp_delay[g] < d:  # groups missed while the rule was off
+                g += 1
+            if g < end and grp_delay[g] == d:
+                groups.append(g)
+                g += 1
+            cur[sl, m] = g
+    groups = np.array(groups, dtype=np.int64)
     post_lo = pi[P_POSTLO]
     posts = spk_idx[(spk_idx >= post_lo) & (spk_idx < post_lo + n_post)] - post_lo
 
     def on_arrivals():
-        if not arr.size:
+        if not groups.size:
             return
-        s, c, i = dsyn[arr], dcsc[arr], dpost[arr]
+        q = np.concatenate([np.arange(grp_ptr[g], grp_ptr[g + 1]) for g in groups])
+        s, i = dsyn[q], dpost[q]
         has = tpost[i] >= 0
-        sh, ih, qh = s[has], i[has], arr[has]
+        sh, ih, qh = s[has], i[has], q[has]
         x = _decay(em, L, t - tpost[ih], km)
         if not nearest:
             x = xpost[ih] * x
@@ -421,20 +453,23 @@ def _learn_projection(plan, t, spk_idx, a, r):
                 sdd[qh] = sdd[qh] + dw
             else:
                 w[sh] = np.minimum(np.maximum(w[sh] + dw, wmin), wmax)
-        # pre traces (all-to-all: add 1; nearest: reset to 1)
-        if not nearest:  # (nearest: the pre trace is 1 at the last arrival; only its step is kept)
-            old = tpre[c] >= 0
-            xpre[c] = np.where(old, xpre[c] * _decay(ep, L, np.where(old, t - tpre[c], 0), kp), 0.0) + 1.0
-        tpre[c] = t
+        # group pre traces (all-to-all: add 1; nearest: 1 at the last arrival, only its step is kept)
+        if not nearest:
+            old = tgrp[groups] >= 0
+            xgrp[groups] = np.where(old, xgrp[groups] * _decay(ep, L, np.where(old, t - tgrp[groups], 0), kp),
+                                    0.0) + 1.0
+        tgrp[groups] = t
 
     def on_posts():
         for i in posts:
             c = np.arange(cptr[i], cptr[i + 1])
-            c = c[tpre[c] >= 0]
+            g = cgrp[c]
+            keep = tgrp[g] >= 0
+            c, g = c[keep], g[keep]
             s = csyn[c]
-            x = _decay(ep, L, t - tpre[c], kp)
+            x = _decay(ep, L, t - tgrp[g], kp)
             if not nearest:
-                x = xpre[c] * x
+                x = xgrp[g] * x
             if kind == KIND_BRAINGPT:
                 w[s] = w[s] + eta * (ap * x - w[s])
                 if s.size:
@@ -474,6 +509,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
     pres = spk_idx[(spk_idx >= pre_lo) & (spk_idx < pre_lo + n_pre)] - pre_lo
     sl = t % ns
     ring[sl, :pres.size] = pres
+    cur[sl, :pres.size] = pre_gptr[pres]
     ring_n[sl], ring_t[sl] = pres.size, t
 
     if izh and (t + 1) % pi[P_EVERY] == 0:

@@ -13,7 +13,7 @@ from .interface import (EIIF_ROW_ALPHA, EIIF_ROW_R, EIIF_ROW_THETA, EIIF_ROW_V, 
                         F_SDBIAS, F_SDDECAY, F_WMAX, F_WMIN, G_AMAX, G_AMIN, G_DA, G_DECAY, G_ETA, G_ETA_A, G_ETA_R,
                         G_GAIN, G_RMAX, G_RMIN, G_TARGET, G_THMAX, G_THMIN, G_VREST, G_VT, H_HI, H_KIND, H_LO, H_OFF, H_ROW,
                         H_ON, KIND_BRAINGPT, KIND_BRAINGPT_HOMEO, KIND_HOMEO_LIF, KIND_HOMEO_ROW, KIND_STDP,
-                        LIF_ROW_A, P_CSC, P_CSCP, P_DPTR, P_DSYN, P_ELEN, P_ETAB, P_EVERY, P_KIND, P_MAXD, P_MODE, P_MULT, P_NORM,
+                        LIF_ROW_A, P_CSC, P_CSCP, P_DSYN, P_ELEN, P_ETAB, P_EVERY, P_GPTR, P_GRP, P_PGPTR, P_KIND, P_MAXD, P_MODE, P_MULT, P_NORM,
                         P_NPOST, P_NPRE, P_NSYN, P_ON, P_PAIR, P_POST, P_POSTLO, P_PRELO, P_RING, P_RINGN, P_SYN)
 
 
@@ -31,9 +31,9 @@ def _decay(etab, e0, L, n, k):
 
 
 @njit(cache=True)
-def _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sdd, xpost,
-              tpost, mark):
-    """Pre spikes arriving at their synapses now: depression from the post trace, then the pre trace."""
+def _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, ring_cur, pre_gptr, grp_ptr, grp_delay, dsyn, dpost, etab,
+              xgrp, tgrp, sdd, xpost, tpost, mark):
+    """Pre spikes reaching a delay group now: depression from the post trace, then the group's pre trace."""
     kind = pr_i[r, P_KIND]
     nearest = pr_i[r, P_PAIR]
     mult = pr_i[r, P_MULT]
@@ -45,7 +45,9 @@ def _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost
     po = pr_i[r, P_POST]
     rg = pr_i[r, P_RING]
     rn = pr_i[r, P_RINGN]
-    dp = pr_i[r, P_DPTR]
+    pg = pr_i[r, P_PGPTR]
+    gp = pr_i[r, P_GPTR]
+    go = pr_i[r, P_GRP]
     ds = pr_i[r, P_DSYN]
     L = pr_i[r, P_ELEN]
     ep = pr_i[r, P_ETAB]
@@ -61,38 +63,51 @@ def _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost
         if ring_t[rn + sl] != t - d:
             continue
         for m in range(ring_n[rn + sl]):
-            j = ring[rg + sl * n_pre + m]
-            for q in range(ds + dptr[dp + j * ns + d], ds + dptr[dp + j * ns + d + 1]):
-                s = syn0 + dsyn[q]
-                c = syn0 + dcsc[q]
+            k = rg + sl * n_pre + m
+            g = ring_cur[k]
+            end = pre_gptr[pg + ring[k] + 1]
+            while g < end and grp_delay[go + g] < d:  # groups missed while the rule was off
+                g += 1
+            if g >= end or grp_delay[go + g] != d:
+                ring_cur[k] = g
+                continue
+            ring_cur[k] = g + 1
+            for q in range(ds + grp_ptr[gp + g], ds + grp_ptr[gp + g + 1]):
                 i = po + dpost[q]
-                if tpost[i] >= 0:
-                    x = _decay(etab, em, L, t - tpost[i], km)
-                    if not nearest:
-                        x = xpost[i] * x
-                    if kind == KIND_BRAINGPT:
-                        w[s] = w[s] + eta * (-am * x - w[s])
-                        mark[i] = 1
-                    else:
-                        if mult:
-                            dw = -am * x * (w[s] - wmin)
-                        else:
-                            dw = -am * x
-                        if izh:
-                            sdd[q] = sdd[q] + dw
-                        else:
-                            w[s] = _clip(w[s] + dw, wmin, wmax)
-                if nearest:  # the pre trace is 1 at the last arrival: only its step is kept
-                    pass
-                elif tpre[c] >= 0:
-                    xpre[c] = xpre[c] * _decay(etab, ep, L, t - tpre[c], kp) + 1.0
+                if tpost[i] < 0:
+                    continue
+                x = _decay(etab, em, L, t - tpost[i], km)
+                if not nearest:
+                    x = xpost[i] * x
+                if kind == KIND_BRAINGPT:
+                    s = syn0 + dsyn[q]
+                    w[s] = w[s] + eta * (-am * x - w[s])
+                    mark[i] = 1
                 else:
-                    xpre[c] = 1.0
-                tpre[c] = t
+                    if izh and not mult:
+                        sdd[q] = sdd[q] + -am * x
+                        continue
+                    s = syn0 + dsyn[q]
+                    if mult:
+                        dw = -am * x * (w[s] - wmin)
+                    else:
+                        dw = -am * x
+                    if izh:
+                        sdd[q] = sdd[q] + dw
+                    else:
+                        w[s] = _clip(w[s] + dw, wmin, wmax)
+            gg = go + g
+            if nearest:  # the pre trace is 1 at the last arrival: only its step is kept
+                pass
+            elif tgrp[gg] >= 0:
+                xgrp[gg] = xgrp[gg] * _decay(etab, ep, L, t - tgrp[gg], kp) + 1.0
+            else:
+                xgrp[gg] = 1.0
+            tgrp[gg] = t
 
 
 @njit(cache=True)
-def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpre, sd, xpost, tpost, mark):
+def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, cgrp, etab, xgrp, tgrp, sd, xpost, tpost, mark):
     """Post spikes now: potentiation of the incoming synapses (reverse index), then the post trace."""
     kind = pr_i[r, P_KIND]
     nearest = pr_i[r, P_PAIR]
@@ -103,6 +118,7 @@ def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpr
     po = pr_i[r, P_POST]
     cp = pr_i[r, P_CSCP]
     cs = pr_i[r, P_CSC]
+    go = pr_i[r, P_GRP]
     post_lo = pr_i[r, P_POSTLO]
     L = pr_i[r, P_ELEN]
     ep = pr_i[r, P_ETAB]
@@ -119,23 +135,27 @@ def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpr
             continue
         i = g - post_lo
         for q in range(csc_ptr[cp + i], csc_ptr[cp + i + 1]):
-            c = syn0 + q
-            if tpre[c] < 0:
+            gg = go + cgrp[cs + q]
+            if tgrp[gg] < 0:
                 continue
-            s = syn0 + csc_syn[cs + q]
-            x = _decay(etab, ep, L, t - tpre[c], kp)
+            x = _decay(etab, ep, L, t - tgrp[gg], kp)
             if not nearest:
-                x = xpre[c] * x
+                x = xgrp[gg] * x
             if kind == KIND_BRAINGPT:
+                s = syn0 + csc_syn[cs + q]
                 w[s] = w[s] + eta * (ap * x - w[s])
                 mark[po + i] = 1
             else:
+                if izh and not mult:
+                    sd[syn0 + q] = sd[syn0 + q] + ap * x
+                    continue
+                s = syn0 + csc_syn[cs + q]
                 if mult:
                     dw = ap * x * (wmax - w[s])
                 else:
                     dw = ap * x
                 if izh:
-                    sd[c] = sd[c] + dw
+                    sd[syn0 + q] = sd[syn0 + q] + dw
                 else:
                     w[s] = _clip(w[s] + dw, wmin, wmax)
         k = po + i
@@ -150,16 +170,16 @@ def _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpr
 
 @njit(cache=True)
 def _projection(t, r, out_idx, nout, w, plast):
-    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd,
-     sdd, xpost, tpost, crow, mark, rate, h, vbar) = plast
+    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, ring_cur, csc_ptr, csc_syn, cgrp, pre_gptr, grp_ptr, grp_delay,
+     dsyn, dpost, etab, xgrp, tgrp, sd, sdd, xpost, tpost, crow, mark, rate, h, vbar) = plast
     if pr_i[r, P_KIND] == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first
-        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sdd, xpost,
-                  tpost, mark)
-        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpre, sd, xpost, tpost, mark)
+        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, ring_cur, pre_gptr, grp_ptr, grp_delay, dsyn, dpost,
+                  etab, xgrp, tgrp, sdd, xpost, tpost, mark)
+        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, cgrp, etab, xgrp, tgrp, sd, xpost, tpost, mark)
     else:  # BrainGPT eq. 15: dt_pair = 0 depresses: post spikes first
-        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, etab, xpre, tpre, sd, xpost, tpost, mark)
-        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sdd, xpost,
-                  tpost, mark)
+        _posts(t, r, out_idx, nout, pr_i, pr_f, w, csc_ptr, csc_syn, cgrp, etab, xgrp, tgrp, sd, xpost, tpost, mark)
+        _arrivals(t, r, pr_i, pr_f, w, ring, ring_n, ring_t, ring_cur, pre_gptr, grp_ptr, grp_delay, dsyn, dpost,
+                  etab, xgrp, tgrp, sdd, xpost, tpost, mark)
         po = pr_i[r, P_POST]
         syn0 = pr_i[r, P_SYN]
         cp = pr_i[r, P_CSCP]
@@ -184,12 +204,14 @@ def _projection(t, r, out_idx, nout, w, plast):
     n_pre = pr_i[r, P_NPRE]
     pre_lo = pr_i[r, P_PRELO]
     rg = pr_i[r, P_RING]
+    pg = pr_i[r, P_PGPTR]
     sl = t % ns
     c = 0
     for e in range(nout):
         g = out_idx[e]
         if pre_lo <= g < pre_lo + n_pre:
             ring[rg + sl * n_pre + c] = g - pre_lo
+            ring_cur[rg + sl * n_pre + c] = pre_gptr[pg + g - pre_lo]
             c += 1
     ring_n[pr_i[r, P_RINGN] + sl] = c
     ring_t[pr_i[r, P_RINGN] + sl] = t
@@ -213,8 +235,8 @@ def _projection(t, r, out_idx, nout, w, plast):
 
 @njit(cache=True)
 def _population(t, r, out_idx, nout, S, plast):
-    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, csc_ptr, csc_syn, dptr, dsyn, dcsc, dpost, etab, xpre, tpre, sd,
-     sdd, xpost, tpost, crow, mark, rate, h, vbar) = plast
+    (pr_i, pr_f, hr_i, hr_f, ring, ring_n, ring_t, ring_cur, csc_ptr, csc_syn, cgrp, pre_gptr, grp_ptr, grp_delay,
+     dsyn, dpost, etab, xgrp, tgrp, sd, sdd, xpost, tpost, crow, mark, rate, h, vbar) = plast
     kind = hr_i[r, H_KIND]
     lo = hr_i[r, H_LO]
     hi = hr_i[r, H_HI]
