@@ -53,6 +53,84 @@ def per_token_times(snn, ids, timer=None):
     return np.diff(stamps), np.array(synops), sim
 
 
+def timed_kernel():
+    """An instrumented copy of ``kernels.run_token`` that adds the thread CPU time spent in the
+    int8 row additions (the synaptic phase) to ``_phase[0]`` and counts the timed intervals in
+    ``_phase[1]``. Built from the kernel's source text, compiled without cache; used only here."""
+    import ctypes
+    import inspect
+
+    from numba import njit
+
+    import spikelm.lm.kernels as K
+
+    libc = ctypes.CDLL(None)
+    gettime = libc.clock_gettime
+    gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    gettime.restype = ctypes.c_int
+
+    def _now(ts):
+        gettime(3, ts.ctypes)  # CLOCK_THREAD_CPUTIME_ID
+        return ts[0] * 1000000000 + ts[1]
+
+    src = inspect.getsource(K.run_token.py_func)
+    src = src.replace("record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n):",
+                      "record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n, _ts, _phase):")
+    start = "            for e in range(out_ptr[p], out_ptr[p + 1]):\n"
+    end = "            tk = tele[p]\n"
+    assert start in src and end in src
+    src = src.replace(start, "            _t0 = _now(_ts)\n" + start)
+    src = src.replace(end, "            _phase[0] += _now(_ts) - _t0\n            _phase[1] += 1\n" + end)
+    src = "\n".join(line for line in src.splitlines() if not line.startswith("@njit"))
+    ns = dict(vars(K))
+    ns["_now"] = njit(_now)
+    exec(compile(src, "<timed run_token>", "exec"), ns)
+    timed = njit(ns["run_token"])
+
+    @njit
+    def overhead(ts, n):
+        tot = 0
+        for _ in range(n):
+            t0 = ns_now(ts)
+            tot += ns_now(ts) - t0
+        return tot
+
+    ns_now = ns["_now"]
+    return timed, overhead
+
+
+def synaptic_phase_rate(snn, ids):
+    """Row SynOps per second of CPU time inside the synaptic phase of the simulation."""
+    from spikelm.lm.simulate import NumbaRunner, QuiescenceError  # noqa: F401
+
+    timed, overhead = timed_kernel()
+    ts = np.zeros(2, np.int64)
+    phase = np.zeros(2, np.int64)
+    per_call = overhead(ts, 100000) / 100000  # the clock's own cost inside each interval
+    runner = NumbaRunner(snn.qm)
+    qm, C, cfg = snn.qm, runner.counters, snn.config
+    for n, token in enumerate(ids):
+        emb = runner.emb_codes(int(token), n)
+        status = timed(
+            True, n, emb, np.iinfo(np.int64).max, runner.st,
+            runner.feed, runner.tele, runner.arg, runner.lbase, runner.off, runner.in_ptr, runner.in_idx,
+            runner.qmin, runner.qmax, runner.unit, runner.gain, runner.offset,
+            runner.out_ptr, runner.out_idx, runner.pj_post, runner.pj_woff, runner.pj_npost, runner.W,
+            runner.counts, runner.acc, runner.S, runner.kcache,
+            qm.ln_gain, qm.ln_bias, qm.ln_eps, qm.res_gain, qm.res_shift, qm.gelu_lut,
+            qm.sm_hi, qm.sm_lo, qm.sm_shift, cfg.n_head, cfg.head_dim, cfg.n_positions,
+            C.spikes_pos, C.spikes_neg, C.op_evals, C.synops_proj, C.synops_tele,
+            runner.started, runner.done, runner.alist, runner.alen, runner.stepval, runner.sp,
+            runner.pstart, runner.pend, runner.scratch, False, 0, *runner.ev, runner.ev_n, ts, phase,
+        )
+        assert status == 0
+        if n == 0:  # the first call compiled; count from the second token on
+            phase[:] = 0
+            first = C.synops_proj.sum()
+    seconds = (phase[0] - phase[1] * per_call) * 1e-9
+    return (C.synops_proj.sum() - first) / seconds, phase[0] * 1e-9, per_call
+
+
 def row_limit(snn, sim_runner_counts, repeats=1):
     """Additions per second when only the int8 row additions of the run are replayed."""
     rng = np.random.default_rng(0)
@@ -122,6 +200,7 @@ def main(argv=None):
     limit = row_limit(snn, runner_counts)
     row_adds = runner_counts.sum()
     sim_rate = total_syn / total_t1
+    phase_rate, phase_s, clock_ns = synaptic_phase_rate(snn, ids)
 
     print()
     print(f"{'measure':<58}{'value':>16}")
@@ -141,6 +220,10 @@ def main(argv=None):
     print(f"{'row-accumulation limit (same rows replayed), additions / s':<58}{limit:>16.3e}")
     print(f"{'int8 row additions / all SynOps':<58}{row_adds / total_syn:>16.3f}")
     print(f"{'simulation SynOps rate / limit':<58}{sim_rate / limit:>16.2f}")
+    print(f"{'synaptic phase (row additions, timed inside the kernel) / s':<58}{phase_rate:>16.3e}")
+    print(f"{'synaptic phase rate / limit':<58}{phase_rate / limit:>16.2f}")
+    raw = (total_syn * (len(ids) - 1) / len(ids)) * 0.955 / phase_s
+    print(f"{'  (uncorrected for the clock reads, ' + f'{clock_ns:.0f} ns each' + ') / limit':<58}{raw / limit:>16.2f}")
     n8, n64 = 8, min(64, L - 1)
     t8, t64 = np.median(times1[:, n8]), np.median(times1[:, n64])
     s8, s64 = np.median(syn1[:, n8]), np.median(syn1[:, n64])
