@@ -58,7 +58,7 @@ def independent_synops(snn, codes, L):
     return total
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=120, **SETTINGS)
 @given(case=gpt_cases())
 def test_simulation_equals_reference_random_tiny_gpt(case):
     model = random_tiny_gpt(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
@@ -75,7 +75,7 @@ def test_simulation_equals_reference_random_tiny_gpt(case):
     assert len(run.steps) == len(ids) and (run.steps > 0).all()
 
 
-@settings(max_examples=20, **SETTINGS)
+@settings(max_examples=40, **SETTINGS)
 @given(case=gpt_cases())
 def test_simulation_equals_reference_random_hf_gpt2(case):
     model = random_hf_gpt2(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
@@ -85,7 +85,7 @@ def test_simulation_equals_reference_random_hf_gpt2(case):
     assert_exact(snn, ids, snn.simulate(ids), snn.reference(ids))
 
 
-@settings(max_examples=12, **SETTINGS)
+@settings(max_examples=25, **SETTINGS)
 @given(case=gpt_cases())
 def test_numpy_backend_agrees_with_numba_bit_for_bit(case):
     case["bits"] = min(case["bits"], 4)  # the NumPy executor is the slow oracle: keep codes small
@@ -146,3 +146,16 @@ def test_decoding_cost_per_token_reported_and_positive():
     assert sum(c.spikes["total"] for c in per) == run.spikes["total"]
     assert [c.steps for c in per] == run.steps.tolist()
     assert run.macs["total"] > 0 and set(run.macs) == set(run.synops)
+
+
+def test_numpy_backend_agrees_with_numba_at_8_bits():
+    model = random_tiny_gpt(21, vocab=60, ctx=8, width=24, layers=2, heads=2)
+    snn = convert(model, calibration=token_ids(1, 40, 60), bits=8)
+    ids = token_ids(2, 3, 60)
+    a = snn.simulate(ids, backend="numpy", record=True)
+    b = snn.simulate(ids, backend="numba", record=True)
+    assert np.array_equal(a.logits, b.logits) and np.array_equal(a.steps, b.steps)
+    assert a.synops == b.synops and a.spikes == b.spikes
+    for x, y in zip(a.events, b.events):
+        assert np.array_equal(x, y)
+    assert (a.steps > 100).all()  # 8-bit codes take many steps: the loop was exercised
