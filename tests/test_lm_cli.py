@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from lm_helpers import random_tiny_gpt
+from test_lm_helpers import random_tiny_gpt
 from spikelm.errors import ConfigError, SpikelmError
 from spikelm.lm import cli
 from spikelm.lm.tokenizer import CharTokenizer

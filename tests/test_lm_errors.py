@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lm_helpers import random_tiny_gpt, token_ids
+from test_lm_helpers import random_tiny_gpt, token_ids
 from spikelm.errors import ConfigError, FileFormatError, SpikelmError
 from spikelm.lm import GPTConfig, convert
 

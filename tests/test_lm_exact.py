@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lm_helpers import random_hf_gpt2, random_tiny_gpt, token_ids
+from test_lm_helpers import random_hf_gpt2, random_tiny_gpt, token_ids
 from spikelm.lm import convert
 from spikelm.lm.graph import TELE_ATT, TELE_K, TELE_Q, TELE_V
 

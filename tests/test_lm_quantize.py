@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lm_helpers import random_hf_gpt2, random_tiny_gpt, token_ids
+from test_lm_helpers import random_hf_gpt2, random_tiny_gpt, token_ids
 from spikelm.lm import convert, ops
 from spikelm.lm.gpt import gelu
 from spikelm.lm.kernels import layernorm_row, softmax_row

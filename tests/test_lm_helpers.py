@@ -1,4 +1,4 @@
-"""Small random GPT-2-style models for the lm tests (no download, seeded)."""
+"""Small random GPT-2-style models for the lm tests (no download, seeded); no tests here."""
 
 from __future__ import annotations
 
