@@ -62,11 +62,11 @@ def _may_fire(model, S, lo, hi, c, driven, src_step, src_idx, t):
     if driven:
         return True
     if model == LIF:
-        return nk.lif_may_fire(S, lo, hi, c)
+        return nk.lif_may_fire(S, lo, hi, c, t)
     if model == EIIF:
-        return nk.eiif_may_fire(S, lo, hi, c)
+        return nk.eiif_may_fire(S, lo, hi, c, t)
     if model == SIF:
-        return nk.signed_if_may_fire(S, lo, hi, c)
+        return nk.signed_if_may_fire(S, lo, hi, c, t)
     return True
 
 

@@ -51,7 +51,7 @@ def compact(flag, lo, hi, val, out_idx, out_val, nout):
 @njit(cache=True)
 def lif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
     """LIF step; clears the input slots it reads (the numpy reference clears them after the update)."""
-    if c[12] == 0.0:
+    if c[14] == 0.0:  # no adaptation and no rule on the threshold offset: `a` stays 0
         _lif_pass(S, lo, hi, c, qe, qi, iext, flag, False)
     else:
         _lif_pass(S, lo, hi, c, qe, qi, iext, flag, True)
@@ -99,7 +99,9 @@ def _lif_pass(S, lo, hi, c, qe, qi, iext, flag, adapt):
 
 
 @njit(cache=True)
-def lif_may_fire(S, lo, hi, c):
+def lif_may_fire(S, lo, hi, c, t):
+    if c[0] >= c[1]:  # resting at or above threshold
+        return True
     for i in range(np.uint64(lo), np.uint64(hi)):
         if S[3, i] > 0 or abs(S[1, i]) + abs(S[2, i]) > 1e-9 or S[0, i] >= c[1] + S[4, i]:
             return True
@@ -132,9 +134,10 @@ def eiif_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout):
 
 
 @njit(cache=True)
-def eiif_may_fire(S, lo, hi, c):
+def eiif_may_fire(S, lo, hi, c, t):
+    tl = c[0] + (t + 1 - c[1])
     for i in range(np.uint64(lo), np.uint64(hi)):
-        if abs(S[0, i]) >= S[1, i]:
+        if abs(S[0, i]) >= S[1, i] + S[2, i] * tl:
             return True
     return False
 
@@ -185,7 +188,7 @@ def signed_if_update(S, lo, hi, c, qe, qi, iext, t, flag, out_idx, out_val, nout
 
 
 @njit(cache=True)
-def signed_if_may_fire(S, lo, hi, c):
+def signed_if_may_fire(S, lo, hi, c, t):
     for i in range(np.uint64(lo), np.uint64(hi)):
         d = S[0, i] - S[1, i]
         if (d >= 0.5 and S[1, i] < c[1]) or (d < -0.5 and S[1, i] > c[0]):

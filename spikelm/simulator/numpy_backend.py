@@ -108,6 +108,6 @@ def may_fire(plan, t):
         elif pop.model.name == "spike_times":
             if np.any(plan.src_step[plan.src_idx >= plan.pop_lo[p]] > t):
                 return True
-        elif pop.model.may_fire(pop.state, plan.consts[p], bool(plan.driven[p])):
+        elif pop.model.may_fire(pop.state, plan.consts[p], bool(plan.driven[p]), t):
             return True
     return False

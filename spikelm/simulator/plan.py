@@ -40,6 +40,10 @@ class Plan:
         self.consts = np.zeros((P, N_CONSTS))
         for i, p in enumerate(pops):
             self.consts[i] = p.model.derive(p.params, net.dt)
+            if p.model.name == "lif":
+                # c[14]: the threshold offset row `a` can be non-zero (adaptation, or a rule such as
+                # homeostasis moves it); the kernel skips that row otherwise
+                self.consts[i, 14] = 1.0 if (p.params.alpha > 0 or p.plasticity is not None) else 0.0
         self.n_vars = max(len(p.model.state_vars) for p in pops)
         self.S = np.zeros((self.n_vars, self.N))
         for i, p in enumerate(pops):

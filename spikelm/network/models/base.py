@@ -30,8 +30,8 @@ class NeuronModel:
 
     ``step(state, c, inp_e, inp_i, i_ext, t) -> (index, value)`` advances the state of one
     population by one step in place and returns the indices (int64) and values (int8) of
-    the neurons that fired. ``may_fire(state, c, driven)`` tells whether any neuron can
-    still fire without new input (used for quiescence).
+    the neurons that fired. ``may_fire(state, c, driven, t)`` tells whether any neuron can
+    still fire after step ``t`` without new input (used for quiescence).
     """
 
     name: str

@@ -67,10 +67,11 @@ def step(s, c, inp_e, inp_i, i_ext, t):
     return idx, out[idx]
 
 
-def may_fire(s, c, driven):
+def may_fire(s, c, driven, t):
     # |V| never grows without input (r in [0, 1]) and theta never falls (alpha >= 0), so a
-    # neuron below threshold now stays silent; one at or above it fires at the next step.
-    return driven or bool(np.any(np.abs(s["v"]) >= s["theta_base"]))
+    # neuron below its threshold of step t + 1 stays silent from then on.
+    theta_next = s["theta_base"] + s["alpha"] * (c[0] + (t + 1 - c[1]))
+    return driven or bool(np.any(np.abs(s["v"]) >= theta_next))
 
 
 EIIF = NeuronModel("eiif", 2, EIIFParams, ("v", "theta_base", "alpha", "r"), derive, init_state, step, may_fire,

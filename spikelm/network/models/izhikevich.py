@@ -70,7 +70,7 @@ def step(s, c, inp_e, inp_i, i_ext, t):
     return fired(spk)
 
 
-def may_fire(s, c, driven):
+def may_fire(s, c, driven, t):
     return True
 
 

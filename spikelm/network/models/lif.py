@@ -100,8 +100,9 @@ def step(s, c, inp_e, inp_i, i_ext, t):
     return fired(spk)
 
 
-def may_fire(s, c, driven):
-    if driven:
+def may_fire(s, c, driven, t):
+    # without input V relaxes to e_l: a neuron resting at or above threshold fires on its own
+    if driven or c[0] >= c[1]:
         return True
     v_th = c[1]
     return bool(np.any(s["ref"] > 0) or np.any(np.abs(s["i_e"]) + np.abs(s["i_i"]) > 1e-9)

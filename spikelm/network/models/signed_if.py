@@ -56,7 +56,7 @@ def step(s, c, inp_e, inp_i, i_ext, t):
     return idx, np.where(up[idx], 1, -1).astype(np.int8)
 
 
-def may_fire(s, c, driven):
+def may_fire(s, c, driven, t):
     d = s["v"] - s["count"]
     return driven or bool(np.any(((d >= 0.5) & (s["count"] < c[1])) | ((d < -0.5) & (s["count"] > c[0]))))
 

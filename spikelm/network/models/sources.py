@@ -56,11 +56,11 @@ def _source_step(s, c, inp_e, inp_i, i_ext, t):
     raise RuntimeError("source populations are stepped by the simulator")
 
 
-def _never(s, c, driven):
+def _never(s, c, driven, t):
     return False
 
 
 POISSON = NeuronModel("poisson", 5, PoissonParams, ("v",), derive_poisson, _no_state, _source_step,
-                      lambda s, c, driven: True, is_source=True)
+                      lambda s, c, driven, t: True, is_source=True)
 SPIKE_TIMES = NeuronModel("spike_times", 6, SpikeTimesParams, ("v",), lambda p, dt: pack([]), _no_state,
                           _source_step, _never, is_source=True)
