@@ -162,3 +162,23 @@ def test_bad_config_values():
         GPTConfig(vocab_size=10, n_positions=4, n_embd=8, n_layer=1, n_head=2, activation_function="relu")
     with pytest.raises(ConfigError, match="field 'n_head' is missing"):
         GPTConfig.from_dict({"vocab_size": 10, "n_positions": 4, "n_embd": 8, "n_layer": 1})
+
+
+def test_hugging_face_save_pretrained_folder(tmp_path):
+    from test_lm_helpers import random_hf_gpt2
+
+    model = random_hf_gpt2(3, vocab=30, ctx=10, width=16, layers=2, heads=4)
+    model.save_pretrained(tmp_path / "hf")
+    calib = token_ids(0, 20, 30)
+    a = convert(tmp_path / "hf", calibration=calib, bits=6)
+    b = convert(model, calibration=calib, bits=6)
+    c = convert(dict(model.state_dict()), calibration=calib, bits=6, config=model.config.to_dict())
+    ids = token_ids(1, 10, 30)
+    ref = b.reference(ids).logits
+    assert np.array_equal(a.reference(ids).logits, ref)
+    assert np.array_equal(c.reference(ids).logits, ref)
+    assert np.array_equal(a.simulate(ids).logits, ref)
+    # the float model read from the folder is the transformers model
+    with torch.no_grad():
+        hf = model(torch.tensor(ids)[None]).logits[0].double().numpy()
+    assert np.allclose(a.float_logits(ids), hf, atol=1e-4)
