@@ -71,13 +71,23 @@ def cv_isi(steps, ids, n, min_spikes=5):
 
 
 @pytest.mark.slow
-def test_brunel_asynchronous_irregular():
+def test_brunel_2000_matches_nest_and_brian2():
+    """Brunel 2000 model A at (g, eta) = (5, 2), the stationary-activity point of its Fig. 8.
+
+    NEST 3.10 and Brian2 2.9 (cpp_standalone) run on the same parameters in
+    ``benchmarks/peers`` give exc rates of 37.08 and 36.96 Hz and mean CVs of ISIs of 0.409
+    and 0.400 (docs/benchmarks.md). spikelm must land in the same place; the mean input
+    here is about 21 mV against a 20 mV threshold, so firing is partly mean-driven and the
+    CV stays near 0.4 in all three simulators (the issue's 'CV > 0.8' does not hold for
+    these parameters in any of them: see docs/benchmarks.md).
+    """
     net, sim = run("brunel2000.toml", duration=700.0)
     st, ids, _ = sim.spikes.get("exc")
     late = st * net.dt >= 200.0
     cvs = cv_isi(st[late], ids[late], net.populations["exc"].n)
-    assert cvs.size > 1000
-    assert cvs.mean() > 0.8, cvs.mean()
-    # asynchronous: the population count in 1 ms bins fluctuates little relative to Poisson-like synchrony
+    assert cvs.size > 5000
+    assert 0.33 < cvs.mean() < 0.48, cvs.mean()
     rate = mean_rate(net, sim, ["exc"], 200.0)
-    assert 1.0 < rate < 100.0, rate
+    assert 33.0 < rate < 41.0, rate
+    # irregular, not clock-like: single neurons' ISIs vary (a regular oscillator has CV ~ 0)
+    assert np.median(cvs) > 0.25
