@@ -267,7 +267,8 @@ def _report(args) -> int:
     sim = snn.simulate(ids, backend=args.backend, max_steps=args.max_steps)
     print(f"{len(ids)} tokens, {int(sim.steps.sum()):,} steps, {snn.bits}-bit activations")
     print(table(sim, args.e_ac, args.e_mac))
-    bar_chart(sim, out, title=f"SynOps vs dense MACs per layer ({len(ids)} tokens, {snn.bits} bits)")
+    bar_chart(sim, out, title=f"SynOps vs dense MACs per layer ({len(ids)} tokens, {snn.bits} bits)",
+              e_ac_pj=args.e_ac, e_mac_pj=args.e_mac)
     if args.json:
         e = energy(sim.synops["total"], sim.macs["total"], args.e_ac, args.e_mac)
         Path(args.json).write_text(json.dumps({

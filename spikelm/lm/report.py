@@ -108,8 +108,9 @@ def table(sim, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> str:
     return "\n".join(rows)
 
 
-def bar_chart(sim, path, title: str = "SynOps vs dense MACs per layer") -> None:
-    """Save a bar chart of SynOps and MACs per layer (log scale)."""
+def bar_chart(sim, path, title: str = "SynOps vs dense MACs per layer",
+              e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> None:
+    """Save a bar chart of SynOps and MACs per layer (log scale), energy estimate below it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,14 +118,17 @@ def bar_chart(sim, path, title: str = "SynOps vs dense MACs per layer") -> None:
 
     names = [k for k in sim.synops if k != "total"]
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(names) + 2), 4.5))
     ax.bar(x - 0.2, [max(sim.synops[k], 0) for k in names], 0.4, label="SynOps (SNN)")
     ax.bar(x + 0.2, [sim.macs.get(k, 0) for k in names], 0.4, label="MACs (dense ANN)")
     ax.set_xticks(x, names)
     ax.set_yscale("symlog")
     ax.set_ylabel("operations")
     ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    e = energy(sim.synops["total"], sim.macs["total"], e_ac_pj, e_mac_pj)
+    fig.text(0.5, 0.01, f"energy estimate (synaptic ops vs MACs only, {e_ac_pj} pJ/AC, {e_mac_pj} pJ/MAC): "
+             f"SNN {e['snn_j'] * 1e6:.3g} uJ, dense {e['ann_j'] * 1e6:.3g} uJ", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path)
     plt.close(fig)
