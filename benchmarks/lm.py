@@ -101,7 +101,7 @@ def timed_kernel():
 
 def synaptic_phase_rate(snn, ids):
     """Row SynOps per second inside the synaptic phase of the simulation (median over tokens)."""
-    from spikelm.lm.simulate import NumbaRunner, QuiescenceError  # noqa: F401
+    from spikelm.lm.simulate import NumbaRunner
 
     timed, overhead = timed_kernel()
     ts = np.zeros(2, np.int64)

@@ -24,7 +24,6 @@ import numpy as np
 from spikelm.errors import SpikelmError
 from spikelm.lm import ops
 from spikelm.lm.graph import (
-    EMBED,
     GELU,
     LAYERNORM,
     READOUT,
