@@ -6,6 +6,9 @@ example, and building one twice gives two identical networks (one per backend).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -76,6 +79,28 @@ def assert_snapshots_agree(ref, got, ulps=NUMBA_ULPS):
         assert_agree(ref[key], got[key], ulps=ulps, what=key)
 
 
+@contextlib.contextmanager
+def generic_numba_loop():
+    """Run the numba backend's general time loop (every feature compiled in) instead of the
+    variant specialised to the network's models and stimuli.
+
+    The variants differ only in branches pruned at compile time, so results are the same,
+    but random networks would hit up to 2**9 variants, each a cold compile of seconds.
+    Random-network tests use the general loop; ``test_specialised_loops_agree`` checks the
+    variants themselves. Does nothing if the backend has no specialisation.
+    """
+    nb = importlib.import_module("spikelm.simulator.numba_backend")
+    make, flags, original = getattr(nb, "_make_run", None), getattr(nb, "FLAGS", None), getattr(nb, "loop_for", None)
+    if make is None or flags is None or original is None or flags[-1] != "learn":
+        yield
+        return
+    nb.loop_for = lambda plan, plastic: make(*([True] * (len(flags) - 1)), bool(plastic))
+    try:
+        yield
+    finally:
+        nb.loop_for = original
+
+
 # -- building networks from specs -----------------------------------------------------------
 
 def _value(v):
@@ -135,11 +160,12 @@ def build(spec, seed=None):
 
 
 def simulate(spec, backend, steps=None, until_quiescent=False, max_steps=None, chunks=None, monitor=True,
-             **sim_kwargs):
+             specialise=False, **sim_kwargs):
     """Build ``spec``, run it on ``backend`` and return the Simulator.
 
     ``chunks``: run as several ``sim.run`` calls of these lengths instead of one.
     ``monitor``: sample every state variable of the first neuron population every 3 steps.
+    ``specialise``: let numba use its loop specialised to this network (else the general one).
     """
     net = build(spec)
     state = []
@@ -149,11 +175,12 @@ def simulate(spec, backend, steps=None, until_quiescent=False, max_steps=None, c
                 state = [StateMonitor(p.name, p.model.state_vars, every=3)]
                 break
     sim = Simulator(net, backend=backend, state=state, **sim_kwargs)
-    if until_quiescent:
-        sim.run(until_quiescent=True, max_steps=max_steps)
-    else:
-        for n in (chunks or [steps]):
-            sim.run(n)
+    with contextlib.nullcontext() if specialise else generic_numba_loop():
+        if until_quiescent:
+            sim.run(until_quiescent=True, max_steps=max_steps)
+        else:
+            for n in (chunks or [steps]):
+                sim.run(n)
     return sim
 
 
