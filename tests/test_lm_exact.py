@@ -30,6 +30,8 @@ def gpt_cases(draw):
         length=draw(st.integers(1, ctx)),
         std=draw(st.sampled_from([0.05, 0.3, 1.0])),
         tied=draw(st.booleans()),
+        activation=draw(st.sampled_from(["gelu_new", "gelu"])),
+        inner=draw(st.sampled_from([None, 8, 40])),
     )
 
 
@@ -62,7 +64,7 @@ def independent_synops(snn, codes, L):
 @given(case=gpt_cases())
 def test_simulation_equals_reference_random_tiny_gpt(case):
     model = random_tiny_gpt(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
-                            case["heads"], case["std"], case["tied"])
+                            case["heads"], case["std"], case["tied"], case["activation"], case["inner"])
     snn = convert(model, calibration=token_ids(case["seed"] + 1, 40, case["vocab"]), bits=case["bits"])
     ids = token_ids(case["seed"] + 2, case["length"], case["vocab"])
     ref = snn.reference(ids)

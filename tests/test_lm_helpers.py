@@ -8,11 +8,12 @@ import torch
 from spikelm.lm import GPTConfig, TinyGPT
 
 
-def random_tiny_gpt(seed, vocab=40, ctx=12, width=16, layers=1, heads=2, std=0.3, tied=True):
+def random_tiny_gpt(seed, vocab=40, ctx=12, width=16, layers=1, heads=2, std=0.3, tied=True,
+                    activation="gelu_new", inner=None):
     """A TinyGPT with large random weights (so that codes use their whole range)."""
     torch.manual_seed(seed)
     cfg = GPTConfig(vocab_size=vocab, n_positions=ctx, n_embd=width, n_layer=layers,
-                    n_head=heads, tie_word_embeddings=tied)
+                    n_head=heads, tie_word_embeddings=tied, activation_function=activation, n_inner=inner)
     model = TinyGPT(cfg)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
