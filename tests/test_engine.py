@@ -323,3 +323,17 @@ def test_numba_cache_sees_edits_to_the_kernel_module(tmp_path):
     second = run()
     assert second.returncode == 0, second.stderr
     assert second.stdout.split()[-1] == "3"
+
+
+def test_a_long_run_is_a_few_compiled_calls_not_one_per_step(backend, monkeypatch):
+    """DESIGN.md: one call from Python advances many steps (up to the next record flush)."""
+    net = sn.Network(0.1, 0)
+    net.add_population("x", "lif", 50, init={"v": sn.Uniform(-60.0, -50.0)})
+    net.connect("x", "x", sn.FixedProbability(0.1), weight=0.5)
+    sim = Simulator(net, backend=backend, chunk_steps=2000)
+    calls = []
+    original = sim.backend.run_chunk
+    monkeypatch.setattr(sim.backend, "run_chunk", lambda *a, **k: calls.append(a[3]) or original(*a, **k))
+    res = sim.run(10_000)
+    assert res.steps == 10_000 and sim.spikes.count("x") > 0
+    assert calls == [2000] * 5
