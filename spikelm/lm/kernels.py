@@ -151,6 +151,7 @@ def run_token(fresh, n, emb, max_steps, st,
         _activate(0, n, off, unit, qmin, qmax, counts, acc, gain, offset, alist, alen)
         st[0] = 0
     steps = st[0]
+    crow = counts[n]  # this position's spike counts
     # populations are in topological order: the ones at work lie in [first, last]
     first = 0
     last = 0
@@ -180,25 +181,27 @@ def run_token(fresh, n, emb, max_steps, st,
             T = unit[p]
             lo_q = qmin[p]
             hi_q = qmax[p]
+            is_k = tele[p] == TELE_K
+            kl = arg[lbase[p] + 5] if is_k else 0
+            n_pos = 0
             m = 0
+            start_nsp = nsp
             for t in range(alen[p]):
                 i = alist[b + t]
                 g = b + i
-                c = np.int64(counts[n, g])
+                c = np.int64(crow[g])
                 r = 2 * (np.int64(acc[g]) * gain[g] + offset[g] - c * T)
                 s = signed_if_rule(r, c, T, lo_q, hi_q)
                 if s == 0:
                     continue
-                counts[n, g] = c + s
+                crow[g] = c + s
                 stepval[g] = s
                 sp[nsp] = g
                 nsp += 1
-                if tele[p] == TELE_K:  # keep K channel-major: Q spikes read it along positions
-                    kcache[arg[lbase[p] + 5], i, n] += s
+                if is_k:  # keep K channel-major: Q spikes read it along positions
+                    kcache[kl, i, n] += s
                 if s > 0:
-                    spikes_pos[p] += 1
-                else:
-                    spikes_neg[p] += 1
+                    n_pos += 1
                 if record:
                     e = ev_n[0]
                     ev_step[e] = clock + steps
@@ -211,6 +214,8 @@ def run_token(fresh, n, emb, max_steps, st,
                     m += 1
             alen[p] = m
             pend[p] = nsp
+            spikes_pos[p] += n_pos
+            spikes_neg[p] += nsp - start_nsp - n_pos
         # propagate, population by population
         for p in range(first, last + 1):
             lo = pstart[p]
@@ -259,19 +264,27 @@ def run_token(fresh, n, emb, max_steps, st,
                     srow[n] += v * (np.int64(krow[n]) - stepval[ok + i])  # K before this step
                     synops_tele[p] += n + 1
                 elif tk == TELE_K:
-                    S[l, i // dh, n] += v * np.int64(counts[n, oq + i])
+                    S[l, i // dh, n] += v * np.int64(crow[oq + i])
                     synops_tele[p] += 1
                 elif tk == TELE_ATT:
                     h = i // ctx
                     j = i % ctx
-                    for c in range(dh):
-                        vv = np.int64(counts[j, ov + h * dh + c])
-                        if j == n:
-                            vv -= stepval[ov + h * dh + c]
-                        acc[oo + h * dh + c] += v * vv
+                    vb = ov + h * dh
+                    orow = acc[oo + h * dh : oo + (h + 1) * dh]
+                    vrow = counts[j, vb : vb + dh]
+                    if j < n:  # a settled position's V
+                        if v > 0:
+                            for c in range(dh):
+                                orow[c] += vrow[c]
+                        else:
+                            for c in range(dh):
+                                orow[c] -= vrow[c]
+                    else:  # this position's V, before this step's V spikes
+                        for c in range(dh):
+                            orow[c] += v * (np.int64(vrow[c]) - stepval[vb + c])
                     synops_tele[p] += dh
                 else:  # TELE_V
-                    acc[oo + i] += v * np.int64(counts[n, oa + (i // dh) * ctx + n])
+                    acc[oo + i] += v * np.int64(crow[oa + (i // dh) * ctx + n])
                     synops_tele[p] += 1
         for t in range(nsp):
             stepval[sp[t]] = 0
