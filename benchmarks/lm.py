@@ -25,10 +25,10 @@ from spikelm.lm import load_demo
 from spikelm.lm.kernels import row_accumulate
 
 
-# CPU time of this process: on a shared machine, wall time measures the neighbours too.
+# CPU time of this thread: on a shared machine, wall time measures the neighbours too.
 # (Every timed section here runs on one thread, except the 2-thread run, which is also
 # reported in wall time.)
-clock = time.process_time
+clock = time.thread_time
 
 
 def best_of(fn, repeat=3):
@@ -208,7 +208,7 @@ def main(argv=None):
 
     print()
     print(f"{'measure':<58}{'value':>16}")
-    print("times are CPU time of this process unless marked wall")
+    print("times are CPU time of the calling thread unless marked wall")
     print(f"{'dense float torch forward, ' + str(L) + ' tokens (1 thread)':<58}{t_float * 1e3:>13.2f} ms")
     print(f"{'dense float torch forward, per token':<58}{t_float / L * 1e3:>13.3f} ms")
     print(f"{'dense QANN reference (NumPy), ' + str(L) + ' tokens':<58}{t_ref * 1e3:>13.2f} ms")
