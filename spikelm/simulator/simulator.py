@@ -223,6 +223,12 @@ class Simulator:
         q = self.plan.queue
         return q.pushed, q.delivered, q.pending
 
+    def set_plasticity(self, name, enabled):
+        """Switch the plasticity rules of projection or population ``name`` on or off (from the next step)."""
+        if self.learn is None:
+            raise ConfigError(f"plasticity: the network has no rules; cannot switch {name!r}")
+        self.learn.set_enabled(name, enabled)
+
     def reset_window(self, populations=None):
         """Restart EI-IF threshold windows (t counts from t0 again) at the current step."""
         for name in populations or list(self.network.populations):
