@@ -133,18 +133,3 @@ def run_peer(
                 break
     _say(f"{peer}/{device} {net}: no JSON line in its output:\n{r.stdout[-2000:]}")
     return None
-
-
-def check_params_identical() -> bool:
-    """True when the parameter dicts of brian2_net.py and nest_net.py are the same."""
-    import ast
-
-    def params(path: Path) -> dict:
-        src = path.read_text()
-        start = src.index("# ---------------------------------------------------------------- parameters")
-        end = src.index("# ---------------------------------------------------------------- end of parameters")
-        ns: dict = {}
-        exec(compile(ast.parse(src[start:end]), str(path), "exec"), ns)  # plain literals only
-        return ns["NETS"]
-
-    return params(HERE / "brian2_net.py") == params(HERE / "nest_net.py")
