@@ -27,6 +27,8 @@ def _add_run(sub):
     g.add_argument("--duration", type=float, help="model time in ms")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--out", help="write spikes and metadata to this HDF5 file (SONATA layout)")
+    p.add_argument("--compress", action="store_true",
+                   help="deflate-compress spike datasets (~30x smaller; libsonata's PyPI build cannot read them)")
     p.add_argument("--plot", help="write a raster + rate plot to this PNG file")
     p.add_argument("--checkpoint", help="save the final state to this checkpoint file")
     p.add_argument("--resume", help="start from this checkpoint (written for the same scenario)")
@@ -135,7 +137,8 @@ def _run(args):
                              metadata={"seed": seed, "backend": backend, "scenario": sc.text,
                                        "scenario_path": sc.path, "network": json.dumps(net.summary()),
                                        "start_step": sim.t},
-                             signed={p.name: p.model.ternary for p in net.populations.values()})
+                             signed={p.name: p.model.ternary for p in net.populations.values()},
+                             compress=args.compress)
     try:
         result = sim.run(steps, progress=not args.no_progress, writer=writer)
         if writer is not None:

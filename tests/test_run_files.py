@@ -98,3 +98,24 @@ def test_failed_checkpoint_save_keeps_the_old_file(tmp_path, monkeypatch):
         checkpoint.save(a, path)
     assert path.read_bytes() == b"old"
     assert not (tmp_path / "c.h5.partial").exists()
+
+
+def test_compressed_files_read_back_the_same_and_are_smaller(tmp_path):
+    net = small_net(7)
+    sim = Simulator(net, backend="numba")
+    sim.run(400)
+    sizes = {}
+    for compress in (False, True):
+        path = tmp_path / f"c{compress}.h5"
+        with SpikeWriter(path, {p.name: p.n for p in net.populations.values()}, net.dt, compress=compress) as w:
+            for name in net.populations:
+                s, i, _ = sim.spikes.get(name)
+                w.append(name, s, i)
+            w.finish()
+        files = read_spikes(path)
+        for name in net.populations:
+            s, i, _ = sim.spikes.get(name)
+            np.testing.assert_array_equal(files[name].node_ids, i.astype(np.uint64))
+            np.testing.assert_array_equal(files[name].steps(net.dt), s)
+        sizes[compress] = path.stat().st_size
+    assert sizes[True] < sizes[False]

@@ -48,6 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--prompt", required=True, help="prompt text")
     g.add_argument("--tokens", type=int, required=True, help="number of tokens to generate")
     g.add_argument("--out", default=None, help="write the spikes to this SONATA HDF5 file")
+    g.add_argument("--no-compress", action="store_true",
+                   help="write uncompressed spike datasets (readable by libsonata's PyPI build; ~30x larger)")
 
     c = sub.add_parser("check", help="spiking network vs dense reference on sample prompts")
     common(c)
@@ -188,7 +190,8 @@ def _generate(args) -> int:
         names = [p.name for p in snn.qm.pops]
         meta = {"backend": args.backend, "model": str(folder), "bits": snn.bits,
                 "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
-        with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=True) as writer:
+        with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=True,
+                         compress=not args.no_compress) as writer:
             def sink(steps, pops, nodes, values):
                 for p in np.unique(pops):
                     m = pops == p
