@@ -176,9 +176,6 @@ def test_lif_resting_above_threshold_is_not_quiescent(backend):
     assert res.spikes["x"] > 0 and not res.quiescent
 
 
-@pytest.mark.xfail(strict=True, reason="lif.may_fire: v above v_th but below v_th + a, with a decaying faster than "
-                   "v, fires without input, yet may_fire says no (network/models/lif.py may_fire; "
-                   "numba_kernels.lif_may_fire)")
 def test_lif_above_base_threshold_while_adapted_is_not_quiescent(backend):
     """Adaptive threshold: V = -48 sits between v_th = -50 and v_th + a = -45. The trace a decays
     (tau_a 10 ms) much faster than V (tau_m 1 s), so the threshold falls below V and the neuron

@@ -103,7 +103,7 @@ def lif_may_fire(S, lo, hi, c, t):
     if c[0] >= c[1]:  # resting at or above threshold
         return True
     for i in range(np.uint64(lo), np.uint64(hi)):
-        if S[3, i] > 0 or abs(S[1, i]) + abs(S[2, i]) > 1e-9 or S[0, i] >= c[1] + S[4, i]:
+        if S[3, i] > 0 or abs(S[1, i]) + abs(S[2, i]) > 1e-9 or S[0, i] >= c[1]:
             return True
     return False
 

@@ -21,7 +21,11 @@ class EventQueue:
 
     def push(self, t, delay, target, post, values):
         """Add ``values`` for neurons ``post`` at step t + delay (arrays of equal length, in order)."""
-        slots = (t + np.asarray(delay, dtype=np.int64)) % self.n_slots
+        delay = np.asarray(delay, dtype=np.int64)
+        if delay.size and (delay.min() < 1 or delay.max() >= self.n_slots):
+            raise ValueError(f"EventQueue.push: delays must lie in [1, {self.n_slots - 1}] steps, got "
+                             f"[{delay.min()}, {delay.max()}]")
+        slots = (t + delay) % self.n_slots
         np.add.at(self.buf, (slots, target, post), values)
         np.add.at(self.count, slots, 1)
         self.totals[0] += len(values)

@@ -105,8 +105,9 @@ def may_fire(s, c, driven, t):
     if driven or c[0] >= c[1]:
         return True
     v_th = c[1]
+    # an adapted threshold v_th + a decays back to v_th: any V at or above v_th may still fire
     return bool(np.any(s["ref"] > 0) or np.any(np.abs(s["i_e"]) + np.abs(s["i_i"]) > 1e-9)
-                or np.any(s["v"] >= v_th + s["a"]))
+                or np.any(s["v"] >= v_th))
 
 
 LIF = NeuronModel("lif", 1, LIFParams, ("v", "i_e", "i_i", "ref", "a"), derive, init_state, step, may_fire)
