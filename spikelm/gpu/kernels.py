@@ -83,7 +83,10 @@ _LIF_UPDATE = """
 """
 
 _LIF_MAY_FIRE = """
-        may = c[0] >= c[1] || ST(3, i) > 0 || fabs(ST(1, i)) + fabs(ST(2, i)) > 1e-9 || ST(0, i) >= c[1] + ST(4, i);
+        /* resting at or above threshold; refractory; input current left; V at or above v_th (an
+           adapted threshold v_th + a decays back to v_th) */
+        if (c[0] >= c[1]) may = true;
+        else if (ST(3, i) > 0 || fabs(ST(1, i)) + fabs(ST(2, i)) > 1e-9 || ST(0, i) >= c[1]) may = true;
 """
 
 _EIIF_UPDATE = """
@@ -158,16 +161,21 @@ MODEL_SOURCES = {
     "spike_times": {"update": "", "may_fire": "        may = false;\n", "static_busy": False},
 }
 
-#: Expressions each CUDA update shares verbatim with its numba kernel (``ST(r, i)`` there is
-#: ``S[r, i]`` and ``&&`` is ``and``): tests/test_gpu.py checks both sources contain them, so an edit to one side
-#: that changes the float operation order fails a test on CI.
+#: Expressions each CUDA kernel shares with its numba twin in numba_kernels.py, update and
+#: may-fire: a string is the same text once ``ST(r, i)`` reads ``S[r, i]``, ``&&`` ``and``, ``||``
+#: ``or`` and ``fabs(`` ``abs(``; a pair is (CUDA text, numba text). tests/test_gpu.py checks both
+#: sources contain them, so an edit to one side that changes an operation fails a test on CI.
 MIRRORS = {
     "lif": ("e_l + (ST(0, i) - e_l) * em + ie * pe + ii * pi + iext[i] * ext", "v >= v_th + a", "ie * de",
-            "ii * di"),
-    "eiif": ("ST(0, i) + (qe[i] + qi[i] + iext[i])", "ST(1, i) + ST(2, i) * tl", "1.0 - ST(3, i)"),
+            "ii * di", ("ST(3, i) > 0 || fabs(ST(1, i)) + fabs(ST(2, i)) > 1e-9 || ST(0, i) >= c[1])",
+                        "S[3, i] > 0 or abs(S[1, i]) + abs(S[2, i]) > 1e-9 or S[0, i] >= c[1]:")),
+    "eiif": ("ST(0, i) + (qe[i] + qi[i] + iext[i])", "ST(1, i) + ST(2, i) * tl", "1.0 - ST(3, i)",
+             "fabs(ST(0, i)) >= ST(1, i) + ST(2, i) * tl", ("c[0] + ((real)(t + 1) - c[1])", "c[0] + (t + 1 - c[1])"),
+             ("c[0] + ((real)t - c[1])", "c[0] + (t - c[1])")),
     "izhikevich": ("h * (0.04 * v * v + 5.0 * v + 140.0 - u + cur)", "dt * (ST(4, i) * (ST(5, i) * v - u))",
                    "ie + ii + iext[i]"),
-    "signed_if": ("ST(0, i) - ST(1, i)", "d >= 0.5 && ST(1, i) < q_max", "d < -0.5 && ST(1, i) > q_min"),
+    "signed_if": ("ST(0, i) - ST(1, i)", "d >= 0.5 && ST(1, i) < q_max", "d < -0.5 && ST(1, i) > q_min",
+                  "(d >= 0.5 && ST(1, i) < c[1]) || (d < -0.5 && ST(1, i) > c[0])"),
 }
 
 # -- shared device code -------------------------------------------------------------------------
