@@ -1,0 +1,539 @@
+"""Writing SONATA spike files: :class:`SpikeWriter` (layout in :mod:`spikelm.io.sonata`)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+
+from spikelm import __version__
+from spikelm.errors import ConfigError
+from .sonata_format import FORMAT, INTERNAL_KEYS, SONATA_MAGIC, SONATA_VERSION, SORTING, SORTING_DTYPE, _RESERVED_VARIABLES, _SHORT_STR
+
+# ----------------------------------------------------------------------------------- writing
+
+
+#: Optional compression of the spike datasets: HDF5's standard deflate filter with byte
+#: shuffle shrinks spike trains about 30-fold (a 32-token LM run: 139 MB -> 4.2 MB). h5py,
+#: bmtk and HDFView read it; the libsonata wheel on PyPI is built without the filter, so
+#: it is off unless asked for.
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+
+class SpikeWriter:
+    """Write spikes, sampled state and weight snapshots of one run to a SONATA HDF5 file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final file name. During the run the file is ``<path>.partial``; ``finish`` renames it.
+    populations : dict[str, int]
+        Population name -> number of neurons (node ids are 0 .. n-1).
+    dt : float
+        Step width in ms; a spike at step ``s`` gets timestamp ``s * dt``.
+    metadata : dict, optional
+        Run metadata stored under ``/spikelm`` at once (so a ``.partial`` file describes its run):
+        ``seed``, ``backend``, ``scenario``, ``network``, ``steps``, ``synops``
+        (dict projection -> SynOp count), or anything else that is a bool, int, float, str,
+        NumPy array, or JSON-serialisable list/dict/None.
+    signed : bool or dict[str, bool]
+        Populations whose spikes carry a value (+1/-1 or a signed power of two): they get a
+        ``values`` dataset.
+    chunk : int
+        Spikes buffered per population before they are written; a hard crash loses at most
+        this many spikes per population. Also the HDF5 chunk length.
+    compress : bool
+        Deflate-compress the spike datasets (see :data:`COMPRESSION`): files ~30x smaller,
+        not readable by libsonata's PyPI build.
+    """
+
+    def __init__(self, path, populations, dt, metadata=None, signed=False, chunk=65536, compress=False):
+        self.path = os.fspath(path)
+        self.partial_path = self.path + ".partial"
+        src = f"SpikeWriter({self.path})"
+        if not isinstance(populations, dict) or not populations:
+            raise ConfigError(f"{src}: populations: got {populations!r}; "
+                              "allowed: a non-empty dict name -> neuron count")
+        for name, n in populations.items():
+            _check_name(name, src, "population")
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+                raise ConfigError(f"{src}: populations[{name!r}]: got {n!r}; "
+                                  "allowed: an int >= 0 (neuron count)")
+        self.populations = {str(k): int(v) for k, v in populations.items()}
+        if isinstance(dt, bool) or not isinstance(dt, (int, float, np.number)) \
+                or not np.isfinite(dt) or dt <= 0:
+            raise ConfigError(f"{src}: dt: got {dt!r}; allowed: a finite float > 0 (ms)")
+        self.dt = float(dt)
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise ConfigError(f"{src}: chunk: got {chunk!r}; allowed: an int >= 1")
+        self.chunk = int(chunk)
+        self.signed = _signed_map(signed, self.populations, src)
+        meta = dict(metadata or {})
+        _check_metadata(meta, src, self.dt)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise ConfigError(f"{src}: directory {parent} does not exist; "
+                              "allowed: a path in an existing directory")
+
+        try:
+            self._file = h5py.File(self.partial_path, "w")
+        except OSError as err:
+            raise ConfigError(f"{src}: cannot create {self.partial_path} ({err}); allowed: a "
+                              "writable path") from None
+        self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
+        self._file.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
+        spikes = self._file.create_group("spikes", track_order=True)  # keep population order
+        hchunk = (min(self.chunk, 1 << 20),)     # HDF5 chunk: bounded whatever the buffer size
+        zip_opts = self._zip = COMPRESSION if compress else {}
+        self._buffers = {name: [] for name in self.populations}
+        self._buffered = dict.fromkeys(self.populations, 0)
+        self._last_step = dict.fromkeys(self.populations, -1)
+        for name in self.populations:
+            g = spikes.create_group(name)
+            g.attrs.create("sorting", SORTING["by_time"], dtype=SORTING_DTYPE)
+            ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype=np.float64,
+                                  chunks=hchunk, **zip_opts)
+            ts.attrs["units"] = "ms"
+            g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype=np.uint64,
+                             chunks=hchunk, **zip_opts)
+            if self.signed[name]:
+                g.create_dataset("values", shape=(0,), maxshape=(None,), dtype=np.int8,
+                                 chunks=hchunk, **zip_opts)
+        self._states = {}    # (population, variable) -> group, node_ids, first, stride, last, n
+        self._weights = {}   # projection -> last step
+        self._meta = self._file.create_group("spikelm")
+        self._meta.attrs["format"] = FORMAT
+        self._meta.attrs["dt"] = self.dt
+        self._meta.attrs["version"] = __version__
+        self._meta.attrs["complete"] = False
+        _write_meta_value(self._meta, "populations", self.populations)
+        _write_meta_value(self._meta, "signed", self.signed)
+        for key, value in meta.items():
+            _write_meta_value(self._meta, key, value)
+        self._file.flush()
+        self._finished = False
+
+    # -- context manager
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            if not self._finished:
+                self.finish()
+        else:
+            self._abort()
+        return False
+
+    # -- spikes
+    def append(self, population, steps, node_ids, values=None):
+        """Add spikes of one population, in time order.
+
+        Parameters
+        ----------
+        population : str
+        steps : array of int
+            Step index of each spike (non-decreasing, and not before earlier calls).
+        node_ids : array of int
+            Neuron index in ``0 .. n-1``.
+        values : array of int, optional
+            Spike values (signed populations only; default +1). Must fit int16.
+        """
+        self._check_open()
+        src = f"{self.partial_path}: append({population!r})"
+        if population not in self.populations:
+            raise ConfigError(f"{src}: population: unknown; allowed: {sorted(self.populations)}")
+        steps = _int_array(steps, src, "steps")
+        node_ids = _int_array(node_ids, src, "node_ids")
+        if steps.shape != node_ids.shape:
+            raise ConfigError(f"{src}: node_ids: {node_ids.size} entries for {steps.size} steps; "
+                              "allowed: one node id per step")
+        if steps.size == 0:
+            return
+        if steps[0] < self._last_step[population] or np.any(np.diff(steps) < 0):
+            raise ConfigError(f"{src}: steps: not in time order (after step "
+                              f"{self._last_step[population]}); allowed: non-decreasing steps")
+        if steps[0] < 0:
+            raise ConfigError(f"{src}: steps: found {steps[0]}; allowed: steps >= 0")
+        n = self.populations[population]
+        if node_ids.min() < 0 or node_ids.max() >= n:
+            bad = node_ids[(node_ids < 0) | (node_ids >= n)][0]
+            raise ConfigError(f"{src}: node_ids: found {bad}; allowed: 0 .. {n - 1}")
+        if values is not None:
+            values = _int_array(values, src, "values")
+            if values.shape != steps.shape:
+                raise ConfigError(f"{src}: values: {values.size} entries for {steps.size} "
+                                  "spikes; allowed: one value per spike")
+            if values.min() < -32768 or values.max() > 32767:
+                raise ConfigError(f"{src}: values: found {values.min()}..{values.max()}; "
+                                  "allowed: int16 range -32768..32767")
+            if not self.signed[population]:
+                if np.any(values != 1):
+                    raise ConfigError(f"{src}: values: population is not signed; allowed: "
+                                      "values only for populations given in signed=")
+                values = None
+        if self.signed[population] and values is None:
+            values = np.ones(steps.shape, dtype=np.int16)
+        self._last_step[population] = int(steps[-1])
+        self._buffers[population].append((steps, node_ids, values))
+        self._buffered[population] += steps.size
+        if self._buffered[population] >= self.chunk:
+            self._flush(population)
+            self._file.flush()
+
+    def _flush(self, population):
+        parts = self._buffers[population]
+        if not parts:
+            return
+        steps = np.concatenate([p[0] for p in parts])
+        ids = np.concatenate([p[1] for p in parts]).astype(np.uint64)
+        g = self._file["spikes"][population]
+        _extend(g["timestamps"], steps.astype(np.float64) * self.dt)
+        _extend(g["node_ids"], ids)
+        if self.signed[population]:
+            values = np.concatenate([p[2] for p in parts])
+            if g["values"].dtype == np.int8 and (values.min() < -128 or values.max() > 127):
+                old = g["values"][()]
+                del g["values"]
+                g.create_dataset("values", data=old.astype(np.int16), maxshape=(None,),
+                                 chunks=g["timestamps"].chunks, **self._zip)
+            _extend(g["values"], values.astype(g["values"].dtype))
+        self._buffers[population] = []
+        self._buffered[population] = 0
+
+    # -- state
+    def add_state(self, population, variable, node_ids, steps, data, units=None):
+        """Add sampled state of one population as a SONATA frame report.
+
+        Parameters
+        ----------
+        population, variable : str
+            The first variable of a population is written at ``/report/<population>/data``
+            (what SONATA readers see); further ones at ``/report/<population>/<variable>/``.
+        node_ids : array of int
+            Recorded neurons (the columns of ``data``); the same at every call.
+        steps : array of int
+            Sample steps, evenly spaced, continuing the grid of earlier calls.
+        data : array [len(steps), len(node_ids)]
+            Stored as float32 (the SONATA frame report type).
+        units : str, optional
+            Unit of the variable (e.g. ``"mV"``); ``""`` when not given.
+        """
+        self._check_open()
+        src = f"{self.partial_path}: add_state({population!r}, {variable!r})"
+        if population not in self.populations:
+            raise ConfigError(f"{src}: population: unknown; allowed: {sorted(self.populations)}")
+        _check_name(variable, src, "variable")
+        if variable in _RESERVED_VARIABLES:
+            raise ConfigError(f"{src}: variable: {variable!r} is reserved; allowed: any other "
+                              f"name than {sorted(_RESERVED_VARIABLES)}")
+        node_ids = _int_array(node_ids, src, "node_ids")
+        steps = _int_array(steps, src, "steps")
+        data = np.asarray(data)
+        if data.ndim == 1 and steps.size == 1:
+            data = data[None, :]
+        if data.shape != (steps.size, node_ids.size) or node_ids.size == 0:
+            raise ConfigError(f"{src}: data: shape {data.shape}; allowed: "
+                              f"(len(steps), len(node_ids)) = ({steps.size}, {node_ids.size}), "
+                              "at least one node")
+        if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+            raise ConfigError(f"{src}: data: dtype {data.dtype}; allowed: a numeric dtype")
+        n = self.populations[population]
+        if node_ids.min() < 0 or node_ids.max() >= n:
+            raise ConfigError(f"{src}: node_ids: found {node_ids.min()}..{node_ids.max()}; "
+                              f"allowed: 0 .. {n - 1}")
+        key = (population, variable)
+        rep = self._states.get(key)
+        if rep is not None and not np.array_equal(rep["node_ids"], node_ids):
+            raise ConfigError(f"{src}: node_ids: differ from the first call; allowed: the same "
+                              "recorded neurons at every call")
+        if steps.size == 0:
+            return
+        first = int(steps[0]) if rep is None else rep["first"]
+        stride = None if rep is None else rep["stride"]
+        grid = steps if rep is None else np.concatenate(([rep["last"]], steps))
+        diffs = np.unique(np.diff(grid))
+        if diffs.size > 1 or (diffs.size == 1 and (diffs[0] <= 0 or
+                                                   (stride is not None and diffs[0] != stride))):
+            raise ConfigError(f"{src}: steps: spacing {diffs.tolist()} (stride so far "
+                              f"{stride}); allowed: evenly spaced increasing steps")
+        if diffs.size == 1:
+            stride = int(diffs[0])
+        if first < 0:
+            raise ConfigError(f"{src}: steps: found {first}; allowed: steps >= 0")
+        if rep is None:
+            rep = self._new_state(population, variable, node_ids, units, src)
+        _extend(rep["group"]["data"], data.astype(np.float32))
+        rep.update(first=first, stride=stride, last=int(steps[-1]))
+        rep["n"] += steps.size
+        self._write_state_time(rep)
+        self._file.flush()
+
+    def _new_state(self, population, variable, node_ids, units, src):
+        report = self._report_group()
+        base = report[population] if population in report else report.create_group(
+            population, track_order=True)
+        if "data" not in base:
+            g = base
+        else:
+            g = base.create_group(variable)
+        n = node_ids.size
+        rows = max(1, min(1024, (1 << 18) // n))
+        d = g.create_dataset("data", shape=(0, n), maxshape=(None, n), dtype=np.float32,
+                             chunks=(rows, n))
+        d.attrs["units"] = "" if units is None else str(units)
+        d.attrs["variable"] = variable
+        m = g.create_group("mapping")
+        ids = m.create_dataset("node_ids", data=node_ids.astype(np.uint64))
+        ids.attrs["sorted"] = np.uint8(bool(np.all(np.diff(node_ids) > 0)))
+        pointers = np.arange(n + 1, dtype=np.uint64)
+        m.create_dataset("index_pointers", data=pointers)    # SONATA spec, libsonata
+        m.create_dataset("index_pointer", data=pointers)     # bmtk reads this name
+        m.create_dataset("element_ids", data=np.zeros(n, dtype=np.uint32))
+        m.create_dataset("element_pos", data=np.full(n, 0.5, dtype=np.float32))
+        t = m.create_dataset("time", data=np.zeros(3, dtype=np.float64))
+        t.attrs["units"] = "ms"
+        rep = {"group": g, "node_ids": node_ids.copy(), "first": None, "stride": None,
+               "last": None, "n": 0}
+        self._states[(population, variable)] = rep
+        return rep
+
+    def _report_group(self):
+        if "report" not in self._file:
+            self._file.create_group("report", track_order=True)
+        return self._file["report"]
+
+    def _write_state_time(self, rep):
+        stride = rep["stride"] or 1
+        t = rep["group"]["mapping"]["time"]
+        start = rep["first"] * self.dt
+        step_dt = stride * self.dt
+        t[...] = [start, start + rep["n"] * step_dt, step_dt]
+        t.attrs["first_step"] = np.int64(rep["first"])
+        t.attrs["step_stride"] = np.int64(stride)
+
+    # -- weights
+    def add_weights(self, projection, step, weights):
+        """Add one snapshot of a projection's weights (taken at ``step``).
+
+        Snapshots are stored row by row in ``/report/<projection>/weights`` with the dtype of
+        the first one (float32/float64, or the integer type of a converted LM), flattened;
+        ``steps`` (int64) and ``times`` (ms) lie beside it.
+        """
+        self._check_open()
+        src = f"{self.partial_path}: add_weights({projection!r})"
+        _check_name(projection, src, "projection")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ConfigError(f"{src}: step: got {step!r}; allowed: an int >= 0")
+        w = np.asarray(weights)
+        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
+            raise ConfigError(f"{src}: weights: dtype {w.dtype}; allowed: float or int")
+        report = self._report_group()
+        g = report.require_group(projection)
+        if projection not in self._weights:
+            if "weights" in g:
+                raise ConfigError(f"{src}: projection: already written")
+            flat = w.reshape(-1)
+            rows = max(1, min(256, (1 << 20) // max(flat.size, 1)))
+            d = g.create_dataset("weights", shape=(0, flat.size), maxshape=(None, flat.size),
+                                 dtype=flat.dtype, chunks=(rows, max(flat.size, 1)))
+            d.attrs["shape"] = np.array(w.shape, dtype=np.int64)
+            g.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+            tm = g.create_dataset("times", shape=(0,), maxshape=(None,), dtype=np.float64,
+                                  chunks=(256,))
+            tm.attrs["units"] = "ms"
+        else:
+            last = self._weights[projection]
+            if step <= last:
+                raise ConfigError(f"{src}: step: {step} after step {last}; allowed: increasing")
+        d = g["weights"]
+        if w.size != d.shape[1]:
+            raise ConfigError(f"{src}: weights: {w.size} values; allowed: {d.shape[1]} "
+                              "(the size of the first snapshot)")
+        _extend(d, w.reshape(1, -1).astype(d.dtype))
+        _extend(g["steps"], np.array([step], dtype=np.int64))
+        _extend(g["times"], np.array([step * self.dt]))
+        self._weights[projection] = int(step)
+        self._file.flush()
+
+    # -- closing
+    def finish(self, extra_metadata=None):
+        """Flush everything, write the metadata, close and rename ``.partial`` to the path.
+
+        Returns
+        -------
+        str
+            The final path.
+        """
+        if self._finished:
+            return self.path
+        extra = dict(extra_metadata or {})
+        try:
+            _check_metadata(extra, f"SpikeWriter({self.path}).finish", self.dt)
+            for name in self.populations:
+                self._flush(name)
+            for key, value in extra.items():
+                _write_meta_value(self._meta, key, value)
+            self._meta.attrs["complete"] = True
+        except BaseException:
+            self._abort()
+            raise
+        self._file.close()
+        self._finished = True
+        os.replace(self.partial_path, self.path)
+        return self.path
+
+    def _abort(self):
+        """Keep what was recorded in ``<path>.partial``; never touch ``<path>``."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            for name in self.populations:
+                self._flush(name)
+        finally:
+            self._file.close()
+
+    def _check_open(self):
+        if self._finished:
+            raise ConfigError(f"{self.path}: writer: already finished or aborted; "
+                              "allowed: calls before finish()")
+
+
+def _extend(dataset, rows):
+    n = dataset.shape[0]
+    dataset.resize(n + rows.shape[0], axis=0)
+    dataset[n:] = rows
+
+
+def _int_array(a, src, field):
+    a = np.asarray(a)
+    if a.ndim == 0:
+        a = a.reshape(1)
+    if a.ndim != 1:
+        raise ConfigError(f"{src}: {field}: shape {a.shape}; allowed: a 1-D array")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise ConfigError(f"{src}: {field}: dtype {a.dtype}; allowed: integers")
+    return a.astype(np.int64)
+
+
+def _check_name(name, src, what):
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ConfigError(f"{src}: {what} name: got {name!r}; allowed: a non-empty string "
+                          "without '/'")
+
+
+def _signed_map(signed, populations, src):
+    if isinstance(signed, (bool, np.bool_)):
+        return dict.fromkeys(populations, bool(signed))
+    if isinstance(signed, dict):
+        unknown = sorted(set(signed) - set(populations))
+        if unknown:
+            raise ConfigError(f"{src}: signed: unknown populations {unknown}; "
+                              f"allowed: {sorted(populations)}")
+        return {name: bool(signed.get(name, False)) for name in populations}
+    raise ConfigError(f"{src}: signed: got {signed!r}; allowed: a bool or a dict "
+                      "population -> bool")
+
+
+# ----------------------------------------------------------------------------------- metadata
+#
+# /spikelm attributes hold short scalars (bool, int, float, str up to 4 KiB); longer strings
+# are scalar string datasets in /spikelm/text, lists/dicts/None are JSON strings in
+# /spikelm/json, NumPy arrays are datasets in /spikelm/arrays, and the per-projection SynOp
+# counts are two datasets /spikelm/synops/names (str) and /spikelm/synops/counts (int64).
+
+
+def _check_metadata(meta, src, dt):
+    for key, value in list(meta.items()):
+        if not isinstance(key, str) or not key or "/" in key:
+            raise ConfigError(f"{src}: metadata key {key!r}; allowed: a non-empty str without '/'")
+        if key == "dt":
+            if value != dt:
+                raise ConfigError(f"{src}: metadata['dt']: {value!r} differs from dt={dt}; "
+                                  "allowed: leave it out (the writer stores dt)")
+            del meta[key]
+            continue
+        if key in INTERNAL_KEYS:
+            raise ConfigError(f"{src}: metadata[{key!r}]: set by the writer; "
+                              f"allowed: any key but {list(INTERNAL_KEYS)}")
+        if key == "synops":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, (int, np.integer))
+                    and not isinstance(v, bool) and v >= 0 for k, v in value.items()):
+                raise ConfigError(f"{src}: metadata['synops']: got {value!r}; allowed: a dict "
+                                  "projection name -> SynOp count (int >= 0)")
+            continue
+        _meta_kind(value, f"{src}: metadata[{key!r}]")
+
+
+def _meta_kind(value, where):
+    if isinstance(value, (bool, np.bool_)):
+        return "attr"
+    if isinstance(value, (int, np.integer)):
+        if not -(1 << 63) <= int(value) < (1 << 63):
+            raise ConfigError(f"{where}: int {value} out of int64 range; allowed: int64 ints")
+        return "attr"
+    if isinstance(value, (float, np.floating)):
+        return "attr"
+    if isinstance(value, str):
+        if "\x00" in value:      # HDF5 strings end at NUL; JSON escapes it
+            return "json"
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ConfigError(f"{where}: str is not valid UTF-8 (lone surrogate); allowed: "
+                              "UTF-8 text") from None
+        return "attr" if size <= _SHORT_STR else "text"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise ConfigError(f"{where}: array dtype {value.dtype}; allowed: bool, int, float")
+        return "array"
+    if value is None or isinstance(value, (list, tuple, dict)):
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where}: not JSON-serialisable ({err}); allowed: lists/dicts "
+                              "of str, int, float, bool, None") from None
+        return "json"
+    raise ConfigError(f"{where}: type {type(value).__name__}; allowed: bool, int, float, str, "
+                      "NumPy array, or JSON-serialisable list/dict/None")
+
+
+def _write_meta_value(meta, key, value):
+    for sub in ("text", "json", "arrays"):
+        if sub in meta and key in meta[sub]:
+            del meta[sub][key]
+    if key in meta.attrs:
+        del meta.attrs[key]
+    if key == "synops":
+        if "synops" in meta:
+            del meta["synops"]
+        g = meta.create_group("synops")
+        names = list(value)
+        g.create_dataset("names", data=np.array(names, dtype=object),
+                         dtype=h5py.string_dtype())
+        g.create_dataset("counts", data=np.array([int(value[k]) for k in names], dtype=np.int64))
+        return
+    kind = _meta_kind(value, key)
+    if kind == "attr":
+        if isinstance(value, (bool, np.bool_)):
+            meta.attrs[key] = np.bool_(value)
+        elif isinstance(value, (int, np.integer)):
+            meta.attrs[key] = np.int64(value)
+        elif isinstance(value, (float, np.floating)):
+            meta.attrs[key] = np.float64(value)
+        else:
+            meta.attrs[key] = value
+    elif kind == "text":
+        meta.require_group("text").create_dataset(key, data=value, dtype=h5py.string_dtype())
+    elif kind == "json":
+        meta.require_group("json").create_dataset(key, data=json.dumps(value),
+                                                  dtype=h5py.string_dtype())
+    else:
+        meta.require_group("arrays").create_dataset(key, data=value)
