@@ -395,3 +395,20 @@ _SCALARS = {np.dtype(np.int64): ctypes.c_int64, np.dtype(np.uint64): ctypes.c_ui
 
 def _scalar(a, base):
     return _SCALARS[np.dtype(CTYPES[base])](a.item())
+
+
+def main(argv=None):
+    """``python -m spikelm.gpu.emulate [pytest args]``: run pytest with CuPy replaced by the emulator,
+    so the ``gpu``-marked tests run on the CPU (slow; checks the tests and the kernels' logic, not a GPU)."""
+    import sys
+
+    import pytest
+
+    sys.modules["cupy"] = fake_cupy(execute=True, tile=64)
+    gk.TILE = 64
+    args = list(sys.argv[1:] if argv is None else argv) or ["tests/test_gpu.py", "-m", "gpu"]
+    return pytest.main(["-p", "no:cacheprovider", *args])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
