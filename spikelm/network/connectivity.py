@@ -68,24 +68,43 @@ class FixedProbability:
 
 
 @dataclass(frozen=True)
-class FixedInDegree:
-    """Each post neuron receives exactly ``k`` synapses from distinct random pre neurons."""
+class _FixedDegree:
+    """Shared part of the fixed in- and out-degree rules: ``k`` distinct partners per neuron."""
 
     k: int
     allow_autapses: bool = True
 
     def __post_init__(self):
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 0:
-            raise ConfigError(f"FixedInDegree: 'k' must be an integer >= 0, got {self.k!r}")
+            raise ConfigError(f"{type(self).__name__}: 'k' must be an integer >= 0, got {self.k!r}")
+
+    def _partners(self, rows, n, rng, same, side):
+        """k distinct partners among n for each of ``rows`` neurons, flattened row by row."""
+        excl = same and not self.allow_autapses
+        avail = n - (1 if excl else 0)
+        if self.k > avail:
+            raise ConfigError(f"{type(self).__name__}: k={self.k} exceeds the {avail} available {side} neurons")
+        return _k_subsets(rng, rows, n, self.k, excl).ravel()
+
+
+@dataclass(frozen=True)
+class FixedInDegree(_FixedDegree):
+    """Each post neuron receives exactly ``k`` synapses from distinct random pre neurons."""
 
     def pairs(self, n_pre, n_post, rng, same=False):
-        excl = same and not self.allow_autapses
-        avail = n_pre - (1 if excl else 0)
-        if self.k > avail:
-            raise ConfigError(f"FixedInDegree: k={self.k} exceeds the {avail} available pre neurons")
-        pre = _k_subsets(rng, n_post, n_pre, self.k, excl).ravel()
+        pre = self._partners(n_post, n_pre, rng, same, "pre")
         post = np.repeat(np.arange(n_post), self.k)
         return _by_pre(pre, post)
+
+
+@dataclass(frozen=True)
+class FixedOutDegree(_FixedDegree):
+    """Each pre neuron projects to exactly ``k`` distinct random post neurons."""
+
+    def pairs(self, n_pre, n_post, rng, same=False):
+        post = self._partners(n_pre, n_post, rng, same, "post")
+        pre = np.repeat(np.arange(n_pre), self.k)
+        return pre.astype(np.int64), post
 
 
 def _k_subsets(rng, rows, n, k, exclude_own):
@@ -106,27 +125,6 @@ def _k_subsets(rng, rows, n, k, exclude_own):
         if nbad == 0:
             return x
         x[bad] = rng.integers(0, n, size=nbad)
-
-
-@dataclass(frozen=True)
-class FixedOutDegree:
-    """Each pre neuron projects to exactly ``k`` distinct random post neurons."""
-
-    k: int
-    allow_autapses: bool = True
-
-    def __post_init__(self):
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 0:
-            raise ConfigError(f"FixedOutDegree: 'k' must be an integer >= 0, got {self.k!r}")
-
-    def pairs(self, n_pre, n_post, rng, same=False):
-        excl = same and not self.allow_autapses
-        avail = n_post - (1 if excl else 0)
-        if self.k > avail:
-            raise ConfigError(f"FixedOutDegree: k={self.k} exceeds the {avail} available post neurons")
-        post = _k_subsets(rng, n_pre, n_post, self.k, excl).ravel()
-        pre = np.repeat(np.arange(n_pre), self.k)
-        return pre.astype(np.int64), post
 
 
 @dataclass(frozen=True)
