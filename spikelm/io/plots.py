@@ -183,11 +183,17 @@ def plot_weights(path, projection, out_png, bins=60):
         x_edges = np.concatenate(([x[0] - half[0]], x[:-1] + half, [x[-1] + half[-1]]))
     else:
         x_edges = np.array([x[0] - 0.5, x[0] + 0.5])
-    mesh = ax.pcolormesh(x_edges, edges, hist.T, cmap="magma", shading="flat")
-    fig.colorbar(mesh, ax=ax, label="fraction of synapses")
+    # log colour scale: the initial distribution (often one value) would otherwise wash out
+    # the two bands a bimodal split makes
+    from matplotlib.colors import LogNorm
+
+    positive = hist[hist > 0]
+    norm = LogNorm(vmin=max(float(positive.min()), 1e-5), vmax=1.0) if positive.size else None
+    mesh = ax.pcolormesh(x_edges, edges, np.ma.masked_less_equal(hist.T, 0), cmap="magma", shading="flat", norm=norm)
+    fig.colorbar(mesh, ax=ax, label="fraction of synapses (log)")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("weight")
-    ax.set_title(f"{os.path.basename(os.fspath(path))}: {projection} weights "
+    fig.suptitle(f"{os.path.basename(os.fspath(path))}: {projection} weights "
                  f"({snaps.shape[1]:,} synapses, {snaps.shape[0]} snapshots)")
     picks = sorted({0, snaps.shape[0] // 2, snaps.shape[0] - 1})
     centres = (edges[:-1] + edges[1:]) / 2
