@@ -50,7 +50,6 @@ def run_reference(qm: QuantizedGPT, ids: np.ndarray) -> Reference:
     cfg = qm.config
     L, H, dh, ctx = len(ids), cfg.n_head, cfg.head_dim, cfg.n_positions
     codes: dict[str, np.ndarray] = {}
-    acc: dict[int, np.ndarray] = {}
     by_post = {pr.post: pr for pr in qm.projections}
     causal = np.tril(np.ones((L, L), dtype=bool))
     head_acc = None

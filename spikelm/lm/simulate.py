@@ -143,7 +143,7 @@ class NumpyRunner(Runner):
     def _run(self, n: int, token: int, max_steps: int) -> int:
         qm, lay, C = self.qm, self.layout, self.counters
         cfg = qm.config
-        P, H, dh, ctx = len(qm.pops), cfg.n_head, cfg.head_dim, cfg.n_positions
+        P, H = len(qm.pops), cfg.n_head
         counts = self.counts
         acc = np.zeros(lay.n_spiking + cfg.vocab_size, np.int64)
         S = np.zeros((cfg.n_layer, H, n + 1), np.int64)

@@ -10,7 +10,7 @@ import numpy as np
 from spikelm.errors import ConfigError
 
 from .backends import get_backend
-from .monitors import RateMonitor, SpikeMonitor, StateMonitor
+from .monitors import RateMonitor, SpikeMonitor
 from .plan import Plan
 from .recording import ChunkBuffers
 
@@ -202,8 +202,6 @@ class Simulator:
                 self._last_snapshot[name] = self.t
             n = min(n, every - self.t % every)
         return n
-
-    _last_snapshot: dict = {}
 
     def spikes_as_tables(self):
         """Recorded spikes as ``{population: SpikeTable}`` (what :func:`spikelm.io.sonata.read_spikes` returns)."""
