@@ -70,3 +70,37 @@ def test_weights_png(run_file, tmp_path):
     assert img.shape[:2] == (550, 1210)                        # 11 x 5 in at 110 dpi
     assert out.stat().st_size > 20_000
     assert np.mean(img < 0.5) > 0.1                            # the heatmap is mostly dark
+
+
+def test_raster_of_many_populations_is_compact(tmp_path):
+    """A converted LM has dozens of populations: the plot labels a subset, one rate line."""
+    import matplotlib
+
+    from spikelm.io import plots
+
+    rng = np.random.default_rng(3)
+    pops = {f"layer{i:02d}": 20 for i in range(40)}
+    path = tmp_path / "many.h5"
+    with SpikeWriter(path, pops, 1.0, signed=True) as w:
+        for name in pops:
+            steps = np.sort(rng.integers(0, 500, 60))
+            w.append(name, steps, rng.integers(0, 20, 60), rng.choice([-1, 1], 60).astype(np.int8))
+        w.finish()
+    seen = {}
+    real_subplots = matplotlib.figure.Figure.subplots
+
+    def spy(fig, *a, **k):
+        axes = real_subplots(fig, *a, **k)
+        seen["axes"] = axes
+        return axes
+
+    matplotlib.figure.Figure.subplots = spy
+    try:
+        plots.plot_raster(path, tmp_path / "many.png")
+    finally:
+        matplotlib.figure.Figure.subplots = real_subplots
+    raster, rate = seen["axes"]
+    labels = [t.get_text() for t in raster.get_yticklabels()]
+    assert 1 < len(labels) <= plots.MANY
+    assert len(rate.get_lines()) == 1
+    assert (tmp_path / "many.png").stat().st_size > 10_000

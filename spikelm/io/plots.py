@@ -24,6 +24,10 @@ _LINES = ["#1f77b4", "#ff7f0e", "#d62728"]   # first, middle, last weight histog
 _NEGATIVE = "#000000"   # negative (inhibitory) spikes of signed populations
 
 
+#: Above this many populations the raster is drawn in its compact form.
+MANY = 12
+
+
 def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None):
     """Raster of every population over a panel of population rates (Hz).
 
@@ -35,7 +39,9 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None):
         Where to write the PNG.
     max_points : int
         Largest number of spikes drawn; above it an even random subset (seeded) is drawn and
-        the title says so. Rates always use every spike.
+        the title says so. Rates always use every spike. With more than :data:`MANY`
+        populations (a converted LM has dozens) the y axis labels a subset, the legend only
+        explains the colours and the rate panel shows all populations together.
     t_range : (float, float), optional
         Time window in ms; default the whole run.
 
@@ -78,6 +84,8 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None):
     edges = np.arange(t0, t1 + bin_ms, bin_ms)
     if edges.size < 2:
         edges = np.array([t0, t0 + bin_ms])
+    many = len(pops) > MANY
+    all_counts = np.zeros(edges.size - 1)
     for i, name in enumerate(reversed(pops)):
         table, idx = spikes[name], selected[name]
         colour = _COLOURS[(len(pops) - 1 - i) % len(_COLOURS)]
@@ -100,13 +108,25 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None):
         offset += sizes[name]
         all_t = table.timestamps[selected[name]]
         counts, _ = np.histogram(all_t, bins=edges)
-        rate = counts / (sizes[name] * bin_ms / 1000.0)
-        ax_rate.step(edges[:-1], rate, where="post", color=colour, lw=1.2, label=name)
-    ax.set_yticks([p for p, _ in ticks], [n for _, n in ticks])
+        all_counts += counts
+        if not many:
+            rate = counts / (sizes[name] * bin_ms / 1000.0)
+            ax_rate.step(edges[:-1], rate, where="post", color=colour, lw=1.2, label=name)
+    if many:
+        rate = all_counts / (sum(sizes.values()) * bin_ms / 1000.0)
+        ax_rate.step(edges[:-1], rate, where="post", color="0.2", lw=1.2, label="all populations")
+        ax_rate.legend(fontsize=8, frameon=False, loc="upper right")
+        step = -(-len(ticks) // MANY)
+        ticks = ticks[::-1][::step][::-1]  # label every step-th population, from the top one
+    ax.set_yticks([p for p, _ in ticks], [n for _, n in ticks], fontsize=8 if many else None)
     ax.set_ylim(-0.5, offset - 0.5)
     ax.set_ylabel("neuron (by population)")
-    ax.legend(handles=[h for name in pops for h in handles[name]], loc="upper left",
-              bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    if not many:
+        ax.legend(handles=[h for name in pops for h in handles[name]], loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    elif any(spikes[n].values is not None for n in pops):
+        ax.legend(handles=[_handle("0.5", "+1: population colour"), _handle(_NEGATIVE, "-1")], loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     shown = f" ({int(round(total * keep)):,} drawn)" if keep < 1 else ""
     ax.set_title(f"{title}: {total:,} spikes{shown}")
     ax_rate.set_xlim(t0, t1 if t1 > t0 else t0 + bin_ms)
