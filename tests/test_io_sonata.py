@@ -388,7 +388,7 @@ def test_seconds_are_converted_to_ms(tmp_path):
 
 
 def test_libsonata_reads_spikes_and_reports(tmp_path):
-    libsonata = pytest.importorskip("libsonata", reason="libsonata not installed (optional)")
+    libsonata = pytest.importorskip("libsonata", reason="libsonata not installed (it comes with the dev extra)")
     path = tmp_path / "run.h5"
     with SpikeWriter(path, {"exc": 5, "inh": 2}, 0.5, signed={"inh": True}) as w:
         w.append("exc", [0, 2, 2, 9], [1, 0, 4, 1])
