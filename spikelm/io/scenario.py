@@ -210,9 +210,6 @@ def _validate(sc):
             raise _err(sc, "record.weights.projections", f"must list defined projections ({', '.join(projs)})")
 
 
-VALUE_KINDS = ("uniform", "normal", "from")
-
-
 def _check_value(sc, v, where, positive=False):
     if isinstance(v, dict):
         if len(v) != 1 or next(iter(v)) not in ("uniform", "normal"):
@@ -233,7 +230,7 @@ def _check_value(sc, v, where, positive=False):
 
 
 # -- building ----------------------------------------------------------------------------------
-def _value(sc, v, where, randoms=None, n=None):
+def _value(sc, v, where, randoms=None):
     if isinstance(v, dict) and "from" in v:
         _keys(sc, v, {"from", "offset", "scale", "power"}, where)
         if randoms is None or v["from"] not in randoms:
@@ -270,7 +267,7 @@ def _build(sc, seed):
         for var, v in t.get("init", {}).items():
             if not (isinstance(v, dict) and "from" in v):
                 _check_value(sc, v, f"{w}.init.{var}")
-            init[var] = _value(sc, v, f"{w}.init.{var}", randoms, t["n"])
+            init[var] = _value(sc, v, f"{w}.init.{var}", randoms)
         rule = None
         if "plasticity" in t:
             rule = plast.from_config(t["plasticity"], f"{w}.plasticity", "population", model.name)

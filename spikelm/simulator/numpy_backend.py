@@ -106,7 +106,8 @@ def may_fire(plan, t):
             if plan.consts[p, 0] > 0:
                 return True
         elif pop.model.name == "spike_times":
-            if np.any(plan.src_step[plan.src_idx >= plan.pop_lo[p]] > t):
+            mine = (plan.src_idx >= plan.pop_lo[p]) & (plan.src_idx < plan.pop_hi[p])
+            if np.any(plan.src_step[mine] > t):
                 return True
         elif pop.model.may_fire(pop.state, plan.consts[p], bool(plan.driven[p]), t):
             return True
