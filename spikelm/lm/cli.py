@@ -32,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "lm", help="converted language models: generate, check, report",
         description="Run a converted GPT-2-style language model spike by spike.",
     )
+    from spikelm.lm import backends
+
     lm.set_defaults(func=run, lm_command=None)
     sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report}")
 
@@ -39,7 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--model", default=None,
                        help="model folder (config.json + model.safetensors/pytorch_model.bin); default: the shipped demo")
         p.add_argument("--bits", type=int, default=8, help="activation bits, 2-8 (default 8)")
-        p.add_argument("--backend", default="numba", choices=("numba", "numpy"), help="executor (default numba)")
+        p.add_argument("--backend", default=backends.DEFAULT, choices=backends.names(),
+                       help=f"executor (default {backends.DEFAULT})")
         p.add_argument("--max-steps", type=int, default=None, help="steps allowed per token (default: no limit)")
         p.set_defaults(func=run)
 
@@ -187,7 +190,7 @@ def _generate(args) -> int:
         from spikelm import __version__
         from spikelm.io.sonata import SpikeWriter
 
-        names = [p.name for p in snn.qm.pops]
+        names = [p.name for p in snn.graph.pops]
         meta = {"backend": args.backend, "model": str(folder), "bits": snn.bits,
                 "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
         with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=True,
