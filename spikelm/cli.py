@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("file")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--weights", metavar="PROJECTION", help="plot weight histograms of this projection over time")
-    # the lm commands import torch: parse them in spikelm.lm.cli, only when asked for
+    # the lm commands load numba kernels and model code: parse them in spikelm.lm.cli, only when asked for
     p = sub.add_parser("lm", help="converted language models: generate, check, report (spikelm lm -h)",
                        add_help=False)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -77,7 +77,7 @@ def _lm(rest):
     try:
         from spikelm.lm import cli as lm_cli
     except ImportError as e:
-        print(f"spikelm: error: spikelm lm needs torch ({e}); install with: pip install -e . -c constraints.txt",
+        print(f"spikelm: error: spikelm lm cannot start ({e}); install the lm extra: pip install 'spikelm[lm]'",
               file=sys.stderr)
         return 2
     try:

@@ -81,6 +81,10 @@ class _HFTokenizer:
         return self.tok.decode([int(i) for i in ids])
 
 
+#: Files a tokenizer is read from: spikelm's character tokenizer or a Hugging Face one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json + merges.txt", "tokenizer.model")
+
+
 def _tokenizer(folder: Path):
     from spikelm.lm.tokenizer import CharTokenizer
 
@@ -92,14 +96,23 @@ def _tokenizer(folder: Path):
             raise FileFormatError(f"{path}: not valid JSON ({exc})") from None
         if isinstance(raw, dict) and raw.get("type") == "char":
             return CharTokenizer.load(path)
+    present = [name for name in TOKENIZER_FILES if all((folder / f).exists() for f in name.split(" + "))]
+    if not present:
+        # without this check transformers may hand back a tokenizer that maps every prompt to
+        # no tokens at all, and the user reads "--prompt: empty"
+        raise FileFormatError(f"{folder}: no tokenizer in the model folder; looked for "
+                              f"{', '.join(TOKENIZER_FILES)}")
     try:
         from transformers import AutoTokenizer
-
+    except ImportError:
+        raise ConfigError(f"{folder}: {present[0]} is a Hugging Face tokenizer, which needs transformers; "
+                          "install the lm extra: pip install 'spikelm[lm]'") from None
+    try:
         return _HFTokenizer(AutoTokenizer.from_pretrained(str(folder), local_files_only=True))
     except Exception as exc:  # noqa: BLE001 - any failure means: no usable tokenizer here
-        raise FileFormatError(
-            f"{folder}: no usable tokenizer (tokenizer.json of type 'char', or a Hugging Face tokenizer): {exc}"
-        ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(f"{folder}: {present[0]} could not be read as a Hugging Face tokenizer: "
+                              f"{first}") from None
 
 
 def _sample_text(folder: Path) -> str | None:
