@@ -110,4 +110,5 @@ def may_fire(s, c, driven, t):
                 or np.any(s["v"] >= v_th))
 
 
-LIF = NeuronModel("lif", 1, LIFParams, ("v", "i_e", "i_i", "ref", "a"), derive, init_state, step, may_fire)
+LIF = NeuronModel("lif", 1, LIFParams, ("v", "i_e", "i_i", "ref", "a"), derive, init_state, step, may_fire,
+                  units=("mV", "mV", "mV", "steps", "mV"), input_unit="mV")
