@@ -170,7 +170,7 @@ def test_quiescent_means_nothing_more_happens(backend, spec):
 def test_lif_resting_above_threshold_is_not_quiescent(backend):
     """e_l > v_th (as in CUBA: e_l -49, v_th -50): with no input at all the neuron still fires."""
     net = sn.Network(0.1, 0)
-    net.add_population("x", "lif", 1, init={"v": -60.0})
+    net.add_population("x", "lif", 1, params={"e_l": -49.0}, init={"v": -60.0})
     sim = Simulator(net, backend=backend)
     res = sim.run(until_quiescent=True, max_steps=2000)  # V reaches v_th after 20 ln(11) = 48 ms
     assert res.spikes["x"] > 0 and not res.quiescent
@@ -340,7 +340,7 @@ def test_numba_cache_sees_edits_to_the_kernel_module(tmp_path):
 def test_a_long_run_is_a_few_compiled_calls_not_one_per_step(backend, monkeypatch):
     """DESIGN.md: one call from Python advances many steps (up to the next record flush)."""
     net = sn.Network(0.1, 0)
-    net.add_population("x", "lif", 50, init={"v": sn.Uniform(-60.0, -50.0)})
+    net.add_population("x", "lif", 50, params={"e_l": -49.0}, init={"v": sn.Uniform(-60.0, -50.0)})
     net.connect("x", "x", sn.FixedProbability(0.1), weight=0.5)
     sim = Simulator(net, backend=backend, chunk_steps=2000)
     calls = []
