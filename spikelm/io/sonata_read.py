@@ -402,7 +402,7 @@ def summary(path):
         state = "complete" if meta.get("complete") else "incomplete (run did not finish)"
         lines.append(f"written by: spikelm {meta.get('version', '?')}, {state}")
         if unit == "step":
-            lines.append("time unit: step (timestamps count steps, rounds of spike propagation, not ms)")
+            lines.append("time unit: step (timestamps count rounds of spike propagation, not milliseconds)")
             run = []
         else:
             run = [f"dt: {dt:g} ms"]
@@ -447,7 +447,14 @@ def summary(path):
     for name, n in (meta.get("not_recorded") or {}).items():
         lines.append(f"  {name:<16}{n:>9}{'not recorded':>12}")
     synops = meta.get("synops")
-    if synops:
+    by_layer = meta.get("synops_by_layer")
+    if isinstance(by_layer, dict) and by_layer:     # a converted LM: per layer, against dense MACs
+        macs = meta.get("macs_by_layer") or {}
+        lines.append("SynOps per layer:")
+        lines.append(f"  {'layer':<16}{'SynOps':>16}{'dense MACs':>16}")
+        for name, count in by_layer.items():
+            lines.append(f"  {name:<16}{count:>16,}{macs.get(name, 0):>16,}")
+    elif synops:
         lines.append("SynOps per projection" + (" (this file's steps)" if covered and covered[0] else "") + ":")
         for name, count in synops.items():
             lines.append(f"  {name:<28}{count:>16,}")
