@@ -106,3 +106,60 @@ def test_raster_of_many_populations_is_compact(tmp_path):
 
     assert len([p for p in rate.patches if isinstance(p, StepPatch)]) == 1   # one rate curve
     assert (tmp_path / "many.png").stat().st_size > 10_000
+
+
+def _axes(draw):
+    import matplotlib.figure
+
+    seen = {}
+    real = matplotlib.figure.Figure.subplots
+
+    def spy(fig, *a, **k):
+        seen["axes"] = real(fig, *a, **k)
+        return seen["axes"]
+
+    matplotlib.figure.Figure.subplots = spy
+    try:
+        draw()
+    finally:
+        matplotlib.figure.Figure.subplots = real
+    return seen["axes"]
+
+
+def test_rate_panel_draws_the_last_bin(tmp_path):
+    """Spikes only in the last bin: the rate curve must reach the end of the run there."""
+    path = tmp_path / "late.h5"
+    with SpikeWriter(path, {"exc": 10}, 1.0) as w:
+        w.append("exc", np.full(10, 99), np.arange(10))
+        w.finish({"steps": 100})
+    from matplotlib.patches import StepPatch
+
+    raster, rate = _axes(lambda: plot_raster(path, tmp_path / "late.png"))
+    (curve,) = [p for p in rate.patches if isinstance(p, StepPatch)]
+    values, edges, _ = curve.get_data()
+    assert edges[-1] == pytest.approx(100.0) and values[-1] > 0 and np.all(values[:-1] == 0)
+    assert values[-1] == pytest.approx(1000.0)     # 10 spikes / 10 neurons / 1 ms bin = 1000 Hz
+
+
+def test_large_raster_draws_every_kth_neuron_and_says_so(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "big.h5"
+    n = {"exc": 4000, "inh": 1000}
+    with SpikeWriter(path, n, 1.0) as w:
+        for step in range(50):
+            for name, size in n.items():
+                ids = np.flatnonzero(rng.random(size) < 0.05)
+                w.append(name, np.full(ids.size, step), ids)
+        w.finish({"steps": 50})
+    spikes = read_spikes(path)
+    raster, rate = _axes(lambda: plot_raster(path, tmp_path / "big.png", max_neurons=500))
+    assert "1 in 10 neurons" in raster.get_title()
+    exc_points = np.concatenate([ln.get_ydata() for ln in raster.get_lines() if ln.get_color() == "#1f77b4"])
+    assert exc_points.size and np.all(np.asarray(exc_points) % 10 == 0)    # whole trains of neurons 0, 10, ...
+    assert exc_points.size == np.sum(spikes["exc"].node_ids % 10 == 0)
+    from matplotlib.patches import StepPatch
+
+    curves = [p for p in rate.patches if isinstance(p, StepPatch)]
+    drawn = sum(p.get_data()[0].sum() * n[name] for p, name in zip(curves, reversed(list(n))))
+    bin_ms = curves[0].get_data()[1][1] - curves[0].get_data()[1][0]
+    assert drawn * bin_ms / 1000.0 == pytest.approx(sum(len(t) for t in spikes.values()))   # rates use all
