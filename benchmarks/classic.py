@@ -31,8 +31,6 @@ PEER_RUNS = [("brian2", "cpp_standalone"), ("brian2", "cython"), ("nest", None)]
 _ONE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import numba
-numba.set_num_threads(int(sys.argv[3]))
 from spikelm.io.scenario import load_scenario
 from spikelm.simulator import Simulator
 t_import = time.perf_counter() - t0
@@ -49,11 +47,11 @@ print(json.dumps({"loop_s": loop, "cpu_s": cpu, "first_call_s": first, "import_s
 """
 
 
-def spikelm_run(scenario, duration_ms, threads=1, cache_dir=None):
+def spikelm_run(scenario, duration_ms, cache_dir=None):
     env = dict(os.environ)
     if cache_dir:
         env["NUMBA_CACHE_DIR"] = cache_dir
-    r = subprocess.run([sys.executable, "-c", _ONE, str(REPO / "scenarios" / scenario), str(duration_ms), str(threads)],
+    r = subprocess.run([sys.executable, "-c", _ONE, str(REPO / "scenarios" / scenario), str(duration_ms)],
                        capture_output=True, text=True, env=env, cwd=REPO)
     if r.returncode != 0:
         print(r.stderr[-2000:], file=sys.stderr)
@@ -73,8 +71,8 @@ def main(argv=None):
             ap.error(f"unknown net {n!r}; choose from {', '.join(NETS)}")
     results = {}
     with tempfile.TemporaryDirectory() as cache:
-        cold = spikelm_run(NETS["izhikevich"][0], 1.0, 1, cache)
-        cached = spikelm_run(NETS["izhikevich"][0], 1.0, 1, cache)
+        cold = spikelm_run(NETS["izhikevich"][0], 1.0, cache)
+        cached = spikelm_run(NETS["izhikevich"][0], 1.0, cache)
     results["startup"] = {"cold_first_call_s": cold and cold["first_call_s"],
                           "cached_first_call_s": cached and cached["first_call_s"],
                           "import_s": cached and cached["import_s"]}
@@ -83,8 +81,8 @@ def main(argv=None):
     for net in nets:
         scen, dur, peer_net = NETS[net]
         rows = {}
-        for threads in (1, 2):
-            rows[f"spikelm numba {threads}t"] = spikelm_run(scen, dur, threads)
+        # one row: the compiled time loop is serial, more Numba threads change nothing
+        rows["spikelm numba"] = spikelm_run(scen, dur)
         if not args.no_peers:
             from benchmarks.peers import run_peer
 
@@ -92,7 +90,7 @@ def main(argv=None):
                 label = f"{peer} {device or ''}".strip()
                 rows[label] = run_peer(peer, device, peer_net, dur, threads=1)
         results[net] = rows
-        base = rows["spikelm numba 1t"]
+        base = rows["spikelm numba"]
         print(f"\n{net}: {dur / 1000:g} s of model time")
         print(f"  {'simulator':<26}{'loop s':>10}{'setup s':>10}{'rate Hz':>10}{'peer/spikelm':>14}")
         for label, r in rows.items():

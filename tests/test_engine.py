@@ -338,7 +338,7 @@ def test_numba_cache_sees_edits_to_the_kernel_module(tmp_path):
 
 
 def test_a_long_run_is_a_few_compiled_calls_not_one_per_step(backend, monkeypatch):
-    """DESIGN.md: one call from Python advances many steps (up to the next record flush)."""
+    """docs/design.md: one call from Python advances many steps (up to the next record flush)."""
     net = sn.Network(0.1, 0)
     net.add_population("x", "lif", 50, params={"e_l": -49.0}, init={"v": sn.Uniform(-60.0, -50.0)})
     net.connect("x", "x", sn.FixedProbability(0.1), weight=0.5)
