@@ -43,7 +43,7 @@ cpu = time.process_time() - c
 secs = steps * net.dt * 1e-3
 rates = {p: r.spikes[p] / net.populations[p].n / secs for p in r.spikes}
 print(json.dumps({"loop_s": loop, "cpu_s": cpu, "first_call_s": first, "import_s": t_import, "build_s": build,
-                  "rate_hz": rates, "synops": sum(r.synops.values())}))
+                  "rate_hz": rates, "n_spikes": sum(r.spikes.values()), "synops": sum(r.synops.values())}))
 """
 
 
@@ -78,6 +78,8 @@ def main(argv=None):
                           "import_s": cached and cached["import_s"]}
     print(f"start-up: first compiled call {results['startup']['cold_first_call_s']:.2f} s cold (empty Numba cache), "
           f"{results['startup']['cached_first_call_s']:.2f} s cached; import {results['startup']['import_s']:.2f} s")
+    print("(each simulator draws its own connectivity: counts agree in distribution; for the same network "
+          "spike for spike run python -m benchmarks.peers identical)")
     for net in nets:
         scen, dur, peer_net = NETS[net]
         rows = {}
@@ -92,7 +94,7 @@ def main(argv=None):
         results[net] = rows
         base = rows["spikelm numba"]
         print(f"\n{net}: {dur / 1000:g} s of model time")
-        print(f"  {'simulator':<26}{'loop s':>10}{'setup s':>10}{'rate Hz':>10}{'peer/spikelm':>14}")
+        print(f"  {'simulator':<26}{'loop s':>10}{'setup s':>10}{'rate Hz':>10}{'spikes':>12}{'peer/spikelm':>14}")
         for label, r in rows.items():
             if r is None:
                 print(f"  {label:<26}{'(not available)':>30}")
@@ -102,7 +104,8 @@ def main(argv=None):
             rate = r["rate_hz"]
             mean = sum(rate.values()) / len(rate) if isinstance(rate, dict) else rate
             ratio = f"{loop / base['loop_s']:.2f}" if base and not label.startswith("spikelm") else ""
-            print(f"  {label:<26}{loop:>10.3f}{setup:>10.2f}{mean:>10.2f}{ratio:>14}")
+            spikes = f"{r['n_spikes']:,}" if "n_spikes" in r else "-"
+            print(f"  {label:<26}{loop:>10.3f}{setup:>10.2f}{mean:>10.2f}{spikes:>12}{ratio:>14}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

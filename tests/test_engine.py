@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import spikelm.network as sn
 from helpers import (assert_snapshots_agree, build, generic_numba_loop, network_specs, signed_if_specs, simulate,
                      snapshot)
+from spikelm.errors import ConfigError
 from spikelm.simulator import Simulator, StateMonitor
 
 
@@ -80,10 +81,10 @@ def test_spikes_arrive_exactly_after_their_per_synapse_delay(backend):
     assert np.all(vals == 1)
 
 
-def test_spike_times_fire_once_per_step_even_when_times_round_together(backend):
-    """Times that round to the same step give one spike; later times and other neurons are kept."""
+def test_spike_times_round_to_the_nearest_step(backend):
+    """Off-grid times go to the nearest step (halves to even); other neurons are independent."""
     net = sn.Network(0.1, 0)
-    net.add_population("src", "spike_times", 3, params={"times": ((1.0, 1.04, 0.96, 2.0), (), (0.0, 1.0))})
+    net.add_population("src", "spike_times", 3, params={"times": ((1.04, 2.0), (), (0.0, 0.96))})
     net.add_population("other", "spike_times", 1, params={"times": ((1.0,),)})
     sim = Simulator(net, backend=backend)
     res = sim.run(until_quiescent=True, max_steps=100)
@@ -92,6 +93,17 @@ def test_spike_times_fire_once_per_step_even_when_times_round_together(backend):
     np.testing.assert_array_equal(ids, [2, 0, 2, 0])
     np.testing.assert_array_equal(sim.spikes.get("other")[0], [10])
     assert res.quiescent and res.steps == 22  # stops after step 21, the first silent one
+
+
+@pytest.mark.parametrize("times", [(1.0, 1.04), (0.96, 1.0), (2.0, 2.0)])
+def test_two_spike_times_in_one_step_are_refused_not_merged(times):
+    """They used to merge silently into one spike (a lost spike); Brian2 refuses them too."""
+    net = sn.Network(0.1, 0)
+    with pytest.raises(ConfigError) as info:
+        net.add_population("src", "spike_times", 2, params={"times": ((0.5,), times)})
+    msg = str(info.value)
+    assert "\n" not in msg and "population 'src': times[1]" in msg and "one step" in msg
+    assert f"{times[0]:g}" in msg and f"{times[1]:g}" in msg
 
 
 def _dense_reference(net):
