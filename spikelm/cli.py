@@ -147,6 +147,7 @@ def _run(args):
                     weight_snapshots=sc.weight_snapshots())
     if args.resume:
         checkpoint.load(sim, args.resume)
+    first_step = sim.t
     build_s = time.perf_counter() - t0
     steps = args.steps if args.steps is not None else (
         int(round(args.duration / sc.dt)) if args.duration is not None else sc.default_steps())
@@ -181,7 +182,9 @@ def _run(args):
     if args.plot:
         from spikelm.io import plots
 
-        plots.plot_raster(args.out if args.out else sim.spikes_as_tables(), args.plot)
+        # this run's steps (after --resume: the resumed segment, not 0 .. its end)
+        plots.plot_raster(args.out if args.out else sim.spikes_as_tables(), args.plot,
+                          t_range=(first_step * net.dt, sim.t * net.dt))
         print(f"plot: {args.plot}")
     if args.checkpoint:
         print(f"checkpoint: {args.checkpoint}")

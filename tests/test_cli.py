@@ -251,6 +251,10 @@ def test_info_after_resume_prints_the_rates_the_run_printed(tmp_path, capsys):
     assert (meta["start_step"], meta["steps"]) == (300, 200)
     axes = _plot_axes(lambda: __import__("spikelm.io.plots", fromlist=["x"]).plot_raster(out, tmp_path / "r.png"))
     assert axes[1].get_xlim() == pytest.approx((30.0, 50.0))
+    # --plot straight from memory (no --out) draws the resumed steps too
+    axes = _plot_axes(lambda: run_cli(capsys, "run", f, "--steps", "200", "--resume", ck, "--no-progress",
+                                      "--plot", tmp_path / "mem.png"))
+    assert axes[1].get_xlim() == pytest.approx((30.0, 50.0))
 
 
 def _plot_axes(draw):
@@ -289,6 +293,11 @@ def test_populations_not_recorded_are_said_so_not_silent(tmp_path, capsys):
     rc, info, _ = run_cli(capsys, "info", out)
     inh_info = [ln for ln in info.splitlines() if ln.strip().startswith("inh ")][0]
     assert "not recorded" in inh_info and "0.000" not in inh_info
+    from spikelm.io import plots
+
+    raster, _ = _plot_axes(lambda: plots.plot_raster(out, tmp_path / "r.png"))
+    assert raster.get_title().endswith("; not recorded: inh")
+    assert [t.get_text() for t in raster.get_yticklabels()] == ["exc"]
 
 
 def test_version_and_help_descriptions(capsys):

@@ -145,7 +145,9 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None, max_n
         shown.append(f"1 in {every} neurons")
     if keep < 1:
         shown.append(f"{int(round(n_drawable * keep)):,} spikes")
-    ax.set_title(f"{title}: {total:,} spikes" + (f" ({', '.join(shown)} drawn)" if shown else ""))
+    skipped = ", ".join(meta.get("not_recorded") or {})
+    ax.set_title(f"{title}: {total:,} spikes" + (f" ({', '.join(shown)} drawn)" if shown else "")
+                 + (f"; not recorded: {skipped}" if skipped else ""))
     ax_rate.set_xlim(t0, t1 if t1 > t0 else t0 + bin_w)
     ax_rate.set_xlabel("time (ms)" if unit == "ms" else "step")
     ax_rate.set_ylabel(f"{rate_label(unit)}\n{bin_w:g} {'ms' if unit == 'ms' else 'step'} bins")
