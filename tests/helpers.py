@@ -335,3 +335,22 @@ def signed_if_specs(draw, max_layers=3, max_n=8):
                       "weight": ("ints", draw(st.integers(-4, 0)), draw(st.integers(0, 4)), draw(st.integers(0, 2**16))),
                       "delay_steps": (lo, draw(st.integers(lo, 10))), "target": draw(st.sampled_from(["exc", "inh"]))})
     return {"dt": dt, "seed": draw(st.integers(0, 2**31 - 1)), "pops": pops, "conns": conns, "stims": []}
+
+
+def plot_axes(draw):
+    """The axes a plot function made: ``draw()`` runs with matplotlib's Figure.subplots spied on."""
+    import matplotlib.figure
+
+    seen = {}
+    real = matplotlib.figure.Figure.subplots
+
+    def spy(fig, *a, **k):
+        seen["axes"] = real(fig, *a, **k)
+        return seen["axes"]
+
+    matplotlib.figure.Figure.subplots = spy
+    try:
+        draw()
+    finally:
+        matplotlib.figure.Figure.subplots = real
+    return seen["axes"]

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import plot_axes
 from spikelm.cli import main
 
 SMALL = """
@@ -249,31 +250,12 @@ def test_info_after_resume_prints_the_rates_the_run_printed(tmp_path, capsys):
 
     meta = read_metadata(out)
     assert (meta["start_step"], meta["steps"]) == (300, 200)
-    axes = _plot_axes(lambda: __import__("spikelm.io.plots", fromlist=["x"]).plot_raster(out, tmp_path / "r.png"))
+    axes = plot_axes(lambda: __import__("spikelm.io.plots", fromlist=["x"]).plot_raster(out, tmp_path / "r.png"))
     assert axes[1].get_xlim() == pytest.approx((30.0, 50.0))
     # --plot straight from memory (no --out) draws the resumed steps too
-    axes = _plot_axes(lambda: run_cli(capsys, "run", f, "--steps", "200", "--resume", ck, "--no-progress",
+    axes = plot_axes(lambda: run_cli(capsys, "run", f, "--steps", "200", "--resume", ck, "--no-progress",
                                       "--plot", tmp_path / "mem.png"))
     assert axes[1].get_xlim() == pytest.approx((30.0, 50.0))
-
-
-def _plot_axes(draw):
-    """The axes a plot function made (spied on Figure.subplots)."""
-    import matplotlib.figure
-
-    seen = {}
-    real = matplotlib.figure.Figure.subplots
-
-    def spy(fig, *a, **k):
-        seen["axes"] = real(fig, *a, **k)
-        return seen["axes"]
-
-    matplotlib.figure.Figure.subplots = spy
-    try:
-        draw()
-    finally:
-        matplotlib.figure.Figure.subplots = real
-    return seen["axes"]
 
 
 def test_populations_not_recorded_are_said_so_not_silent(tmp_path, capsys):
@@ -295,7 +277,7 @@ def test_populations_not_recorded_are_said_so_not_silent(tmp_path, capsys):
     assert "not recorded" in inh_info and "0.000" not in inh_info
     from spikelm.io import plots
 
-    raster, _ = _plot_axes(lambda: plots.plot_raster(out, tmp_path / "r.png"))
+    raster, _ = plot_axes(lambda: plots.plot_raster(out, tmp_path / "r.png"))
     assert raster.get_title().endswith("; not recorded: inh")
     assert [t.get_text() for t in raster.get_yticklabels()] == ["exc"]
 
@@ -333,16 +315,16 @@ def test_plot_state_window_and_weight_units(tmp_path, capsys):
     png = tmp_path / "v.png"
     rc, _, err = run_cli(capsys, "plot", out, "--out", png, "--state", "exc.i_e", "--window", "5", "15")
     assert rc == 0, err and png.stat().st_size > 10_000
-    ax = _plot_axes(lambda: plots.plot_state(out, "exc", png, "i_e", t_range=(5.0, 15.0)))
+    ax = plot_axes(lambda: plots.plot_state(out, "exc", png, "i_e", t_range=(5.0, 15.0)))
     assert ax.get_ylabel() == "i_e (mV)" and ax.get_xlabel() == "time (ms)"
     lines = ax.get_lines()
     assert len(lines) == 4 and lines[-1].get_label() == "mean of 3"             # 3 neurons + mean
     assert lines[0].get_xdata().min() >= 5.0 and lines[0].get_xdata().max() <= 15.0
     rc, _, err = run_cli(capsys, "plot", out, "--out", tmp_path / "r.png", "--window", "5", "15")
     assert rc == 0, err
-    axes = _plot_axes(lambda: plots.plot_raster(out, tmp_path / "r.png", t_range=(5.0, 15.0)))
+    axes = plot_axes(lambda: plots.plot_raster(out, tmp_path / "r.png", t_range=(5.0, 15.0)))
     assert axes[1].get_xlim() == (5.0, 15.0)
-    left, right = _plot_axes(lambda: plots.plot_weights(out, "ee", tmp_path / "w.png"))
+    left, right = plot_axes(lambda: plots.plot_weights(out, "ee", tmp_path / "w.png"))
     assert left.get_ylabel() == "weight (mV)" and right.get_xlabel() == "weight (mV)"
     assert [h.get_label() for h in right.get_lines()][0] == "t = 0 ms"
     rc, _, err = run_cli(capsys, "plot", out, "--out", png, "--state", "inh")

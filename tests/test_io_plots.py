@@ -4,6 +4,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from helpers import plot_axes
 from spikelm.errors import ConfigError
 from spikelm.io.plots import plot_raster, plot_weights
 from spikelm.io.sonata import SpikeWriter, read_spikes
@@ -74,8 +75,6 @@ def test_weights_png(run_file, tmp_path):
 
 def test_raster_of_many_populations_is_compact(tmp_path):
     """A converted LM has dozens of populations: the plot labels a subset, one rate line."""
-    import matplotlib
-
     from spikelm.io import plots
 
     rng = np.random.default_rng(3)
@@ -86,44 +85,13 @@ def test_raster_of_many_populations_is_compact(tmp_path):
             steps = np.sort(rng.integers(0, 500, 60))
             w.append(name, steps, rng.integers(0, 20, 60), rng.choice([-1, 1], 60).astype(np.int8))
         w.finish()
-    seen = {}
-    real_subplots = matplotlib.figure.Figure.subplots
-
-    def spy(fig, *a, **k):
-        axes = real_subplots(fig, *a, **k)
-        seen["axes"] = axes
-        return axes
-
-    matplotlib.figure.Figure.subplots = spy
-    try:
-        plots.plot_raster(path, tmp_path / "many.png")
-    finally:
-        matplotlib.figure.Figure.subplots = real_subplots
-    raster, rate = seen["axes"]
+    raster, rate = plot_axes(lambda: plots.plot_raster(path, tmp_path / "many.png"))
     labels = [t.get_text() for t in raster.get_yticklabels()]
     assert 1 < len(labels) <= plots.MANY
     from matplotlib.patches import StepPatch
 
     assert len([p for p in rate.patches if isinstance(p, StepPatch)]) == 1   # one rate curve
     assert (tmp_path / "many.png").stat().st_size > 10_000
-
-
-def _axes(draw):
-    import matplotlib.figure
-
-    seen = {}
-    real = matplotlib.figure.Figure.subplots
-
-    def spy(fig, *a, **k):
-        seen["axes"] = real(fig, *a, **k)
-        return seen["axes"]
-
-    matplotlib.figure.Figure.subplots = spy
-    try:
-        draw()
-    finally:
-        matplotlib.figure.Figure.subplots = real
-    return seen["axes"]
 
 
 def test_rate_panel_draws_the_last_bin(tmp_path):
@@ -134,7 +102,7 @@ def test_rate_panel_draws_the_last_bin(tmp_path):
         w.finish({"steps": 100})
     from matplotlib.patches import StepPatch
 
-    raster, rate = _axes(lambda: plot_raster(path, tmp_path / "late.png"))
+    raster, rate = plot_axes(lambda: plot_raster(path, tmp_path / "late.png"))
     (curve,) = [p for p in rate.patches if isinstance(p, StepPatch)]
     values, edges, _ = curve.get_data()
     assert edges[-1] == pytest.approx(100.0) and values[-1] > 0 and np.all(values[:-1] == 0)
@@ -152,7 +120,7 @@ def test_large_raster_draws_every_kth_neuron_and_says_so(tmp_path):
                 w.append(name, np.full(ids.size, step), ids)
         w.finish({"steps": 50})
     spikes = read_spikes(path)
-    raster, rate = _axes(lambda: plot_raster(path, tmp_path / "big.png", max_neurons=500))
+    raster, rate = plot_axes(lambda: plot_raster(path, tmp_path / "big.png", max_neurons=500))
     assert "1 in 10 neurons" in raster.get_title()
     exc_points = np.concatenate([ln.get_ydata() for ln in raster.get_lines() if ln.get_color() == "#1f77b4"])
     assert exc_points.size and np.all(np.asarray(exc_points) % 10 == 0)    # whole trains of neurons 0, 10, ...
