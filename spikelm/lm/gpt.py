@@ -23,7 +23,7 @@ try:
     _Module = nn.Module
 except ImportError:  # the core install: converting shipped safetensors needs no torch
     torch = nn = None
-    _Module = object
+    _Module = object    # the classes below still define; TinyGPT() refuses with the extra to install
 
 #: What to install for the torch parts of spikelm.lm (named in every "needs torch" error).
 LM_EXTRA = "pip install 'spikelm[lm]'"
