@@ -52,8 +52,39 @@ def test_generate_streams_tokens_and_writes_sonata(folder, tmp_path, capsys):
     total = sum(len(t) for t in spikes.values())
     meta = read_metadata(out)
     assert meta["steps"] > 0 and total > 0
-    assert all(set(np.unique(t.values)) <= {-1, 1} for t in spikes.values() if len(t))
+    assert meta["coding"] == "signed_digit" and meta["bits"] == "6"
+    for t in spikes.values():  # signed powers of two
+        m = np.abs(t.values.astype(np.int64))
+        assert ((m & (m - 1)) == 0).all() and (m > 0).all()
     assert not (tmp_path / "run.h5.partial").exists()
+
+
+@pytest.mark.parametrize("coding", ["unit", "bitplane", "signed_digit"])
+def test_spike_file_values_sum_to_every_neurons_code(folder, tmp_path, coding):
+    """The file stores values wide enough for the coding (int16 past ±127): per neuron, the
+    signed sum of its spike values is its reference code."""
+    from spikelm.io.sonata import read_metadata, read_spikes
+    from spikelm.lm import convert
+
+    out = tmp_path / f"{coding}.h5"
+    bits = "lin=6,act=6,res=6,att=9,oth=6" if coding != "unit" else "5"
+    args = parse(["lm", "generate", "--model", str(folder), "--prompt", "Return the", "--tokens", "3",
+                  "--bits", bits, "--coding", coding, "--out", str(out)])
+    assert args.func(args) == 0
+    spikes, meta = read_spikes(out), read_metadata(out)
+    assert meta["coding"] == coding and meta["precision"]["att"] == (9 if coding != "unit" else 5)
+    tok = CharTokenizer.load(folder / "tokenizer.json")
+    snn = convert(folder, calibration=tok.encode(tok.clean(TEXT[::-1][:4000])), bits=bits, coding=coding)
+    ids = np.array(meta["tokens"][:-1])  # the last new token is not run
+    ref = snn.reference(ids)
+    for name, codes in ref.codes.items():
+        t = spikes[name]
+        sums = np.zeros(codes.size, np.int64)
+        np.add.at(sums, t.node_ids.astype(np.int64), t.values.astype(np.int64))
+        assert np.array_equal(sums.reshape(codes.shape), codes), name
+    if coding != "unit":
+        att = spikes["h0.att"].values
+        assert att.dtype == np.int16 and np.abs(att).max() > 127
 
 
 def test_generate_matches_api(folder, capsys):
@@ -75,15 +106,30 @@ def test_check_reports_exact_agreement(folder, capsys):
     assert "exact agreement: yes on 2 prompts of 12 tokens; largest code difference 0" in out
 
 
-def test_report_writes_chart_and_json(folder, tmp_path, capsys):
+def test_report_compares_codings_in_a_table_a_chart_and_json(folder, tmp_path, capsys):
+    from spikelm.lm import convert
+    from spikelm.lm.report import energy
+
     png, js = tmp_path / "synops.png", tmp_path / "counts.json"
     args = parse(["lm", "report", "--model", str(folder), "--out", str(png), "--length", "10",
-                  "--e-ac", "1.0", "--json", str(js)])
+                  "--e-ac", "1.0", "--e-shift", "0.5", "--json", str(js)])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "energy estimate" in out and "1.0 pJ/AC" in out and png.stat().st_size > 1000
+    assert "energy estimate" in out and "1.0 pJ/AC, +0.5 pJ per shift-add" in out and png.stat().st_size > 1000
+    assert "codings side by side" in out
     data = json.loads(js.read_text())
-    assert data["synops"]["total"] > 0 and data["tokens"] == 10
+    assert data["tokens"] == 10 and list(data["codings"]) == ["unit", "bitplane", "signed_digit"]
+    tok = CharTokenizer.load(folder / "tokenizer.json")
+    snn = convert(folder, calibration=tok.encode(tok.clean(TEXT[::-1][:4000])), bits=8)
+    ids = tok.encode(tok.clean(TEXT)[:10])
+    for coding, d in data["codings"].items():
+        sim = snn.with_coding(coding).simulate(ids)
+        assert d["synops"] == sim.synops and d["shift_adds"] == sim.shift_adds  # what the API counts
+        e = energy(sim.synops["total"], sim.macs["total"], 1.0, 4.6, sim.shift_adds["total"], 0.5)
+        assert d["energy_estimate_j"]["snn_j"] == pytest.approx(e["snn_j"])
+        assert f"{coding:<14}{sim.synops['total'] / 10:>15,.0f}" in out
+    unit, sd = data["codings"]["unit"]["summary"], data["codings"]["signed_digit"]["summary"]
+    assert sd["synops_over_macs"] < unit["synops_over_macs"] and sd["steps_per_token"] < unit["steps_per_token"]
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -91,7 +137,11 @@ def test_report_writes_chart_and_json(folder, tmp_path, capsys):
     (["generate", "--prompt", "abc", "--tokens", "30"], "exceed the model's context of 24"),
     (["generate", "--prompt", "", "--tokens", "2"], "prompt: empty"),
     (["generate", "--prompt", "caf\u00e9", "--tokens", "2"], "not in the tokenizer's vocabulary"),
-    (["generate", "--prompt", "abc", "--tokens", "2", "--bits", "9"], "--bits 9; allowed: 2 to 8"),
+    (["generate", "--prompt", "abc", "--tokens", "2", "--bits", "17"], "--bits=17; allowed: an integer 2-16"),
+    (["check", "--bits", "lin=8,foo=3"], "--bits='lin=8,foo=3': 'foo=3' is not understood; allowed: .*lin, act"),
+    (["report", "--out", "x.png", "--codings", "unit,ternary"], "--codings 'unit,ternary': 'ternary' is not a "
+     "coding; allowed: unit, bitplane, signed_digit"),
+    (["report", "--out", "x.png", "--e-shift", "nan"], "--e-shift nan: must be a finite number"),
     (["report", "--out", "/nonexistent-dir/x.png"], "does not exist"),
 ])
 def test_bad_arguments_raise_one_line_errors(folder, argv, match, tmp_path):

@@ -108,10 +108,20 @@ def test_missing_weights_and_config(model, tmp_path):
         convert(folder, calibration=np.arange(10))
 
 
-@pytest.mark.parametrize("bits", [1, 9, 0, 2.5, "8", True])
-def test_bits_outside_2_to_8(model, bits):
-    with pytest.raises(ConfigError, match="bits=.*allowed: an integer from 2 to 8"):
+@pytest.mark.parametrize("bits, named", [
+    (1, "bits=1"), (17, "bits=17"), (0, "bits=0"), (2.5, "bits=2.5"), (True, "bits=True"), ("lin=20", "lin=20"),
+    ("foo=8", "'foo=8' is not understood"), ("lin=8,lin=9", "'lin=9' is not understood"), ("", "'' is not"),
+    ({"res": 1}, "res=1"), ({"xyz": 8}, "unknown group 'xyz'"), ([8], r"bits=\[8\]")])
+def test_bits_outside_what_a_point_allows(model, bits, named):
+    with pytest.raises(ConfigError, match=named) as e:
         convert(model, calibration=token_ids(0, 16, 20), bits=bits)
+    assert "2" in str(e.value) and "16" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("coding", ["ternary", "", None, 3, "UNIT"])
+def test_unknown_coding_names_the_allowed_ones(model, coding):
+    with pytest.raises(ConfigError, match="coding=.*allowed: unit, bitplane, signed_digit"):
+        convert(model, calibration=token_ids(0, 16, 20), coding=coding)
 
 
 def test_calibration_too_short_empty_or_out_of_vocabulary(model):

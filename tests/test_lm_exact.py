@@ -7,11 +7,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_lm_helpers import random_hf_gpt2, random_tiny_gpt, token_ids
+from test_lm_helpers import random_hf_gpt2, random_tiny_gpt, scaled, token_ids
 from spikelm.lm import convert
-from spikelm.lm.codings import coding_id, spike_count
+from spikelm.lm.codings import CODINGS, UNIT, coding_id, spike_count
+from spikelm.lm.precision import GROUPS
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+
+def bits_strategy(coding):
+    """One width 2-8, or per point group up to 16 bits where the coding keeps spikes few (unit
+    coding spells a 16-bit code in up to 32,767 steps: kept to 8 bits)."""
+    top = 8 if coding == "unit" else 16
+    per_group = st.fixed_dictionaries({g: st.integers(2, top) for g in GROUPS})
+    return st.one_of(st.integers(2, 8), per_group)
 
 
 @st.composite
@@ -26,7 +35,8 @@ def gpt_cases(draw):
         width=heads * head_dim,
         vocab=draw(st.integers(10, 300)),
         ctx=ctx,
-        bits=draw(st.integers(2, 8)),
+        coding=(coding := draw(st.sampled_from(CODINGS))),
+        bits=draw(bits_strategy(coding)),
         length=draw(st.integers(1, ctx)),
         std=draw(st.sampled_from([0.05, 0.3, 1.0])),
         tied=draw(st.booleans()),
@@ -43,66 +53,79 @@ def assert_exact(snn, ids, run, ref):
 
 
 def independent_synops(snn, codes, L):
-    """SynOps from the reference codes alone: each neuron's spike count (its coding's, in closed
-    form) x its fan-out, per projection, plus the telescoping products per edge."""
+    """SynOps and shift-adds from the reference codes alone: each neuron's spike count in its
+    coding (closed form) x its fan-out, per projection, plus the products per edge. A spike is
+    shifted (value other than ±1) unless it is the last, unit digit of an odd code."""
     g = snn.graph
-    spikes = {p.name: spike_count(coding_id(p.coding), codes[p.name]) for p in g.pops if p.spiking}
-    total = 0
-    for pr in g.projections:
-        total += int(spikes[g.pops[pr.pre].name].sum()) * pr.weights.shape[1]
+    spikes, shifted = {}, {}
+    for p in g.pops:
+        if p.spiking:
+            k = coding_id(p.coding)
+            spikes[p.name] = spike_count(k, codes[p.name])
+            shifted[p.name] = 0 * spikes[p.name] if k == UNIT else spikes[p.name] - (np.abs(codes[p.name]) & 1)
+    total, shift = 0, 0
     fan = np.arange(1, L + 1)[:, None]  # a Q spike at position n reaches n + 1 keys
-    for ed in g.edges:
-        a, b = spikes[g.pops[ed.a].name], spikes[g.pops[ed.b].name]
-        if ed.kind == "scores":
-            total += int((a * fan).sum()) + int(b.sum()) * ed.group
-        elif ed.kind == "mix":
-            total += int(a.sum()) * ed.head_dim + int(b.sum()) * ed.group
-        else:
-            total += int(a.sum()) + int(b.sum())
-    return total
+    for which, out in ((spikes, "total"), (shifted, "shift")):
+        t = 0
+        for pr in g.projections:
+            t += int(which[g.pops[pr.pre].name].sum()) * pr.weights.shape[1]
+        for ed in g.edges:
+            a, b = which[g.pops[ed.a].name], which[g.pops[ed.b].name]
+            if ed.kind == "scores":
+                t += int((a * fan).sum()) + int(b.sum()) * ed.group
+            elif ed.kind == "mix":
+                t += int(a.sum()) * ed.head_dim + int(b.sum()) * ed.group
+            else:
+                t += int(a.sum()) + int(b.sum())
+        total, shift = (t, shift) if out == "total" else (total, t)
+    return total, shift
 
 
-@settings(max_examples=120, **SETTINGS)
+@settings(max_examples=scaled(120), **SETTINGS)
 @given(case=gpt_cases())
 def test_simulation_equals_reference_random_tiny_gpt(case):
     model = random_tiny_gpt(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
                             case["heads"], case["std"], case["tied"], case["activation"], case["inner"])
-    snn = convert(model, calibration=token_ids(case["seed"] + 1, 40, case["vocab"]), bits=case["bits"])
+    snn = convert(model, calibration=token_ids(case["seed"] + 1, 40, case["vocab"]), bits=case["bits"],
+                  coding=case["coding"])
     ids = token_ids(case["seed"] + 2, case["length"], case["vocab"])
     ref = snn.reference(ids)
     run = snn.simulate(ids, backend="numba")
     assert_exact(snn, ids, run, ref)
-    # every neuron fired exactly |code| spikes, so SynOps have a closed form
-    spikes = sum(int(np.abs(c).sum()) for c in ref.codes.values())
-    assert run.spikes["total"] == spikes
-    assert run.synops["total"] == independent_synops(snn, ref.codes, len(ids))
+    # every neuron spelled its code in its coding's spikes, so the counts have closed forms
+    k = coding_id(case["coding"])
+    assert run.spikes["total"] == sum(int(spike_count(k, c).sum()) for c in ref.codes.values())
+    assert (run.synops["total"], run.shift_adds["total"]) == independent_synops(snn, ref.codes, len(ids))
     assert len(run.steps) == len(ids) and (run.steps > 0).all()
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=scaled(40), **SETTINGS)
 @given(case=gpt_cases())
 def test_simulation_equals_reference_random_hf_gpt2(case):
     model = random_hf_gpt2(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
                            case["heads"], case["std"])
-    snn = convert(model, calibration=token_ids(case["seed"] + 1, 40, case["vocab"]), bits=case["bits"])
+    snn = convert(model, calibration=token_ids(case["seed"] + 1, 40, case["vocab"]), bits=case["bits"],
+                  coding=case["coding"])
     ids = token_ids(case["seed"] + 2, case["length"], case["vocab"])
     assert_exact(snn, ids, snn.simulate(ids), snn.reference(ids))
 
 
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=scaled(25), **SETTINGS)
 @given(case=gpt_cases())
 def test_numpy_backend_agrees_with_numba_bit_for_bit(case):
-    case["bits"] = min(case["bits"], 4)  # the NumPy executor is the slow oracle: keep codes small
+    if case["coding"] == "unit":  # the NumPy executor is the slow oracle: keep unit spike trains short
+        case["bits"] = 4
     case["length"] = min(case["length"], 6)
     model = random_tiny_gpt(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
                             case["heads"], case["std"], case["tied"])
-    snn = convert(model, calibration=token_ids(case["seed"] + 1, 40, case["vocab"]), bits=case["bits"])
+    snn = convert(model, calibration=token_ids(case["seed"] + 1, 40, case["vocab"]), bits=case["bits"],
+                  coding=case["coding"])
     ids = token_ids(case["seed"] + 2, case["length"], case["vocab"])
     a = snn.simulate(ids, backend="numpy", record=True)
     b = snn.simulate(ids, backend="numba", record=True)
     assert np.array_equal(a.logits, b.logits)
     assert np.array_equal(a.steps, b.steps)
-    for field in ("synops", "spikes_pos", "spikes_neg", "op_evals"):
+    for field in ("synops", "spikes_pos", "spikes_neg", "op_evals", "shift_adds"):
         assert getattr(a, field) == getattr(b, field), field
     for name in a.counts:
         assert np.array_equal(a.counts[name], b.counts[name])
@@ -154,7 +177,7 @@ def test_decoding_cost_per_token_reported_and_positive():
 
 def test_numpy_backend_agrees_with_numba_at_8_bits():
     model = random_tiny_gpt(21, vocab=60, ctx=8, width=24, layers=2, heads=2)
-    snn = convert(model, calibration=token_ids(1, 40, 60), bits=8)
+    snn = convert(model, calibration=token_ids(1, 40, 60), bits=8, coding="unit")
     ids = token_ids(2, 3, 60)
     a = snn.simulate(ids, backend="numpy", record=True)
     b = snn.simulate(ids, backend="numba", record=True)

@@ -285,8 +285,7 @@ def test_demo_run_is_identical_to_the_file_recorded_before_the_restructure():
     from spikelm.lm import load_demo
 
     golden = json.loads((DATA / "lm_demo_unit_golden.json").read_text())
-    snn, tok = load_demo(bits=8)
-    assert snn.coding == "unit"
+    snn, tok = load_demo(bits=8, coding="unit")
     gen = snn.generate(tok.encode(golden["prompt"]), golden["new_tokens"], record=True)
     sim = gen.simulation
     assert gen.tokens.tolist() == golden["tokens"]

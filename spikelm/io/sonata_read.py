@@ -408,7 +408,12 @@ def summary(path):
             run = [f"dt: {dt:g} ms"]
         if meta.get("converted_lm"):
             tokens = meta.get("tokens")
-            lines.append(f"converted LM: {meta.get('model', '?')}, {meta.get('bits', '?')}-bit activations"
+            vals = [t.values for t in spikes.values() if t.values is not None and len(t.values)]
+            top = max((int(np.abs(v).max()) for v in vals), default=0)
+            widths = sorted({str(v.dtype) for v in vals})
+            lines.append(f"converted LM: {meta.get('model', '?')}, activation bits {meta.get('bits', '?')}, "
+                         f"{meta.get('coding', 'unit')} spike coding"
+                         + (f" (spike values up to ±{top}, stored as {'/'.join(widths)})" if vals else "")
                          + (f", {len(tokens)} tokens" if isinstance(tokens, list) else ""))
         if covered is not None:
             first, n = covered

@@ -19,27 +19,38 @@ from spikelm.lm.ops.layernorm import LayerNormParams
 from spikelm.lm.ops.residual import ResidualParams
 from spikelm.lm.ops.softmax import tables
 from spikelm.lm.ops.table import TableParams
-from spikelm.lm.quantize import (
-    calibrate,
-    check_bits,
-    fixed_point,
-    head_weight,
-    quantize,
-    round_half_up,
-    signed_range,
-    unsigned_range,
-    weight_codes,
-)
+from spikelm.lm.precision import parse_bits
+from spikelm.lm.quantize import calibrate, fixed_point, head_weight, quantize, round_half_up, weight_codes
 
 
-def build(cfg: GPTConfig, params: dict, calibration, bits: int = 8, coding: str = "unit") -> LMGraph:
-    """Quantize a float GPT (``params`` as from :mod:`spikelm.lm.load`) into the population graph."""
-    bits = check_bits(bits)
+def point_group(name: str) -> str:
+    """The precision group (:mod:`spikelm.lm.precision`) of a GPT-2 quantizer point."""
+    kind = name.rsplit(".", 1)[-1]
+    if kind in ("emb", "res1", "res2"):
+        return "res"
+    if kind in ("ln1", "ln2", "lnf", "ctx"):
+        return "lin"
+    if kind == "gelu":
+        return "act"
+    if kind == "att":
+        return "att"
+    return "oth"
+
+
+def build(cfg: GPTConfig, params: dict, calibration, bits=8, coding: str = "unit") -> LMGraph:
+    """Quantize a float GPT (``params`` as from :mod:`spikelm.lm.load`) into the population graph.
+
+    ``bits``: an int, a ``"group=bits,..."`` string or a :class:`~spikelm.lm.precision.Precision`.
+    """
+    prec = parse_bits(bits)
     maxabs = calibrate(cfg, params, calibration)
-    smin, smax = signed_range(bits)
-    amin, amax = unsigned_range(bits)
-    scale = {k: max(v, 1e-6) / smax for k, v in maxabs.items()}
-    scale.update({f"h{i}.att": 1.0 / amax for i in range(cfg.n_layer)})
+
+    def qrange(name):
+        g = point_group(name)
+        return prec.unsigned_range(g) if g == "att" else prec.signed_range(g)
+
+    scale = {k: max(v, 1e-6) / qrange(k)[1] for k, v in maxabs.items()}
+    scale.update({f"h{i}.att": 1.0 / qrange("att")[1] for i in range(cfg.n_layer)})
     d, f, H, dh, V = cfg.n_embd, cfg.inner, cfg.n_head, cfg.head_dim, cfg.vocab_size
     ctx = cfg.n_positions
     P = params
@@ -48,8 +59,8 @@ def build(cfg: GPTConfig, params: dict, calibration, bits: int = 8, coding: str 
     edges: list[ProductEdge] = []
     index: dict[str, int] = {}
 
-    def add(name, layer, op, size, signed=True, **kw):
-        lo_, hi_ = (smin, smax) if signed else (amin, amax)
+    def add(name, layer, op, size, **kw):
+        lo_, hi_ = qrange(name)
         index[name] = len(pops)
         pops.append(LMPopulation(name, layer, op, size, lo_, hi_, scale[name], coding=coding, **kw))
         return index[name]
@@ -60,7 +71,7 @@ def build(cfg: GPTConfig, params: dict, calibration, bits: int = 8, coding: str 
         s_in, s_out = pops[pre].scale, scale[name]
         acc_bound = float(max(abs(pops[pre].qmin), pops[pre].qmax)) * 127 * w.shape[0]
         M, k = fixed_point(s_in * s_w / s_out, acc_bound, name)
-        lim = acc_bound * float(np.abs(M).max()) + (smax + 2) * 2.0**k
+        lim = acc_bound * float(np.abs(M).max()) + (qrange(name)[1] + 2) * 2.0**k
         B = np.clip(round_half_up(b / s_out * 2.0**k), -lim, lim).astype(np.int64)
         p = add(name, layer, ACCUMULATE, w.shape[1], inputs=(pre,), gain=M, offset=B, shift=k)
         projections.append(LMProjection(pre, p, np.ascontiguousarray(codes)))
@@ -72,7 +83,7 @@ def build(cfg: GPTConfig, params: dict, calibration, bits: int = 8, coding: str 
 
     def residual(name, layer, a, b):
         m = np.array([pops[a].scale, pops[b].scale]) / scale[name]
-        M, k = fixed_point(m, float(smax), name)
+        M, k = fixed_point(m, float(max(pops[a].qmax, pops[b].qmax)), name)
         return add(name, layer, "residual", d, inputs=(a, b), params=ResidualParams(M, k))
 
     x = add("emb", "emb", "embed", d,
@@ -85,9 +96,10 @@ def build(cfg: GPTConfig, params: dict, calibration, bits: int = 8, coding: str 
         k = synaptic(n + "k", lay, ln1, W[:, d : 2 * d], b[d : 2 * d])
         v = synaptic(n + "v", lay, ln1, W[:, 2 * d :], b[2 * d :])
         c = scale[n + "q"] * scale[n + "k"] / math.sqrt(dh)
-        att = add(n + "att", lay, "softmax", H * ctx, signed=False, inputs=(q, k), params=tables(c, dh, smax))
+        qk_max = max(pops[q].qmax, pops[k].qmax)
+        att = add(n + "att", lay, "softmax", H * ctx, inputs=(q, k), params=tables(c, dh, qk_max))
         edges.append(ProductEdge("scores", q, k, att, H, H, dh))
-        acc_bound = float(amax + ctx) * smax * ctx
+        acc_bound = float(pops[att].qmax + ctx) * pops[v].qmax * ctx
         M, kk = fixed_point(np.full(d, scale[n + "att"] * scale[n + "v"] / scale[n + "ctx"]), acc_bound, n + "ctx")
         o = add(n + "ctx", lay, ACCUMULATE, d, inputs=(att, v), gain=M, offset=np.zeros(d, np.int64), shift=kk)
         edges.append(ProductEdge("mix", att, v, o, H, H, dh))
@@ -95,9 +107,10 @@ def build(cfg: GPTConfig, params: dict, calibration, bits: int = 8, coding: str 
         r1 = residual(n + "res1", lay, x, y)
         ln2 = layernorm(n + "ln2", lay, r1, P[p + "ln_2.weight"], P[p + "ln_2.bias"])
         fc = synaptic(n + "fc", lay, ln2, P[p + "mlp.c_fc.weight"], P[p + "mlp.c_fc.bias"])
-        codes = np.arange(smin, smax + 1)
-        lut = quantize(gelu(codes * scale[n + "fc"], cfg.activation_function), scale[n + "gelu"], smin, smax)
-        g = add(n + "gelu", lay, "table", f, inputs=(fc,), params=TableParams(lut, smin))
+        codes = np.arange(pops[fc].qmin, pops[fc].qmax + 1)
+        lo_g, hi_g = qrange(n + "gelu")
+        lut = quantize(gelu(codes * scale[n + "fc"], cfg.activation_function), scale[n + "gelu"], lo_g, hi_g)
+        g = add(n + "gelu", lay, "table", f, inputs=(fc,), params=TableParams(lut, pops[fc].qmin))
         y = synaptic(n + "fc2", lay, g, P[p + "mlp.c_proj.weight"], P[p + "mlp.c_proj.bias"])
         x = residual(n + "res2", lay, r1, y)
     lnf = layernorm("lnf", "lnf", x, P["transformer.ln_f.weight"], P["transformer.ln_f.bias"])
@@ -108,4 +121,4 @@ def build(cfg: GPTConfig, params: dict, calibration, bits: int = 8, coding: str 
                              params=ReadoutParams(pops[lnf].scale * s_w, np.zeros(V))))
     projections.append(LMProjection(lnf, index["head"], np.ascontiguousarray(codes)))
     return LMGraph(config=cfg, pops=pops, projections=projections, edges=edges, n_positions=ctx,
-                   vocab_size=V, meta={"family": "gpt2", "bits": bits, "coding": coding, "scales": scale})
+                   vocab_size=V, meta={"family": "gpt2", "precision": prec, "coding": coding, "scales": scale})

@@ -33,6 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Run a converted GPT-2-style language model spike by spike.",
     )
     from spikelm.lm import backends
+    from spikelm.lm.codings import CODINGS, DEFAULT as DEFAULT_CODING
 
     lm.set_defaults(func=run, lm_command=None)
     sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report}")
@@ -40,7 +41,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     def common(p):
         p.add_argument("--model", default=None,
                        help="model folder (config.json + model.safetensors/pytorch_model.bin); default: the shipped demo")
-        p.add_argument("--bits", type=int, default=8, help="activation bits, 2-8 (default 8)")
+        p.add_argument("--bits", default="8",
+                       help="activation bits: one width 2-16 for every point, or per point group, e.g. "
+                            "lin=8,act=8,res=12,att=12,oth=8 (groups: lin, act, res, att, oth; default 8)")
+        if p.prog.split()[-1] != "report":
+            p.add_argument("--coding", default=DEFAULT_CODING, choices=CODINGS,
+                           help=f"spike coding (default {DEFAULT_CODING}: fewest SynOps; the logits do not depend on it)")
         p.add_argument("--backend", default=backends.DEFAULT, choices=backends.names(),
                        help=f"executor (default {backends.DEFAULT})")
         p.add_argument("--max-steps", type=int, default=None, help="steps allowed per token (default: no limit)")
@@ -67,6 +73,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--length", type=int, default=64, help="tokens to run when no prompt is given (default 64)")
     r.add_argument("--e-ac", type=float, default=0.9, help="energy per accumulate, pJ (default 0.9)")
     r.add_argument("--e-mac", type=float, default=4.6, help="energy per multiply-accumulate, pJ (default 4.6)")
+    r.add_argument("--e-shift", type=float, default=0.0,
+                   help="extra energy of a shifted addition (spike value other than ±1), pJ (default 0)")
+    r.add_argument("--codings", default=",".join(CODINGS),
+                   help=f"spike codings to compare, comma-separated (default {','.join(CODINGS)})")
     r.add_argument("--json", default=None, help="also write the counts to this JSON file")
     return lm
 
@@ -132,8 +142,9 @@ def _load(args):
     folder = Path(args.model) if args.model else demo_model_path()
     if not (folder / "config.json").exists():
         raise ConfigError(f"--model {folder}: not a model folder (config.json missing)")
-    if not 2 <= args.bits <= 8:
-        raise ConfigError(f"--bits {args.bits}; allowed: 2 to 8")
+    from spikelm.lm.precision import parse_bits
+
+    bits = parse_bits(args.bits, "--bits")
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"--max-steps {args.max_steps}; allowed: a positive integer")
     tok = _tokenizer(folder)
@@ -145,7 +156,19 @@ def _load(args):
         calib = _encode_loose(tok, text[:4000])
     else:
         calib = np.random.default_rng(0).integers(0, cfg.vocab_size, size=512)
-    return convert(folder, calibration=calib, bits=args.bits), tok, folder
+    coding = getattr(args, "coding", None) or _codings(args)[0]
+    return convert(folder, calibration=calib, bits=bits, coding=coding), tok, folder
+
+
+def _codings(args) -> list[str]:
+    from spikelm.lm.codings import CODINGS
+
+    names = [c.strip() for c in str(args.codings).split(",") if c.strip()]
+    bad = [c for c in names if c not in CODINGS]
+    if bad or not names:
+        raise ConfigError(f"--codings {args.codings!r}: {bad[0] if bad else 'empty'!r} is not a coding; "
+                          f"allowed: {', '.join(CODINGS)}")
+    return list(dict.fromkeys(names))
 
 
 def _encode_loose(tok, text):
@@ -191,7 +214,7 @@ def _generate(args) -> int:
         raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
 
     print(f"model {folder} ({snn.config.n_layer} layers, width {snn.config.n_embd}), "
-          f"{snn.bits}-bit activations, backend {args.backend}")
+          f"activation bits {snn.bits}, {snn.coding} spikes, backend {args.backend}")
     print(f"{'pos':>4} {'token':>7} {'steps':>7} {'spikes':>10} {'SynOps':>13}")
     n_prompt = prompt.size
 
@@ -208,7 +231,8 @@ def _generate(args) -> int:
         from spikelm.io.sonata import SpikeWriter
 
         names = [p.name for p in snn.graph.pops]
-        meta = {"backend": args.backend, "model": str(folder), "bits": snn.bits,
+        meta = {"backend": args.backend, "model": str(folder), "bits": str(snn.bits),
+                "precision": snn.bits.to_dict(), "coding": snn.coding,
                 "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
         # a converted LM's steps are rounds of spike propagation, not ms: time_unit "step"
         with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=True,
@@ -277,33 +301,49 @@ def _check(args) -> int:
 
 
 def _report(args) -> int:
-    from spikelm.lm.report import bar_chart, energy, table
+    import math
 
-    snn, tok, folder = _load(args)
+    from spikelm.lm.report import bar_chart, coding_summary, compare_table, sim_energy, table
+
+    codings = _codings(args)
+    for flag, v, lo in (("--e-ac", args.e_ac, 0), ("--e-mac", args.e_mac, 0), ("--e-shift", args.e_shift, None)):
+        if not math.isfinite(v) or (v <= lo if lo is not None else v < 0):
+            raise ConfigError(f"{flag} {v}: must be a finite number {'> 0' if lo is not None else '>= 0'} (pJ)")
     out = Path(args.out)
     if not out.parent.exists():
         raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ConfigError(f"--out {out}: allowed suffixes .png, .pdf, .svg")
-    if args.e_ac <= 0 or args.e_mac <= 0:
-        raise ConfigError("--e-ac and --e-mac must be > 0 (pJ)")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise ConfigError(f"--json {args.json}: directory {Path(args.json).parent} does not exist")
+    snn, tok, folder = _load(args)
     if args.prompt:
         ids = tok.encode(args.prompt)
     else:
         held = _heldout(folder)
         L = min(args.length, snn.config.n_positions)
         ids = _encode_loose(tok, held)[:L] if held else np.random.default_rng(0).integers(0, snn.config.vocab_size, L)
-    sim = snn.simulate(ids, backend=args.backend, max_steps=args.max_steps)
-    print(f"{len(ids)} tokens, {int(sim.steps.sum()):,} steps, {snn.bits}-bit activations")
-    print(table(sim, args.e_ac, args.e_mac))
-    bar_chart(sim, out, title=f"SynOps vs dense MACs per layer ({len(ids)} tokens, {snn.bits} bits)",
-              e_ac_pj=args.e_ac, e_mac_pj=args.e_mac)
+    energies = dict(e_ac_pj=args.e_ac, e_mac_pj=args.e_mac, e_shift_pj=args.e_shift)
+    sims, summaries = {}, {}
+    for coding in codings:
+        s = snn.with_coding(coding)
+        sims[coding] = s.simulate(ids, backend=args.backend, max_steps=args.max_steps)
+        summaries[coding] = coding_summary(sims[coding], s.graph, **energies)
+    print(f"{len(ids)} tokens, activation bits {snn.bits}")
+    for coding, sim in sims.items():
+        print(f"\n{coding} coding: {int(sim.steps.sum()):,} steps")
+        print(table(sim, **energies))
+    print("\ncodings side by side (per token; energy: an estimate, synaptic ops vs dense MACs only)")
+    print(compare_table(summaries))
+    bar_chart(sims, out, title=f"SynOps per coding vs dense MACs per layer ({len(ids)} tokens, bits {snn.bits})",
+              **energies)
     if args.json:
-        e = energy(sim.synops["total"], sim.macs["total"], args.e_ac, args.e_mac)
         Path(args.json).write_text(json.dumps({
-            "tokens": len(ids), "bits": snn.bits, "steps": sim.steps.tolist(), "synops": sim.synops,
-            "macs": sim.macs, "spikes_pos": sim.spikes_pos, "spikes_neg": sim.spikes_neg,
-            "op_evals": sim.op_evals, "energy_estimate_j": e}, indent=1) + "\n")
+            "tokens": len(ids), "bits": snn.bits.to_dict(), "codings": {c: {
+                "steps": sim.steps.tolist(), "synops": sim.synops, "shift_adds": sim.shift_adds, "macs": sim.macs,
+                "spikes_pos": sim.spikes_pos, "spikes_neg": sim.spikes_neg, "op_evals": sim.op_evals,
+                "summary": summaries[c], "energy_estimate_j": sim_energy(sim, **energies)}
+                for c, sim in sims.items()}}, indent=1) + "\n")
     print(f"chart written to {out}")
     return 0
 

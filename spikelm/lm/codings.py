@@ -27,6 +27,8 @@ from numba import njit
 UNIT, BITPLANE, SIGNED_DIGIT = 0, 1, 2
 #: coding name -> the integer the compiled loop uses (index into this tuple)
 CODINGS = ("unit", "bitplane", "signed_digit")
+#: the default: fewest SynOps at equal logits on every model measured (docs/lm.md)
+DEFAULT = "signed_digit"
 
 
 def coding_id(name: str) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
+from spikelm.lm.codings import DEFAULT as DEFAULT_CODING
 from spikelm.lm.build_gpt2 import build
 from spikelm.lm.graph import LMGraph
 from spikelm.lm.load import load_model
@@ -22,14 +23,14 @@ def demo_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data"
 
 
-def load_demo(bits: int = 8, calibration_chars: int = 4000) -> tuple["SpikingLM", object]:
+def load_demo(bits=8, calibration_chars: int = 4000, coding: str = DEFAULT_CODING) -> tuple["SpikingLM", object]:
     """The demo model converted with calibration on the start of its held-out text."""
     from spikelm.lm.tokenizer import CharTokenizer
 
     folder = demo_model_path()
     tok = CharTokenizer.load(folder / "tokenizer.json")
     calib = tok.encode(tok.clean((folder / "calibration.txt").read_text())[:calibration_chars])
-    return convert(folder, calibration=calib, bits=bits), tok
+    return convert(folder, calibration=calib, bits=bits, coding=coding), tok
 
 
 @dataclass
@@ -82,12 +83,27 @@ class SpikingLM:
         return self.graph.config
 
     @property
-    def bits(self) -> int:
-        return self.graph.meta["bits"]
+    def bits(self):
+        """The activation precision (:class:`~spikelm.lm.precision.Precision`; ``str`` gives
+        ``"8"`` or ``"lin=8,act=8,res=12,att=12,oth=8"``)."""
+        return self.graph.meta["precision"]
 
     @property
     def coding(self) -> str:
         return self.graph.meta["coding"]
+
+    def with_coding(self, coding: str) -> "SpikingLM":
+        """The same converted model (same codes, same logits) firing in another spike coding."""
+        import dataclasses
+
+        from spikelm.lm.codings import check_coding
+
+        coding = check_coding(coding)
+        g = self.graph
+        pops = [dataclasses.replace(p, coding=coding) for p in g.pops]
+        graph = LMGraph(config=g.config, pops=pops, projections=g.projections, edges=g.edges,
+                        n_positions=g.n_positions, vocab_size=g.vocab_size, meta={**g.meta, "coding": coding})
+        return SpikingLM(graph, self.params)
 
     def _ids(self, ids, what="token_ids"):
         return check_tokens(ids, self.graph.vocab_size, what, self.graph.n_positions)
@@ -193,7 +209,7 @@ class SpikingLM:
         return layer_names(self.graph)
 
 
-def convert(model, calibration, bits: int = 8, config=None, coding: str = "unit") -> SpikingLM:
+def convert(model, calibration, bits=8, config=None, coding: str = DEFAULT_CODING) -> SpikingLM:
     """Quantize a float GPT-2-style model and build its spiking network.
 
     Parameters
@@ -203,13 +219,14 @@ def convert(model, calibration, bits: int = 8, config=None, coding: str = "unit"
         (config.json + model.safetensors or pytorch_model.bin), or a state dict (needs ``config``).
     calibration : 1-D array of int
         Token ids of sample text (at least 8); activation scales are their max |x|.
-    bits : int
-        Activation code width, 2 to 8 (weights are always int8).
+    bits : int, str, dict or Precision
+        Activation code widths: one width (2 to 16) for every quantizer point, or per point
+        group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Weights are int8.
     config : GPTConfig or dict, optional
         The model's shape, for a bare state dict.
     coding : str
-        Spike coding of every neuron: ``unit``, ``bitplane`` or ``signed_digit``
-        (:mod:`spikelm.lm.codings`); the codes and logits do not depend on it.
+        Spike coding of every neuron: ``unit``, ``bitplane`` or ``signed_digit`` (the default:
+        fewest SynOps) (:mod:`spikelm.lm.codings`); the codes and logits do not depend on it.
     """
     from spikelm.lm.codings import check_coding
 

@@ -16,6 +16,25 @@ def _i64(x):
     return np.ascontiguousarray(x, dtype=np.int64)
 
 
+def acc_dtype(graph: LMGraph):
+    """int32 accumulators where every partial sum fits (the fast path), else int64.
+
+    A neuron's spikes spell its code with partial sums below twice the code range in every
+    coding, so an accumulator stays below sum over inputs of 2 max|code| max|w| (rows), or
+    2 max|a| max|b| (keys) for products."""
+    top = 0.0
+    mag = [float(max(abs(p.qmin), abs(p.qmax))) for p in graph.pops]
+    bound = np.zeros(len(graph.pops))
+    for pr in graph.projections:
+        bound[pr.post] += 2 * mag[pr.pre] * float(np.abs(pr.weights).max(initial=0)) * pr.weights.shape[0]
+    for ed in graph.edges:
+        keys = graph.n_positions if ed.kind == "mix" else 1
+        if ed.kind != "scores":
+            bound[ed.out] += 2 * mag[ed.a] * mag[ed.b] * keys
+    top = float(bound.max(initial=0))
+    return np.int32 if top < 2.0**31 else np.int64
+
+
 class NumbaRunner(Runner):
     """Packs the graph into typed arrays once; :meth:`_run` calls the compiled loop per token."""
 
@@ -77,7 +96,7 @@ class NumbaRunner(Runner):
         n_heads = max([E[e].heads for e in scores] or [1])
         k_size = max([g.pops[E[e].b].size for e in scores] or [1])
         ctx = g.n_positions
-        self.acc = np.zeros(R, np.int32)
+        self.acc = np.zeros(R, acc_dtype(g))
         self.S = np.zeros((max(len(scores), 1), n_heads, ctx), np.int64)
         self.kcache = np.zeros((max(len(scores), 1), k_size, ctx), np.int32)
         n_sp = lay.n_spiking

@@ -102,49 +102,117 @@ class Counts:
                       sub(self.op_evals, other.op_evals), steps, sub(self.shift_adds, other.shift_adds))
 
 
-def energy(synops: int, macs: int, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> dict:
-    """Estimated energy in joules of the synaptic operations and of the dense MACs."""
-    return {"snn_j": synops * e_ac_pj * 1e-12, "ann_j": macs * e_mac_pj * 1e-12,
-            "e_ac_pj": e_ac_pj, "e_mac_pj": e_mac_pj}
+def energy(synops: int, macs: int, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ,
+           shift_adds: int = 0, e_shift_pj: float = 0.0) -> dict:
+    """Estimated energy in joules of the synaptic operations and of the dense MACs.
+
+    Every SynOp costs ``e_ac_pj``; a shifted addition (a spike value other than ±1) costs
+    ``e_shift_pj`` on top. Operators, memory traffic and control are left out of both sides.
+    """
+    snn = synops * e_ac_pj + shift_adds * e_shift_pj
+    return {"snn_j": snn * 1e-12, "ann_j": macs * e_mac_pj * 1e-12, "e_ac_pj": e_ac_pj, "e_mac_pj": e_mac_pj,
+            "e_shift_pj": e_shift_pj}
 
 
-def table(sim, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> str:
+def sim_energy(sim, e_ac_pj=E_AC_PJ, e_mac_pj=E_MAC_PJ, e_shift_pj=0.0) -> dict:
+    return energy(sim.synops["total"], sim.macs["total"], e_ac_pj, e_mac_pj, sim.shift_adds["total"], e_shift_pj)
+
+
+def _energy_line(e) -> str:
+    shift = f", +{e['e_shift_pj']} pJ per shift-add" if e["e_shift_pj"] else ""
+    return (f"energy estimate (synaptic ops vs dense MACs only; {e['e_ac_pj']} pJ/AC{shift}, "
+            f"{e['e_mac_pj']} pJ/MAC): SNN {e['snn_j'] * 1e6:.3f} uJ, dense ANN {e['ann_j'] * 1e6:.3f} uJ")
+
+
+def table(sim, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ, e_shift_pj: float = 0.0) -> str:
     """Per-layer table of a :class:`~spikelm.lm.convert.Simulation`, energy estimate at the end."""
-    rows = [f"{'layer':<7}{'SynOps':>14}{'spikes +':>12}{'spikes -':>12}{'op evals':>11}{'dense MACs':>14}{'SynOps/MAC':>11}"]
+    rows = [f"{'layer':<7}{'SynOps':>14}{'shift-adds':>14}{'spikes +':>12}{'spikes -':>12}{'op evals':>11}"
+            f"{'dense MACs':>14}{'SynOps/MAC':>11}"]
     for name in list(sim.synops):
         s, m = sim.synops[name], sim.macs.get(name, 0)
         ratio = f"{s / m:.3f}" if m else "-"
-        rows.append(f"{name:<7}{s:>14,}{sim.spikes_pos[name]:>12,}{sim.spikes_neg[name]:>12,}"
-                    f"{sim.op_evals[name]:>11,}{m:>14,}{ratio:>11}")
-    e = energy(sim.synops["total"], sim.macs["total"], e_ac_pj, e_mac_pj)
-    rows.append(
-        f"energy estimate (synaptic ops vs dense MACs only; {e_ac_pj} pJ/AC, {e_mac_pj} pJ/MAC): "
-        f"SNN {e['snn_j'] * 1e6:.3f} uJ, dense ANN {e['ann_j'] * 1e6:.3f} uJ"
-    )
+        rows.append(f"{name:<7}{s:>14,}{sim.shift_adds[name]:>14,}{sim.spikes_pos[name]:>12,}"
+                    f"{sim.spikes_neg[name]:>12,}{sim.op_evals[name]:>11,}{m:>14,}{ratio:>11}")
+    rows.append(_energy_line(sim_energy(sim, e_ac_pj, e_mac_pj, e_shift_pj)))
     return "\n".join(rows)
 
 
-def bar_chart(sim, path, title: str = "SynOps vs dense MACs per layer",
-              e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> None:
-    """Save a bar chart of SynOps and MACs per layer (log scale), energy estimate below it."""
+def activations(graph, n_tokens: int, start: int = 0) -> int:
+    """Activation elements of positions ``start ..``: every spiking neuron of each position
+    (attention probabilities: heads x (n + 1) at position n)."""
+    total = 0
+    positions = np.arange(start, start + n_tokens)
+    for p, pop in enumerate(graph.pops):
+        if not pop.spiking:
+            continue
+        if pop.op == "softmax":
+            total += graph.edges[graph.scores_edge(p)].heads * int((positions + 1).sum())
+        else:
+            total += pop.size * n_tokens
+    return total
+
+
+def coding_summary(sim, graph, e_ac_pj=E_AC_PJ, e_mac_pj=E_MAC_PJ, e_shift_pj=0.0) -> dict:
+    """Per-token figures of one run: SynOps/MACs, shift-adds, spikes per activation, steps."""
+    L = len(sim.steps)
+    e = sim_energy(sim, e_ac_pj, e_mac_pj, e_shift_pj)
+    return {
+        "synops_per_token": sim.synops["total"] / L, "macs_per_token": sim.macs["total"] / L,
+        "synops_over_macs": sim.synops["total"] / max(sim.macs["total"], 1),
+        "shift_add_share": sim.shift_adds["total"] / max(sim.synops["total"], 1),
+        "spikes_per_token": sim.spikes["total"] / L,
+        "spikes_per_activation": sim.spikes["total"] / max(activations(graph, L), 1),
+        "steps_per_token": float(sim.steps.mean()),
+        "energy_snn_j": e["snn_j"], "energy_dense_j": e["ann_j"], "energy_ratio": e["snn_j"] / max(e["ann_j"], 1e-300),
+    }
+
+
+def compare_table(summaries: dict) -> str:
+    """Codings side by side (``summaries``: coding -> :func:`coding_summary`)."""
+    rows = [f"{'coding':<14}{'SynOps/token':>15}{'SynOps/MACs':>12}{'shift-adds':>11}{'spikes/act':>11}"
+            f"{'steps/token':>12}{'energy vs dense':>16}"]
+    for c, s in summaries.items():
+        rows.append(f"{c:<14}{s['synops_per_token']:>15,.0f}{s['synops_over_macs']:>12.3f}"
+                    f"{s['shift_add_share']:>11.2f}{s['spikes_per_activation']:>11.3f}"
+                    f"{s['steps_per_token']:>12.1f}{s['energy_ratio']:>16.3f}")
+    return "\n".join(rows)
+
+
+def bar_chart(sims, path, title: str = "SynOps vs dense MACs per layer",
+              e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ, e_shift_pj: float = 0.0) -> None:
+    """Save a chart of SynOps per layer for each coding against the dense MACs (log scale), and
+    each coding's energy estimate against the dense model's. ``sims``: coding -> Simulation
+    (or one Simulation)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [k for k in sim.synops if k != "total"]
+    if not isinstance(sims, dict):
+        sims = {"SNN": sims}
+    first = next(iter(sims.values()))
+    names = [k for k in first.synops if k != "total"]
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(names) + 2), 4.5))
-    ax.bar(x - 0.2, [max(sim.synops[k], 0) for k in names], 0.4, label="SynOps (SNN)")
-    ax.bar(x + 0.2, [sim.macs.get(k, 0) for k in names], 0.4, label="MACs (dense ANN)")
-    ax.set_xticks(x, names)
+    w = 0.8 / (len(sims) + 1)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(9, 0.8 * len(names) + 5), 4.8),
+                                  gridspec_kw={"width_ratios": [max(3, len(names) // 2), 1]})
+    for i, (coding, sim) in enumerate(sims.items()):
+        ax.bar(x - 0.4 + (i + 0.5) * w, [max(sim.synops[k], 0) for k in names], w, label=f"SynOps, {coding}")
+    ax.bar(x - 0.4 + (len(sims) + 0.5) * w, [first.macs.get(k, 0) for k in names], w, color="0.35",
+           label="MACs (dense ANN)")
+    ax.set_xticks(x, names, rotation=45 if len(names) > 12 else 0)
     ax.set_yscale("symlog")
     ax.set_ylabel("operations")
-    ax.set_title(title)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
-    e = energy(sim.synops["total"], sim.macs["total"], e_ac_pj, e_mac_pj)
-    fig.text(0.5, 0.01, f"energy estimate (synaptic ops vs MACs only, {e_ac_pj} pJ/AC, {e_mac_pj} pJ/MAC): "
-             f"SNN {e['snn_j'] * 1e6:.3g} uJ, dense {e['ann_j'] * 1e6:.3g} uJ", ha="center", fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=min(4, len(sims) + 1), frameon=False, fontsize=8)
+    energies = {c: sim_energy(s, e_ac_pj, e_mac_pj, e_shift_pj) for c, s in sims.items()}
+    labels = list(energies) + ["dense"]
+    values = [e["snn_j"] * 1e6 for e in energies.values()] + [next(iter(energies.values()))["ann_j"] * 1e6]
+    ax2.bar(np.arange(len(labels)), values, color=[f"C{i}" for i in range(len(sims))] + ["0.35"])
+    ax2.set_xticks(np.arange(len(labels)), labels, rotation=30, fontsize=8)
+    ax2.set_ylabel("energy estimate (uJ)")
+    shift = f" +{e_shift_pj} pJ/shift" if e_shift_pj else ""
+    ax2.set_title(f"estimate: {e_ac_pj} pJ/AC{shift},\n{e_mac_pj} pJ/MAC (ops only)", fontsize=8)
+    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
