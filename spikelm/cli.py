@@ -4,6 +4,7 @@
 ``spikelm info FILE.h5``       summary of a run file
 ``spikelm plot FILE.h5``       raster + rate plot, or weight histograms (``--weights``)
 ``spikelm lm ...``             converted language models (generate, check, report)
+``spikelm sweep SCENARIO.toml`` one run per point of a parameter grid, on Dask (docs/scale-out.md)
 
 Errors a user can fix print one line (``spikelm: error: ...``) and exit with code 2.
 """
@@ -34,6 +35,8 @@ def _add_run(sub):
     p.add_argument("--resume", help="start from this checkpoint (written for the same scenario)")
     p.add_argument("--threads", type=int, help="Numba threads (default: Numba's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a scenario field, e.g. exc.tau_m=10 (docs/scale-out.md); repeatable")
 
 
 def main(argv=None) -> int:
@@ -41,6 +44,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="spikelm", description="Event-driven spiking neural network simulator.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    from spikelm.scaleout.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     p = sub.add_parser("info", help="summary of a run file")
     p.add_argument("file")
     p = sub.add_parser("plot", help="raster/rate plot or weight histograms of a run file")
@@ -64,6 +70,10 @@ def main(argv=None) -> int:
             return 0
         if args.command == "plot":
             return _plot(args)
+        if args.command == "sweep":
+            from spikelm.scaleout.cli import run_sweep
+
+            return run_sweep(args)
     except SpikelmError as e:
         print(f"spikelm: error: {e}", file=sys.stderr)
         return 2
@@ -106,6 +116,10 @@ def _run(args):
     from spikelm.simulator import Simulator
 
     sc = load_scenario(args.scenario)
+    if args.set:
+        from spikelm.scaleout.overrides import override
+
+        sc = override(sc, args.set)
     for flag in ("steps", "duration", "seed", "threads"):
         v = getattr(args, flag)
         if v is not None and (v <= 0 if flag in ("steps", "duration", "threads") else v < 0):
@@ -136,7 +150,7 @@ def _run(args):
         writer = SpikeWriter(args.out, {p.name: p.n for p in net.populations.values()}, net.dt,
                              metadata={"seed": seed, "backend": backend, "scenario": sc.text,
                                        "scenario_path": sc.path, "network": json.dumps(net.summary()),
-                                       "start_step": sim.t},
+                                       "start_step": sim.t, **({"overrides": sc.overrides} if args.set else {})},
                              signed={p.name: p.model.ternary for p in net.populations.values()},
                              compress=args.compress)
     try:
