@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Run a converted GPT-2-style language model spike by spike.",
     )
     lm.set_defaults(func=run, lm_command=None)
-    sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report}")
+    sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report,evaluate}")
 
     def common(p):
         p.add_argument("--model", default=None,
@@ -64,6 +64,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--e-ac", type=float, default=0.9, help="energy per accumulate, pJ (default 0.9)")
     r.add_argument("--e-mac", type=float, default=4.6, help="energy per multiply-accumulate, pJ (default 4.6)")
     r.add_argument("--json", default=None, help="also write the counts to this JSON file")
+
+    from spikelm.scaleout.cli import add_evaluate_options  # the --docs corpus path runs on Dask
+
+    e = sub.add_parser("evaluate", help="float/QANN/SNN perplexity of a text (--text) or a corpus (--docs, on Dask)")
+    common(e)
+    add_evaluate_options(e)
     return lm
 
 
@@ -149,7 +155,13 @@ def run(args) -> int:
     if cmd is None:
         print("usage: spikelm lm {generate,check,report} ...  (spikelm lm -h for help)", file=sys.stderr)
         return 2
-    return {"generate": _generate, "check": _check, "report": _report}[cmd](args)
+    return {"generate": _generate, "check": _check, "report": _report, "evaluate": _evaluate}[cmd](args)
+
+
+def _evaluate(args) -> int:
+    from spikelm.scaleout.cli import run_evaluate
+
+    return run_evaluate(args)
 
 
 def _generate(args) -> int:

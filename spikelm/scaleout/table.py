@@ -1,6 +1,6 @@
 """Result tables of sweeps and corpus runs: one HDF5 group, one dataset per column.
 
-Layout of ``write_table(path, group, rows, columns, attrs)``::
+Layout of ``write_table(path, group, rows, columns, attrs)`` (several groups with ``more``)::
 
     /<group>/                 attrs: columns (the column order), and the given attrs
         <column>              [n_rows] float64, int64, bool or UTF-8 string
@@ -34,21 +34,26 @@ def _column(values):
                     dtype=object)
 
 
-def write_table(path, group: str, rows: list, columns: list, attrs: dict | None = None) -> str:
-    """Write ``rows`` (dicts; missing keys are empty) as ``/<group>`` of ``path``; return the path."""
+def write_table(path, group: str, rows: list, columns: list, attrs: dict | None = None, more: dict | None = None) -> str:
+    """Write ``rows`` (dicts; missing keys are empty) as ``/<group>`` of ``path``; return the path.
+
+    ``more``: further tables of the same file, ``{group: (rows, columns)}`` (e.g. corpus totals).
+    """
     path = os.fspath(path)
     partial = path + ".partial"
+    tables = {group: (rows, columns, attrs), **{g: (r, c, None) for g, (r, c) in (more or {}).items()}}
     with h5py.File(partial, "w") as f:
-        g = f.create_group(group)
-        g.attrs["columns"] = json.dumps(list(columns))
-        for key, value in (attrs or {}).items():
-            g.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
-        for c in columns:
-            col = _column([r.get(c) for r in rows])
-            if col.dtype == object:
-                g.create_dataset(c, data=col, dtype=h5py.string_dtype())
-            else:
-                g.create_dataset(c, data=col)
+        for name, (rs, cols, at) in tables.items():
+            g = f.create_group(name)
+            g.attrs["columns"] = json.dumps(list(cols))
+            for key, value in (at or {}).items():
+                g.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
+            for c in cols:
+                col = _column([r.get(c) for r in rs])
+                if col.dtype == object:
+                    g.create_dataset(c, data=col, dtype=h5py.string_dtype())
+                else:
+                    g.create_dataset(c, data=col)
     os.replace(partial, path)
     return path
 
