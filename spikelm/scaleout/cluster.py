@@ -41,8 +41,11 @@ def require_dask(what: str):
                           "pip install 'spikelm[distributed]' (or: pip install \"dask[distributed]\")") from None
 
 
-def parse_scheduler(text: str, option: str = "--scheduler"):
-    """``("serial", None)``, ``("local", n_workers or None)``, ``("address", str)`` or ``("file", path)``."""
+def parse_scheduler(text, option: str = "--scheduler"):
+    """``("serial", None)``, ``("local", n_workers or None)``, ``("address", str)``, ``("file", path)``,
+    or ``("client", client)`` for a ``distributed.Client`` object."""
+    if not isinstance(text, str) and hasattr(text, "submit"):
+        return "client", text
     if text == "serial":
         return "serial", None
     m = _LOCAL.match(text or "")
@@ -62,25 +65,25 @@ def parse_scheduler(text: str, option: str = "--scheduler"):
 
 @contextlib.contextmanager
 def open_client(scheduler: str, what: str, option: str = "--scheduler"):
-    """A connected ``distributed.Client`` (None for ``serial``); closes what it started."""
+    """A connected ``distributed.Client`` (None for ``serial``); closes what it started.
+
+    ``scheduler`` may also be a ``distributed.Client`` the caller owns: it is used as is.
+    """
+    if not isinstance(scheduler, str):
+        _check_versions(scheduler, option, str(scheduler))
+        yield scheduler
+        return
     kind, arg = parse_scheduler(scheduler, option)
     if kind == "serial":
         yield None
         return
     require_dask(what)
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     cluster = None
     try:
         if kind == "local":
-            from dask.system import CPU_COUNT
-
-            # local workers import the spikelm this process runs (a source checkout included)
-            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-            cluster = LocalCluster(n_workers=arg or CPU_COUNT, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR,
-                                   env={"PYTHONPATH": path})
+            cluster = local_cluster(arg)
             client = Client(cluster)
         else:
             try:
@@ -96,6 +99,22 @@ def open_client(scheduler: str, what: str, option: str = "--scheduler"):
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def local_cluster(n_workers: int | None = None):
+    """A LocalCluster of ``n_workers`` single-threaded worker processes (default: one per core).
+
+    The workers import the spikelm that this process runs (a source checkout included), so
+    their results are this process's results.
+    """
+    require_dask("a local Dask cluster")
+    from dask.system import CPU_COUNT
+    from distributed import LocalCluster
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return LocalCluster(n_workers=n_workers or CPU_COUNT, threads_per_worker=1, processes=True,
+                        dashboard_address=None, silence_logs=logging.ERROR, env={"PYTHONPATH": path})
 
 
 def _check_versions(client, option, scheduler):

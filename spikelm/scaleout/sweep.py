@@ -205,7 +205,8 @@ def sweep(scenario_path: str, sets: list, out_dir: str, scheduler: str = "local"
     """Run every point of the ``--set`` grid; return a :class:`SweepResult` (rows in grid order).
 
     Finished points found in ``out_dir`` are not rerun. A failing point gets status "error"
-    and its error; the others go on.
+    and its error; the others go on. ``scheduler``: as ``--scheduler`` (see
+    :mod:`spikelm.scaleout.cluster`), or a ``distributed.Client`` of your own.
     """
     from spikelm.scaleout.cluster import open_client, parse_scheduler, run_tasks
 
@@ -292,7 +293,7 @@ def write_summary(out_dir, result, scheduler):
     from spikelm.scaleout.table import write_table
 
     return write_table(os.path.join(out_dir, SUMMARY), GROUP, result.rows, result.columns,
-                       {"scenario": result.text, "scenario_path": result.scenario_path, "scheduler": scheduler,
+                       {"scenario": result.text, "scenario_path": result.scenario_path, "scheduler": str(scheduler),
                         "set": [[s.name, s.dotted, list(s.values)] for s in result.settings]})
 
 

@@ -30,8 +30,9 @@ def _column(values):
         return np.array(values, dtype=np.int64)
     if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in numeric):
         return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    return np.array(["" if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in values],
-                    dtype=object)
+    # HDF5 strings end at NUL: a NUL inside a value (a document id, say) becomes U+FFFD
+    return np.array(["" if v is None else (v if isinstance(v, str) else json.dumps(v)).replace("\x00", "\ufffd")
+                     for v in values], dtype=object)
 
 
 def write_table(path, group: str, rows: list, columns: list, attrs: dict | None = None, more: dict | None = None) -> str:

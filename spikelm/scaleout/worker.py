@@ -32,6 +32,6 @@ def evaluate_document_task(doc: str, text: str, opts: EvalOptions) -> dict:
     return evaluate_document(doc, text, opts, get_worker().plugins[PLUGIN].cache)
 
 
-def conversions() -> int:
-    """How many conversions this worker's cache has made (for tests and diagnostics)."""
-    return get_worker().plugins[PLUGIN].cache.conversions
+def conversions(dask_worker) -> int:
+    """How many conversions a worker's cache has made: ``client.run(conversions)`` asks every worker."""
+    return dask_worker.plugins[PLUGIN].cache.conversions
