@@ -231,3 +231,31 @@ def test_worker_killed_mid_sweep_still_yields_every_point_once(tmp_path):
     # and the rerun point is the serial run: compare every point to a serial sweep
     serial = sw.sweep(str(scenario), sets, str(tmp_path / "serial"), "serial", progress=False, echo=lambda *a: None)
     assert [figures(r) for r in serial.rows] == [figures(r) for r in rows]
+
+
+def test_sweep_on_a_scheduler_started_with_the_dask_command(scenario, tmp_path):
+    """The several-machines path on one machine: `dask scheduler` + `dask worker`, by scheduler file."""
+    pytest.importorskip("distributed", reason="needs the distributed extra (dask[distributed])")
+    import subprocess
+    import sys
+
+    sched = tmp_path / "sched.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED="False")
+    dask = [sys.executable, "-m", "dask"]  # the `dask` command of the docs
+    procs = [subprocess.Popen([*dask, "scheduler", "--scheduler-file", str(sched),
+                               "--port", "0", "--dashboard-address", ":0"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([*dask, "worker", "--scheduler-file",
+                                       str(sched), "--nthreads", "1", "--nworkers", "2"], env=env, cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        a, b = tmp_path / "serial", tmp_path / "remote"
+        assert main(["sweep", scenario, *SETS, "--out", str(a), "--scheduler", "serial", "--no-progress"]) == 0
+        assert main(["sweep", scenario, *SETS, "--out", str(b), "--scheduler", str(sched), "--no-progress"]) == 0
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(30)
+    assert [figures(r) for r in rows_of(a)] == [figures(r) for r in rows_of(b)]
+    for r in rows_of(a):
+        same_spikes(a / f"{r['point']}.h5", b / f"{r['point']}.h5")

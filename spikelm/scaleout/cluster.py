@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sys
+import time
 import uuid
 
 from spikelm.errors import ConfigError
@@ -30,6 +31,8 @@ _LOCAL = re.compile(r"local(?::(\d+))?\Z")
 _ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+\Z")
 #: At most this many local worker processes (a typo such as local:1000 would exhaust memory).
 MAX_LOCAL_WORKERS = 256
+#: How long to wait for a scheduler file and for the first worker of a remote cluster.
+WAIT_FOR_WORKERS_S = 120
 
 
 def require_dask(what: str):
@@ -57,8 +60,6 @@ def parse_scheduler(text, option: str = "--scheduler"):
     if _ADDRESS.match(text or ""):
         return "address", text
     if text and text.endswith(".json"):
-        if not os.path.isfile(text):
-            raise ConfigError(f"{option} {text}: no such scheduler file")
         return "file", text
     raise ConfigError(f"{option} {text!r}: allowed: {SCHEDULER_HELP}")
 
@@ -86,11 +87,20 @@ def open_client(scheduler: str, what: str, option: str = "--scheduler"):
             cluster = local_cluster(arg)
             client = Client(cluster)
         else:
+            if kind == "file":
+                _wait_for_file(arg, option)
             try:
-                client = (Client(scheduler_file=arg, timeout="20s") if kind == "file"
-                          else Client(arg, timeout="20s"))
+                client = (Client(scheduler_file=arg, timeout="30s") if kind == "file"
+                          else Client(arg, timeout="30s"))
             except (OSError, TimeoutError, ValueError) as e:
                 raise ConfigError(f"{option} {scheduler}: cannot reach the scheduler ({e})") from None
+            try:  # workers started beside the scheduler (a batch job) may still be connecting
+                client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+            except TimeoutError:
+                client.close()
+                raise ConfigError(f"{option} {scheduler}: no worker joined within {WAIT_FOR_WORKERS_S} s; start some "
+                                  f"with: dask worker {scheduler if kind == 'address' else '--scheduler-file ' + arg} "
+                                  "--nthreads 1") from None
         try:
             _check_versions(client, option, scheduler)
             yield client
@@ -108,13 +118,18 @@ def local_cluster(n_workers: int | None = None):
     their results are this process's results.
     """
     require_dask("a local Dask cluster")
+    import dask
     from dask.system import CPU_COUNT
     from distributed import LocalCluster
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    return LocalCluster(n_workers=n_workers or CPU_COUNT, threads_per_worker=1, processes=True,
-                        dashboard_address=None, silence_logs=logging.ERROR, env={"PYTHONPATH": path})
+    # the statistical profiler samples every worker thread each 10 ms (taking the GIL): off,
+    # as our tasks are long compiled loops. Worker deaths are reported per task, so the
+    # workers' own log lines (heartbeat failures at shutdown) stay quiet.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return LocalCluster(n_workers=n_workers or CPU_COUNT, threads_per_worker=1, processes=True,
+                            dashboard_address=None, silence_logs=logging.CRITICAL, env={"PYTHONPATH": path})
 
 
 def _check_versions(client, option, scheduler):
@@ -131,7 +146,19 @@ def _check_versions(client, option, scheduler):
                           "install the same version on every machine (results must equal serial runs)")
     if not versions:
         raise ConfigError(f"{option} {scheduler}: the scheduler has no workers; start some with: "
-                          f"dask worker {scheduler} --nthreads 1")
+                          "dask worker SCHEDULER_ADDRESS --nthreads 1")
+
+
+def _wait_for_file(path, option):
+    """A batch job may start the scheduler and spikelm together: give the scheduler time to write its file."""
+    deadline = time.monotonic() + WAIT_FOR_WORKERS_S
+    if not os.path.isfile(path):
+        print(f"waiting up to {WAIT_FOR_WORKERS_S} s for the scheduler file {path}", file=sys.stderr)
+    while not os.path.isfile(path):
+        if time.monotonic() > deadline:
+            raise ConfigError(f"{option} {path}: no such scheduler file (waited {WAIT_FOR_WORKERS_S} s for "
+                              "dask scheduler --scheduler-file to write it)")
+        time.sleep(0.2)
 
 
 def _spikelm_version():
