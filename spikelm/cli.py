@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--weights", metavar="PROJECTION", help="plot weight histograms of this projection over time")
     # the lm commands import torch: parse them in spikelm.lm.cli, only when asked for
-    p = sub.add_parser("lm", help="converted language models: generate, check, report (spikelm lm -h)",
+    p = sub.add_parser("lm", help="converted language models: generate, check, report, evaluate (spikelm lm -h)",
                        add_help=False)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["lm"]:

@@ -259,3 +259,17 @@ def test_sweep_on_a_scheduler_started_with_the_dask_command(scenario, tmp_path):
     assert [figures(r) for r in rows_of(a)] == [figures(r) for r in rows_of(b)]
     for r in rows_of(a):
         same_spikes(a / f"{r['point']}.h5", b / f"{r['point']}.h5")
+
+
+def test_without_dask_a_cluster_is_one_line_naming_the_extra(scenario, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what an install without the extra sees
+    out = tmp_path / "sweep"
+    assert main(["sweep", scenario, "--set", "seed=1,2", "--out", str(out), "--scheduler", "local:2",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "spikelm[distributed]" in err and "spikelm sweep" in err
+    # serial needs no Dask
+    assert main(["sweep", scenario, "--set", "seed=1,2", "--out", str(out), "--scheduler", "serial",
+                 "--no-progress"]) == 0
