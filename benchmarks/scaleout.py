@@ -31,10 +31,10 @@ SCENARIO = REPO / "scenarios" / "cuba.toml"
 
 def _warm(text):
     """Build the scenario and run a few steps: loads the compiled loop from Numba's disk cache."""
-    from spikelm.scaleout.sweep import scenario_from_text
+    from spikelm.io.scenario import loads_scenario
     from spikelm.simulator import Simulator
 
-    sc = scenario_from_text(text, "warm-up")
+    sc = loads_scenario(text, "warm-up")
     net = sc.build()
     Simulator(net, backend="numba", record=sc.record_spikes()).run(10, progress=False)
     return True

@@ -59,19 +59,6 @@ class SweepResult:
         return [r for r in self.rows if r["status"] == "error"]
 
 
-def scenario_from_text(text: str, label: str):
-    """A validated :class:`~spikelm.io.scenario.Scenario` from TOML text (``label`` names it in errors)."""
-    from spikelm.io.scenario import Scenario, _validate, tomllib
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{label}: not valid TOML: {e}") from None
-    sc = Scenario(label, text, data)
-    _validate(sc)
-    return sc
-
-
 def point_key(text: str, point, opts: RunOptions) -> str:
     """SHA-256 (hex) of what decides a point's result."""
     blob = json.dumps({"scenario": text, "set": [[s.dotted, v] for s, v in point], "run": opts.key_fields()},
@@ -90,6 +77,7 @@ def run_point(text: str, label: str, point, opts: RunOptions, path: str, key: st
     The same steps as ``spikelm run`` (build with the seed, Simulator with the scenario's
     recording, run, SpikeWriter with the same metadata), plus the point's key.
     """
+    from spikelm.io.scenario import loads_scenario
     from spikelm.io.sonata import SpikeWriter
     from spikelm.scaleout.overrides import apply
     from spikelm.simulator import Simulator
@@ -98,7 +86,7 @@ def run_point(text: str, label: str, point, opts: RunOptions, path: str, key: st
         raise ConfigError(f"--out {os.path.dirname(path)}: not a directory on worker {_host()}; on several "
                           "machines --out must be a shared file system path")
     t0 = time.perf_counter()
-    sc = apply(scenario_from_text(text, label), list(point))
+    sc = apply(loads_scenario(text, label), list(point))
     seed = sc.seed
     net = sc.build(seed)
     backend = opts.backend or sc.backend
@@ -213,7 +201,8 @@ def sweep(scenario_path: str, sets: list, out_dir: str, scheduler: str = "local"
     sc, settings, points = prepare(scenario_path, sets)
     parse_scheduler(scheduler)
     _prepare_dir(out_dir)
-    label = os.path.basename(scenario_path)
+    out_dir = os.path.abspath(out_dir)  # workers resolve paths from their own working directory
+    label = scenario_path  # names the scenario in errors and metadata, as spikelm run does
     rows, tasks, where = [], [], {}
     for point in points:
         key = point_key(sc.text, point, opts)
