@@ -97,7 +97,9 @@ def main(argv=None):
            "throughput_ratio": t_serial / t_dist, "cluster_start_s": t_start,
            "ratio_with_start": t_serial / (t_dist + t_start), "mean_point_build_run_s": point_s,
            "identical": same, "failed": len(failed)}
-    ms = args.duration or serial.rows[0]["steps"] * 0.1  # cuba.toml: dt = 0.1 ms
+    from spikelm.io.scenario import loads_scenario
+
+    ms = args.duration or serial.rows[0]["steps"] * loads_scenario(text, SCENARIO.name).dt
     print(f"sweep of {args.points} {SCENARIO.name} points (seeds 1..{args.points}), {ms:g} ms each; "
           f"build + run per point {point_s:.2f} s")
     print(f"  one process:              {t_serial:7.2f} s  ({args.points / t_serial:.2f} points/s)")
