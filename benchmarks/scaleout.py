@@ -9,8 +9,8 @@ throughput ratio serial / cluster (the figure of issue 15; target >= 1.7 with 2 
 cores), the cluster's start-up, and whether every point gave the same figures both ways.
 
 What would spoil the ratio is kept out of the timed part, and said so: Numba's compile (the
-disk cache is warmed first, and every worker loads the compiled loop before the clock
-starts, as a long-lived cluster has), and the cluster start-up (timed apart; the ratio
+disk cache is warmed first, and every worker loads the compiled loop and runs one short point
+through the scheduler before the clock starts, as a long-lived cluster has), and the cluster start-up (timed apart; the ratio
 including it is printed too). Workers are single-threaded processes (no GIL contention, no
 oversubscribed BLAS threads); what crosses to a worker is the scenario text and the point's
 overrides, a few kB, and what comes back is one row.
@@ -38,6 +38,20 @@ def _warm(text):
     net = sc.build()
     Simulator(net, backend="numba", record=sc.record_spikes()).run(10, progress=False)
     return True
+
+
+def _warm_tasks(client, text, out):
+    """One short point through the scheduler on every worker: the whole task path, imports included."""
+    from spikelm.io.scenario import loads_scenario
+    from spikelm.scaleout.overrides import parse_set
+    from spikelm.scaleout.sweep import RunOptions, run_point
+
+    out.mkdir()
+    seed = parse_set("seed=0", loads_scenario(text, SCENARIO.name).data)
+    futures = [client.submit(run_point, text, "warm-up", ((seed, 0),), RunOptions(steps=10), str(out / f"{i}.h5"),
+                             "warm-up", workers=[w], pure=False)
+               for i, w in enumerate(client.scheduler_info()["workers"])]
+    client.gather(futures)
 
 
 def _same(a, b):
@@ -82,6 +96,7 @@ def main(argv=None):
         with local_cluster(args.workers) as cluster, Client(cluster) as client:
             client.wait_for_workers(args.workers)
             client.run(_warm, text)
+            _warm_tasks(client, text, tmp / "warm-cluster")
             t_start = time.perf_counter() - t
             t = time.perf_counter()
             dist = sweep(str(SCENARIO), sets, str(tmp / "cluster"), client, opts, **quiet)
@@ -92,16 +107,18 @@ def main(argv=None):
     failed = [r for r in serial.rows + dist.rows if r["status"] == "error"]
     same = _same(serial.rows, dist.rows)
     point_s = sum(r["build_s"] + r["wall_s"] for r in serial.rows) / len(serial.rows)
+    point_dist_s = sum(r["build_s"] + r["wall_s"] for r in dist.rows) / len(dist.rows)
     res = {"points": args.points, "workers": args.workers, "scenario": SCENARIO.name,
            "duration_ms": args.duration, "serial_s": t_serial, "cluster_s": t_dist,
            "throughput_ratio": t_serial / t_dist, "cluster_start_s": t_start,
            "ratio_with_start": t_serial / (t_dist + t_start), "mean_point_build_run_s": point_s,
+           "mean_point_build_run_s_on_workers": point_dist_s,
            "identical": same, "failed": len(failed)}
     from spikelm.io.scenario import loads_scenario
 
     ms = args.duration or serial.rows[0]["steps"] * loads_scenario(text, SCENARIO.name).dt
     print(f"sweep of {args.points} {SCENARIO.name} points (seeds 1..{args.points}), {ms:g} ms each; "
-          f"build + run per point {point_s:.2f} s")
+          f"build + run per point {point_s:.2f} s in one process, {point_dist_s:.2f} s on a worker")
     print(f"  one process:              {t_serial:7.2f} s  ({args.points / t_serial:.2f} points/s)")
     print(f"  LocalCluster {args.workers} workers:   {t_dist:7.2f} s  ({args.points / t_dist:.2f} points/s)")
     print(f"  throughput ratio:         {res['throughput_ratio']:7.2f} x   (cluster start-up {t_start:.1f} s "
