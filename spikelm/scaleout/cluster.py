@@ -212,6 +212,13 @@ def run_tasks(client, tasks, desc: str, progress: bool = True):
             client.cancel([f for f in futures if not f.done()])
 
 
+def say(text: str, progress: bool):
+    """A line on stderr that does not break the progress bar."""
+    from tqdm import tqdm
+
+    (tqdm.write if progress else print)(text, file=sys.stderr)
+
+
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split()) or "(no message)"
     return f"{type(e).__name__}: {text}"

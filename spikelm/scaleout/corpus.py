@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -243,7 +242,7 @@ def totals(rows: list) -> dict:
 # -- a corpus ---------------------------------------------------------------------------------------
 def evaluate_corpus(docs: list, opts: EvalOptions, scheduler: str = "local", progress: bool = True) -> list:
     """One row per document (input order); a document that fails gets status "error" and its error."""
-    from spikelm.scaleout.cluster import open_client, run_tasks
+    from spikelm.scaleout.cluster import open_client, run_tasks, say
 
     opts = check_model(opts)
     rows = [{"doc": d, "status": "error", "error": "not run"} for d, _ in docs]
@@ -261,14 +260,8 @@ def evaluate_corpus(docs: list, opts: EvalOptions, scheduler: str = "local", pro
                 rows[i] = result
             else:
                 rows[i] = {"doc": docs[i][0], "status": "error", "error": error}
-                _say(f"document {docs[i][0]!r} failed: {error}", progress)
+                say(f"document {docs[i][0]!r} failed: {error}", progress)
     return rows
-
-
-def _say(text, progress):
-    from tqdm import tqdm
-
-    (tqdm.write if progress else print)(text, file=sys.stderr)
 
 
 def run_cli(args) -> int:

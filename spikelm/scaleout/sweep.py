@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -196,7 +195,8 @@ def sweep(scenario_path: str, sets: list, out_dir: str, scheduler: str = "local"
     and its error; the others go on. ``scheduler``: as ``--scheduler`` (see
     :mod:`spikelm.scaleout.cluster`), or a ``distributed.Client`` of your own.
     """
-    from spikelm.scaleout.cluster import open_client, parse_scheduler, run_tasks
+    from spikelm.scaleout import overrides as ov
+    from spikelm.scaleout.cluster import open_client, parse_scheduler, run_tasks, say
 
     sc, settings, points = prepare(scenario_path, sets)
     parse_scheduler(scheduler)
@@ -216,7 +216,9 @@ def sweep(scenario_path: str, sets: list, out_dir: str, scheduler: str = "local"
                 row.update(status="error", error=str(e))
         else:
             where[len(tasks)] = len(rows)
-            tasks.append((row["point"], run_point, (sc.text, label, point, opts, path, key)))
+            # ship each setting with its one value, not the whole grid's values, to the worker
+            mine = tuple((ov.Setting(s.name, s.path, (v,)), v) for s, v in point)
+            tasks.append((row["point"], run_point, (sc.text, label, mine, opts, path, key)))
         rows.append(row)
     resumed = sum(r["status"] == "resumed" for r in rows)
     echo(f"{len(points)} points, {resumed} finished before, {len(tasks)} to run on {scheduler}")
@@ -228,18 +230,9 @@ def sweep(scenario_path: str, sets: list, out_dir: str, scheduler: str = "local"
                     row.update(result)
                 else:
                     row.update(status="error", error=error)
-                    _say(f"point {row['point']} ({_point_text(settings, row)}) failed: {error}", progress)
+                    say(f"point {row['point']} ({_point_text(settings, row)}) failed: {error}", progress)
     _drop_stale_partials(out_dir, rows)
     return SweepResult(rows, _columns(rows, settings), settings, sc.text, scenario_path)
-
-
-def _say(text, progress):
-    if progress:
-        from tqdm import tqdm
-
-        tqdm.write(text, file=sys.stderr)
-    else:
-        print(text, file=sys.stderr)
 
 
 def _point_text(settings, row):
