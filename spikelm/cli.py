@@ -4,6 +4,7 @@
 ``spikelm info FILE.h5``       summary of a run file
 ``spikelm plot FILE.h5``       raster + rate plot, state traces (``--state``), weight histograms (``--weights``)
 ``spikelm lm ...``             converted language models (generate, check, report)
+``spikelm sweep SCENARIO.toml`` one run per point of a parameter grid, on Dask (docs/scale-out.md)
 
 Errors a user can fix print one line (``spikelm: error: ...``) and exit with code 2.
 """
@@ -34,6 +35,8 @@ def _add_run(sub):
     p.add_argument("--checkpoint", help="save the final state to this checkpoint file")
     p.add_argument("--resume", help="start from this checkpoint (written for the same scenario)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a scenario field, e.g. exc.tau_m=10 (docs/scale-out.md); repeatable")
 
 
 def main(argv=None) -> int:
@@ -64,8 +67,11 @@ def main(argv=None) -> int:
                    help="time window in ms (in steps for a converted LM's file); default: the whole run")
     p.add_argument("--max-neurons", type=int, default=1000,
                    help="raster rows at most; larger networks draw every k-th neuron and say so (default 1000)")
+    from spikelm.scaleout.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     # the lm commands load numba kernels and model code: parse them in spikelm.lm.cli, only when asked for
-    p = sub.add_parser("lm", help="converted language models: generate, check, report (spikelm lm -h)",
+    p = sub.add_parser("lm", help="converted language models: generate, check, report, evaluate (spikelm lm -h)",
                        add_help=False)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["lm"]:
@@ -81,6 +87,10 @@ def main(argv=None) -> int:
             return 0
         if args.command == "plot":
             return _plot(args)
+        if args.command == "sweep":
+            from spikelm.scaleout.cli import run_sweep
+
+            return run_sweep(args)
     except SpikelmError as e:
         print(f"spikelm: error: {e}", file=sys.stderr)
         return 2
@@ -131,6 +141,10 @@ def _run(args):
     from spikelm.simulator import Simulator
 
     sc = load_scenario(args.scenario)
+    if args.set:
+        from spikelm.scaleout.overrides import override
+
+        sc = override(sc, args.set)
     for flag in ("steps", "duration", "seed"):
         v = getattr(args, flag)
         if v is not None and (v <= 0 if flag in ("steps", "duration") else v < 0):
@@ -162,7 +176,8 @@ def _run(args):
         writer = SpikeWriter(args.out, {p.name: p.n for p in recorded}, net.dt,
                              metadata={"seed": seed, "backend": backend, "scenario": sc.text,
                                        "scenario_path": sc.path, "network": json.dumps(net.summary()),
-                                       "start_step": sim.t, "not_recorded": skipped},
+                                       "start_step": sim.t, "not_recorded": skipped,
+                                       **({"overrides": sc.overrides} if args.set else {})},
                              signed={p.name: p.model.ternary for p in recorded},
                              compress=args.compression)
     try:

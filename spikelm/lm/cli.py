@@ -36,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from spikelm.lm.codings import CODINGS, DEFAULT as DEFAULT_CODING
 
     lm.set_defaults(func=run, lm_command=None)
-    sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report}")
+    sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report,evaluate}")
 
     def common(p):
         p.add_argument("--model", default=None,
@@ -78,6 +78,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--codings", default=",".join(CODINGS),
                    help=f"spike codings to compare, comma-separated (default {','.join(CODINGS)})")
     r.add_argument("--json", default=None, help="also write the counts to this JSON file")
+
+    from spikelm.scaleout.cli import add_evaluate_options  # the --docs corpus path runs on Dask
+
+    e = sub.add_parser("evaluate", help="float/QANN/SNN perplexity of a text (--text) or a corpus (--docs, on Dask)")
+    common(e)
+    add_evaluate_options(e)
     return lm
 
 
@@ -189,7 +195,13 @@ def run(args) -> int:
     if cmd is None:
         print("usage: spikelm lm {generate,check,report} ...  (spikelm lm -h for help)", file=sys.stderr)
         return 2
-    return {"generate": _generate, "check": _check, "report": _report}[cmd](args)
+    return {"generate": _generate, "check": _check, "report": _report, "evaluate": _evaluate}[cmd](args)
+
+
+def _evaluate(args) -> int:
+    from spikelm.scaleout.cli import run_evaluate
+
+    return run_evaluate(args)
 
 
 def _generate(args) -> int:

@@ -1,0 +1,303 @@
+"""``spikelm lm evaluate``: perplexities of a converted LM over one text or a corpus of documents.
+
+Per document: the float model's, the quantized reference's (QANN) and the spiking network's
+(SNN) perplexity, the top-1 agreement of float and QANN, whether the SNN's logits equal the
+QANN's bit for bit, SynOps and steps of the spike-by-spike run, and wall time. Text is cut
+into windows of the model's context (:func:`spikelm.lm.evaluate.windows`); each window is
+scored from its second token on. Characters outside the tokenizer's vocabulary are dropped.
+
+With ``--docs``, each document is one Dask task. A worker converts the model once per
+(model folder, bits) and keeps it (:mod:`spikelm.scaleout.worker`), so a corpus of many short
+documents pays one conversion per worker, not one per document. What crosses the network is
+the model's *path* and each document's text; results come back as one row each. Corpus
+totals weight each document by its tokens: perplexity = exp(sum of NLL / sum of tokens).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spikelm.errors import ConfigError, FileFormatError
+
+#: Bounds on what is read before anything is allocated for it.
+MAX_CORPUS_BYTES = 1 << 30
+MAX_DOCUMENTS = 1_000_000
+CALIBRATION_CHARS = 4000
+COLUMNS = ["doc", "status", "tokens", "float_ppl", "qann_ppl", "top1_agreement", "snn_tokens", "snn_ppl",
+           "qann_ppl_snn_tokens", "snn_exact", "synops", "steps", "wall_s", "float_nll", "qann_nll", "snn_nll",
+           "qann_nll_snn_tokens", "error"]
+SHOWN = ["doc", "status", "tokens", "float_ppl", "qann_ppl", "snn_ppl", "top1_agreement", "snn_exact",
+         "synops", "steps", "wall_s"]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How each document is evaluated: the model (folder, None = shipped demo), bits, SNN run options."""
+
+    model: str | None = None
+    bits: int = 8
+    backend: str = "numba"
+    max_steps: int | None = None
+    snn_tokens: int | None = None
+
+
+# -- documents ------------------------------------------------------------------------------------
+def read_documents(source, option: str = "--docs") -> list:
+    """``[(doc id, text)]`` from a directory of ``.txt`` files (sorted by name) or a JSON Lines file.
+
+    A JSON Lines document is ``{"text": "...", "id": ...}`` (id optional: the line number).
+    """
+    p = Path(source)
+    if p.is_dir():
+        files = sorted(f for f in p.glob("*.txt") if f.is_file())
+        if not files:
+            raise ConfigError(f"{option} {source}: no .txt files in the directory")
+        _bound(sum(f.stat().st_size for f in files), len(files), source, option)
+        return [(f.name, _read_text(f, option)) for f in files]
+    if not p.is_file():
+        raise ConfigError(f"{option} {source}: no such directory or file")
+    _bound(p.stat().st_size, 0, source, option)
+    docs, seen = [], set()
+    with open(p, encoding="utf-8", errors="strict") as f:
+        try:
+            lines = list(f)
+        except UnicodeDecodeError as e:
+            raise FileFormatError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise FileFormatError(f"{source}: line {n}: not JSON ({e}); {option} takes a directory of .txt files "
+                                  "or JSON Lines; one text file is --text") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise FileFormatError(f"{source}: line {n}: expected an object with a string field \"text\"")
+        doc = obj.get("id", f"line {n}")
+        if not isinstance(doc, (str, int)) or isinstance(doc, bool):
+            raise FileFormatError(f"{source}: line {n}: id: expected a string or an integer, got {doc!r}")
+        doc = str(doc)
+        if doc in seen:
+            raise FileFormatError(f"{source}: line {n}: id {doc!r} appears twice")
+        seen.add(doc)
+        docs.append((doc, obj["text"]))
+        if len(docs) > MAX_DOCUMENTS:
+            raise FileFormatError(f"{source}: more than {MAX_DOCUMENTS} documents")
+    if not docs:
+        raise FileFormatError(f"{source}: no documents (no non-empty lines)")
+    return docs
+
+
+def _bound(size, count, source, option):
+    if size > MAX_CORPUS_BYTES:
+        raise ConfigError(f"{option} {source}: {size:,} bytes; at most {MAX_CORPUS_BYTES:,} per run (split the corpus)")
+    if count > MAX_DOCUMENTS:
+        raise ConfigError(f"{option} {source}: {count} documents; at most {MAX_DOCUMENTS}")
+
+
+def _read_text(path, option):
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise FileFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: cannot read ({e.strerror})") from None
+
+
+# -- the model ------------------------------------------------------------------------------------
+def check_model(opts: EvalOptions) -> EvalOptions:
+    """Check the options on the client; the model folder becomes an absolute path."""
+    if isinstance(opts.bits, bool) or not 2 <= opts.bits <= 8:
+        raise ConfigError(f"--bits {opts.bits}; allowed: 2 to 8")
+    if opts.max_steps is not None and opts.max_steps < 1:
+        raise ConfigError(f"--max-steps {opts.max_steps}; allowed: a positive integer")
+    if opts.snn_tokens is not None and opts.snn_tokens < 0:
+        raise ConfigError(f"--snn-tokens {opts.snn_tokens}; allowed: an integer >= 0")
+    if opts.model is None:
+        return opts
+    folder = Path(opts.model).resolve()
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"--model {opts.model}: not a model folder (config.json missing)")
+    _char_tokenizer(folder)
+    return EvalOptions(str(folder), opts.bits, opts.backend, opts.max_steps, opts.snn_tokens)
+
+
+def _char_tokenizer(folder: Path):
+    from spikelm.lm.tokenizer import CharTokenizer
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise ConfigError(f"--model {folder}: no tokenizer.json; corpus evaluation reads character tokenizers "
+                          "({\"type\": \"char\", ...}, as the demo model's)")
+    return CharTokenizer.load(path)
+
+
+def load_model(model: str | None, bits: int):
+    """Convert the model: ``(SpikingLM, tokenizer)``, calibrated on the start of its sample text."""
+    from spikelm.lm import convert, load_demo
+
+    if model is None:
+        return load_demo(bits=bits, calibration_chars=CALIBRATION_CHARS)
+    folder = Path(model)
+    tok = _char_tokenizer(folder)
+    for name in ("calibration.txt", "heldout.txt"):
+        if (folder / name).is_file():
+            calib = tok.encode(tok.clean(_read_text(folder / name, "--model")[:CALIBRATION_CHARS]))
+            break
+    else:
+        raise ConfigError(f"--model {folder}: no calibration.txt or heldout.txt to calibrate the activation scales")
+    return convert(folder, calibration=calib, bits=bits), tok
+
+
+class ModelCache:
+    """Converted models of one process, keyed by (model folder, bits); the ``size`` most recent kept."""
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self._models = OrderedDict()
+        self.conversions = 0
+
+    def get(self, model: str | None, bits: int):
+        key = (model, bits)
+        if key in self._models:
+            self._models.move_to_end(key)
+        else:
+            self._models[key] = load_model(model, bits)
+            self.conversions += 1
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return self._models[key]
+
+
+# -- one document ---------------------------------------------------------------------------------
+def _nll(logits, targets) -> float:
+    from scipy.special import log_softmax
+
+    return float(-log_softmax(logits, axis=-1)[np.arange(len(targets)), targets].sum())
+
+
+def evaluate_text(snn, tok, text: str, opts: EvalOptions) -> dict:
+    """The figures of one document (a row of the table; ``status`` "ok")."""
+    from spikelm.lm.evaluate import evaluate, windows
+
+    t0 = time.perf_counter()
+    ids = tok.encode(tok.clean(text))
+    if ids.size < 2:
+        raise ConfigError(f"{ids.size} token(s) after dropping characters outside the vocabulary; at least 2 needed")
+    r = evaluate(snn, ids, 0)
+    row = {"status": "ok", "error": "", "tokens": r["tokens"], "float_ppl": r["float_ppl"], "qann_ppl": r["qann_ppl"],
+           "top1_agreement": r["top1_agreement"], "float_nll": math.log(r["float_ppl"]) * r["tokens"],
+           "qann_nll": math.log(r["qann_ppl"]) * r["tokens"]}
+    n_snn = ids.size if opts.snn_tokens is None else min(opts.snn_tokens, ids.size)
+    snn_nll = qann_nll = 0.0
+    scored = synops = steps = 0
+    exact = True
+    for w in windows(ids[:n_snn], snn.config.n_positions):
+        sim = snn.simulate(w, backend=opts.backend, max_steps=opts.max_steps)
+        ref = snn.reference(w).logits
+        exact &= bool(np.array_equal(sim.logits, ref))
+        snn_nll += _nll(sim.logits[:-1], w[1:])
+        qann_nll += _nll(ref[:-1], w[1:])
+        scored += len(w) - 1
+        synops += int(sim.synops["total"])
+        steps += int(sim.steps.sum())
+    row.update(snn_tokens=scored, snn_nll=snn_nll, qann_nll_snn_tokens=qann_nll, synops=synops, steps=steps,
+               snn_exact=exact, snn_ppl=math.exp(snn_nll / scored) if scored else math.nan,
+               qann_ppl_snn_tokens=math.exp(qann_nll / scored) if scored else math.nan)
+    row["wall_s"] = time.perf_counter() - t0
+    return row
+
+
+def evaluate_document(doc: str, text: str, opts: EvalOptions, cache: ModelCache) -> dict:
+    """One document with a model from ``cache`` (what a worker task does)."""
+    snn, tok = cache.get(opts.model, opts.bits)
+    return {"doc": doc, **evaluate_text(snn, tok, text, opts)}
+
+
+def totals(rows: list) -> dict:
+    """Corpus totals over the documents that finished: token-weighted perplexities and agreement."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    tok = sum(r["tokens"] for r in ok)
+    snn_tok = sum(r["snn_tokens"] for r in ok)
+
+    def ppl(key, n):
+        return math.exp(sum(r[key] for r in ok) / n) if n else math.nan
+
+    return {"doc": "corpus", "status": f"{len(ok)} of {len(rows)} ok", "tokens": tok,
+            "float_ppl": ppl("float_nll", tok), "qann_ppl": ppl("qann_nll", tok),
+            "top1_agreement": sum(r["top1_agreement"] * r["tokens"] for r in ok) / tok if tok else math.nan,
+            "snn_tokens": snn_tok, "snn_ppl": ppl("snn_nll", snn_tok),
+            "qann_ppl_snn_tokens": ppl("qann_nll_snn_tokens", snn_tok),
+            "snn_exact": all(r["snn_exact"] for r in ok), "synops": sum(r["synops"] for r in ok),
+            "steps": sum(r["steps"] for r in ok), "wall_s": sum(r["wall_s"] for r in ok)}
+
+
+# -- a corpus ---------------------------------------------------------------------------------------
+def evaluate_corpus(docs: list, opts: EvalOptions, scheduler: str = "local", progress: bool = True) -> list:
+    """One row per document (input order); a document that fails gets status "error" and its error."""
+    from spikelm.scaleout.cluster import open_client, run_tasks, say
+
+    opts = check_model(opts)
+    rows = [{"doc": d, "status": "error", "error": "not run"} for d, _ in docs]
+    with open_client(scheduler, "spikelm lm evaluate --docs") as client:
+        if client is None:
+            cache = ModelCache()
+            tasks = [(f"doc-{i}", evaluate_document, (d, t, opts, cache)) for i, (d, t) in enumerate(docs)]
+        else:
+            from spikelm.scaleout import worker
+
+            client.register_plugin(worker.ModelCachePlugin(), name=worker.PLUGIN)
+            tasks = [(f"doc-{i}", worker.evaluate_document_task, (d, t, opts)) for i, (d, t) in enumerate(docs)]
+        for i, result, error in run_tasks(client, tasks, "documents", progress):
+            if error is None:
+                rows[i] = result
+            else:
+                rows[i] = {"doc": docs[i][0], "status": "error", "error": error}
+                say(f"document {docs[i][0]!r} failed: {error}", progress)
+    return rows
+
+
+def run_cli(args) -> int:
+    """``spikelm lm evaluate`` (options in :func:`spikelm.scaleout.cli.add_evaluate_options`)."""
+    from spikelm.scaleout.cluster import parse_scheduler
+    from spikelm.scaleout.table import format_table, write_table
+
+    opts = check_model(EvalOptions(args.model, args.bits, args.backend, args.max_steps, args.snn_tokens))
+    if args.out:
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
+    if args.docs:
+        parse_scheduler(args.scheduler)
+        docs = read_documents(args.docs)
+        print(f"{len(docs)} documents from {args.docs} on {args.scheduler}; model "
+              f"{opts.model or 'demo'}, {opts.bits}-bit activations, backend {opts.backend}")
+        rows = evaluate_corpus(docs, opts, args.scheduler, progress=not args.no_progress)
+    elif args.text:
+        text = _read_text(args.text, "--text")
+        try:
+            rows = [evaluate_document(os.path.basename(args.text), text, opts, ModelCache(1))]
+        except ConfigError as e:
+            raise ConfigError(f"--text {args.text}: {e}") from None
+    else:
+        raise ConfigError("spikelm lm evaluate: give --text FILE (one text) or --docs DIR_OR_JSONL (a corpus)")
+    total = totals(rows)
+    print(format_table(rows + [total], SHOWN))
+    if args.out:
+        write_table(args.out, "documents", rows, COLUMNS, {"model": opts.model or "demo", "bits": opts.bits,
+                                                            "backend": opts.backend},
+                    more={"corpus": ([total], [c for c in COLUMNS if c in total])})
+        print(f"table: {args.out}")
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed:
+        print(f"failed: {r['doc']}: {r['error']}")
+    if not total["snn_exact"]:
+        print("SNN logits differ from the QANN's on some document (snn_exact false): please report this")
+    return 1 if failed or not total["snn_exact"] else 0
