@@ -1,9 +1,10 @@
 """The ``spikelm`` command.
 
 ``spikelm run SCENARIO.toml``  run a scenario, write spikes to HDF5, print a summary
-``spikelm info FILE.h5``       summary of a run file
+``spikelm info FILE.h5``       summary of a run file (or of a NIR graph, FILE.nir)
 ``spikelm plot FILE.h5``       raster + rate plot, or weight histograms (``--weights``)
 ``spikelm lm ...``             converted language models (generate, check, report)
+``spikelm nir ...``            NIR graphs in and out (export, import)
 
 Errors a user can fix print one line (``spikelm: error: ...``) and exit with code 2.
 """
@@ -41,12 +42,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="spikelm", description="Event-driven spiking neural network simulator.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
-    p = sub.add_parser("info", help="summary of a run file")
+    p = sub.add_parser("info", help="summary of a run file or of a NIR graph (.nir)")
     p.add_argument("file")
     p = sub.add_parser("plot", help="raster/rate plot or weight histograms of a run file")
     p.add_argument("file")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--weights", metavar="PROJECTION", help="plot weight histograms of this projection over time")
+    from spikelm.io import nir_cli
+
+    nir_cli.add_parser(sub)
     # the lm commands import torch: parse them in spikelm.lm.cli, only when asked for
     p = sub.add_parser("lm", help="converted language models: generate, check, report (spikelm lm -h)",
                        add_help=False)
@@ -57,8 +61,15 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "nir":
+            return nir_cli.run(args)
         if args.command == "info":
+            from spikelm.io.nir import describe, is_nir_file
             from spikelm.io.sonata import summary
+
+            if is_nir_file(args.file):
+                print(describe(args.file))
+                return 0
 
             print(summary(args.file))
             return 0

@@ -89,11 +89,16 @@ def load_scenario(path) -> Scenario:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{src}: cannot read the file as UTF-8 text ({e.__class__.__name__})") from None
+    return scenario_from_text(text, src)
+
+
+def scenario_from_text(text, source="<scenario>") -> Scenario:
+    """Parse and validate scenario TOML ``text``; ``source`` names it in error messages."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{src}: not valid TOML: {e}") from None
-    sc = Scenario(src, text, data)
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    sc = Scenario(source, text, data)
     _validate(sc)
     return sc
 
