@@ -37,20 +37,21 @@ def require_nir():
     return nir
 
 
-def network_to_nir(net, outputs=None, time_unit="s"):
+def network_to_nir(net, outputs=None, time_unit="s", run=None):
     """``net`` as a ``nir.NIRGraph`` (see :mod:`spikelm.io.nir_export`); ``outputs``: the
-    populations to mark as graph outputs (default: every neuron population)."""
+    populations to mark as graph outputs (default: every neuron population); ``run``: a
+    scenario's [run] table, kept in the metadata so that an import runs as long."""
     require_nir()
     from .nir_export import to_graph
 
-    return to_graph(net, outputs, time_unit)
+    return to_graph(net, outputs, time_unit, run)
 
 
-def export_network(net, path, outputs=None, time_unit="s"):
+def export_network(net, path, outputs=None, time_unit="s", run=None):
     """Write ``net`` to the NIR file ``path`` (written to a temporary file first: a failed export
     leaves an existing file untouched). Returns the graph."""
     nir = require_nir()
-    graph = network_to_nir(net, outputs, time_unit)
+    graph = network_to_nir(net, outputs, time_unit, run)
     _atomic(path, lambda tmp: nir.write(tmp, graph))
     return graph
 

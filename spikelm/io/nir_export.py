@@ -30,7 +30,7 @@ from .nir_graph import META_KEY
 from .nir_params import MS_PER_UNIT, next_down
 
 
-def to_graph(net, outputs=None, time_unit="s"):
+def to_graph(net, outputs=None, time_unit="s", run=None):
     import nir
 
     if time_unit not in MS_PER_UNIT:
@@ -51,7 +51,7 @@ def to_graph(net, outputs=None, time_unit="s"):
         ex.nodes[out] = nir.Output(output_type=np.array([net.populations[name].n]))
         ex.edges.append((name, out))
     meta = {"dt": net.dt, "seed": net.seed, "order": list(net.populations), "projections": list(net.projections),
-            "time_unit": time_unit,
+            "record": "all" if outputs is None else list(outputs), "run": dict(run or {}), "time_unit": time_unit,
             "writer": f"spikelm {__version__}"}
     graph = nir.NIRGraph(nodes=ex.nodes, edges=ex.edges, metadata={META_KEY: json.dumps(meta)}, type_check=False)
     graph.check_types()  # every edge joins nodes of matching sizes (a bug here, not a user error)

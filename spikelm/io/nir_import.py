@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikelm.errors import FileFormatError
+from spikelm.errors import ConfigError, FileFormatError
 
 from .nir_compose import Composer
 from .nir_graph import READOUT, SPIKING
@@ -46,11 +46,8 @@ def to_scenario(g, dt, discretisation, timing, time_unit):
     """(scenario data, populations fed by Input nodes {name: n}, offsets {population: steps})."""
     check_options(dt, discretisation, time_unit)
     if timing not in TIMINGS:
-        from spikelm.errors import ConfigError
-
         raise ConfigError(f"--timing: must be one of {', '.join(TIMINGS)}, got {timing!r}")
-    b = _Builder(g, dt, discretisation, timing, time_unit)
-    return b.run()
+    return _Builder(g, dt, discretisation, timing, time_unit).run()
 
 
 class _Builder:
@@ -63,7 +60,8 @@ class _Builder:
 
     # -- populations ---------------------------------------------------------------------
     def _name(self, want):
-        base = want if isinstance(want, str) and want.isidentifier() else "n_" + re.sub(r"\W", "_", str(want))
+        base = re.sub(r"\W", "_", str(want))
+        base = base if base.isidentifier() else f"n_{base}"
         name, k = base, 1
         while name in self.names:
             name, k = f"{base}_{k}", k + 1
@@ -206,7 +204,8 @@ class _Builder:
             raise FileFormatError(f"{self.g.source}: path {' -> '.join([t.src, *t.path, dst])}: a delay of more "
                                   f"than 32767 steps")
         sl, dl = self.local[t.src], self.local[dst]
-        base = meta.get("projection") or (t.path[-1] if t.path else f"{t.src}_to_{dst}")
+        weights = [n for n in t.path if self.g.nodes[n].kind in ("Affine", "Linear")]
+        base = meta.get("projection") or (weights or t.path or [f"{t.src}_to_{dst}"])[-1]
         pairs = sorted({(a, b) for a in range(len(self.groups[t.src])) for b in range(len(self.groups[dst]))})
         for a, b in pairs:
             keep = (sl[pre, 0] == a) & (dl[post, 0] == b)
@@ -326,7 +325,11 @@ class _Builder:
             data["projections"] = projs
         if self.stimuli:
             data["stimuli"] = self.stimuli
-        data["record"] = {"spikes": spikes or "all"}
+        run = g.meta.get("run")
+        if isinstance(run, dict) and run:
+            data["run"] = {k: v for k, v in run.items() if k in ("duration", "steps", "backend")}
+        # spikelm's own export says when every population (spike sources too) was recorded
+        data["record"] = {"spikes": "all" if g.meta.get("record") == "all" or not spikes else spikes}
         if state:
             data["record"]["state"] = state
         inputs = {p: self.populations[p]["n"] for n, p in self.source_pops.items() if g.nodes[n].kind == "Input"

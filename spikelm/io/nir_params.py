@@ -98,8 +98,8 @@ def neuron_from_nir(node, where, dt, discretisation, time_unit) -> NeuronMap:
             raise FileFormatError(f"{where}: dt/{name} = {a.max():.3g} > 1 at dt = {dt} ms: the Euler step flips the "
                                   f"sign of its variable, which spikelm's exponential decay cannot reproduce; use "
                                   f"a smaller --dt or --discretisation exact")
-        with np.errstate(divide="ignore"):
-            return np.where(a == 1, NO_MEMORY_TAU, -dt / np.log1p(-np.minimum(a, 1 - 1e-17)))
+        # a = 1: the Euler step forgets v entirely, a leak of 0 (the log is taken of a safe stand-in)
+        return np.where(a == 1, NO_MEMORY_TAU, -dt / np.log1p(-np.where(a == 1, 0.5, a)))
 
     if kind in ("LIF", "LI"):
         params = dict(tau_m=tau_ms(p["tau"], "tau"), e_l=p["v_leak"], r_m=ones, tau_e=zeros)

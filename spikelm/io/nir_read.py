@@ -13,7 +13,6 @@ the graph (edges between existing nodes, matching sizes) are checked on the buil
 from __future__ import annotations
 
 import h5py
-import numpy as np
 
 from spikelm.errors import FileFormatError
 
@@ -170,15 +169,3 @@ def _check_graph(src, g, name, root):
                               f"{edges.shape} of dtype {edges.dtype}")
     for child in nodes:
         _check_node(src, nodes[child], child if root else f"{name}.{child}")
-
-
-def node_names_and_types(path):
-    """[(name, type)] of the root graph's nodes (for ``spikelm info`` on a file nir cannot build)."""
-    with h5py.File(str(path), "r") as f:
-        nodes = f["node"]["nodes"]
-        return [(k, _string(nodes[k]["type"]) if "type" in nodes[k] else "?") for k in nodes]
-
-
-def as_array(x):
-    """A NIR parameter as a float64 array (nir stores numbers, arrays and torch-derived arrays)."""
-    return np.asarray(x, dtype=np.float64)

@@ -25,7 +25,7 @@ def dumps(data: dict) -> str:
 
 def _key(k):
     k = str(k)
-    return k if k.replace("_", "").replace("-", "").isalnum() and k.isascii() else json.dumps(k)
+    return k if k and k.replace("_", "").replace("-", "").isalnum() and k.isascii() else _scalar(k)
 
 
 def _scalar(v):
@@ -39,7 +39,9 @@ def _scalar(v):
             raise ValueError(f"TOML scenario values must be finite, got {v!r}")
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)  # JSON's escapes are valid TOML basic-string escapes
+        # JSON's escapes are TOML's; non-ASCII stays literal (JSON's surrogate pairs are not TOML), and
+        # DEL, which JSON leaves alone, must be escaped in TOML
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     raise TypeError(f"cannot write {type(v).__name__} to a scenario")
 
 
@@ -60,23 +62,20 @@ def _is_table_list(v):
 
 
 def _table(t, path, lines):
+    """Write table ``t`` at ``path``: its own key = value lines first (values, small tables and, below
+    the top level, lists of tables inline), then its sub-tables, then (top level) [[lists]]."""
     plain = {k: v for k, v in t.items() if not isinstance(v, dict) and not _is_table_list(v)}
-    subs = {k: v for k, v in t.items() if isinstance(v, dict)}
-    arrays = {k: v for k, v in t.items() if _is_table_list(v)}
-    if path and (plain or not subs):
+    inline = {k: v for k, v in t.items() if path and (isinstance(v, dict) and _leaf(v) or _is_table_list(v))}
+    subs = {k: v for k, v in t.items() if isinstance(v, dict) and k not in inline}
+    arrays = {k: v for k, v in t.items() if _is_table_list(v) and not path}
+    if path and (plain or inline or not subs):
         lines.append("")
         lines.append("[" + ".".join(_key(p) for p in path) + "]")
-    for k, v in plain.items():
+    for k, v in {**plain, **inline}.items():
         lines.append(f"{_key(k)} = {_value(v)}")
     for k, v in subs.items():
-        if path and _leaf(v):  # a small table of values stays inline: params = { ... } reads as a row
-            lines.append(f"{_key(k)} = {_value(v)}")
-        else:
-            _table(v, path + [k], lines)
+        _table(v, path + [k], lines)
     for k, items in arrays.items():
-        if path:  # a list of tables below the top level (record.state): inline tables
-            lines.append(f"{_key(k)} = {_value(items)}")
-            continue
         for item in items:
             lines.append("")
             lines.append(f"[[{_key(k)}]]")
