@@ -80,3 +80,33 @@ def test_leak_free_lif_integrates_a_current(dt):
     sim = Simulator(net, backend="numpy")
     sim.run(40)
     assert net.populations["p"].state["v"][0] == pytest.approx(40 * dt * 2.5, rel=1e-12)
+
+
+def test_per_neuron_amplitudes_on_the_cupy_kernels(monkeypatch):
+    """The CUDA kernels (run on the CPU by spikelm's emulator) take the one-neuron entries as numpy does."""
+    import sys
+
+    import spikelm.gpu.backend as gb
+    from spikelm.gpu import emulate
+    from spikelm.gpu import kernels as gk
+
+    if emulate.compiler() is None:
+        pytest.skip("no host C++ compiler (g++): the CUDA kernels cannot be emulated on this machine")
+    monkeypatch.setitem(sys.modules, "cupy", emulate.fake_cupy(execute=True, tile=64))
+    monkeypatch.setattr(gk, "TILE", 64)
+    monkeypatch.setattr(gk, "_build", None)
+    runs = []
+    try:
+        for backend in ("numpy", "cupy"):
+            net = sn.Network(0.5, 1)
+            net.add_population("p", "lif", 4, params=LIF)
+            net.add_stimulus(sn.ConstantCurrent("p", [5.0, 12.0, 30.0, -3.0]))
+            net.add_stimulus(sn.CurrentSteps("p", (2.0, 10.0), ([0.0, 10.0, 0.0, 25.0], 3.0)))
+            sim = _run(net, backend, 80)
+            runs.append((sim.spikes.get("p"), sim.state_monitors[0].get("v")[1]))
+    finally:
+        gb.set_propagation("atomic")
+        gk._build = None
+    (ref_sp, ref_v), (got_sp, got_v) = runs
+    assert all(np.array_equal(a, b) for a, b in zip(ref_sp, got_sp)) and ref_sp[0].size > 0
+    assert np.array_equal(ref_v, got_v)
