@@ -31,8 +31,6 @@ PEER_RUNS = [("brian2", "cpp_standalone"), ("brian2", "cython"), ("nest", None)]
 _ONE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import numba
-numba.set_num_threads(int(sys.argv[3]))
 from spikelm.io.scenario import load_scenario
 from spikelm.simulator import Simulator
 t_import = time.perf_counter() - t0
@@ -45,15 +43,15 @@ cpu = time.process_time() - c
 secs = steps * net.dt * 1e-3
 rates = {p: r.spikes[p] / net.populations[p].n / secs for p in r.spikes}
 print(json.dumps({"loop_s": loop, "cpu_s": cpu, "first_call_s": first, "import_s": t_import, "build_s": build,
-                  "rate_hz": rates, "synops": sum(r.synops.values())}))
+                  "rate_hz": rates, "n_spikes": sum(r.spikes.values()), "synops": sum(r.synops.values())}))
 """
 
 
-def spikelm_run(scenario, duration_ms, threads=1, cache_dir=None):
+def spikelm_run(scenario, duration_ms, cache_dir=None):
     env = dict(os.environ)
     if cache_dir:
         env["NUMBA_CACHE_DIR"] = cache_dir
-    r = subprocess.run([sys.executable, "-c", _ONE, str(REPO / "scenarios" / scenario), str(duration_ms), str(threads)],
+    r = subprocess.run([sys.executable, "-c", _ONE, str(REPO / "scenarios" / scenario), str(duration_ms)],
                        capture_output=True, text=True, env=env, cwd=REPO)
     if r.returncode != 0:
         print(r.stderr[-2000:], file=sys.stderr)
@@ -73,18 +71,20 @@ def main(argv=None):
             ap.error(f"unknown net {n!r}; choose from {', '.join(NETS)}")
     results = {}
     with tempfile.TemporaryDirectory() as cache:
-        cold = spikelm_run(NETS["izhikevich"][0], 1.0, 1, cache)
-        cached = spikelm_run(NETS["izhikevich"][0], 1.0, 1, cache)
+        cold = spikelm_run(NETS["izhikevich"][0], 1.0, cache)
+        cached = spikelm_run(NETS["izhikevich"][0], 1.0, cache)
     results["startup"] = {"cold_first_call_s": cold and cold["first_call_s"],
                           "cached_first_call_s": cached and cached["first_call_s"],
                           "import_s": cached and cached["import_s"]}
     print(f"start-up: first compiled call {results['startup']['cold_first_call_s']:.2f} s cold (empty Numba cache), "
           f"{results['startup']['cached_first_call_s']:.2f} s cached; import {results['startup']['import_s']:.2f} s")
+    print("(each simulator draws its own connectivity: counts agree in distribution; for the same network "
+          "spike for spike run python -m benchmarks.peers identical)")
     for net in nets:
         scen, dur, peer_net = NETS[net]
         rows = {}
-        for threads in (1, 2):
-            rows[f"spikelm numba {threads}t"] = spikelm_run(scen, dur, threads)
+        # one row: the compiled time loop is serial, more Numba threads change nothing
+        rows["spikelm numba"] = spikelm_run(scen, dur)
         if not args.no_peers:
             from benchmarks.peers import run_peer
 
@@ -92,9 +92,9 @@ def main(argv=None):
                 label = f"{peer} {device or ''}".strip()
                 rows[label] = run_peer(peer, device, peer_net, dur, threads=1)
         results[net] = rows
-        base = rows["spikelm numba 1t"]
+        base = rows["spikelm numba"]
         print(f"\n{net}: {dur / 1000:g} s of model time")
-        print(f"  {'simulator':<26}{'loop s':>10}{'setup s':>10}{'rate Hz':>10}{'peer/spikelm':>14}")
+        print(f"  {'simulator':<26}{'loop s':>10}{'setup s':>10}{'rate Hz':>10}{'spikes':>12}{'peer/spikelm':>14}")
         for label, r in rows.items():
             if r is None:
                 print(f"  {label:<26}{'(not available)':>30}")
@@ -104,7 +104,8 @@ def main(argv=None):
             rate = r["rate_hz"]
             mean = sum(rate.values()) / len(rate) if isinstance(rate, dict) else rate
             ratio = f"{loop / base['loop_s']:.2f}" if base and not label.startswith("spikelm") else ""
-            print(f"  {label:<26}{loop:>10.3f}{setup:>10.2f}{mean:>10.2f}{ratio:>14}")
+            spikes = f"{r['n_spikes']:,}" if "n_spikes" in r else "-"
+            print(f"  {label:<26}{loop:>10.3f}{setup:>10.2f}{mean:>10.2f}{spikes:>12}{ratio:>14}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

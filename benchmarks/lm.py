@@ -1,13 +1,15 @@
-"""Benchmark of the converted demo LM: ``python -m benchmarks.lm [--tokens 65] [--bits 8]``.
+"""Benchmark of the converted demo LM: ``python -m benchmarks.lm [--tokens 65] [--bits 8] [--codings ...]``.
 
 In one run, on the shipped demo model (spikelm/data):
 
-- dense float torch forward time (full sequence, and per token);
-- dense QANN reference time (NumPy, full sequence);
-- event-driven simulation time per token (Numba; numba.set_num_threads 1 and 2);
-- synaptic additions per second of the simulation against the machine's row-accumulation
-  limit, measured in the same run by a Numba loop that replays the same number of int8 row
-  additions per projection (``kernels.row_accumulate``), nothing else;
+- dense float torch forward time (full sequence, and per token) and the dense QANN reference;
+- per spike coding: SynOps / dense MACs, the share of shifted additions, spikes per
+  activation, steps per token, event-driven time per token (Numba, 1 thread, CPU time of
+  the calling thread, best of the prompts) and its ratio to unit coding's, and the energy
+  estimate against the dense model's (SynOps x E_AC vs MACs x E_MAC: an estimate);
+- the machine's row-accumulation limit (a Numba loop that replays the run's row additions,
+  nothing else) against the rate of the synaptic phase inside the simulation (timed by a
+  compile-time flag of the generated loop), for the first coding given;
 - the cost of decoding token 64 against token 8 (time and SynOps, median over prompts).
 """
 
@@ -21,13 +23,14 @@ import numba
 import numpy as np
 import torch
 
-from spikelm.lm import load_demo
-from spikelm.lm.kernels import row_accumulate
-
+from spikelm.lm import convert, demo_model_path
+from spikelm.lm.codings import CODINGS
+from spikelm.lm.loop import row_accumulate
+from spikelm.lm.numba_runner import NumbaRunner
+from spikelm.lm.report import E_AC_PJ, E_MAC_PJ
+from spikelm.lm.tokenizer import CharTokenizer
 
 # CPU time of this thread: on a shared machine, wall time measures the neighbours too.
-# (Every timed section here runs on one thread, except the 2-thread run, which is also
-# reported in wall time.)
 clock = time.thread_time
 
 
@@ -40,115 +43,64 @@ def best_of(fn, repeat=3):
     return best, out
 
 
-def per_token_times(snn, ids, timer=None):
-    """Time and SynOps of each token of one simulation."""
-    timer = timer or clock
-    stamps, synops = [timer()], []
+def per_token_times(snn, ids):
+    """CPU time and SynOps of each token of one simulation."""
+    stamps, synops = [clock()], []
 
     def on_token(n, logits, counts):
-        stamps.append(timer())
+        stamps.append(clock())
         synops.append(counts.synops["total"])
 
     sim = snn.simulate(ids, backend="numba", on_token=on_token)
     return np.diff(stamps), np.array(synops), sim
 
 
-def timed_kernel():
-    """An instrumented copy of ``kernels.run_token`` that adds the time spent in the
-    int8 row additions (the synaptic phase) to ``_phase[0]`` and counts the timed intervals in
-    ``_phase[1]``. Built from the kernel's source text, compiled without cache; used only here."""
-    import ctypes
-    import inspect
-
-    from numba import njit
-
-    import spikelm.lm.kernels as K
-
-    libc = ctypes.CDLL(None)
-    gettime = libc.clock_gettime
-    gettime.argtypes = [ctypes.c_int, ctypes.c_void_p]
-    gettime.restype = ctypes.c_int
-
-    def _now(ts):
-        gettime(1, ts.ctypes)  # CLOCK_MONOTONIC (vDSO: cheap); per-token medians drop preemptions
-        return ts[0] * 1000000000 + ts[1]
-
-    src = inspect.getsource(K.run_token.py_func)
-    src = src.replace("record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n):",
-                      "record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n, _ts, _phase):")
-    start = "            for e in range(out_ptr[p], out_ptr[p + 1]):\n"
-    end = "            tk = tele[p]\n"
-    assert start in src and end in src
-    src = src.replace(start, "            _t0 = _now(_ts)\n" + start)
-    src = src.replace(end, "            _phase[0] += _now(_ts) - _t0\n            _phase[1] += 1\n" + end)
-    src = "\n".join(line for line in src.splitlines() if not line.startswith("@njit"))
-    ns = dict(vars(K))
-    ns["_now"] = njit(_now)
-    exec(compile(src, "<timed run_token>", "exec"), ns)
-    timed = njit(ns["run_token"])
-
-    @njit
-    def overhead(ts, n):
-        tot = 0
-        for _ in range(n):
-            t0 = ns_now(ts)
-            tot += ns_now(ts) - t0
-        return tot
-
-    ns_now = ns["_now"]
-    return timed, overhead
+def activations(snn, L):
+    """Activation elements of L tokens: every spiking neuron of each position (attention
+    probabilities: heads x (n + 1) at position n)."""
+    g = snn.graph
+    total = 0
+    for p, pop in enumerate(g.pops):
+        if not pop.spiking:
+            continue
+        if pop.op == "softmax":
+            heads = g.edges[g.scores_edge(p)].heads
+            total += heads * L * (L + 1) // 2
+        else:
+            total += pop.size * L
+    return total
 
 
 def synaptic_phase_rate(snn, ids):
-    """Row SynOps per second inside the synaptic phase of the simulation (median over tokens)."""
-    from spikelm.lm.simulate import NumbaRunner
-
-    timed, overhead = timed_kernel()
-    ts = np.zeros(2, np.int64)
-    phase = np.zeros(2, np.int64)
-    per_call = overhead(ts, 100000) / 100000  # the clock's own cost inside each interval
-    runner = NumbaRunner(snn.qm)
-    qm, C, cfg = snn.qm, runner.counters, snn.config
-    rates, raw = [], []
+    """Row SynOps per second inside the synaptic phase (median over tokens), and the clock's cost."""
+    runner = NumbaRunner(snn.graph, timed=True)
+    C = runner.counters
+    rates = []
     for n, token in enumerate(ids):
-        emb = runner.emb_codes(int(token), n)
-        phase[:] = 0
-        before = C.synops_proj.sum()
-        status = timed(
-            True, n, emb, np.iinfo(np.int64).max, runner.st,
-            runner.feed, runner.tele, runner.arg, runner.lbase, runner.off, runner.in_ptr, runner.in_idx,
-            runner.qmin, runner.qmax, runner.unit, runner.gain, runner.offset,
-            runner.out_ptr, runner.out_idx, runner.pj_post, runner.pj_woff, runner.pj_npost, runner.W,
-            runner.counts, runner.acc, runner.S, runner.kcache,
-            qm.ln_gain, qm.ln_bias, qm.ln_eps, qm.res_gain, qm.res_shift, qm.gelu_lut,
-            qm.sm_hi, qm.sm_lo, qm.sm_shift, cfg.n_head, cfg.head_dim, cfg.n_positions,
-            C.spikes_pos, C.spikes_neg, C.op_evals, C.synops_proj, C.synops_tele,
-            runner.started, runner.done, runner.alist, runner.alen, runner.stepval, runner.sp,
-            runner.pstart, runner.pend, runner.scratch, False, 0, *runner.ev, runner.ev_n, ts, phase,
-        )
-        assert status == 0
+        runner.timing[:] = 0
+        before = C.synops.sum()
+        runner.step_token(int(token), None)
         if n == 0:  # the first call compiled
             continue
-        rows = C.synops_proj.sum() - before
-        rates.append(rows / ((phase[0] - phase[1] * per_call) * 1e-9))
-        raw.append(rows / (phase[0] * 1e-9))
-    return float(np.median(rates)), float(np.median(raw)), per_call
+        rows = C.synops.sum() - before
+        rates.append(rows / (runner.timing[0] * 1e-9))
+    return float(np.median(rates)), int(runner.timing[1])
 
 
-def row_limit(snn, sim_runner_counts, repeats=1):
-    """Additions per second when only the int8 row additions of the run are replayed."""
+def row_limit(snn, proj_synops, repeats=1):
+    """Additions per second when only the run's int8 row additions are replayed (unit values)."""
     rng = np.random.default_rng(0)
     adds, seconds = 0, 0.0
-    for k, pr in enumerate(snn.qm.projections):
-        rows = int(sim_runner_counts[k] // pr.weights.shape[1])
+    for k, pr in enumerate(snn.graph.projections):
+        rows = int(proj_synops[k] // pr.weights.shape[1])
         if rows == 0:
             continue
         W = pr.weights
         r = rng.integers(0, W.shape[0], rows).astype(np.int64)
-        s = rng.choice(np.array([-1, 1], np.int8), rows)
+        v = rng.choice(np.array([-1, 1], np.int32), rows)
         acc = np.zeros(W.shape[1], np.int32)
-        row_accumulate(W, r[:2], s[:2], acc, 1)  # compile
-        t, _ = best_of(lambda: row_accumulate(W, r, s, acc, repeats))
+        row_accumulate(W, r[:2], v[:2], acc, 1)  # compile
+        t, _ = best_of(lambda: row_accumulate(W, r, v, acc, repeats))
         adds += rows * W.shape[1] * repeats
         seconds += t
     return adds / seconds
@@ -159,88 +111,81 @@ def main(argv=None):
     ap.add_argument("--tokens", type=int, default=65)
     ap.add_argument("--bits", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=3)
+    ap.add_argument("--codings", nargs="+", default=list(CODINGS), choices=CODINGS)
     args = ap.parse_args(argv)
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
 
-    snn, tok = load_demo(bits=args.bits)
-    from spikelm.lm.convert import demo_model_path
-
-    text = tok.clean((demo_model_path() / "heldout.txt").read_text())
-    L = min(args.tokens, snn.config.n_positions)
+    folder = demo_model_path()
+    tok = CharTokenizer.load(folder / "tokenizer.json")
+    calib = tok.encode(tok.clean((folder / "calibration.txt").read_text())[:4000])
+    text = tok.clean((folder / "heldout.txt").read_text())
+    snns = {c: convert(folder, calibration=calib, bits=args.bits, coding=c) for c in args.codings}
+    snn = snns[args.codings[0]]
+    L = min(args.tokens, snn.graph.n_positions)
     prompts = [tok.encode(text[i * 997 : i * 997 + L]) for i in range(args.prompts)]
     ids = prompts[0]
     print(f"demo model: {snn.config.n_layer} layers, width {snn.config.n_embd}, vocab {snn.config.vocab_size}, "
-          f"{args.bits}-bit activations; {L} tokens; {platform.processor() or platform.machine()}, "
-          f"numba {numba.__version__}, torch {torch.__version__}")
+          f"{args.bits}-bit activations; {L} tokens x {len(prompts)} prompts; "
+          f"{platform.processor() or platform.machine()}, numba {numba.__version__}, torch {torch.__version__}")
 
-    # dense float torch forward
     from spikelm.lm.gpt import TinyGPT
 
     model = TinyGPT(snn.config).eval()
     model.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in snn.params.items()}, strict=False)
-    torch.set_num_threads(1)
     x = torch.tensor(ids)[None]
     with torch.no_grad():
         t_float, _ = best_of(lambda: model(x), 5)
     t_ref, _ = best_of(lambda: snn.reference(ids), 3)
-
-    runs = {}
-    for threads in (1, 2):
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        per_token_times(snn, ids[:4])  # compile / warm up
-        times, syn, sim = [], [], None
-        for p in prompts:
-            t, s, sim_p = per_token_times(snn, p, time.perf_counter if threads == 2 else clock)
-            times.append(t)
-            syn.append(s)
-            sim = sim if sim is not None else sim_p
-        runs[threads] = (np.array(times), np.array(syn), sim)
-    numba.set_num_threads(1)
-
-    times1, syn1, sim = runs[1]
-    times2, _, _ = runs[2]
-    total_t1 = times1.sum(1).min()
-    total_syn = syn1[0].sum()
-    runner_counts = _proj_synops(snn, prompts[0])
-    limit = row_limit(snn, runner_counts)
-    row_adds = runner_counts.sum()
-    sim_rate = total_syn / total_t1
-    phase_rate, raw_rate, clock_ns = synaptic_phase_rate(snn, ids)
-
+    print(f"dense float torch forward: {t_float * 1e3:.2f} ms for {L} tokens ({t_float / L * 1e3:.3f} ms per token); "
+          f"dense QANN reference (NumPy): {t_ref * 1e3:.2f} ms")
+    print("times are CPU time of the calling thread, 1 thread")
     print()
-    print(f"{'measure':<58}{'value':>16}")
-    print("times are CPU time of the calling thread unless marked wall")
-    print(f"{'dense float torch forward, ' + str(L) + ' tokens (1 thread)':<58}{t_float * 1e3:>13.2f} ms")
-    print(f"{'dense float torch forward, per token':<58}{t_float / L * 1e3:>13.3f} ms")
-    print(f"{'dense QANN reference (NumPy), ' + str(L) + ' tokens':<58}{t_ref * 1e3:>13.2f} ms")
-    wall1, _, _ = per_token_times(snn, ids, time.perf_counter)
-    print(f"{'event-driven simulation per token, numba 1 thread':<58}{total_t1 / L * 1e3:>13.3f} ms")
-    print(f"{'  the same, wall time':<58}{wall1.sum() / L * 1e3:>13.3f} ms")
-    print(f"{'event-driven simulation per token, numba 2 threads (wall)':<58}{times2.sum(1).min() / L * 1e3:>13.3f} ms")
-    print(f"{'steps to quiescence per token (mean)':<58}{sim.steps.mean():>16.1f}")
-    print(f"{'spikes per token (mean)':<58}{sim.spikes['total'] / L:>16,.0f}")
-    print(f"{'SynOps per token (mean)':<58}{total_syn / L:>16,.0f}")
-    print(f"{'dense MACs per token (mean)':<58}{sim.macs['total'] / L:>16,.0f}")
-    print(f"{'SynOps / s, whole simulation (1 thread)':<58}{sim_rate:>16.3e}")
-    print(f"{'row-accumulation limit (same rows replayed), additions / s':<58}{limit:>16.3e}")
-    print(f"{'int8 row additions / all SynOps':<58}{row_adds / total_syn:>16.3f}")
-    print(f"{'simulation SynOps rate / limit':<58}{sim_rate / limit:>16.2f}")
-    print(f"{'synaptic phase (row additions, timed inside the kernel) / s':<58}{phase_rate:>16.3e}")
-    print(f"{'synaptic phase rate / limit':<58}{phase_rate / limit:>16.2f}")
-    print(f"{'  the same, not corrected for the clock reads (' + f'{clock_ns:.0f} ns each' + ')':<58}{raw_rate / limit:>16.2f}")
-    n8, n64 = 8, min(64, L - 1)
-    t8, t64 = np.median(times1[:, n8]), np.median(times1[:, n64])
-    s8, s64 = np.median(syn1[:, n8]), np.median(syn1[:, n64])
-    print(f"{f'token {n64} vs token {n8}: time ratio (median of {len(prompts)} prompts)':<58}{t64 / t8:>16.2f}")
-    print(f"{f'token {n64} vs token {n8}: SynOps ratio':<58}{s64 / s8:>16.2f}")
-    print("energy estimate (synaptic ops vs dense MACs only, 0.9 pJ/AC, 4.6 pJ/MAC): "
-          f"SNN {sim.synops['total'] * 0.9e-6:.2f} uJ, dense {sim.macs['total'] * 4.6e-6:.2f} uJ for {L} tokens")
 
+    rows, times_by = [], {}
+    for coding, s in snns.items():
+        per_token_times(s, ids[:4])  # compile or load the loop
+        runs = [per_token_times(s, p) for p in prompts]
+        times = np.array([r[0] for r in runs])
+        syn = np.array([r[1] for r in runs])
+        sim = runs[0][2]
+        times_by[coding] = (times, syn)
+        ref = s.reference(ids)
+        nonzero = sum(int(np.count_nonzero(c)) for c in ref.codes.values())
+        spikes = sim.spikes["total"]
+        e_snn, e_ann = sim.synops["total"] * E_AC_PJ, sim.macs["total"] * E_MAC_PJ
+        rows.append((coding, sim.synops["total"] / sim.macs["total"], sim.shift_adds["total"] / sim.synops["total"],
+                     spikes / activations(s, L), spikes / max(nonzero, 1), sim.steps.mean(),
+                     times.sum(1).min() / L * 1e3, e_snn / e_ann))
+    t_unit = dict((r[0], r[6]) for r in rows).get("unit")
+    head = f"{'coding':<14}{'SynOps/MACs':>12}{'shift-adds':>11}{'spikes/act':>11}{'spikes/nz':>10}" \
+           f"{'steps/token':>12}{'ms/token':>10}{'vs unit':>8}{'energy vs dense':>16}"
+    print(head)
+    for coding, ratio, shift, spa, spnz, steps, ms, energy in rows:
+        vs = f"{ms / t_unit:.2f}" if t_unit else "-"
+        print(f"{coding:<14}{ratio:>12.3f}{shift:>11.2f}{spa:>11.3f}{spnz:>10.3f}{steps:>12.1f}{ms:>10.3f}{vs:>8}{energy:>16.3f}")
+    print(f"(energy estimate: SynOps x {E_AC_PJ} pJ against dense MACs x {E_MAC_PJ} pJ; operators, memory and "
+          "control left out of both sides)")
+    print()
 
-def _proj_synops(snn, ids):
-    runner = snn.runner("numba")
-    for t in ids:
+    coding = args.codings[0]
+    s = snns[coding]
+    runner = s.runner("numba")
+    for t in prompts[0]:
         runner.step_token(int(t), None)
-    return runner.counters.synops_proj.copy()
+    limit = row_limit(s, runner.counters.synops)
+    phase_rate, _ = synaptic_phase_rate(s, ids)
+    times, syn = times_by[coding]
+    total_syn = syn[0].sum()
+    print(f"{'measure (' + coding + ' coding)':<62}{'value':>14}")
+    print(f"{'row-accumulation limit (the run rows replayed), additions/s':<62}{limit:>14.3e}")
+    print(f"{'synaptic phase inside the simulation, additions/s':<62}{phase_rate:>14.3e}")
+    print(f"{'synaptic phase rate / limit':<62}{phase_rate / limit:>14.2f}")
+    print(f"{'whole simulation SynOps/s':<62}{total_syn / times[0].sum():>14.3e}")
+    n8, n64 = 8, min(64, L - 1)
+    print(f"{f'token {n64} vs token {n8}: time ratio (median of {len(prompts)} prompts)':<62}"
+          f"{np.median(times[:, n64]) / np.median(times[:, n8]):>14.2f}")
+    print(f"{f'token {n64} vs token {n8}: SynOps ratio':<62}{np.median(syn[:, n64]) / np.median(syn[:, n8]):>14.2f}")
 
 
 if __name__ == "__main__":

@@ -119,11 +119,11 @@ def long_run(duration_s, seed, out_dir):
     t0 = time.perf_counter()
     with SpikeWriter(path, {"exc": 800, "inh": 200}, net.dt, metadata=meta) as w:
         for p in EXC:
-            w.add_weights(p, 0, net.projections[p].w)
+            w.add_weights(p, 0, net.projections[p].w, units=net.projections[p].post.model.input_unit)
         for _ in range(int(duration_s)):
             sim.run(steps=1000, writer=w)
             for p in EXC:
-                w.add_weights(p, sim.t, net.projections[p].w)
+                w.add_weights(p, sim.t, net.projections[p].w, units=net.projections[p].post.model.input_unit)
         wall = time.perf_counter() - t0
         w.finish({"steps": sim.t, "synops": sim.synops})
     png = plot_weights(path, "exc_to_exc", out_dir / "polychronization_weights.png")

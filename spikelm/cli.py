@@ -2,7 +2,7 @@
 
 ``spikelm run SCENARIO.toml``  run a scenario, write spikes to HDF5, print a summary
 ``spikelm info FILE.h5``       summary of a run file (or of a NIR graph, FILE.nir)
-``spikelm plot FILE.h5``       raster + rate plot, or weight histograms (``--weights``)
+``spikelm plot FILE.h5``       raster + rate plot, state traces (``--state``), weight histograms (``--weights``)
 ``spikelm lm ...``             converted language models (generate, check, report)
 ``spikelm nir ...``            NIR graphs in and out (export, import)
 
@@ -28,30 +28,49 @@ def _add_run(sub):
     g.add_argument("--duration", type=float, help="model time in ms")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--out", help="write spikes and metadata to this HDF5 file (SONATA layout)")
-    p.add_argument("--compress", action="store_true",
-                   help="deflate-compress spike datasets (~30x smaller; libsonata's PyPI build cannot read them)")
+    p.add_argument("--compression", choices=["none", "scaleoffset", "deflate"], default="none",
+                   help="filter of the spike datasets: none (default), scaleoffset (lossless, libsonata reads it), "
+                        "deflate (smallest; libsonata's PyPI build cannot read it)")
     p.add_argument("--plot", help="write a raster + rate plot to this PNG file")
     p.add_argument("--checkpoint", help="save the final state to this checkpoint file")
     p.add_argument("--resume", help="start from this checkpoint (written for the same scenario)")
-    p.add_argument("--threads", type=int, help="Numba threads (default: Numba's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(argv=None) -> int:
     """Entry point of the ``spikelm`` console command; returns the exit code."""
+    from spikelm import __version__
+
     parser = argparse.ArgumentParser(prog="spikelm", description="Event-driven spiking neural network simulator.")
+    parser.add_argument("--version", action="version", version=f"spikelm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
-    p = sub.add_parser("info", help="summary of a run file or of a NIR graph (.nir)")
-    p.add_argument("file")
-    p = sub.add_parser("plot", help="raster/rate plot or weight histograms of a run file")
-    p.add_argument("file")
+    p = sub.add_parser("info", help="summary of a run file or of a NIR graph (.nir)",
+                       description="Print what a run file holds: the run (dt, steps, backend, seed), each "
+                                   "population's neurons, spikes and rate, SynOps per projection, state "
+                                   "reports and weight snapshots. Rates cover this file's steps (after "
+                                   "--resume: the resumed segment, as the run printed them). For a NIR "
+                                   "graph: its nodes, and whether spikelm can import it.")
+    p.add_argument("file", help="a run file (HDF5, SONATA layout) written by spikelm or another SONATA tool, "
+                                "or a NIR graph")
+    p = sub.add_parser("plot", help="raster/rate plot, state traces or weight histograms of a run file",
+                       description="Draw a run file as a PNG: by default a raster of every population over "
+                                   "their rates; --state draws recorded state (e.g. membrane potential); "
+                                   "--weights the weight distribution of a projection over time.")
+    p.add_argument("file", help="a run file (HDF5, SONATA layout)")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--weights", metavar="PROJECTION", help="plot weight histograms of this projection over time")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--weights", metavar="PROJECTION", help="plot weight histograms of this projection over time")
+    what.add_argument("--state", metavar="POPULATION[.VARIABLE]",
+                      help="plot recorded state traces, e.g. exc.v (default: the first recorded variable)")
+    p.add_argument("--window", nargs=2, type=float, metavar=("START", "STOP"),
+                   help="time window in ms (in steps for a converted LM's file); default: the whole run")
+    p.add_argument("--max-neurons", type=int, default=1000,
+                   help="raster rows at most; larger networks draw every k-th neuron and say so (default 1000)")
     from spikelm.io import nir_cli
 
     nir_cli.add_parser(sub)
-    # the lm commands import torch: parse them in spikelm.lm.cli, only when asked for
+    # the lm commands load numba kernels and model code: parse them in spikelm.lm.cli, only when asked for
     p = sub.add_parser("lm", help="converted language models: generate, check, report (spikelm lm -h)",
                        add_help=False)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -88,7 +107,7 @@ def _lm(rest):
     try:
         from spikelm.lm import cli as lm_cli
     except ImportError as e:
-        print(f"spikelm: error: spikelm lm needs torch ({e}); install with: pip install -e . -c constraints.txt",
+        print(f"spikelm: error: spikelm lm cannot start ({e}); install the lm extra: pip install 'spikelm[lm]'",
               file=sys.stderr)
         return 2
     try:
@@ -103,10 +122,18 @@ def _plot(args):
     from spikelm.io.sonata import validate
 
     validate(args.file)
+    _check_writable(args.out, "--out")
+    if args.max_neurons < 1:
+        raise ConfigError(f"--max-neurons: must be >= 1, got {args.max_neurons}")
+    if args.weights and args.window:
+        raise ConfigError("--window: applies to rasters and state plots; --weights draws every snapshot")
     if args.weights:
         plots.plot_weights(args.file, args.weights, args.out)
+    elif args.state:
+        population, _, variable = args.state.partition(".")
+        plots.plot_state(args.file, population, args.out, variable or None, t_range=args.window)
     else:
-        plots.plot_raster(args.file, args.out)
+        plots.plot_raster(args.file, args.out, t_range=args.window, max_neurons=args.max_neurons)
     print(f"wrote {args.out}")
     return 0
 
@@ -117,18 +144,14 @@ def _run(args):
     from spikelm.simulator import Simulator
 
     sc = load_scenario(args.scenario)
-    for flag in ("steps", "duration", "seed", "threads"):
+    for flag in ("steps", "duration", "seed"):
         v = getattr(args, flag)
-        if v is not None and (v <= 0 if flag in ("steps", "duration", "threads") else v < 0):
+        if v is not None and (v <= 0 if flag in ("steps", "duration") else v < 0):
             raise ConfigError(f"--{flag}: must be {'> 0' if flag != 'seed' else '>= 0'}, got {v}")
     for flag in ("out", "plot", "checkpoint"):
         v = getattr(args, flag)
         if v is not None:
             _check_writable(v, f"--{flag}")
-    if args.threads:
-        import numba
-
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     seed = sc.seed if args.seed is None else args.seed
     t0 = time.perf_counter()
     net = sc.build(seed)
@@ -137,6 +160,7 @@ def _run(args):
                     weight_snapshots=sc.weight_snapshots())
     if args.resume:
         checkpoint.load(sim, args.resume)
+    first_step = sim.t
     build_s = time.perf_counter() - t0
     steps = args.steps if args.steps is not None else (
         int(round(args.duration / sc.dt)) if args.duration is not None else sc.default_steps())
@@ -144,16 +168,21 @@ def _run(args):
     if args.out:
         from spikelm.io.sonata import SpikeWriter
 
-        writer = SpikeWriter(args.out, {p.name: p.n for p in net.populations.values()}, net.dt,
+        recorded = [net.populations[name] for name in sim.spikes.populations]
+        # populations whose spikes are not recorded are left out of /spikes (an empty group
+        # would read as silent) and listed in the metadata
+        skipped = {p.name: p.n for p in net.populations.values() if p.name not in sim.spikes.populations}
+        writer = SpikeWriter(args.out, {p.name: p.n for p in recorded}, net.dt,
                              metadata={"seed": seed, "backend": backend, "scenario": sc.text,
                                        "scenario_path": sc.path, "network": json.dumps(net.summary()),
-                                       "start_step": sim.t},
-                             signed={p.name: p.model.ternary for p in net.populations.values()},
-                             compress=args.compress)
+                                       "start_step": sim.t, "not_recorded": skipped},
+                             signed={p.name: p.model.ternary for p in recorded},
+                             compress=args.compression)
     try:
         result = sim.run(steps, progress=not args.no_progress, writer=writer)
         if writer is not None:
-            writer.finish({"steps": int(sim.t), "synops": sim.synops, "wall_s": result.wall_s})
+            # this file's steps and SynOps: after --resume, those of the resumed segment
+            writer.finish({"steps": result.steps, "synops": result.synops, "wall_s": result.wall_s})
     except BaseException:
         if writer is not None:
             writer._abort()
@@ -166,7 +195,9 @@ def _run(args):
     if args.plot:
         from spikelm.io import plots
 
-        plots.plot_raster(args.out if args.out else sim.spikes_as_tables(), args.plot)
+        # this run's steps (after --resume: the resumed segment, not 0 .. its end)
+        plots.plot_raster(args.out if args.out else sim.spikes_as_tables(), args.plot,
+                          t_range=(first_step * net.dt, sim.t * net.dt))
         print(f"plot: {args.plot}")
     if args.checkpoint:
         print(f"checkpoint: {args.checkpoint}")
@@ -189,9 +220,11 @@ def _print_summary(sc, net, sim, result, build_s):
     print(f"  build {build_s:.2f} s, run {result.wall_s:.2f} s wall ({result.wall_s / max(secs, 1e-12):.3g} s per model s)")
     print(f"  {'population':<16}{'neurons':>10}{'spikes':>14}{'rate (Hz)':>12}")
     for name, pop in net.populations.items():
-        n_sp = result.spikes.get(name)
-        rate = f"{n_sp / pop.n / secs:.3f}" if n_sp is not None and secs > 0 else "-"
-        print(f"  {name:<16}{pop.n:>10,}{(n_sp if n_sp is not None else 0):>14,}{rate:>12}")
+        # the rate monitor counts every population, recorded or not
+        n_sp = int(sim.rates.counts(name)[-result.steps:].sum()) if result.steps else 0
+        rate = f"{n_sp / pop.n / secs:.3f}" if secs > 0 else "-"
+        note = "" if name in result.spikes else "   (spikes not recorded)"
+        print(f"  {name:<16}{pop.n:>10,}{n_sp:>14,}{rate:>12}{note}")
     if result.synops:
         print(f"  {'projection':<26}{'synapses':>12}{'SynOps':>16}")
         for name, k in net.projections.items():

@@ -23,3 +23,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 def backend(request):
     """Every backend that runs on a CPU; the numpy one is the reference."""
     return request.param
+
+
+def _lm_backends():
+    try:
+        from spikelm.lm.backends import available
+    except ImportError:  # the lm extra is missing: the lm tests skip, saying so
+        return []
+    return available()
+
+
+@pytest.fixture(scope="session", params=_lm_backends())
+def lm_backend(request):
+    """Every converted-LM executor that runs here; ``numpy`` is the reference."""
+    return request.param

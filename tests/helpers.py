@@ -218,8 +218,10 @@ def model_params(draw, model, n, dt, steps):
     if model == "poisson":
         return dict(rate=draw(fl(0.0, 150.0))), {}
     if model == "spike_times":
-        horizon = steps * dt
-        times = tuple(tuple(draw(st.lists(fl(0.0, horizon), max_size=6))) for _ in range(n))
+        # distinct steps (two times in one step are refused), placed off the grid by < dt / 2
+        times = tuple(tuple(max(0.0, k * dt + draw(fl(-0.45, 0.45)) * dt)
+                            for k in draw(st.lists(st.integers(0, steps), unique=True, max_size=6)))
+                      for _ in range(n))
         return dict(times=times), {}
     raise ValueError(model)
 
@@ -319,7 +321,8 @@ def signed_if_specs(draw, max_layers=3, max_n=8):
     n_layers = draw(st.integers(1, max_layers))
     sizes = [draw(st.integers(1, max_n)) for _ in range(n_layers + 1)]
     dt = 1.0
-    times = tuple(tuple(draw(st.lists(st.integers(0, 5).map(float), max_size=3))) for _ in range(sizes[0]))
+    times = tuple(tuple(float(k) for k in draw(st.lists(st.integers(0, 5), unique=True, max_size=3)))
+                  for _ in range(sizes[0]))
     pops = [{"name": "L0", "model": "spike_times", "n": sizes[0], "params": {"times": times}, "init": {}}]
     for k in range(1, n_layers + 1):
         pops.append({"name": f"L{k}", "model": "signed_if", "n": sizes[k],
@@ -332,3 +335,22 @@ def signed_if_specs(draw, max_layers=3, max_n=8):
                       "weight": ("ints", draw(st.integers(-4, 0)), draw(st.integers(0, 4)), draw(st.integers(0, 2**16))),
                       "delay_steps": (lo, draw(st.integers(lo, 10))), "target": draw(st.sampled_from(["exc", "inh"]))})
     return {"dt": dt, "seed": draw(st.integers(0, 2**31 - 1)), "pops": pops, "conns": conns, "stims": []}
+
+
+def plot_axes(draw):
+    """The axes a plot function made: ``draw()`` runs with matplotlib's Figure.subplots spied on."""
+    import matplotlib.figure
+
+    seen = {}
+    real = matplotlib.figure.Figure.subplots
+
+    def spy(fig, *a, **k):
+        seen["axes"] = real(fig, *a, **k)
+        return seen["axes"]
+
+    matplotlib.figure.Figure.subplots = spy
+    try:
+        draw()
+    finally:
+        matplotlib.figure.Figure.subplots = real
+    return seen["axes"]

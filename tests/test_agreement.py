@@ -65,8 +65,8 @@ def _cuba_like(seed):
     """A small CUBA-style E/I network with every stimulus kind and exponential synapses."""
     net = sn.Network(0.1, seed)
     init = {"v": sn.Uniform(-60.0, -50.0)}
-    net.add_population("exc", "lif", 80, init=init)
-    net.add_population("inh", "lif", 20, params={"alpha": 2.0, "tau_a": 50.0}, init=init)
+    net.add_population("exc", "lif", 80, params={"e_l": -49.0}, init=init)   # CUBA's self-driving rest
+    net.add_population("inh", "lif", 20, params={"e_l": -49.0, "alpha": 2.0, "tau_a": 50.0}, init=init)
     for pre, w, tg in (("exc", 1.62, "exc"), ("inh", -9.0, "inh")):
         for post in ("exc", "inh"):
             net.connect(pre, post, sn.FixedProbability(0.1), weight=sn.Normal(w, abs(w) / 4),

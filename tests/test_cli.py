@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import plot_axes
 from spikelm.cli import main
 
 SMALL = """
@@ -217,3 +218,114 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "p" in r.stderr
+
+
+def _rates(text):
+    """{population: rate column} from the population table of a run summary or of info."""
+    rates = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] in ("exc", "inh") and parts[1].replace(",", "").isdigit():
+            rates[parts[0]] = parts[3]
+    return rates
+
+
+def test_info_after_resume_prints_the_rates_the_run_printed(tmp_path, capsys):
+    """A resumed run's file covers its own steps: info's rates and SynOps are the run's, and
+    the plot spans the resumed steps (before: 2.739 Hz against 5.478, 0 .. end of run)."""
+    f = scenario(tmp_path)
+    ck, out = tmp_path / "c.ck", tmp_path / "second.h5"
+    assert run_cli(capsys, "run", f, "--steps", "300", "--checkpoint", ck, "--no-progress")[0] == 0
+    rc, printed, err = run_cli(capsys, "run", f, "--steps", "200", "--resume", ck, "--out", out, "--no-progress")
+    assert rc == 0, err
+    rc, info, err = run_cli(capsys, "info", out)
+    assert rc == 0, err
+    run_rates, info_rates = _rates(printed), _rates(info)
+    assert set(run_rates) == {"exc", "inh"} and float(run_rates["exc"]) > 0
+    assert info_rates == run_rates
+    synops_line = [ln for ln in printed.splitlines() if ln.strip().startswith("ee ")][0]
+    assert synops_line.split()[-1] in info                  # this segment's SynOps, not the total
+    assert "steps: 200 (20 ms), from step 300 (resumed: 30 .. 50 ms)" in info
+    from spikelm.io.sonata import read_metadata
+
+    meta = read_metadata(out)
+    assert (meta["start_step"], meta["steps"]) == (300, 200)
+    axes = plot_axes(lambda: __import__("spikelm.io.plots", fromlist=["x"]).plot_raster(out, tmp_path / "r.png"))
+    assert axes[1].get_xlim() == pytest.approx((30.0, 50.0))
+    # --plot straight from memory (no --out) draws the resumed steps too
+    axes = plot_axes(lambda: run_cli(capsys, "run", f, "--steps", "200", "--resume", ck, "--no-progress",
+                                      "--plot", tmp_path / "mem.png"))
+    assert axes[1].get_xlim() == pytest.approx((30.0, 50.0))
+
+
+def test_populations_not_recorded_are_said_so_not_silent(tmp_path, capsys):
+    """record.spikes = ["exc"]: inh is neither written as an empty (silent-looking) population
+    nor reported at 0 Hz; the run's summary gives its true count from the rate monitor."""
+    text = SMALL.format(post="inh", p=0.5, weight="10.0", delay="0.2") + '\n[record]\nspikes = ["exc"]\n'
+    f = scenario(tmp_path, text=text)
+    out = tmp_path / "run.h5"
+    rc, printed, err = run_cli(capsys, "run", f, "--out", out, "--no-progress", "--steps", "400")
+    assert rc == 0, err
+    inh_line = [ln for ln in printed.splitlines() if ln.strip().startswith("inh ")][0]
+    assert "not recorded" in inh_line and int(inh_line.split()[2].replace(",", "")) > 0
+    from spikelm.io.sonata import read_metadata, read_spikes
+
+    assert list(read_spikes(out)) == ["exc"]
+    assert read_metadata(out)["not_recorded"] == {"inh": 10}
+    rc, info, _ = run_cli(capsys, "info", out)
+    inh_info = [ln for ln in info.splitlines() if ln.strip().startswith("inh ")][0]
+    assert "not recorded" in inh_info and "0.000" not in inh_info
+    from spikelm.io import plots
+
+    raster, _ = plot_axes(lambda: plots.plot_raster(out, tmp_path / "r.png"))
+    assert raster.get_title().endswith("; not recorded: inh")
+    assert [t.get_text() for t in raster.get_yticklabels()] == ["exc"]
+
+
+def test_version_and_help_descriptions(capsys):
+    from spikelm import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"spikelm {__version__}"
+    for command, words in (("info", "Rates cover this file's steps"), ("plot", "--state draws recorded state")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert words in " ".join(capsys.readouterr().out.split())
+
+
+def test_threads_option_is_gone(tmp_path, capsys):
+    """The compiled time loop is serial: an option that changed nothing is refused, not ignored."""
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(scenario(tmp_path)), "--threads", "2"])
+    assert e.value.code == 2 and "--threads" in capsys.readouterr().err
+
+
+def test_plot_state_window_and_weight_units(tmp_path, capsys):
+    text = SMALL.format(post="exc", p=0.2, weight="1.0", delay="0.2") + (
+        '\n[record]\nstate = [{ population = "exc", variables = ["v", "i_e"], every = 0.5, neurons = [0, 1, 2] }]\n'
+        'weights = { every = 5.0, projections = ["ee"] }\n')
+    f = scenario(tmp_path, text=text)
+    out = tmp_path / "run.h5"
+    assert run_cli(capsys, "run", f, "--out", out, "--no-progress")[0] == 0
+    rc, info, _ = run_cli(capsys, "info", out)
+    assert "state exc/v: 3 nodes x 40 frames (mV)" in info
+    from spikelm.io import plots
+
+    png = tmp_path / "v.png"
+    rc, _, err = run_cli(capsys, "plot", out, "--out", png, "--state", "exc.i_e", "--window", "5", "15")
+    assert rc == 0, err and png.stat().st_size > 10_000
+    ax = plot_axes(lambda: plots.plot_state(out, "exc", png, "i_e", t_range=(5.0, 15.0)))
+    assert ax.get_ylabel() == "i_e (mV)" and ax.get_xlabel() == "time (ms)"
+    lines = ax.get_lines()
+    assert len(lines) == 4 and lines[-1].get_label() == "mean of 3"             # 3 neurons + mean
+    assert lines[0].get_xdata().min() >= 5.0 and lines[0].get_xdata().max() <= 15.0
+    rc, _, err = run_cli(capsys, "plot", out, "--out", tmp_path / "r.png", "--window", "5", "15")
+    assert rc == 0, err
+    axes = plot_axes(lambda: plots.plot_raster(out, tmp_path / "r.png", t_range=(5.0, 15.0)))
+    assert axes[1].get_xlim() == (5.0, 15.0)
+    left, right = plot_axes(lambda: plots.plot_weights(out, "ee", tmp_path / "w.png"))
+    assert left.get_ylabel() == "weight (mV)" and right.get_xlabel() == "weight (mV)"
+    assert [h.get_label() for h in right.get_lines()][0] == "t = 0 ms"
+    rc, _, err = run_cli(capsys, "plot", out, "--out", png, "--state", "inh")
+    assert_user_error(rc, err, "/report/inh", "no state report")

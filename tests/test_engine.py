@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import spikelm.network as sn
 from helpers import (assert_snapshots_agree, build, generic_numba_loop, network_specs, signed_if_specs, simulate,
                      snapshot)
+from spikelm.errors import ConfigError
 from spikelm.simulator import Simulator, StateMonitor
 
 
@@ -80,10 +81,10 @@ def test_spikes_arrive_exactly_after_their_per_synapse_delay(backend):
     assert np.all(vals == 1)
 
 
-def test_spike_times_fire_once_per_step_even_when_times_round_together(backend):
-    """Times that round to the same step give one spike; later times and other neurons are kept."""
+def test_spike_times_round_to_the_nearest_step(backend):
+    """Off-grid times go to the nearest step (halves to even); other neurons are independent."""
     net = sn.Network(0.1, 0)
-    net.add_population("src", "spike_times", 3, params={"times": ((1.0, 1.04, 0.96, 2.0), (), (0.0, 1.0))})
+    net.add_population("src", "spike_times", 3, params={"times": ((1.04, 2.0), (), (0.0, 0.96))})
     net.add_population("other", "spike_times", 1, params={"times": ((1.0,),)})
     sim = Simulator(net, backend=backend)
     res = sim.run(until_quiescent=True, max_steps=100)
@@ -92,6 +93,17 @@ def test_spike_times_fire_once_per_step_even_when_times_round_together(backend):
     np.testing.assert_array_equal(ids, [2, 0, 2, 0])
     np.testing.assert_array_equal(sim.spikes.get("other")[0], [10])
     assert res.quiescent and res.steps == 22  # stops after step 21, the first silent one
+
+
+@pytest.mark.parametrize("times", [(1.0, 1.04), (0.96, 1.0), (2.0, 2.0)])
+def test_two_spike_times_in_one_step_are_refused_not_merged(times):
+    """They used to merge silently into one spike (a lost spike); Brian2 refuses them too."""
+    net = sn.Network(0.1, 0)
+    with pytest.raises(ConfigError) as info:
+        net.add_population("src", "spike_times", 2, params={"times": ((0.5,), times)})
+    msg = str(info.value)
+    assert "\n" not in msg and "population 'src': times[1]" in msg and "one step" in msg
+    assert f"{times[0]:g}" in msg and f"{times[1]:g}" in msg
 
 
 def _dense_reference(net):
@@ -170,7 +182,7 @@ def test_quiescent_means_nothing_more_happens(backend, spec):
 def test_lif_resting_above_threshold_is_not_quiescent(backend):
     """e_l > v_th (as in CUBA: e_l -49, v_th -50): with no input at all the neuron still fires."""
     net = sn.Network(0.1, 0)
-    net.add_population("x", "lif", 1, init={"v": -60.0})
+    net.add_population("x", "lif", 1, params={"e_l": -49.0}, init={"v": -60.0})
     sim = Simulator(net, backend=backend)
     res = sim.run(until_quiescent=True, max_steps=2000)  # V reaches v_th after 20 ln(11) = 48 ms
     assert res.spikes["x"] > 0 and not res.quiescent
@@ -338,9 +350,9 @@ def test_numba_cache_sees_edits_to_the_kernel_module(tmp_path):
 
 
 def test_a_long_run_is_a_few_compiled_calls_not_one_per_step(backend, monkeypatch):
-    """DESIGN.md: one call from Python advances many steps (up to the next record flush)."""
+    """docs/design.md: one call from Python advances many steps (up to the next record flush)."""
     net = sn.Network(0.1, 0)
-    net.add_population("x", "lif", 50, init={"v": sn.Uniform(-60.0, -50.0)})
+    net.add_population("x", "lif", 50, params={"e_l": -49.0}, init={"v": sn.Uniform(-60.0, -50.0)})
     net.connect("x", "x", sn.FixedProbability(0.1), weight=0.5)
     sim = Simulator(net, backend=backend, chunk_steps=2000)
     calls = []

@@ -415,8 +415,9 @@ def test_atomic_mode_keeps_the_statistics_of_a_cuba_network():
     rates = {}
     for backend in ("numba", "cupy"):
         net = sn.Network(0.1, 5)
-        net.add_population("exc", "lif", 1600, init={"v": sn.Uniform(-60.0, -50.0)})
-        net.add_population("inh", "lif", 400, init={"v": sn.Uniform(-60.0, -50.0)})
+        cuba = {"e_l": -49.0}
+        net.add_population("exc", "lif", 1600, params=cuba, init={"v": sn.Uniform(-60.0, -50.0)})
+        net.add_population("inh", "lif", 400, params=cuba, init={"v": sn.Uniform(-60.0, -50.0)})
         for pre, w, tg in (("exc", 1.62, "exc"), ("inh", -9.0, "inh")):
             for post in ("exc", "inh"):
                 net.connect(pre, post, sn.FixedProbability(0.04), weight=w, delay=0.1, target=tg)

@@ -4,6 +4,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from helpers import plot_axes
 from spikelm.errors import ConfigError
 from spikelm.io.plots import plot_raster, plot_weights
 from spikelm.io.sonata import SpikeWriter, read_spikes
@@ -74,8 +75,6 @@ def test_weights_png(run_file, tmp_path):
 
 def test_raster_of_many_populations_is_compact(tmp_path):
     """A converted LM has dozens of populations: the plot labels a subset, one rate line."""
-    import matplotlib
-
     from spikelm.io import plots
 
     rng = np.random.default_rng(3)
@@ -86,21 +85,49 @@ def test_raster_of_many_populations_is_compact(tmp_path):
             steps = np.sort(rng.integers(0, 500, 60))
             w.append(name, steps, rng.integers(0, 20, 60), rng.choice([-1, 1], 60).astype(np.int8))
         w.finish()
-    seen = {}
-    real_subplots = matplotlib.figure.Figure.subplots
-
-    def spy(fig, *a, **k):
-        axes = real_subplots(fig, *a, **k)
-        seen["axes"] = axes
-        return axes
-
-    matplotlib.figure.Figure.subplots = spy
-    try:
-        plots.plot_raster(path, tmp_path / "many.png")
-    finally:
-        matplotlib.figure.Figure.subplots = real_subplots
-    raster, rate = seen["axes"]
+    raster, rate = plot_axes(lambda: plots.plot_raster(path, tmp_path / "many.png"))
     labels = [t.get_text() for t in raster.get_yticklabels()]
     assert 1 < len(labels) <= plots.MANY
-    assert len(rate.get_lines()) == 1
+    from matplotlib.patches import StepPatch
+
+    assert len([p for p in rate.patches if isinstance(p, StepPatch)]) == 1   # one rate curve
     assert (tmp_path / "many.png").stat().st_size > 10_000
+
+
+def test_rate_panel_draws_the_last_bin(tmp_path):
+    """Spikes only in the last bin: the rate curve must reach the end of the run there."""
+    path = tmp_path / "late.h5"
+    with SpikeWriter(path, {"exc": 10}, 1.0) as w:
+        w.append("exc", np.full(10, 99), np.arange(10))
+        w.finish({"steps": 100})
+    from matplotlib.patches import StepPatch
+
+    raster, rate = plot_axes(lambda: plot_raster(path, tmp_path / "late.png"))
+    (curve,) = [p for p in rate.patches if isinstance(p, StepPatch)]
+    values, edges, _ = curve.get_data()
+    assert edges[-1] == pytest.approx(100.0) and values[-1] > 0 and np.all(values[:-1] == 0)
+    assert values[-1] == pytest.approx(1000.0)     # 10 spikes / 10 neurons / 1 ms bin = 1000 Hz
+
+
+def test_large_raster_draws_every_kth_neuron_and_says_so(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "big.h5"
+    n = {"exc": 4000, "inh": 1000}
+    with SpikeWriter(path, n, 1.0) as w:
+        for step in range(50):
+            for name, size in n.items():
+                ids = np.flatnonzero(rng.random(size) < 0.05)
+                w.append(name, np.full(ids.size, step), ids)
+        w.finish({"steps": 50})
+    spikes = read_spikes(path)
+    raster, rate = plot_axes(lambda: plot_raster(path, tmp_path / "big.png", max_neurons=500))
+    assert "1 in 10 neurons" in raster.get_title()
+    exc_points = np.concatenate([ln.get_ydata() for ln in raster.get_lines() if ln.get_color() == "#1f77b4"])
+    assert exc_points.size and np.all(np.asarray(exc_points) % 10 == 0)    # whole trains of neurons 0, 10, ...
+    assert exc_points.size == np.sum(spikes["exc"].node_ids % 10 == 0)
+    from matplotlib.patches import StepPatch
+
+    curves = [p for p in rate.patches if isinstance(p, StepPatch)]
+    drawn = sum(p.get_data()[0].sum() * n[name] for p, name in zip(curves, reversed(list(n))))
+    bin_ms = curves[0].get_data()[1][1] - curves[0].get_data()[1][0]
+    assert drawn * bin_ms / 1000.0 == pytest.approx(sum(len(t) for t in spikes.values()))   # rates use all

@@ -447,3 +447,58 @@ def test_state_round_trip_over_several_calls(tmp_path, n_nodes, first, stride, s
         t = f["report/p/mapping/time"]
         known = stride if sum(sizes) > 1 else 1            # one frame has no spacing yet
         assert t.attrs["first_step"] == first and t.attrs["step_stride"] == known
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(dt=st.sampled_from([0.1, 0.25, 1.0, 2.0]), seed=st.integers(0, 10_000),
+       n_spikes=st.integers(0, 5000), batches=st.integers(1, 7))
+def test_scaleoffset_files_read_back_exactly(tmp_path, dt, seed, n_spikes, batches):
+    """Lossless whatever dt: whole-number timestamps are packed, others stored plain; chunks
+    filled over several appends (and the int16 widening of values) keep every spike."""
+    rng = np.random.default_rng(seed)
+    steps = np.sort(rng.integers(0, 200_000, n_spikes))
+    ids = rng.integers(0, 3000, n_spikes)
+    values = rng.choice([-1, 1, 4, -300], n_spikes)
+    path = tmp_path / f"so_{seed}_{dt}.h5"
+    with SpikeWriter(path, {"p": 3000}, dt, signed=True, compress="scaleoffset", chunk=777) as w:
+        for part in np.array_split(np.arange(n_spikes), batches):
+            w.append("p", steps[part], ids[part], values[part])
+    table = read_spikes(path)["p"]
+    np.testing.assert_array_equal(table.node_ids, ids.astype(np.uint64))
+    np.testing.assert_array_equal(table.values, values)
+    np.testing.assert_array_equal(table.timestamps, steps.astype(np.float64) * dt)   # bit for bit
+    with h5py.File(path, "r") as f:
+        packed = f["spikes/p/timestamps"].scaleoffset is not None
+        assert f["spikes/p/node_ids"].scaleoffset is not None and packed == float(dt).is_integer()
+
+
+def test_compress_options_and_time_unit_are_checked(tmp_path):
+    for bad in ("gzip", "lzf", 3):
+        with pytest.raises(ConfigError, match="compress: got .*allowed: none, scaleoffset, deflate"):
+            SpikeWriter(tmp_path / "a.h5", {"p": 1}, 1.0, compress=bad)
+    with pytest.raises(ConfigError, match="time_unit: got 'steps'; allowed: ms, step"):
+        SpikeWriter(tmp_path / "b.h5", {"p": 1}, 1.0, time_unit="steps")
+    with pytest.raises(ConfigError, match="with time_unit 'step'; allowed: 1.0"):
+        SpikeWriter(tmp_path / "c.h5", {"p": 1}, 0.1, time_unit="step")
+    assert not list(tmp_path.iterdir())          # nothing left behind by a refused writer
+    with SpikeWriter(tmp_path / "d.h5", {"p": 2}, 1.0, compress=True) as w:   # the older bool form
+        w.append("p", [0, 1], [1, 0])
+    with h5py.File(tmp_path / "d.h5", "r") as f:
+        assert f["spikes/p/node_ids"].compression == "gzip"
+
+
+def test_step_files_read_as_steps(tmp_path):
+    path = tmp_path / "lm.h5"
+    with SpikeWriter(path, {"h0.q": 4}, 1.0, signed=True, time_unit="step", compress="scaleoffset") as w:
+        w.append("h0.q", [3, 3, 9], [0, 2, 1], [1, -1, 1])
+        w.finish({"steps": 10})
+    table = read_spikes(path)["h0.q"]
+    assert table.time_unit == "step" and table.steps().tolist() == [3, 3, 9]
+    assert read_metadata(path)["time_unit"] == "step"
+    text = summary(path)
+    assert "time unit: step" in text and "per 1k steps" in text and "Hz" not in text
+    # 3 spikes / 4 neurons / 10 steps = 75 per 1,000 steps
+    assert [ln for ln in text.splitlines() if ln.strip().startswith("h0.q")][0].split()[3] == "75.000"
+    libsonata = pytest.importorskip("libsonata", reason="libsonata not installed (it comes with the dev extra)")
+    pop = libsonata.SpikeReader(str(path))["h0.q"]
+    assert pop.time_units == "step" and pop.get() == [(0, 3.0), (2, 3.0), (1, 9.0)]

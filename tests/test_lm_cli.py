@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from test_lm_helpers import random_tiny_gpt
-from spikelm.errors import ConfigError, SpikelmError
+from spikelm.errors import ConfigError, FileFormatError, SpikelmError
 from spikelm.lm import cli
 from spikelm.lm.tokenizer import CharTokenizer
 
@@ -105,11 +105,89 @@ def test_bad_out_path_writes_nothing(folder, tmp_path, capsys):
     out = tmp_path / "run.h5"
     args = parse(["lm", "generate", "--model", str(folder), "--prompt", "abc", "--tokens", "2",
                   "--out", str(out), "--max-steps", "1"])
-    with pytest.raises(SpikelmError, match="no quiescence"):
+    with pytest.raises(SpikelmError, match="no quiescence") as info:
         args.func(args)
     assert not out.exists()  # only the .partial file of the failed run remains
+    # ... and the one-line error says where it is, so it is not a surprise
+    assert f"{out}.partial" in str(info.value) and "--max-steps" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_main_exits_2_on_errors(folder, capsys):
     assert cli.main(["lm", "generate", "--model", str(folder / "nope"), "--prompt", "a", "--tokens", "1"]) == 2
     assert "not a model folder" in capsys.readouterr().err
+
+
+def test_generate_says_prompt_plus_new_tokens(folder, capsys):
+    """'--tokens 3' with a 4-token prompt: 4 + 3 tokens, 6 positions run (the last new token
+    is read off the logits and never run), not '6 tokens simulated'."""
+    args = parse(["lm", "generate", "--model", str(folder), "--prompt", "Retu", "--tokens", "3"])
+    assert args.func(args) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "positions simulated" in ln][0]
+    assert line.startswith("4 prompt + 3 new tokens: 6 positions simulated")
+
+
+@pytest.mark.parametrize("present", [[], ["vocab.json"]])
+def test_folder_without_tokenizer_names_the_files_looked_for(folder, tmp_path, present):
+    """Without a tokenizer the user read '--prompt: empty' / 'token ids are empty'."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors", "calibration.txt"):
+        (bare / name).write_bytes((folder / name).read_bytes())
+    for name in present:          # half a GPT-2 tokenizer (merges.txt missing) is none
+        (bare / name).write_text("{}")
+    args = parse(["lm", "generate", "--model", str(bare), "--prompt", "abc", "--tokens", "1"])
+    with pytest.raises(FileFormatError) as info:
+        args.func(args)
+    msg = str(info.value)
+    assert "\n" not in msg and str(bare) in msg and "no tokenizer" in msg
+    for looked_for in cli.TOKENIZER_FILES:
+        assert looked_for in msg
+
+
+@pytest.mark.slow
+def test_default_output_is_read_by_libsonata(tmp_path, capsys):
+    """The main job's default file (the shipped demo, scaleoffset-filtered) opens in the SONATA
+    reference reader, spike for spike equal to what spikelm reads, with honest step units;
+    deflate (the default before) does not."""
+    libsonata = pytest.importorskip("libsonata", reason="libsonata not installed (it comes with the dev extra)")
+    from spikelm.io.sonata import read_metadata, read_spikes
+
+    paths = {}
+    for compression in ("default", "none", "deflate"):
+        paths[compression] = out = tmp_path / f"{compression}.h5"
+        extra = [] if compression == "default" else ["--compression", compression]
+        args = parse(["lm", "generate", "--prompt", "Return the ", "--tokens", "2", "--out", str(out), *extra])
+        assert args.func(args) == 0
+    capsys.readouterr()
+    ours = read_spikes(paths["default"])
+    assert read_metadata(paths["default"])["time_unit"] == "step"
+    reader = libsonata.SpikeReader(str(paths["default"]))
+    assert sorted(reader.get_population_names()) == sorted(ours)
+    for name, table in ours.items():
+        pop = reader[name]
+        assert pop.time_units == "step" and pop.sorting == "by_time"
+        got = pop.get_dict()
+        np.testing.assert_array_equal(np.asarray(got["node_ids"]), table.node_ids)
+        np.testing.assert_array_equal(np.asarray(got["timestamps"]), table.timestamps)
+        assert np.array_equal(table.timestamps, np.rint(table.timestamps))   # whole steps
+    plain = read_spikes(paths["none"])
+    for name, table in ours.items():     # the filter is lossless
+        np.testing.assert_array_equal(plain[name].node_ids, table.node_ids)
+        np.testing.assert_array_equal(plain[name].timestamps, table.timestamps)
+        np.testing.assert_array_equal(plain[name].values, table.values)
+    sizes = {k: p.stat().st_size for k, p in paths.items()}
+    assert sizes["deflate"] < sizes["default"] < sizes["none"]
+    with pytest.raises(RuntimeError):    # what users met before: deflate is not in libsonata's wheel
+        libsonata.SpikeReader(str(paths["deflate"]))[next(iter(ours))].get()
+
+
+def test_info_of_a_converted_lm_file_speaks_of_steps_not_ms(folder, tmp_path, capsys):
+    from spikelm.io.sonata import summary
+
+    out = tmp_path / "lm.h5"
+    args = parse(["lm", "generate", "--model", str(folder), "--prompt", "abc", "--tokens", "2", "--out", str(out)])
+    assert args.func(args) == 0
+    text = summary(out)
+    assert "time unit: step" in text and "per 1k steps" in text and "step span" in text
+    assert " ms" not in text and "Hz" not in text

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from test_lm_helpers import random_hf_gpt2, random_tiny_gpt, token_ids
 from spikelm.lm import convert
-from spikelm.lm.graph import TELE_ATT, TELE_K, TELE_Q, TELE_V
+from spikelm.lm.codings import coding_id, spike_count
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
@@ -43,20 +43,22 @@ def assert_exact(snn, ids, run, ref):
 
 
 def independent_synops(snn, codes, L):
-    """sum |code| x fan-out per projection, from the reference codes alone."""
-    qm, cfg = snn.qm, snn.config
+    """SynOps from the reference codes alone: each neuron's spike count (its coding's, in closed
+    form) x its fan-out, per projection, plus the telescoping products per edge."""
+    g = snn.graph
+    spikes = {p.name: spike_count(coding_id(p.coding), codes[p.name]) for p in g.pops if p.spiking}
     total = 0
-    for pr in qm.projections:
-        total += int(np.abs(codes[qm.pops[pr.pre].name]).sum()) * pr.weights.shape[1]
+    for pr in g.projections:
+        total += int(spikes[g.pops[pr.pre].name].sum()) * pr.weights.shape[1]
     fan = np.arange(1, L + 1)[:, None]  # a Q spike at position n reaches n + 1 keys
-    for p in qm.pops:
-        c = np.abs(codes.get(p.name, np.zeros((L, 1))))
-        if p.tele == TELE_Q:
-            total += int((c * fan).sum())
-        elif p.tele in (TELE_K, TELE_V):
-            total += int(c.sum())
-        elif p.tele == TELE_ATT:
-            total += int(c.sum()) * cfg.head_dim
+    for ed in g.edges:
+        a, b = spikes[g.pops[ed.a].name], spikes[g.pops[ed.b].name]
+        if ed.kind == "scores":
+            total += int((a * fan).sum()) + int(b.sum()) * ed.group
+        elif ed.kind == "mix":
+            total += int(a.sum()) * ed.head_dim + int(b.sum()) * ed.group
+        else:
+            total += int(a.sum()) + int(b.sum())
     return total
 
 
@@ -126,7 +128,7 @@ def test_generate_equals_greedy_reference_and_settled_positions_stay_silent(bits
     ends = np.cumsum(sim.steps)
     starts = ends - sim.steps
     steps, pops, nodes, _ = sim.events
-    sizes = np.array([p.size for p in snn.qm.pops])
+    sizes = np.array([p.size for p in snn.graph.pops])
     pos = nodes // sizes[pops]
     assert (steps >= starts[pos]).all() and (steps < ends[pos]).all()
     # and by counting: a position's spike counts do not change once its token has settled

@@ -1,11 +1,52 @@
-"""Small random GPT-2-style models for the lm tests (no download, seeded); no tests here."""
+"""Shared helpers of the lm tests (no tests here): small random GPT-2-style models (no
+download, seeded), the run snapshot and the one agreement helper, and example counts that
+scale with the hypothesis profile."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from hypothesis import settings
 
+from helpers import assert_agree
 from spikelm.lm import GPTConfig, TinyGPT
+
+
+def scaled(n: int) -> int:
+    """``n`` examples under the default hypothesis profile, proportionally more under
+    ``HYPOTHESIS_PROFILE=thorough`` (its max_examples / the default's 100)."""
+    return max(1, n * settings.default.max_examples // 100)
+
+
+def lm_snapshot(sim) -> dict:
+    """Everything an event-driven LM run produced that backends must agree on, as arrays."""
+    snap = {"logits": sim.logits, "steps": sim.steps}
+    for field in ("synops", "spikes_pos", "spikes_neg", "op_evals", "shift_adds"):
+        d = getattr(sim, field)
+        snap[field] = np.array([d[k] for k in sorted(d)], dtype=np.int64)
+    for name, c in sim.counts.items():
+        snap[f"counts/{name}"] = c
+    if sim.events is not None:
+        for name, a in zip(("steps", "pops", "nodes", "values"), sim.events):
+            snap[f"events/{name}"] = a
+    return snap
+
+
+def assert_lm_agree(ref, got):
+    """Two LM runs agree bit for bit (integers and the float64 logits alike)."""
+    a, b = lm_snapshot(ref), lm_snapshot(got)
+    assert a.keys() == b.keys(), f"different records: {sorted(a)} vs {sorted(b)}"
+    for key in a:
+        assert_agree(a[key], b[key], ulps=0, what=key)
+
+
+def assert_matches_reference(snn, ids, run, ref=None):
+    """Simulated logits equal the reference's bit for bit, and every spike count its code."""
+    ref = snn.reference(ids) if ref is None else ref
+    assert run.logits.dtype == np.float64 and run.logits.shape == (len(ids), snn.graph.vocab_size)
+    assert np.array_equal(run.logits, ref.logits)
+    for name, codes in ref.codes.items():
+        assert np.array_equal(run.counts[name], codes), name
 
 
 def random_tiny_gpt(seed, vocab=40, ctx=12, width=16, layers=1, heads=2, std=0.3, tied=True,

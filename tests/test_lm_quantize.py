@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from test_lm_helpers import random_hf_gpt2, random_tiny_gpt, token_ids
-from spikelm.lm import convert, ops
+from spikelm.lm import convert
 from spikelm.lm.gpt import gelu
-from spikelm.lm.kernels import layernorm_row, softmax_row
-from spikelm.lm.neuron import signed_if_step, signed_if_step_numba
+from spikelm.lm.neuron import requantize, signed_if_step, signed_if_step_nb
+from spikelm.lm.ops.layernorm import layernorm, layernorm_row
+from spikelm.lm.ops.softmax import softmax, softmax_row, tables
 from spikelm.lm.quantize import quantize, round_half_up, weight_codes
 
 
@@ -41,12 +42,12 @@ def test_signed_if_numba_matches_numpy_and_settles_to_code(n, shift, seed):
     offset = rng.integers(-(2**30), 2**30, n).astype(np.int64)
     count = rng.integers(-7, 8, n).astype(np.int32)
     a = signed_if_step(acc, count, gain, offset, shift, -7, 7)
-    b = signed_if_step_numba(acc, count, gain, offset, shift, -7, 7)
+    b = signed_if_step_nb(acc, count, gain, offset, shift, -7, 7, 0)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     for _ in range(20):  # at most 14 steps from any count to any code
         s, count = signed_if_step(acc, count, gain, offset, shift, -7, 7)
     assert not s.any()
-    assert np.array_equal(count, ops.requantize(acc, gain, offset, shift, -7, 7))
+    assert np.array_equal(count, requantize(acc, gain, offset, shift, -7, 7))
 
 
 @settings(max_examples=60, deadline=None)
@@ -58,21 +59,20 @@ def test_layernorm_numba_equals_numpy(x, g, eps, seed):
     bias = rng.normal(0, g, x.size)
     out = np.zeros(x.size, np.int64)
     layernorm_row(x, gain, bias, eps, -127, 127, out)
-    assert np.array_equal(out, ops.layernorm(x, gain, bias, eps, -127, 127))
-    assert np.array_equal(ops.layernorm(x[None].repeat(3, 0), gain, bias, eps, -127, 127)[1], out)
+    assert np.array_equal(out, layernorm(x, gain, bias, eps, -127, 127))
+    assert np.array_equal(layernorm(x[None].repeat(3, 0), gain, bias, eps, -127, 127)[1], out)
 
 
 @settings(max_examples=60, deadline=None)
 @given(hnp.arrays(np.int64, st.integers(1, 32), elements=st.integers(-(2**20), 2**20)),
        st.floats(1e-6, 1.0), st.integers(2, 8))
 def test_softmax_numba_equals_numpy_and_approximates_float(S, c, bits):
-    from spikelm.lm.graph import _softmax_tables
-
-    hi, lo, shift = _softmax_tables(c, 16, 2**20)
+    t = tables(c, 16, 2**20)
+    hi, lo, shift = t.hi, t.lo, t.shift
     Q = 2**bits - 1
     out = np.zeros(S.size, np.int64)
     softmax_row(S, S.size - 1, hi, lo, shift, Q, out)
-    ref = ops.softmax(S, np.ones(S.size, bool), hi, lo, shift, Q)
+    ref = softmax(S, np.ones(S.size, bool), hi, lo, shift, Q)
     assert np.array_equal(out, ref)
     p = np.exp(-c * (S.max() - S))
     p /= p.sum()
@@ -81,10 +81,10 @@ def test_softmax_numba_equals_numpy_and_approximates_float(S, c, bits):
 
 def fake_quant_forward(snn, model_params, ids):
     """An independent float64 torch forward that rounds at every quantizer point."""
-    qm, cfg = snn.qm, snn.config
-    s = qm.scales
+    cfg = snn.config
+    s = snn.graph.meta["scales"]
     P = {k: torch.tensor(v, dtype=torch.float64) for k, v in model_params.items()}
-    bits = qm.bits
+    bits = snn.bits
     top = 2 ** (bits - 1) - 1
 
     def fq(x, name, lo=-top, hi=top):

@@ -65,6 +65,23 @@ def test_lif_below_rheobase_never_fires_and_settles_at_v_inf(backend, tau_m, bel
     assert net.populations["n"].state["v"][0] == pytest.approx(v_inf, abs=1e-9 + 1e-6 * below)
 
 
+@settings(max_examples=8)
+@given(seed=st.integers(0, 1000), v0=fl(-75.0, -50.0001))
+def test_lif_defaults_are_a_quiet_neuron(backend, seed, v0):
+    """Default parameters and no input: no spike ever, and the network is quiescent (the old
+    default rested at -49 mV, above v_th, and fired at 19 Hz)."""
+    net = sn.Network(0.1, seed)
+    net.add_population("n", "lif", 50, init={"v": sn.Uniform(v0, -50.0001)})
+    sim = Simulator(net, backend=backend)
+    res = sim.run(until_quiescent=True, max_steps=10_000)
+    assert sim.spikes.count("n") == 0
+    assert res.quiescent
+    sim.run(10_000)    # 1 s more: still silent, resting at e_l
+    assert sim.spikes.count("n") == 0
+    p = net.populations["n"].params
+    assert p.e_l < p.v_th
+
+
 def _one_input(backend, dt, params, weight, target, delay_steps, n_steps, spike_step=0):
     """A single spike of weight ``weight`` reaching one LIF neuron; V sampled every step."""
     net = sn.Network(dt, 0)

@@ -78,7 +78,7 @@ def test_ring_wraps_around_many_times_without_losing_or_misrouting_events(n, max
 
 
 def test_simulator_queue_has_max_delay_plus_one_slots():
-    """DESIGN.md: a ring of max_delay + 1 slots (here 7 steps of delay at dt 0.5 ms)."""
+    """docs/design.md: a ring of max_delay + 1 slots (here 7 steps of delay at dt 0.5 ms)."""
     net = sn.Network(0.5, 0)
     net.add_population("a", "lif", 3)
     net.connect("a", "a", weight=1.0, delay=sn.Uniform(0.3, 2.7))

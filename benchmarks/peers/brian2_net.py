@@ -46,15 +46,21 @@ def build(net: str, b2, duration_ms: float):
             "Vt": p["v_th"] * mV,
             "Vr": p["v_reset"] * mV,
         }
+        # spikelm's conventions: threshold v >= Vt; V held t_ref/dt steps after the spike step,
+        # which is Brian2's refractory t_ref + dt
         P = b2.NeuronGroup(
-            n, eqs, threshold="v > Vt", reset="v = Vr", refractory=p["t_ref"] * ms,
+            n, eqs, threshold="v >= Vt", reset="v = Vr", refractory=(p["t_ref"] + p["dt"]) * ms,
             method="exact", namespace=ns, name="P",
         )
         P.v = "Vr + rand() * (Vt - Vr)"
         Pe, Pi = P[: p["n_exc"]], P[p["n_exc"]:]
-        Ce = b2.Synapses(Pe, P, on_pre=f"ge += {p['w_e']!r}*mV", delay=p["delay"] * ms, name="Ce")
+        # spikelm's delay of d steps is Brian2's (d - 1) dt: Brian2 adds on_pre in the spike's
+        # step, after the update; spikelm delivers at the start of step t + d
+        # (docs/coming-from-brian2-nest.md). Here: no delay, as in Brian2's CUBA example.
+        delay = (p["delay"] - p["dt"]) * ms
+        Ce = b2.Synapses(Pe, P, on_pre=f"ge += {p['w_e']!r}*mV", delay=delay, name="Ce")
         Ce.connect(p=p["p_connect"])
-        Ci = b2.Synapses(Pi, P, on_pre=f"gi += {p['w_i']!r}*mV", delay=p["delay"] * ms, name="Ci")
+        Ci = b2.Synapses(Pi, P, on_pre=f"gi += {p['w_i']!r}*mV", delay=delay, name="Ci")
         Ci.connect(p=p["p_connect"])
         me, mi = b2.SpikeMonitor(Pe, name="spikes_exc"), b2.SpikeMonitor(Pi, name="spikes_inh")
         objs += [P, Ce, Ci, me, mi]
@@ -125,17 +131,18 @@ def build(net: str, b2, duration_ms: float):
             "JI": -p["g"] * p["j"] * mV,
         }
         P = b2.NeuronGroup(
-            n, "dv/dt = -v / tau : volt (unless refractory)", threshold="v > theta",
-            reset="v = Vr", refractory=p["t_ref"] * ms, method="exact", namespace=ns, name="P",
+            n, "dv/dt = -v / tau : volt (unless refractory)", threshold="v >= theta",
+            reset="v = Vr", refractory=(p["t_ref"] + p["dt"]) * ms, method="exact", namespace=ns, name="P",
         )
         P.v = p["v_init"] * mV
         Pe, Pi = P[: p["n_exc"]], P[p["n_exc"]:]
         # iaf_psc_delta (NEST) drops input that arrives while refractory: do the same.
+        delay = (p["delay"] - p["dt"]) * ms        # spikelm's d steps = Brian2's (d - 1) dt
         Ce = b2.Synapses(Pe, P, on_pre="v_post += J * int(not_refractory_post)",
-                         delay=p["delay"] * ms, namespace=ns, name="Ce")
+                         delay=delay, namespace=ns, name="Ce")
         Ce.connect(i=f"k for k in sample(N_pre, size={p['c_exc']})")  # fixed in-degree
         Ci = b2.Synapses(Pi, P, on_pre="v_post += JI * int(not_refractory_post)",
-                         delay=p["delay"] * ms, namespace=ns, name="Ci")
+                         delay=delay, namespace=ns, name="Ci")
         Ci.connect(i=f"k for k in sample(N_pre, size={p['c_inh']})")
         ext = b2.PoissonInput(P, "v", N=p["c_exc"], rate=brunel_poisson_rate_hz(p) * Hz,
                               weight="J * int(not_refractory)")

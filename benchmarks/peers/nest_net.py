@@ -47,6 +47,9 @@ def build(net: str, nest, seed: int):
         nodes = nest.Create("iaf_psc_exp", n, params=params)
         nodes.V_m = nest.random.uniform(min=p["v_reset"], max=p["v_th"])
         exc, inh = nodes[: p["n_exc"]], nodes[p["n_exc"]:]
+        # spikelm's d steps on an exponential synapse = NEST's (d - 1) dt; CUBA's d = 1 would be
+        # 0 ms, below NEST's minimum of one step, so NEST's CUBA runs one step later than
+        # spikelm's and Brian2's (docs/coming-from-brian2-nest.md)
         conn = {"rule": "pairwise_bernoulli", "p": p["p_connect"], "allow_autapses": True}
         nest.Connect(exc, nodes, conn,
                      {"synapse_model": "static_synapse", "weight": p["w_e"], "delay": p["delay"]})

@@ -7,7 +7,8 @@ same networks. It runs in the peers' venv (numpy only, imported where needed).
 from __future__ import annotations
 
 # ---------------------------------------------------------------- parameters
-# Units: ms, mV, Hz; weights in mV (added to the target variable).
+# Units: ms, mV, Hz; weights in mV (added to the target variable). "delay" is spikelm's
+# (d steps); each peer maps it to its own convention (docs/coming-from-brian2-nest.md).
 
 CUBA = {
     "n_exc": 3200,

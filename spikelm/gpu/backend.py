@@ -1,4 +1,4 @@
-"""The CuPy backend: the five-phase step of DESIGN.md as CUDA kernels, many steps per Python call.
+"""The CuPy backend: the five-phase step (docs/design.md) as CUDA kernels, many steps per Python call.
 
 ``run_chunk(plan, buf, t0, n_steps, until_quiescent, learn=None)`` is the same operation as
 the numpy and numba backends. Per chunk it uploads the mutable state (state matrix, weights,

@@ -5,6 +5,7 @@ Layout (``docs/files.md`` has the full description and the reasons)::
     /                          attrs magic = 0x0A7A, version = [0, 1]   (SONATA convention)
     /spikes/<population>/      attr sorting: HDF5 enum {none: 0, by_id: 1, by_time: 2} = by_time
         timestamps             float64 [n_spikes], attr units = "ms"; timestamp = step * dt
+                               (converted LMs: units = "step", timestamp = step)
         node_ids               uint64  [n_spikes]
         values                 int8 (int16 when needed) [n_spikes]; only for signed/graded spikes
     /spikelm/                  run metadata (see ``read_metadata``)
@@ -24,7 +25,7 @@ from __future__ import annotations
 from .sonata_format import FORMAT, INTERNAL_KEYS, SONATA_MAGIC, SONATA_VERSION, SORTING, SORTING_DTYPE  # noqa: F401
 from .sonata_read import (SpikeTable, read_metadata, read_spikes, read_state, read_weights,  # noqa: F401
                           summary, validate)
-from .sonata_write import COMPRESSION, SpikeWriter  # noqa: F401
+from .sonata_write import COMPRESSION, TIME_UNITS, SpikeWriter  # noqa: F401
 
 __all__ = [
     "SORTING_DTYPE",

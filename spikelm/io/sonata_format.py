@@ -14,10 +14,12 @@ SONATA_MAGIC = 0x0A7A
 SONATA_VERSION = (0, 1)
 FORMAT = "spikelm-sonata/1"
 # Metadata keys the writer sets itself; read_metadata returns them too.
-INTERNAL_KEYS = ("dt", "version", "populations", "signed", "complete", "format")
+INTERNAL_KEYS = ("dt", "version", "populations", "signed", "complete", "format", "time_unit")
 _SHORT_STR = 4096          # longer strings go to a dataset (HDF5 attributes are capped at 64 KiB)
 _RESERVED_VARIABLES = {"data", "mapping", "weights", "steps", "times"}
-_TIME_UNITS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0}
+# time units a reader accepts -> factor to ms; "step" (converted LMs) has no duration and
+# stays in steps
+_TIME_UNITS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0, "step": 1.0}
 
 
 def _py(value):

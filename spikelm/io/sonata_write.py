@@ -15,11 +15,28 @@ from .sonata_format import FORMAT, INTERNAL_KEYS, SONATA_MAGIC, SONATA_VERSION, 
 # ----------------------------------------------------------------------------------- writing
 
 
-#: Optional compression of the spike datasets: HDF5's standard deflate filter with byte
-#: shuffle shrinks spike trains about 30-fold (a 32-token LM run: 139 MB -> 4.2 MB). h5py,
-#: bmtk and HDFView read it; the libsonata wheel on PyPI is built without the filter, so
-#: it is off unless asked for.
-COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+#: Filters of the spike datasets, by the name ``compress`` takes. Measured on the main job's
+#: output (``lm generate --prompt "Return the " --tokens 32``, 6.9 M spikes; the table and the
+#: script are in docs/files.md and benchmarks/sonata_layouts.py): none 134 MB, scaleoffset
+#: 16.5 MB, deflate 4.0 MB. libsonata's PyPI wheel carries an HDF5 with shuffle, fletcher32,
+#: nbit and scaleoffset but without deflate, so only "none" and "scaleoffset" files open there;
+#: h5py, bmtk and HDFView read all three.
+#:
+#: scaleoffset stores each chunk's minimum and the values minus it in as few bits as their
+#: range needs: lossless for integers, and for float timestamps when they are whole numbers
+#: (``D = 0``), which holds when dt is a whole number (converted LMs: dt = 1 step). With any
+#: other dt the timestamps are stored plain, so they stay exactly step * dt.
+COMPRESSION = {
+    "none": {},
+    "scaleoffset": {"scaleoffset": 0},
+    "deflate": {"compression": "gzip", "compression_opts": 1, "shuffle": True},
+}
+#: HDF5 chunk length (spikes) of scaleoffset datasets: a chunk's range sets its bits, and short
+#: chunks span few steps and few neurons (1,024: 16.5 MB above, 65,536: 29.5 MB).
+SCALEOFFSET_CHUNK = 1024
+#: What a timestamp counts: ms (a simulation in time) or step (a converted LM, whose steps are
+#: rounds of spike propagation, not a duration).
+TIME_UNITS = ("ms", "step")
 
 
 class SpikeWriter:
@@ -44,12 +61,18 @@ class SpikeWriter:
     chunk : int
         Spikes buffered per population before they are written; a hard crash loses at most
         this many spikes per population. Also the HDF5 chunk length.
-    compress : bool
-        Deflate-compress the spike datasets (see :data:`COMPRESSION`): files ~30x smaller,
-        not readable by libsonata's PyPI build.
+    compress : {"none", "scaleoffset", "deflate"} or bool
+        Filter of the spike datasets (see :data:`COMPRESSION`): "scaleoffset" is lossless and
+        readable by libsonata; "deflate" is smallest but libsonata's PyPI build cannot read
+        it. ``True`` means "deflate" and ``False`` "none" (the older bool form).
+    time_unit : {"ms", "step"}
+        What timestamps count. "step" is for converted LMs: ``dt`` is then 1 (step), the
+        timestamps are step indices and carry ``units = "step"``, which SONATA readers pass
+        through (libsonata's ``time_units``).
     """
 
-    def __init__(self, path, populations, dt, metadata=None, signed=False, chunk=65536, compress=False):
+    def __init__(self, path, populations, dt, metadata=None, signed=False, chunk=65536, compress=False,
+                 time_unit="ms"):
         self.path = os.fspath(path)
         self.partial_path = self.path + ".partial"
         src = f"SpikeWriter({self.path})"
@@ -70,6 +93,16 @@ class SpikeWriter:
             raise ConfigError(f"{src}: chunk: got {chunk!r}; allowed: an int >= 1")
         self.chunk = int(chunk)
         self.signed = _signed_map(signed, self.populations, src)
+        if isinstance(compress, (bool, np.bool_)):
+            compress = "deflate" if compress else "none"
+        if compress not in COMPRESSION:
+            raise ConfigError(f"{src}: compress: got {compress!r}; allowed: {', '.join(COMPRESSION)}")
+        self.compress = compress
+        if time_unit not in TIME_UNITS:
+            raise ConfigError(f"{src}: time_unit: got {time_unit!r}; allowed: {', '.join(TIME_UNITS)}")
+        if time_unit == "step" and self.dt != 1.0:
+            raise ConfigError(f"{src}: dt: got {self.dt!r} with time_unit 'step'; allowed: 1.0 (one step)")
+        self.time_unit = time_unit
         meta = dict(metadata or {})
         _check_metadata(meta, src, self.dt)
         parent = os.path.dirname(os.path.abspath(self.path))
@@ -86,7 +119,11 @@ class SpikeWriter:
         self._file.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
         spikes = self._file.create_group("spikes", track_order=True)  # keep population order
         hchunk = (min(self.chunk, 1 << 20),)     # HDF5 chunk: bounded whatever the buffer size
-        zip_opts = self._zip = COMPRESSION if compress else {}
+        if compress == "scaleoffset":
+            hchunk = (SCALEOFFSET_CHUNK,)
+        zip_opts = self._zip = COMPRESSION[compress]
+        # scaleoffset on floats rounds to 10^-D: lossless only for whole-number timestamps
+        ts_opts = zip_opts if compress != "scaleoffset" or float(self.dt).is_integer() else {}
         self._buffers = {name: [] for name in self.populations}
         self._buffered = dict.fromkeys(self.populations, 0)
         self._last_step = dict.fromkeys(self.populations, -1)
@@ -94,8 +131,8 @@ class SpikeWriter:
             g = spikes.create_group(name)
             g.attrs.create("sorting", SORTING["by_time"], dtype=SORTING_DTYPE)
             ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype=np.float64,
-                                  chunks=hchunk, **zip_opts)
-            ts.attrs["units"] = "ms"
+                                  chunks=hchunk, **ts_opts)
+            ts.attrs["units"] = self.time_unit
             g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype=np.uint64,
                              chunks=hchunk, **zip_opts)
             if self.signed[name]:
@@ -106,6 +143,7 @@ class SpikeWriter:
         self._meta = self._file.create_group("spikelm")
         self._meta.attrs["format"] = FORMAT
         self._meta.attrs["dt"] = self.dt
+        self._meta.attrs["time_unit"] = self.time_unit
         self._meta.attrs["version"] = __version__
         self._meta.attrs["complete"] = False
         _write_meta_value(self._meta, "populations", self.populations)
@@ -294,7 +332,7 @@ class SpikeWriter:
         m.create_dataset("element_ids", data=np.zeros(n, dtype=np.uint32))
         m.create_dataset("element_pos", data=np.full(n, 0.5, dtype=np.float32))
         t = m.create_dataset("time", data=np.zeros(3, dtype=np.float64))
-        t.attrs["units"] = "ms"
+        t.attrs["units"] = self.time_unit
         rep = {"group": g, "node_ids": node_ids.copy(), "first": None, "stride": None,
                "last": None, "n": 0}
         self._states[(population, variable)] = rep
@@ -315,12 +353,13 @@ class SpikeWriter:
         t.attrs["step_stride"] = np.int64(stride)
 
     # -- weights
-    def add_weights(self, projection, step, weights):
+    def add_weights(self, projection, step, weights, units=None):
         """Add one snapshot of a projection's weights (taken at ``step``).
 
         Snapshots are stored row by row in ``/report/<projection>/weights`` with the dtype of
         the first one (float32/float64, or the integer type of a converted LM), flattened;
-        ``steps`` (int64) and ``times`` (ms) lie beside it.
+        ``steps`` (int64) and ``times`` (ms) lie beside it. ``units`` (e.g. ``"mV"``, the
+        jump of the target input) is stored with the first snapshot (``""`` when not given).
         """
         self._check_open()
         src = f"{self.partial_path}: add_weights({projection!r})"
@@ -340,10 +379,11 @@ class SpikeWriter:
             d = g.create_dataset("weights", shape=(0, flat.size), maxshape=(None, flat.size),
                                  dtype=flat.dtype, chunks=(rows, max(flat.size, 1)))
             d.attrs["shape"] = np.array(w.shape, dtype=np.int64)
+            d.attrs["units"] = "" if units is None else str(units)
             g.create_dataset("steps", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
             tm = g.create_dataset("times", shape=(0,), maxshape=(None,), dtype=np.float64,
                                   chunks=(256,))
-            tm.attrs["units"] = "ms"
+            tm.attrs["units"] = self.time_unit
         else:
             last = self._weights[projection]
             if step <= last:

@@ -32,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "lm", help="converted language models: generate, check, report",
         description="Run a converted GPT-2-style language model spike by spike.",
     )
+    from spikelm.lm import backends
+
     lm.set_defaults(func=run, lm_command=None)
     sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report}")
 
@@ -39,7 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--model", default=None,
                        help="model folder (config.json + model.safetensors/pytorch_model.bin); default: the shipped demo")
         p.add_argument("--bits", type=int, default=8, help="activation bits, 2-8 (default 8)")
-        p.add_argument("--backend", default="numba", choices=("numba", "numpy"), help="executor (default numba)")
+        p.add_argument("--backend", default=backends.DEFAULT, choices=backends.names(),
+                       help=f"executor (default {backends.DEFAULT})")
         p.add_argument("--max-steps", type=int, default=None, help="steps allowed per token (default: no limit)")
         p.set_defaults(func=run)
 
@@ -48,8 +51,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--prompt", required=True, help="prompt text")
     g.add_argument("--tokens", type=int, required=True, help="number of tokens to generate")
     g.add_argument("--out", default=None, help="write the spikes to this SONATA HDF5 file")
-    g.add_argument("--no-compress", action="store_true",
-                   help="write uncompressed spike datasets (readable by libsonata's PyPI build; ~30x larger)")
+    g.add_argument("--compression", choices=("scaleoffset", "deflate", "none"), default="scaleoffset",
+                   help="filter of the spike datasets: scaleoffset (default: lossless, 8x smaller, libsonata reads "
+                        "it), deflate (33x smaller; libsonata's PyPI build cannot read it), none")
 
     c = sub.add_parser("check", help="spiking network vs dense reference on sample prompts")
     common(c)
@@ -81,6 +85,10 @@ class _HFTokenizer:
         return self.tok.decode([int(i) for i in ids])
 
 
+#: Files a tokenizer is read from: spikelm's character tokenizer or a Hugging Face one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json + merges.txt", "tokenizer.model")
+
+
 def _tokenizer(folder: Path):
     from spikelm.lm.tokenizer import CharTokenizer
 
@@ -92,14 +100,23 @@ def _tokenizer(folder: Path):
             raise FileFormatError(f"{path}: not valid JSON ({exc})") from None
         if isinstance(raw, dict) and raw.get("type") == "char":
             return CharTokenizer.load(path)
+    present = [name for name in TOKENIZER_FILES if all((folder / f).exists() for f in name.split(" + "))]
+    if not present:
+        # without this check transformers may hand back a tokenizer that maps every prompt to
+        # no tokens at all, and the user reads "--prompt: empty"
+        raise FileFormatError(f"{folder}: no tokenizer in the model folder; looked for "
+                              f"{', '.join(TOKENIZER_FILES)}")
     try:
         from transformers import AutoTokenizer
-
+    except ImportError:
+        raise ConfigError(f"{folder}: {present[0]} is a Hugging Face tokenizer, which needs transformers; "
+                          "install the lm extra: pip install 'spikelm[lm]'") from None
+    try:
         return _HFTokenizer(AutoTokenizer.from_pretrained(str(folder), local_files_only=True))
     except Exception as exc:  # noqa: BLE001 - any failure means: no usable tokenizer here
-        raise FileFormatError(
-            f"{folder}: no usable tokenizer (tokenizer.json of type 'char', or a Hugging Face tokenizer): {exc}"
-        ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(f"{folder}: {present[0]} could not be read as a Hugging Face tokenizer: "
+                              f"{first}") from None
 
 
 def _sample_text(folder: Path) -> str | None:
@@ -154,12 +171,15 @@ def run(args) -> int:
 
 def _generate(args) -> int:
     from spikelm.lm.report import table
+    from spikelm.lm.simulate import QuiescenceError
 
     if args.tokens < 0:
         raise ConfigError(f"--tokens {args.tokens}; allowed: an integer >= 0")
     snn, tok, folder = _load(args)
     prompt = tok.encode(args.prompt)
     if prompt.size == 0:
+        if args.prompt:
+            raise ConfigError(f"--prompt {args.prompt!r}: the tokenizer of {folder} maps it to no tokens")
         raise ConfigError("--prompt: empty; give at least one character")
     ctx = snn.config.n_positions
     if prompt.size > ctx:
@@ -187,18 +207,23 @@ def _generate(args) -> int:
         from spikelm import __version__
         from spikelm.io.sonata import SpikeWriter
 
-        names = [p.name for p in snn.qm.pops]
+        names = [p.name for p in snn.graph.pops]
         meta = {"backend": args.backend, "model": str(folder), "bits": snn.bits,
                 "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
+        # a converted LM's steps are rounds of spike propagation, not ms: time_unit "step"
         with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=True,
-                         compress=not args.no_compress) as writer:
+                         compress=args.compression, time_unit="step") as writer:
             def sink(steps, pops, nodes, values):
                 for p in np.unique(pops):
                     m = pops == p
                     writer.append(names[p], steps[m], nodes[m], values[m])
 
-            gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
-                               record=sink, on_token=on_token)
+            try:
+                gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
+                                   record=sink, on_token=on_token)
+            except QuiescenceError as exc:
+                raise QuiescenceError(f"{exc} (--max-steps); the spikes up to there are kept in "
+                                      f"{writer.partial_path} (marked incomplete)") from None
             sim = gen.simulation
             writer.finish({"steps": int(sim.steps.sum()), "tokens": gen.tokens.tolist(),
                            "synops_by_layer": {k: int(v) for k, v in sim.synops.items()},
@@ -207,8 +232,9 @@ def _generate(args) -> int:
     sim = gen.simulation
     print()
     print("generated:", repr(tok.decode(prompt) + "|" + tok.decode(gen.new_tokens)))
-    print(f"{len(sim.steps)} tokens simulated in {seconds:.2f} s, {int(sim.steps.sum()):,} steps, "
-          f"{sim.spikes['total']:,} spikes")
+    # the last new token is read off the logits of the position before it, so it is not run
+    print(f"{n_prompt} prompt + {len(gen.new_tokens)} new tokens: {len(sim.steps)} positions simulated in "
+          f"{seconds:.2f} s, {int(sim.steps.sum()):,} steps, {sim.spikes['total']:,} spikes")
     print(f"SynOps {sim.synops['total']:,} vs dense MACs {sim.macs['total']:,} "
           f"(ratio {sim.synops['total'] / max(sim.macs['total'], 1):.2f})")
     print(table(sim))

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from spikelm.errors import ConfigError
-from spikelm.lm.graph import QuantizedGPT, build
+from spikelm.lm.backends import runner_class
+from spikelm.lm.build_gpt2 import build
+from spikelm.lm.graph import LMGraph
 from spikelm.lm.load import load_model
 from spikelm.lm.quantize import check_tokens, float_forward
 from spikelm.lm.reference import Reference, run_reference
 from spikelm.lm.report import Counts, layer_names, macs_per_layer
-from spikelm.lm.simulate import BACKENDS
 
 
 def demo_model_path() -> Path:
@@ -54,6 +55,7 @@ class Simulation:
     per_token: list = field(default_factory=list)
     events: tuple | None = None
     backend: str = "numba"
+    shift_adds: dict | None = None
 
     def totals(self) -> Counts:
         return Counts.from_simulation(self)
@@ -69,22 +71,26 @@ class Generation:
 
 
 class SpikingLM:
-    """A converted language model: the quantized graph and its two executors."""
+    """A converted language model: the population graph and its executors."""
 
-    def __init__(self, qm: QuantizedGPT, params: dict):
-        self.qm = qm
+    def __init__(self, graph: LMGraph, params: dict):
+        self.graph = graph
         self.params = params  # float64 weights, for the float model's logits
 
     @property
     def config(self):
-        return self.qm.config
+        return self.graph.config
 
     @property
     def bits(self) -> int:
-        return self.qm.bits
+        return self.graph.meta["bits"]
+
+    @property
+    def coding(self) -> str:
+        return self.graph.meta["coding"]
 
     def _ids(self, ids, what="token_ids"):
-        return check_tokens(ids, self.config.vocab_size, what, self.config.n_positions)
+        return check_tokens(ids, self.graph.vocab_size, what, self.graph.n_positions)
 
     def float_logits(self, token_ids) -> np.ndarray:
         """Logits of the float model (float64), for comparisons."""
@@ -92,12 +98,11 @@ class SpikingLM:
 
     def reference(self, token_ids) -> Reference:
         """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``."""
-        return run_reference(self.qm, self._ids(token_ids))
+        return run_reference(self.graph, self._ids(token_ids))
 
     def runner(self, backend: str = "numba", record: bool = False):
-        if backend not in BACKENDS:
-            raise ConfigError(f"backend={backend!r}; allowed: {', '.join(BACKENDS)}")
-        return BACKENDS[backend](self.qm, record=record)
+        """A fresh event-driven executor (see :mod:`spikelm.lm.backends`)."""
+        return runner_class(backend)(self.graph, record=record)
 
     def simulate(self, token_ids, backend: str = "numba", max_steps: int | None = None,
                  record: bool = False, on_token=None) -> Simulation:
@@ -120,10 +125,10 @@ class SpikingLM:
         Settled positions never spike again: appending a token only causes the events of its
         own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`.
         """
-        ids = check_tokens(prompt_ids, self.config.vocab_size, "prompt", self.config.n_positions)
+        ids = check_tokens(prompt_ids, self.graph.vocab_size, "prompt", self.graph.n_positions)
         if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 0:
             raise ConfigError(f"n_tokens={n_tokens!r}; allowed: an integer >= 0")
-        ctx = self.config.n_positions
+        ctx = self.graph.n_positions
         if ids.size + max(n_tokens - 1, 0) > ctx:
             raise ConfigError(
                 f"prompt: {ids.size} tokens + {n_tokens} new tokens exceed the model's context of {ctx}"
@@ -163,14 +168,11 @@ class SpikingLM:
         return self._summary(runner, np.array(rows), per_token, backend)
 
     def _summary(self, runner, logits, per_token, backend) -> Simulation:
-        qm, lay = self.qm, runner.layout
+        g, lay = self.graph, runner.layout
         L = runner.n
         tot = Counts.from_runner(runner)
-        counts = {
-            p.name: runner.counts[:L, lay.seg(i)].astype(np.int64)
-            for i, p in enumerate(qm.pops) if p.name != "head"
-        }
-        macs = macs_per_layer(self.config, L)
+        counts = {p.name: runner.counts[:L, lay.seg(i)].astype(np.int64) for i, p in enumerate(g.pops) if p.spiking}
+        macs = macs_per_layer(g, L)
         ev = None
         if runner.events is not None and runner.events.sink is None:
             ev = runner.events.arrays()
@@ -179,19 +181,19 @@ class SpikingLM:
             steps=np.array([c.steps for c in per_token], dtype=np.int64),
             synops=tot.synops, spikes=tot.spikes, spikes_pos=tot.spikes_pos,
             spikes_neg=tot.spikes_neg, op_evals=tot.op_evals, macs=macs, counts=counts,
-            per_token=per_token, events=ev, backend=backend,
+            per_token=per_token, events=ev, backend=backend, shift_adds=tot.shift_adds,
         )
 
     def population_sizes(self) -> dict:
         """SONATA populations of a run: name -> neurons over the whole context."""
-        ctx = self.config.n_positions
-        return {p.name: p.size * ctx for p in self.qm.pops if p.name != "head"}
+        ctx = self.graph.n_positions
+        return {p.name: p.size * ctx for p in self.graph.pops if p.spiking}
 
     def layers(self) -> list:
-        return layer_names(self.config)
+        return layer_names(self.graph)
 
 
-def convert(model, calibration, bits: int = 8, config=None) -> SpikingLM:
+def convert(model, calibration, bits: int = 8, config=None, coding: str = "unit") -> SpikingLM:
     """Quantize a float GPT-2-style model and build its spiking network.
 
     Parameters
@@ -205,7 +207,12 @@ def convert(model, calibration, bits: int = 8, config=None) -> SpikingLM:
         Activation code width, 2 to 8 (weights are always int8).
     config : GPTConfig or dict, optional
         The model's shape, for a bare state dict.
+    coding : str
+        Spike coding of every neuron: ``unit``, ``bitplane`` or ``signed_digit``
+        (:mod:`spikelm.lm.codings`); the codes and logits do not depend on it.
     """
+    from spikelm.lm.codings import check_coding
+
+    coding = check_coding(coding)
     cfg, params = load_model(model, config)
-    qm = build(cfg, params, calibration, bits)
-    return SpikingLM(qm, params)
+    return SpikingLM(build(cfg, params, calibration, bits, coding), params)

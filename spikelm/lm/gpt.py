@@ -4,6 +4,9 @@ The module keeps the parameter names and layouts of Hugging Face's ``GPT2LMHeadM
 (``transformer.h.0.attn.c_attn.weight`` is ``[n_embd, 3 n_embd]``, applied as ``x @ W + b``),
 so its state dict converts, saves and loads exactly like a GPT-2 checkpoint. It is the model
 that ``scripts/train_tiny_lm.py`` trains into the shipped demo.
+
+torch is optional (the ``lm`` extra): :class:`GPTConfig` and :func:`gelu` work on NumPy
+without it, and only building a :class:`TinyGPT` needs it.
 """
 
 from __future__ import annotations
@@ -11,10 +14,26 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-import torch
-from torch import nn
-
 from spikelm.errors import ConfigError
+
+try:
+    import torch
+    from torch import nn
+
+    _Module = nn.Module
+except ImportError:  # the core install: converting shipped safetensors needs no torch
+    torch = nn = None
+    _Module = object    # the classes below still define; TinyGPT() refuses with the extra to install
+
+#: What to install for the torch parts of spikelm.lm (named in every "needs torch" error).
+LM_EXTRA = "pip install 'spikelm[lm]'"
+
+
+def require_torch(what: str):
+    """Return the torch module, or raise a one-line ConfigError naming the ``lm`` extra."""
+    if torch is None:
+        raise ConfigError(f"{what} needs PyTorch, which is not installed; install the lm extra: {LM_EXTRA}")
+    return torch
 
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu")
 
@@ -95,19 +114,20 @@ class GPTConfig:
 
 def gelu(x, kind: str):
     """The GELU variants of GPT-2 (works on torch tensors and numpy arrays)."""
+    is_tensor = torch is not None and isinstance(x, torch.Tensor)
     if kind == "gelu":
-        if isinstance(x, torch.Tensor):
+        if is_tensor:
             return torch.nn.functional.gelu(x)
         from math import erf
 
         import numpy as np
 
         return 0.5 * x * (1.0 + np.vectorize(erf)(x / math.sqrt(2.0)))
-    tanh = torch.tanh if isinstance(x, torch.Tensor) else __import__("numpy").tanh
+    tanh = torch.tanh if is_tensor else __import__("numpy").tanh
     return 0.5 * x * (1.0 + tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
-class _Conv1D(nn.Module):
+class _Conv1D(_Module):
     """y = x @ weight + bias with weight [n_in, n_out] (GPT-2's layout)."""
 
     def __init__(self, n_in: int, n_out: int):
@@ -120,7 +140,7 @@ class _Conv1D(nn.Module):
         return x @ self.weight + self.bias
 
 
-class _Attention(nn.Module):
+class _Attention(_Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.cfg = cfg
@@ -139,7 +159,7 @@ class _Attention(nn.Module):
         return self.c_proj(y.transpose(1, 2).reshape(B, L, D))
 
 
-class _MLP(nn.Module):
+class _MLP(_Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.kind = cfg.activation_function
@@ -150,7 +170,7 @@ class _MLP(nn.Module):
         return self.c_proj(gelu(self.c_fc(x), self.kind))
 
 
-class _Block(nn.Module):
+class _Block(_Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
@@ -163,7 +183,7 @@ class _Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class _Transformer(nn.Module):
+class _Transformer(_Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
@@ -174,7 +194,7 @@ class _Transformer(nn.Module):
         nn.init.normal_(self.wpe.weight, std=0.01)
 
 
-class TinyGPT(nn.Module):
+class TinyGPT(_Module):
     """A GPT-2-style decoder with Hugging Face parameter names.
 
     ``forward(ids)`` takes token ids ``[batch, length]`` (or ``[length]``) and returns logits
@@ -182,6 +202,7 @@ class TinyGPT(nn.Module):
     """
 
     def __init__(self, config: GPTConfig):
+        require_torch("TinyGPT")
         super().__init__()
         self.config = config
         self.transformer = _Transformer(config)

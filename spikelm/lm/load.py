@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from spikelm.errors import ConfigError, FileFormatError
-from spikelm.lm.gpt import GPTConfig
+from spikelm.lm.gpt import LM_EXTRA, GPTConfig, require_torch
 
 # buffers that old GPT-2 checkpoints carry and that hold no parameters
 _IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
@@ -45,7 +45,7 @@ def _to_numpy(value, source, key):
 
         if isinstance(value, torch.Tensor):
             return value.detach().to("cpu", torch.float64).numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
+    except ImportError:  # the core install has no torch: values are arrays then
         pass
     try:
         return np.asarray(value, dtype=np.float64)
@@ -103,8 +103,12 @@ def from_module(model) -> tuple[GPTConfig, dict[str, np.ndarray]]:
 def read_weights(path: Path) -> dict:
     """A safetensors file or a torch pickle loaded with ``weights_only=True``."""
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+        try:
+            from safetensors import SafetensorError
+            from safetensors.numpy import load_file  # NumPy arrays: no torch needed
+        except ImportError:
+            raise ConfigError(f"{path}: reading safetensors needs the safetensors package, which is not "
+                              f"installed; install the lm extra: {LM_EXTRA}") from None
 
         try:
             return load_file(str(path))
@@ -112,8 +116,7 @@ def read_weights(path: Path) -> dict:
             raise FileFormatError(f"{path}: not a readable safetensors file ({exc})") from None
     import pickle
 
-    import torch
-
+    torch = require_torch(f"{path}: a PyTorch checkpoint")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -170,7 +173,7 @@ def load_model(model, config=None) -> tuple[GPTConfig, dict[str, np.ndarray]]:
 
         if isinstance(model, torch.nn.Module):
             return from_module(model)
-    except ImportError:  # pragma: no cover
+    except ImportError:  # without torch a module cannot have been built
         pass
     raise ConfigError(
         f"convert: model is a {type(model).__name__}; expected a torch module, a model folder path "

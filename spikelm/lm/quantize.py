@@ -89,9 +89,12 @@ def check_tokens(ids, vocab_size: int, what: str, n_positions: int | None = None
 
 def _mm(a, b):
     """float64 matmul through torch on one thread (a multi-threaded BLAS can stall badly on a
-    shared machine; these products are small)."""
-    import torch
+    shared machine; these products are small); NumPy's when torch is not installed (integer
+    products below 2^53 are exact either way)."""
+    from spikelm.lm.gpt import torch
 
+    if torch is None:
+        return np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64)
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

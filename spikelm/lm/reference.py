@@ -1,4 +1,9 @@
-"""The dense reference executor (the QANN): codes computed population by population."""
+"""The dense reference executor (the QANN): codes computed population by population.
+
+Every population's codes for all positions at once, in graph order: an accumulating
+population sums its projections' integer matrix products and its product edges, then
+requantizes; an operator population calls its operator (:mod:`spikelm.lm.ops`).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikelm.lm import edges as E
 from spikelm.lm import ops
-from spikelm.lm.graph import (
-    EMBED,
-    GELU,
-    LAYERNORM,
-    PRODUCT,
-    READOUT,
-    RESIDUAL,
-    SOFTMAX,
-    SYNAPTIC,
-    QuantizedGPT,
-)
+from spikelm.lm.graph import ACCUMULATE, LMGraph
+from spikelm.lm.neuron import requantize
 
 
 @dataclass
@@ -25,7 +22,7 @@ class Reference:
     """Result of the dense reference on one sequence.
 
     logits: float64 [L, vocab]; codes: population name -> int64 [L, neurons per position];
-    head_acc: the LM head's integer accumulators [L, vocab].
+    head_acc: the readout's integer accumulators [L, vocab].
     """
 
     logits: np.ndarray
@@ -33,59 +30,45 @@ class Reference:
     head_acc: np.ndarray
 
 
-def imatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact integer matrix product. Through float64 BLAS when every partial sum is below
-    2^53 (then each product and sum is exact, in any order); NumPy int64 otherwise."""
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * a.shape[-1]
-    if bound >= 2.0**53:
-        return a @ b
-    from spikelm.lm.quantize import _mm
-
-    return _mm(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+def logits(graph: LMGraph, acc) -> np.ndarray:
+    """Logits read from the readout's integer accumulators: acc * scale + bias (float64)."""
+    head = graph.pops[graph.readout].params
+    return np.asarray(acc, dtype=np.float64) * head.scale + head.bias
 
 
-def run_reference(qm: QuantizedGPT, ids: np.ndarray) -> Reference:
-    cfg = qm.config
-    L, H, dh, ctx = len(ids), cfg.n_head, cfg.head_dim, cfg.n_positions
+def accumulate(graph: LMGraph, p: int, codes: dict, L: int) -> np.ndarray:
+    """The integer accumulators [L, size] of accumulating population ``p``."""
+    pop = graph.pops[p]
+    acc = np.zeros((L, pop.size), np.int64)
+    proj, prods = graph.into(p)
+    for k in proj:
+        pr = graph.projections[k]
+        acc += E.imatmul(codes[graph.pops[pr.pre].name], pr.weights)
+    for e in prods:
+        ed = graph.edges[e]
+        acc += E.reference(ed, codes[graph.pops[ed.a].name], codes[graph.pops[ed.b].name], graph.n_positions)
+    return acc
+
+
+def run_reference(graph: LMGraph, ids: np.ndarray) -> Reference:
+    L = len(ids)
     codes: dict[str, np.ndarray] = {}
-    by_post = {pr.post: pr for pr in qm.projections}
-    causal = np.tril(np.ones((L, L), dtype=bool))
+    positions = np.arange(L)
     head_acc = None
-    for idx, p in enumerate(qm.pops):
-        ins = [codes[qm.pops[i].name] for i in p.inputs]
-        if p.feed == EMBED:
-            c = ops.embed(qm.wte[ids], qm.wpe[:L], qm.emb_scale, p.qmin, p.qmax)
-        elif p.feed == LAYERNORM:
-            a = p.arg
-            c = ops.layernorm(ins[0], qm.ln_gain[a], qm.ln_bias[a], qm.ln_eps[a], p.qmin, p.qmax)
-        elif p.feed == RESIDUAL:
-            a = p.arg
-            c = ops.residual(ins[0], ins[1], qm.res_gain[a], int(qm.res_shift[a]), p.qmin, p.qmax)
-        elif p.feed == GELU:
-            c = ops.gelu(ins[0], qm.gelu_lut[p.arg], qm.pops[p.inputs[0]].qmin)
-        elif p.feed == SYNAPTIC or p.feed == READOUT:
-            pr = by_post[idx]
-            a = imatmul(ins[0], pr.weights)
-            if p.feed == READOUT:
-                head_acc = a
+    for p, pop in enumerate(graph.pops):
+        if pop.op == ACCUMULATE:
+            acc = accumulate(graph, p, codes, L)
+            if not pop.spiking:
+                head_acc = acc
                 continue
-            c = ops.requantize(a, p.gain, p.offset, p.shift, p.qmin, p.qmax)
-        elif p.feed == SOFTMAX:
-            q = ins[0].reshape(L, H, dh).transpose(1, 0, 2)
-            k = ins[1].reshape(L, H, dh).transpose(1, 0, 2)
-            S = imatmul(q, k.transpose(0, 2, 1))  # [H, L, L] exact
-            a = ops.softmax(S, causal[None], qm.sm_hi[p.arg], qm.sm_lo[p.arg], int(qm.sm_shift[p.arg]), p.qmax)
-            c = np.zeros((L, H, ctx), dtype=np.int64)
-            c[:, :, :L] = a.transpose(1, 0, 2)
-            c = c.reshape(L, H * ctx)
-        elif p.feed == PRODUCT:
-            A = ins[0].reshape(L, H, ctx)[:, :, :L].transpose(1, 0, 2)  # [H, L, L]
-            Vv = ins[1].reshape(L, H, dh).transpose(1, 0, 2)  # [H, L, dh]
-            o = imatmul(A, Vv).transpose(1, 0, 2).reshape(L, H * dh)
-            c = ops.requantize(o, p.gain, p.offset, p.shift, p.qmin, p.qmax)
-        else:  # pragma: no cover
-            raise AssertionError(p.feed)
-        codes[p.name] = np.asarray(c, dtype=np.int64)
-    return Reference(ops.logits(head_acc, qm.head_scale, qm.head_bias), codes, head_acc)
+            c = requantize(acc, pop.gain, pop.offset, pop.shift, pop.qmin, pop.qmax)
+        else:
+            scores = None
+            if pop.op == "softmax":
+                ed = graph.edges[graph.scores_edge(p)]
+                scores = E.reference(ed, codes[graph.pops[ed.a].name], codes[graph.pops[ed.b].name],
+                                     graph.n_positions)
+            ctx = ops.OpContext(ids=ids, positions=positions, n_positions=graph.n_positions, scores=scores)
+            c = ops.get(pop.op).evaluate(graph, pop, [codes[graph.pops[i].name] for i in pop.inputs], ctx)
+        codes[pop.name] = np.asarray(c, dtype=np.int64)
+    return Reference(logits(graph, head_acc), codes, head_acc)

@@ -26,24 +26,37 @@ E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
 
 
-def layer_names(cfg) -> list[str]:
-    return ["emb"] + [f"h{i}" for i in range(cfg.n_layer)] + ["lnf", "head"]
+def layer_names(graph) -> list[str]:
+    """The layers of a graph's populations, in graph order (``emb``, ``h0``, ..., ``head``)."""
+    return list(dict.fromkeys(p.layer for p in graph.pops))
 
 
-def macs_per_layer(cfg, n_tokens: int) -> dict:
-    d, f, V = cfg.n_embd, cfg.inner, cfg.vocab_size
-    out = dict.fromkeys(layer_names(cfg), 0)
-    attn = sum(2 * (n + 1) * d for n in range(n_tokens))
-    for i in range(cfg.n_layer):
-        out[f"h{i}"] = n_tokens * (4 * d * d + 2 * d * f) + attn
-    out["head"] = n_tokens * d * V
+def macs_per_layer(graph, n_tokens: int, start: int = 0) -> dict:
+    """Dense MACs of decoding positions ``start .. start + n_tokens - 1`` with a KV cache: every
+    projection's n_pre x n_post, every product edge's and operator's own count, per position."""
+    from spikelm.lm import edges, ops
+    from spikelm.lm.graph import ACCUMULATE
+
+    out = dict.fromkeys(layer_names(graph), 0)
+    pops = graph.pops
+    per_token = dict.fromkeys(out, 0)
+    for pr in graph.projections:
+        per_token[pops[pr.post].layer] += pr.weights.shape[0] * pr.weights.shape[1]
+    for n in range(start, start + n_tokens):
+        for k, v in per_token.items():
+            out[k] += v
+        for ed in graph.edges:
+            out[pops[ed.out].layer] += edges.macs(ed, n)
+        for pop in pops:
+            if pop.op != ACCUMULATE:
+                out[pop.layer] += ops.get(pop.op).macs(graph, pop, n)
     out["total"] = sum(out.values())
     return out
 
 
-def _by_layer(qm, per_pop) -> dict:
-    out = dict.fromkeys(layer_names(qm.config), 0)
-    for p, pop in enumerate(qm.pops):
+def _by_layer(graph, per_pop) -> dict:
+    out = dict.fromkeys(layer_names(graph), 0)
+    for p, pop in enumerate(graph.pops):
         out[pop.layer] += int(per_pop[p])
     out["total"] = sum(out.values())
     return out
@@ -59,31 +72,34 @@ class Counts:
     spikes_neg: dict
     op_evals: dict
     steps: int = 0
+    shift_adds: dict = None
 
     @classmethod
     def from_runner(cls, runner) -> "Counts":
-        qm, C = runner.qm, runner.counters
-        syn = np.array(C.synops_tele, dtype=np.int64)  # product SynOps: the source's layer
-        for k, pr in enumerate(qm.projections):
-            syn[pr.post] += C.synops_proj[k]  # row SynOps: the target's layer
+        g, C = runner.graph, runner.counters
+        syn = np.array(C.synops_products, dtype=np.int64)  # product SynOps: the source's layer
+        for k, pr in enumerate(g.projections):
+            syn[pr.post] += C.synops[k]  # row SynOps: the target's layer
         return cls(
-            synops=_by_layer(qm, syn),
-            spikes=_by_layer(qm, C.spikes_pos + C.spikes_neg),
-            spikes_pos=_by_layer(qm, C.spikes_pos),
-            spikes_neg=_by_layer(qm, C.spikes_neg),
-            op_evals=_by_layer(qm, C.op_evals),
+            synops=_by_layer(g, syn),
+            spikes=_by_layer(g, C.spikes_pos + C.spikes_neg),
+            spikes_pos=_by_layer(g, C.spikes_pos),
+            spikes_neg=_by_layer(g, C.spikes_neg),
+            op_evals=_by_layer(g, C.op_evals),
             steps=runner.clock,
+            shift_adds=_by_layer(g, C.shift_adds),
         )
 
     @classmethod
     def from_simulation(cls, sim) -> "Counts":
-        return cls(sim.synops, sim.spikes, sim.spikes_pos, sim.spikes_neg, sim.op_evals, int(sim.steps.sum()))
+        return cls(sim.synops, sim.spikes, sim.spikes_pos, sim.spikes_neg, sim.op_evals, int(sim.steps.sum()),
+                   sim.shift_adds)
 
     def minus(self, other: "Counts", steps: int) -> "Counts":
         sub = lambda a, b: {k: a[k] - b[k] for k in a}  # noqa: E731
         return Counts(sub(self.synops, other.synops), sub(self.spikes, other.spikes),
                       sub(self.spikes_pos, other.spikes_pos), sub(self.spikes_neg, other.spikes_neg),
-                      sub(self.op_evals, other.op_evals), steps)
+                      sub(self.op_evals, other.op_evals), steps, sub(self.shift_adds, other.shift_adds))
 
 
 def energy(synops: int, macs: int, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 from spikelm.errors import ConfigError
 
 from . import connectivity as conn
+from .models.sources import spike_steps
 from .population import Population
 from .projection import Projection
 from .stimulus import ConstantCurrent, CurrentSteps, NoiseCurrent, PoissonInput, amplitude_size
@@ -43,6 +44,9 @@ class Network:
         if name in self.populations:
             raise ConfigError(f"population '{name}' is defined twice")
         pop = Population(name, model, n, params, init, self.rng, plasticity)
+        if pop.model.name == "spike_times":      # times become steps only here, where dt is known
+            for j, times in enumerate(pop.params.times):
+                spike_steps(times, self.dt, f"population '{name}': times[{j}]")
         self.populations[name] = pop
         return pop
 

@@ -1,6 +1,6 @@
 """The Numba backend: the whole time loop compiled; one Python call runs a chunk of steps.
 
-``_run`` is the five-phase step of DESIGN.md inside a compiled loop over steps. It stops at
+``_run`` is the five-phase step of docs/design.md inside a compiled loop over steps. It stops at
 the end of the chunk, when the spike record buffer could overflow in the next step, or at
 quiescence when asked. Models dispatch on their integer code to the kernels of
 :mod:`numba_kernels`. Everything it touches is a typed array of the :class:`Plan`.

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from spikelm.network.models import N_CONSTS
+from spikelm.network.models.sources import spike_steps
 from spikelm.network.stimulus import ConstantCurrent, CurrentSteps, NoiseCurrent, PoissonInput
 
 from . import rng
@@ -140,8 +141,8 @@ class Plan:
         for i, p in enumerate(pops):
             if p.model.name == "spike_times":
                 for j, ts in enumerate(p.params.times):
-                    for t_ms in ts:
-                        st.append(int(round(t_ms / self.dt)))
+                    for step in spike_steps(ts, self.dt, f"population '{p.name}': times[{j}]"):
+                        st.append(step)
                         si.append(self.pop_lo[i] + j)
         order = np.lexsort((np.array(si, dtype=np.int64), np.array(st, dtype=np.int64))) if st else []
         self.src_step = np.array(st, dtype=np.int64)[order] if st else np.zeros(0, np.int64)

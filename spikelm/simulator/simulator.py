@@ -192,13 +192,15 @@ class Simulator:
                     pop = self.network.populations[m.population]
                     ids = np.arange(pop.n) if m.neurons is None else m.neurons
                     for k, var in enumerate(m.variables):
-                        writer.add_state(m.population, var, ids, st[keep], m.data[-1][:, k * n_neu:(k + 1) * n_neu])
+                        writer.add_state(m.population, var, ids, st[keep], m.data[-1][:, k * n_neu:(k + 1) * n_neu],
+                                         units=pop.model.unit(var))
 
     def _snapshot_weights(self, writer, n):
         """Write due weight snapshots; return the chunk length up to the next one."""
         for name, every in self.weight_snapshots.items():
             if self.t % every == 0 and self._last_snapshot.get(name) != self.t:
-                writer.add_weights(name, self.t, self.network.projections[name].w)
+                proj = self.network.projections[name]
+                writer.add_weights(name, self.t, proj.w, units=proj.post.model.input_unit)
                 self._last_snapshot[name] = self.t
             n = min(n, every - self.t % every)
         return n

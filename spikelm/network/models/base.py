@@ -44,6 +44,16 @@ class NeuronModel:
     may_fire: Callable
     is_source: bool = False
     ternary: bool = False
+    #: unit of each state variable, in the order of ``state_vars`` ("1": dimensionless);
+    #: written with state reports
+    units: tuple[str, ...] = ()
+    #: unit of a synaptic weight onto this model: the jump of the input it is added to
+    input_unit: str = "1"
+
+    def unit(self, variable: str) -> str:
+        """The unit of state variable ``variable`` ("1" when dimensionless or not declared)."""
+        k = self.state_vars.index(variable)
+        return self.units[k] if k < len(self.units) else "1"
 
 
 def check_finite(model, name, value):

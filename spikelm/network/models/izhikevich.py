@@ -74,5 +74,8 @@ def may_fire(s, c, driven, t):
     return True
 
 
+# I enters dv/dt directly, so currents and u are mV/ms (as in Brian2's Izhikevich example)
 IZHIKEVICH = NeuronModel("izhikevich", 3, IzhikevichParams, ("v", "u", "i_e", "i_i", "a", "b", "c", "d"),
-                         derive, init_state, step, may_fire)
+                         derive, init_state, step, may_fire,
+                         units=("mV", "mV/ms", "mV/ms", "mV/ms", "1/ms", "1/ms", "mV", "mV/ms"),
+                         input_unit="mV/ms")

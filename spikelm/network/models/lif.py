@@ -27,12 +27,17 @@ from .base import NeuronModel, check_params, fired, pack
 
 @dataclass(frozen=True)
 class LIFParams:
-    """Parameters of :mod:`lif` (ms, mV, MOhm, nA)."""
+    """Parameters of :mod:`lif` (ms, mV, MOhm, nA).
+
+    The defaults are a quiet neuron: it rests at ``e_l`` = ``v_reset`` = -60 mV, 10 mV below
+    ``v_th``, and fires only when driven. CUBA (``scenarios/cuba.toml``) sets e_l = -49 mV,
+    above threshold, so that its network drives itself.
+    """
 
     tau_m: float = 20.0
     v_th: float = -50.0
     v_reset: float = -60.0
-    e_l: float = -49.0
+    e_l: float = -60.0
     t_ref: float = 5.0
     tau_e: float = 5.0
     tau_i: float = 10.0
@@ -112,4 +117,5 @@ def may_fire(s, c, driven, t):
                 or np.any(s["v"] >= v_th))
 
 
-LIF = NeuronModel("lif", 1, LIFParams, ("v", "i_e", "i_i", "ref", "a"), derive, init_state, step, may_fire)
+LIF = NeuronModel("lif", 1, LIFParams, ("v", "i_e", "i_i", "ref", "a"), derive, init_state, step, may_fire,
+                  units=("mV", "mV", "mV", "steps", "mV"), input_unit="mV")

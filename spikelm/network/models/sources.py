@@ -4,7 +4,10 @@
   (``rate`` in Hz). Random numbers come from the counter-based generator of
   :mod:`spikelm.simulator.rng`, a pure function of (seed, stream, step, neuron), so every
   backend draws the same spikes and a checkpoint needs no RNG state.
-- ``spike_times``: explicit spike times in ms per neuron (rounded to steps).
+- ``spike_times``: explicit spike times in ms per neuron, rounded to the nearest step
+  (``round(t / dt)``, halves to even; Brian2's SpikeGeneratorGroup takes the step that
+  contains t). A neuron fires at most once per step, so two times of one neuron that round
+  to the same step are refused (Brian2 refuses them too), never merged.
 """
 from __future__ import annotations
 
@@ -64,3 +67,19 @@ POISSON = NeuronModel("poisson", 5, PoissonParams, ("v",), derive_poisson, _no_s
                       lambda s, c, driven, t: True, is_source=True)
 SPIKE_TIMES = NeuronModel("spike_times", 6, SpikeTimesParams, ("v",), lambda p, dt: pack([]), _no_state,
                           _source_step, _never, is_source=True)
+
+
+def spike_steps(times, dt, what="spike_times"):
+    """The step of each spike time (ms) of one neuron: ``round(t / dt)``, halves to even.
+
+    Raises ConfigError when two times fall into one step: a neuron fires at most once per
+    step, and merging them silently would lose a spike.
+    """
+    steps = [int(round(float(t) / dt)) for t in times]
+    seen = {}
+    for t, s in zip(times, steps):
+        if s in seen:
+            raise ConfigError(f"{what}: times {seen[s]:g} and {float(t):g} ms fall into one step ({s}) at "
+                              f"dt = {dt:g} ms; allowed: at most one spike per neuron and step")
+        seen[s] = float(t)
+    return steps

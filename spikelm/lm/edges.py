@@ -1,0 +1,161 @@
+"""Product edges (:class:`spikelm.lm.graph.ProductEdge`): dense products for the reference,
+and their exact event-by-event (telescoping) updates for the runners.
+
+With both factors changing in one step, ``d(a b) = da b_old + a_new db``: a spike of the
+``a`` factor multiplies the ``b`` codes as they were before this step's spikes, a spike of
+``b`` multiplies the ``a`` codes after them. The three kinds:
+
+- ``scores`` (Q·K^T, read by a softmax population): a spike v of q[n, h dh + d] adds
+  ``v k_old[j, g(h) dh + d]`` to S[h, j] for every visible key j <= n (n + 1 SynOps); a spike v of
+  k[n, g dh + d] adds ``v q_new[n, h dh + d]`` to S[h, n] for each query head h of group g
+  (heads / kv_heads SynOps);
+- ``mix`` (A·V into ``out``): a spike v of att[n, h ctx + j] adds ``v v_old[j, g(h) dh : +dh]``
+  to out's head-h channels (head_dim SynOps); a spike v of v[n, g dh + d] adds
+  ``v att_new[n, h ctx + n]`` to out[h dh + d] for each query head h of group g;
+- ``mul`` (elementwise a·b into ``out``): one SynOp per spike, either factor.
+
+The Numba functions process one population's spikes of one step (``sp[lo:hi]`` are global
+neuron indices, ``stepval`` their values) and return the SynOps they did.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+SCORES, MIX, MUL = 0, 1, 2
+KIND_IDS = {"scores": SCORES, "mix": MIX, "mul": MUL}
+
+
+def imatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer matrix product. Through float64 BLAS when every partial sum is below
+    2^53 (then each product and sum is exact, in any order); NumPy int64 otherwise."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * a.shape[-1]
+    if bound >= 2.0**53:
+        return a @ b
+    from spikelm.lm.quantize import _mm
+
+    return _mm(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+
+
+def _by_head(x, L, heads, dh, group):
+    """[L, kv_heads * dh] -> [heads, L, dh]: each query head's view of its key/value head."""
+    kv = x.reshape(L, heads // group, dh).transpose(1, 0, 2)
+    return kv[np.arange(heads) // group]
+
+
+def reference(edge, a, b, n_positions: int) -> np.ndarray:
+    """The dense product of codes ``a`` [L, ...] and ``b`` [L, ...] of all L positions.
+
+    scores: int64 [L, heads, L] (row n: query n against every key; the causal mask is the
+    softmax's); mix: [L, heads * head_dim]; mul: [L, size].
+    """
+    L = a.shape[0]
+    H, dh, G = edge.heads, edge.head_dim, edge.group
+    if edge.kind == "mul":
+        return np.asarray(a, dtype=np.int64) * np.asarray(b, dtype=np.int64)
+    if edge.kind == "scores":
+        q = a.reshape(L, H, dh).transpose(1, 0, 2)
+        k = _by_head(b, L, H, dh, G)
+        return imatmul(q, k.transpose(0, 2, 1)).transpose(1, 0, 2)
+    A = a.reshape(L, H, n_positions)[:, :, :L].transpose(1, 0, 2)  # [H, L, L]
+    v = _by_head(b, L, H, dh, G)  # [H, L, dh]
+    return imatmul(A, v).transpose(1, 0, 2).reshape(L, H * dh)
+
+
+def macs(edge, position: int) -> int:
+    """Dense multiply-accumulates of the product at one position (causal: n + 1 keys)."""
+    if edge.kind == "mul":
+        return edge.heads * edge.head_dim
+    return (position + 1) * edge.heads * edge.head_dim
+
+
+# ---------------------------------------------------------------- Numba: one step's spikes of one factor
+
+
+@njit(cache=True)
+def scores_a(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group):
+    """Q spikes: S[h, j] += v k_old[j, c(h, d)] for j <= n."""
+    for t in range(lo, hi):
+        g = sp[t]
+        v = np.int64(stepval[g])
+        i = g - base
+        h = i // dh
+        kc = (h // group) * dh + (i - h * dh)
+        krow = kcache[slot, kc]
+        srow = S[slot, h]
+        for j in range(n):
+            srow[j] += v * krow[j]
+        srow[n] += v * (np.int64(krow[n]) - stepval[b_off + kc])  # K before this step
+    return (hi - lo) * (n + 1)
+
+
+@njit(cache=True)
+def scores_b(sp, lo, hi, base, stepval, n, S, crow, slot, a_off, dh, group):
+    """K spikes: S[h, n] += v q_new[n, h dh + d] for the query heads h of its group."""
+    for t in range(lo, hi):
+        g = sp[t]
+        v = np.int64(stepval[g])
+        i = g - base
+        kv = i // dh
+        d = i - kv * dh
+        for h in range(kv * group, (kv + 1) * group):
+            S[slot, h, n] += v * np.int64(crow[a_off + h * dh + d])
+    return (hi - lo) * group
+
+
+@njit(cache=True)
+def mix_a(sp, lo, hi, base, stepval, n, acc, counts, b_off, out_off, dh, group, ctx):
+    """Attention-probability spikes: out[h dh : +dh] += v v_old[j, head g(h)]."""
+    for t in range(lo, hi):
+        g = sp[t]
+        v = np.int64(stepval[g])
+        i = g - base
+        h = i // ctx
+        j = i - h * ctx
+        vb = b_off + (h // group) * dh
+        orow = acc[out_off + h * dh : out_off + (h + 1) * dh]
+        vrow = counts[j, vb : vb + dh]
+        if j < n:  # a settled position's V
+            for c in range(dh):
+                orow[c] += v * vrow[c]
+        else:  # this position's V, before this step's V spikes
+            for c in range(dh):
+                orow[c] += v * (np.int64(vrow[c]) - stepval[vb + c])
+    return (hi - lo) * dh
+
+
+@njit(cache=True)
+def mix_b(sp, lo, hi, base, stepval, n, acc, crow, a_off, out_off, dh, group, ctx):
+    """V spikes: out[h dh + d] += v att_new[n, h ctx + n] for the query heads h of its group."""
+    for t in range(lo, hi):
+        g = sp[t]
+        v = np.int64(stepval[g])
+        i = g - base
+        kv = i // dh
+        d = i - kv * dh
+        for h in range(kv * group, (kv + 1) * group):
+            acc[out_off + h * dh + d] += v * np.int64(crow[a_off + h * ctx + n])
+    return (hi - lo) * group
+
+
+@njit(cache=True)
+def mul_a(sp, lo, hi, base, stepval, acc, crow, b_off, out_off):
+    """Spikes of the left factor: out[c] += v b_old[c]."""
+    for t in range(lo, hi):
+        g = sp[t]
+        i = g - base
+        acc[out_off + i] += np.int64(stepval[g]) * (np.int64(crow[b_off + i]) - stepval[b_off + i])
+    return hi - lo
+
+
+@njit(cache=True)
+def mul_b(sp, lo, hi, base, stepval, acc, crow, a_off, out_off):
+    """Spikes of the right factor: out[c] += v a_new[c]."""
+    for t in range(lo, hi):
+        g = sp[t]
+        i = g - base
+        acc[out_off + i] += np.int64(stepval[g]) * np.int64(crow[a_off + i])
+    return hi - lo

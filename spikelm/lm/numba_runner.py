@@ -1,0 +1,119 @@
+"""The compiled executor: one call of the generated token loop (:mod:`spikelm.lm.loop`) per token."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikelm.lm import ops
+from spikelm.lm.codings import coding_id
+from spikelm.lm.compile import kinds, token_loop
+from spikelm.lm.edges import KIND_IDS
+from spikelm.lm.graph import ACCUMULATE, LMGraph
+from spikelm.lm.runner import QuiescenceError, Runner
+
+
+def _i64(x):
+    return np.ascontiguousarray(x, dtype=np.int64)
+
+
+class NumbaRunner(Runner):
+    """Packs the graph into typed arrays once; :meth:`_run` calls the compiled loop per token."""
+
+    EVENT_CHUNK = 1 << 20
+
+    def __init__(self, graph: LMGraph, record=False, timed: bool = False):
+        super().__init__(graph, record)
+        g, lay = graph, self.layout
+        P = len(g.pops)
+        R = int(lay.offsets[-1])
+        self.kinds = kinds(p.op for p in g.pops if p.op != ACCUMULATE)
+        self.run_token = token_loop(self.kinds, timed)
+        by_kind = {name: [p for p, pop in enumerate(g.pops) if pop.op == name] for name in self.kinds}
+        op_kind = np.full(P, -1, np.int64)
+        op_arg = np.zeros(P, np.int64)
+        for k, name in enumerate(self.kinds):
+            for a, p in enumerate(by_kind[name]):
+                op_kind[p], op_arg[p] = k, a
+        self.op_params = tuple(ops.get(name).pack(g, by_kind[name]) for name in self.kinds)
+        gain = np.ones(R, np.int64)
+        offset = np.zeros(R, np.int64)
+        for i, p in enumerate(g.pops):
+            if p.gain is not None:
+                gain[lay.seg(i)] = p.gain
+                offset[lay.seg(i)] = p.offset
+        order = sorted(range(len(g.projections)), key=lambda k: g.projections[k].pre)
+        out_ptr = np.searchsorted([g.projections[k].pre for k in order], np.arange(P + 1))
+        W = np.concatenate([pr.weights.reshape(-1) for pr in g.projections]).astype(np.int8)
+        sizes = [pr.weights.size for pr in g.projections]
+        scores = [e for e, ed in enumerate(g.edges) if ed.kind == "scores"]
+        slot = np.full(max(len(g.edges), 1), -1, np.int64)
+        for s, e in enumerate(scores):
+            slot[e] = s
+        fac_edge = np.full(P, -1, np.int64)
+        fac_side = np.zeros(P, np.int64)
+        kslot = np.full(P, -1, np.int64)
+        for e, ed in enumerate(g.edges):
+            fac_edge[ed.a], fac_side[ed.a] = e, 0
+            fac_edge[ed.b], fac_side[ed.b] = e, 1
+            if ed.kind == "scores":
+                kslot[ed.b] = slot[e]
+        E = g.edges
+        self.struct = (
+            _i64(lay.offsets),
+            _i64(np.concatenate([[0], np.cumsum([len(p.inputs) for p in g.pops])])),
+            _i64([i for p in g.pops for i in p.inputs] or [0]),
+            _i64([p.qmin for p in g.pops]), _i64([p.qmax for p in g.pops]),
+            _i64([p.shift for p in g.pops]), gain, offset, op_kind, op_arg,
+            _i64([p.spiking for p in g.pops]), _i64([coding_id(p.coding) for p in g.pops]),
+            np.int64(g.stimulus),
+            _i64(out_ptr), _i64(order), _i64([pr.post for pr in g.projections]),
+            _i64(np.concatenate([[0], np.cumsum(sizes)[:-1]])), _i64([pr.weights.shape[1] for pr in g.projections]),
+            W, fac_edge, fac_side,
+            _i64([KIND_IDS[ed.kind] for ed in E] or [0]), _i64([ed.a for ed in E] or [0]),
+            _i64([ed.b for ed in E] or [0]), _i64([ed.out for ed in E] or [0]),
+            _i64([ed.heads for ed in E] or [1]), _i64([ed.group for ed in E] or [1]),
+            _i64([ed.head_dim for ed in E] or [1]), slot, kslot,
+        )
+        n_heads = max([E[e].heads for e in scores] or [1])
+        k_size = max([g.pops[E[e].b].size for e in scores] or [1])
+        ctx = g.n_positions
+        self.acc = np.zeros(R, np.int32)
+        self.S = np.zeros((max(len(scores), 1), n_heads, ctx), np.int64)
+        self.kcache = np.zeros((max(len(scores), 1), k_size, ctx), np.int32)
+        n_sp = lay.n_spiking
+        self.st = np.zeros(1, np.int64)
+        self.state = (self.counts, self.acc, self.S, self.kcache, np.zeros(P, np.uint8), np.zeros(P, np.uint8),
+                      np.zeros(n_sp, np.int32), np.zeros(P, np.int64), np.zeros(n_sp, np.int32),
+                      np.zeros(n_sp, np.int64), np.zeros(P, np.int64), np.zeros(P, np.int64),
+                      np.zeros(max(max(p.size for p in g.pops), ctx), np.int64), self.st)
+        self.timing = np.zeros(2, np.int64)
+        C = self.counters
+        self.counter_arrays = (C.spikes_pos, C.spikes_neg, C.op_evals, C.synops, C.synops_products,
+                               C.shift_adds, self.timing)
+        n_ev = max(self.EVENT_CHUNK, 2 * n_sp) if record else 1
+        self.ev = (np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64),
+                   np.zeros(n_ev, np.int32))
+        self.ev_n = np.zeros(1, np.int64)
+
+    def _flush(self):
+        k = int(self.ev_n[0])
+        if self.events is not None and k:
+            self.events.add(*(a[:k].copy() for a in self.ev))
+        self.ev_n[0] = 0
+
+    def _run(self, n: int, token: int, max_steps: int) -> int:
+        emb = self.emb_codes(token, n)
+        fresh = True
+        while True:
+            rec = (self.events is not None, np.int64(self.clock), *self.ev, self.ev_n)
+            status = self.run_token(fresh, n, emb, max_steps, self.struct, self.state, self.counter_arrays, rec,
+                                    self.op_params)
+            fresh = False
+            self._flush()
+            if status == 2:
+                continue
+            if status == 1:
+                raise QuiescenceError(f"token at position {n}: no quiescence within max_steps={max_steps}")
+            break
+        self.head_acc[n] = self.acc[self.layout.seg(self.graph.readout)]
+        return int(self.st[0])

@@ -1,0 +1,49 @@
+"""An elementwise function of one code tensor as a lookup table over the input codes
+(GELU, SiLU, ...): ``code = lut[x - q_min(input)]``, the table built at conversion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from spikelm.lm.ops import Operator, register
+
+
+@dataclass
+class TableParams:
+    lut: np.ndarray  # int64 [q_max(input) - q_min(input) + 1]
+    in_qmin: int
+
+
+@njit(cache=True)
+def _start(n, p, arg, struct, counts, acc, S, params, scratch):
+    off, in_ptr, in_idx, qmin, qmax = struct
+    lut, lo = params
+    i = in_idx[in_ptr[p]]
+    b = off[p]
+    size = off[p + 1] - b
+    base = off[i]
+    for c in range(size):
+        acc[b + c] = lut[arg, np.int64(counts[n, base + c]) - lo[arg]]
+    return size
+
+
+class Table(Operator):
+    name = "table"
+    start = _start
+
+    def evaluate(self, graph, pop, inputs, ctx):
+        P = pop.params
+        return P.lut[np.asarray(inputs[0], dtype=np.int64) - P.in_qmin]
+
+    def pack(self, graph, pops):
+        ps = [graph.pops[p].params for p in pops]
+        lut = np.zeros((len(ps), max(len(q.lut) for q in ps)), np.int64)
+        for a, q in enumerate(ps):
+            lut[a, : len(q.lut)] = q.lut
+        return lut, np.array([q.in_qmin for q in ps], dtype=np.int64)
+
+
+register(Table())

@@ -1,0 +1,278 @@
+"""Event-driven execution of an :class:`~spikelm.lm.graph.LMGraph`, token by token, to quiescence.
+
+One step, as everywhere in spikelm: **deliver** (a spike's synaptic rows reach the target
+accumulators one step after it was fired), **update** (started SignedIF neurons fire at most
+one spike each, of the value their coding gives), **propagate** (weight rows and the
+telescoping product updates of :mod:`spikelm.lm.edges`; one SynOp per addition), then the
+schedule's bookkeeping.
+
+Schedule (every backend): a population starts once every population it reads from is
+quiescent for this token; an operator population evaluates its operator then. Inputs
+therefore never change under a firing neuron, so each neuron spells exactly its code in
+spikes of its coding, and the SynOps have a closed form. Appending token n touches only
+position n (causal attention reads settled K and V codes), so settled positions stay silent.
+
+:class:`NumpyRunner` is the reference: short and vectorised per population. The compiled
+runner is :class:`spikelm.lm.numba_runner.NumbaRunner`; both share :class:`Runner`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikelm.errors import SpikelmError
+from spikelm.lm import ops
+from spikelm.lm.codings import coding_id
+from spikelm.lm.graph import ACCUMULATE, LMGraph
+from spikelm.lm.neuron import signed_if_step
+from spikelm.lm.reference import logits as read_logits
+
+
+class QuiescenceError(SpikelmError, RuntimeError):
+    """A token did not reach quiescence within max_steps."""
+
+
+@dataclass
+class Layout:
+    """Where each population's neurons of one position lie in the flat per-position arrays."""
+
+    offsets: np.ndarray  # [P + 1]; the readout (last population) follows the spiking neurons
+    n_spiking: int  # neurons per position that spike (all but the readout)
+
+    @classmethod
+    def of(cls, graph: LMGraph) -> "Layout":
+        sizes = np.array([p.size for p in graph.pops], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        return cls(offsets, int(offsets[graph.readout]))
+
+    def seg(self, p: int) -> slice:
+        return slice(int(self.offsets[p]), int(self.offsets[p + 1]))
+
+
+#: counter names (shared with the engine's words: SynOps, spikes, events)
+COUNTERS = ("spikes_pos", "spikes_neg", "op_evals", "synops_products", "shift_adds")
+
+
+@dataclass
+class Counters:
+    """Counts of one run (all tokens so far): per population, and SynOps per projection.
+
+    spikes_pos/spikes_neg: spikes fired (+ and -); op_evals: output elements computed by
+    operators; synops: row additions per projection; synops_products: telescoping additions
+    per source population; shift_adds: of all those additions, the ones whose spike value
+    is not ±1 (a shifted addition), per source population.
+    """
+
+    n_pops: int
+    n_proj: int
+    spikes_pos: np.ndarray = None
+    spikes_neg: np.ndarray = None
+    op_evals: np.ndarray = None
+    synops: np.ndarray = None
+    synops_products: np.ndarray = None
+    shift_adds: np.ndarray = None
+
+    def __post_init__(self):
+        for name in COUNTERS:
+            setattr(self, name, np.zeros(self.n_pops, np.int64))
+        self.synops = np.zeros(self.n_proj, np.int64)
+
+
+@dataclass
+class SpikeEvents:
+    """Spikes of a run: step (global), population index, node id (position-major), value."""
+
+    steps: list = field(default_factory=list)
+    pops: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)
+    values: list = field(default_factory=list)
+    sink: object = None  # a callable(steps, pops, nodes, values) that takes them instead
+
+    def add(self, steps, pops, nodes, values):
+        arrays = (np.asarray(steps, np.int64), np.asarray(pops, np.int64), np.asarray(nodes, np.int64),
+                  np.asarray(values, np.int32))
+        if self.sink is not None:
+            self.sink(*arrays)
+            return
+        for store, a in zip((self.steps, self.pops, self.nodes, self.values), arrays):
+            store.append(a)
+
+    def arrays(self):
+        if not self.steps:
+            return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, np.int32),)
+        return tuple(np.concatenate(x) for x in (self.steps, self.pops, self.nodes, self.values))
+
+
+class Runner:
+    """State shared by every backend: spike counts of every position, counters, clock."""
+
+    def __init__(self, graph: LMGraph, record=False):
+        self.graph = graph
+        self.layout = Layout.of(graph)
+        self.counts = np.zeros((graph.n_positions, self.layout.n_spiking), np.int32)
+        self.head_acc = np.zeros((graph.n_positions, graph.vocab_size), np.int64)
+        self.counters = Counters(len(graph.pops), len(graph.projections))
+        self.events = None
+        if record:
+            self.events = SpikeEvents(sink=record if callable(record) else None)
+        self.clock = 0  # steps since the start of the run
+        self.n = 0  # next position
+
+    def emb_codes(self, token: int, n: int) -> np.ndarray:
+        g = self.graph
+        p = g.stimulus
+        ctx = ops.OpContext(ids=np.array([token]), positions=np.array([n]), n_positions=g.n_positions)
+        return ops.get("embed").evaluate(g, g.pops[p], [], ctx)[0]
+
+    def logits(self, n: int) -> np.ndarray:
+        return read_logits(self.graph, self.head_acc[n])
+
+    def step_token(self, token: int, max_steps: int | None) -> int:
+        """Append ``token`` at the next position and run to quiescence; returns the steps."""
+        n = self.n
+        if n >= self.graph.n_positions:
+            raise SpikelmError(f"position {n} is past the model's context of {self.graph.n_positions}")
+        steps = self._run(n, int(token), max_steps if max_steps is not None else np.iinfo(np.int64).max)
+        self.n += 1
+        self.clock += steps
+        return steps
+
+    def _run(self, n: int, token: int, max_steps: int) -> int:
+        raise NotImplementedError
+
+
+class NumpyRunner(Runner):
+    """The reference event-driven executor (NumPy, one population at a time)."""
+
+    def __init__(self, graph: LMGraph, record=False):
+        super().__init__(graph, record)
+        self.out = {}
+        for k, pr in enumerate(graph.projections):
+            self.out.setdefault(pr.pre, []).append(k)
+        self.factor_of = {}
+        for e, ed in enumerate(graph.edges):
+            self.factor_of[ed.a] = (e, 0)
+            self.factor_of[ed.b] = (e, 1)
+
+    def _run(self, n: int, token: int, max_steps: int) -> int:
+        g, lay, C = self.graph, self.layout, self.counters
+        P = len(g.pops)
+        counts = self.counts
+        acc = np.zeros(int(lay.offsets[-1]), np.int64)
+        S = {e: np.zeros((ed.heads, n + 1), np.int64) for e, ed in enumerate(g.edges) if ed.kind == "scores"}
+        started = np.zeros(P, bool)
+        done = np.zeros(P, bool)
+        stim = g.stimulus
+        acc[lay.seg(stim)] = self.emb_codes(token, n)
+        started[stim] = True
+        C.op_evals[stim] += g.pops[stim].size
+        steps = 0
+        while not done.all():
+            if steps >= max_steps:
+                raise QuiescenceError(f"token at position {n}: no quiescence within max_steps={max_steps}")
+            spk = {}
+            # update
+            for p, pop in enumerate(g.pops):
+                if not started[p] or done[p] or not pop.spiking:
+                    continue
+                seg = lay.seg(p)
+                s, new = self._fire(pop, acc[seg], counts[n, seg])
+                idx = np.flatnonzero(s)
+                if idx.size:
+                    counts[n, seg] = new
+                    spk[p] = (idx, s[idx].astype(np.int64))
+                    C.spikes_pos[p] += int((s > 0).sum())
+                    C.spikes_neg[p] += int((s < 0).sum())
+                    if self.events is not None:
+                        self.events.add(np.full(idx.size, self.clock + steps), np.full(idx.size, p),
+                                        n * pop.size + idx, s[idx])
+            # propagate
+            for p, (idx, val) in spk.items():
+                shifted = np.abs(val) != 1
+                for k in self.out.get(p, ()):
+                    pr = g.projections[k]
+                    acc[lay.seg(pr.post)] += val @ pr.weights[idx].astype(np.int64)
+                    C.synops[k] += idx.size * pr.weights.shape[1]
+                    C.shift_adds[p] += int(shifted.sum()) * pr.weights.shape[1]
+                if p in self.factor_of:
+                    e, side = self.factor_of[p]
+                    ops_done = self._telescope(g.edges[e], side, S.get(e), idx, val, spk, acc, n)
+                    C.synops_products[p] += int(ops_done.sum())
+                    C.shift_adds[p] += int(ops_done[shifted].sum())
+            # schedule: quiescent populations are done, ready ones start
+            for p, pop in enumerate(g.pops):
+                if started[p] and not done[p]:
+                    seg = lay.seg(p)
+                    if not pop.spiking or not self._fire(pop, acc[seg], counts[n, seg])[0].any():
+                        done[p] = True
+            for p, pop in enumerate(g.pops):
+                if not started[p] and all(done[i] for i in pop.inputs):
+                    started[p] = True
+                    if pop.op != ACCUMULATE:
+                        self._start(p, pop, acc, S, n)
+                    if not pop.spiking:
+                        done[p] = True
+            steps += 1
+        self.head_acc[n] = acc[lay.seg(g.readout)]
+        return steps
+
+    @staticmethod
+    def _fire(pop, acc, count):
+        coding = coding_id(pop.coding)
+        if pop.op != ACCUMULATE:  # operator-fed: the accumulator holds the code
+            return signed_if_step(acc, count, 1, 0, 0, pop.qmin, pop.qmax, coding)
+        return signed_if_step(acc, count, pop.gain, pop.offset, pop.shift, pop.qmin, pop.qmax, coding)
+
+    def _start(self, p, pop, acc, S, n):
+        g, lay = self.graph, self.layout
+        ins = [self.counts[n : n + 1, lay.seg(i)] for i in pop.inputs]
+        scores = S[g.scores_edge(p)][None] if pop.op == "softmax" else None
+        ctx = ops.OpContext(ids=np.zeros(1, np.int64), positions=np.array([n]), n_positions=g.n_positions,
+                            scores=scores)
+        acc[lay.seg(p)] = ops.get(pop.op).evaluate(g, pop, ins, ctx)[0]
+        self.counters.op_evals[p] += ops.get(pop.op).evaluations(g, p, n)
+
+    def _telescope(self, ed, side, S, idx, val, spk, acc, n):
+        """Exact product updates of one population's spikes; returns the additions per spike."""
+        g, lay, counts = self.graph, self.layout, self.counts
+        H, dh, G = ed.heads, ed.head_dim, ed.group
+
+        def before_step(p, rows):  # codes of population p at rows, minus this step's spikes at row n
+            c = counts[rows, lay.seg(p)].astype(np.int64)
+            if p in spk:
+                c[-1, spk[p][0]] -= spk[p][1]
+            return c
+
+        m = idx.size
+        if ed.kind == "scores" and side == 0:  # Q spikes
+            k_old = before_step(ed.b, slice(0, n + 1))
+            kc = (idx // dh // G) * dh + idx % dh
+            np.add.at(S, idx // dh, (k_old[:, kc] * val).T)
+            return np.full(m, n + 1)
+        if ed.kind == "scores":  # K spikes
+            q_new = counts[n, lay.seg(ed.a)].astype(np.int64)
+            hs = (idx // dh)[:, None] * G + np.arange(G)
+            np.add.at(S[:, n], hs, val[:, None] * q_new[hs * dh + (idx % dh)[:, None]])
+            return np.full(m, G)
+        out = acc[lay.seg(ed.out)]
+        if ed.kind == "mix" and side == 0:  # attention-probability spikes
+            ctx = g.pops[ed.a].size // H
+            h, j = idx // ctx, idx % ctx
+            v_old = before_step(ed.b, slice(0, n + 1)).reshape(n + 1, H // G, dh)
+            o = out.reshape(H, dh)
+            np.add.at(o, h, v_old[j, h // G] * val[:, None])
+            return np.full(m, dh)
+        if ed.kind == "mix":  # V spikes
+            ctx = g.pops[ed.a].size // H
+            att_new = counts[n, lay.seg(ed.a)].astype(np.int64).reshape(H, ctx)[:, n]
+            hs = (idx // dh)[:, None] * G + np.arange(G)
+            np.add.at(out, hs * dh + (idx % dh)[:, None], val[:, None] * att_new[hs])
+            return np.full(m, G)
+        if side == 0:  # mul, left factor
+            np.add.at(out, idx, val * before_step(ed.b, slice(n, n + 1))[0, idx])
+        else:
+            np.add.at(out, idx, val * counts[n, lay.seg(ed.a)].astype(np.int64)[idx])
+        return np.ones(m, np.int64)
+
