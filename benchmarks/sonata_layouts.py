@@ -32,7 +32,7 @@ def main_job_spikes(tokens):
     from spikelm.lm import load_demo
 
     snn, tok = load_demo(bits=8)
-    names = [p.name for p in snn.qm.pops]
+    names = [p.name for p in snn.graph.pops]
     parts = {}
 
     def sink(steps, pops, nodes, values):

@@ -171,7 +171,7 @@ def run(args) -> int:
 
 def _generate(args) -> int:
     from spikelm.lm.report import table
-    from spikelm.lm.simulate import QuiescenceError
+    from spikelm.lm.runner import QuiescenceError
 
     if args.tokens < 0:
         raise ConfigError(f"--tokens {args.tokens}; allowed: an integer >= 0")

@@ -19,7 +19,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from spikelm.lm import codings as _codings
 from spikelm.lm.codings import spike_value_nb, spike_values
+from spikelm.simulator._numba_cache import invalidate_if_changed
+
+# signed_if_step_nb inlines the codings' Numba twin: rebuild its cache when codings.py changes
+invalidate_if_changed(__file__, [_codings.__file__])
 
 
 def requantize(acc, gain, offset, shift: int, qmin: int, qmax: int) -> np.ndarray:
