@@ -1,10 +1,11 @@
 """The ``spikelm`` command.
 
 ``spikelm run SCENARIO.toml``  run a scenario, write spikes to HDF5, print a summary
-``spikelm info FILE.h5``       summary of a run file
+``spikelm info FILE.h5``       summary of a run file (or of a NIR graph, FILE.nir)
 ``spikelm plot FILE.h5``       raster + rate plot, state traces (``--state``), weight histograms (``--weights``)
 ``spikelm lm ...``             converted language models (generate, check, report)
 ``spikelm sweep SCENARIO.toml`` one run per point of a parameter grid, on Dask (docs/scale-out.md)
+``spikelm nir ...``            NIR graphs in and out (export, import)
 
 Errors a user can fix print one line (``spikelm: error: ...``) and exit with code 2.
 """
@@ -47,12 +48,14 @@ def main(argv=None) -> int:
     parser.add_argument("--version", action="version", version=f"spikelm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
-    p = sub.add_parser("info", help="summary of a run file",
+    p = sub.add_parser("info", help="summary of a run file or of a NIR graph (.nir)",
                        description="Print what a run file holds: the run (dt, steps, backend, seed), each "
                                    "population's neurons, spikes and rate, SynOps per projection, state "
                                    "reports and weight snapshots. Rates cover this file's steps (after "
-                                   "--resume: the resumed segment, as the run printed them).")
-    p.add_argument("file", help="a run file (HDF5, SONATA layout) written by spikelm or another SONATA tool")
+                                   "--resume: the resumed segment, as the run printed them). For a NIR "
+                                   "graph: its nodes, and whether spikelm can import it.")
+    p.add_argument("file", help="a run file (HDF5, SONATA layout) written by spikelm or another SONATA tool, "
+                                "or a NIR graph")
     p = sub.add_parser("plot", help="raster/rate plot, state traces or weight histograms of a run file",
                        description="Draw a run file as a PNG: by default a raster of every population over "
                                    "their rates; --state draws recorded state (e.g. membrane potential); "
@@ -70,6 +73,9 @@ def main(argv=None) -> int:
     from spikelm.scaleout.cli import add_sweep_parser
 
     add_sweep_parser(sub)
+    from spikelm.io import nir_cli
+
+    nir_cli.add_parser(sub)
     # the lm commands load numba kernels and model code: parse them in spikelm.lm.cli, only when asked for
     p = sub.add_parser("lm", help="converted language models: generate, check, report, evaluate (spikelm lm -h)",
                        add_help=False)
@@ -80,8 +86,15 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "nir":
+            return nir_cli.run(args)
         if args.command == "info":
+            from spikelm.io.nir import describe, is_nir_file
             from spikelm.io.sonata import summary
+
+            if is_nir_file(args.file):
+                print(describe(args.file))
+                return 0
 
             print(summary(args.file))
             return 0

@@ -92,8 +92,8 @@ def load_scenario(path) -> Scenario:
     return loads_scenario(text, src)
 
 
-def loads_scenario(text: str, source: str) -> Scenario:
-    """Parse and validate scenario TOML text; ``source`` names it in errors (a file name)."""
+def loads_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Parse and validate scenario TOML ``text``; ``source`` names it in errors (a file name)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -11,7 +11,7 @@ from . import connectivity as conn
 from .models.sources import spike_steps
 from .population import Population
 from .projection import Projection
-from .stimulus import ConstantCurrent, CurrentSteps, NoiseCurrent, PoissonInput
+from .stimulus import ConstantCurrent, CurrentSteps, NoiseCurrent, PoissonInput, amplitude_size
 
 
 class Network:
@@ -83,6 +83,9 @@ class Network:
         pop = self.population(stim.population, f"stimulus {type(stim).__name__}: ")
         if pop.model.is_source:
             raise ConfigError(f"stimulus {type(stim).__name__}: population '{pop.name}' is a spike source and takes no input")
+        if amplitude_size(stim) - {pop.n}:
+            raise ConfigError(f"stimulus {type(stim).__name__}: a per-neuron amplitude needs {pop.n} values (population "
+                              f"'{pop.name}'), got {sorted(amplitude_size(stim) - {pop.n})[0]}")
         self.stimuli.append(stim)
         return stim
 

@@ -2,6 +2,9 @@
 
 - :class:`ConstantCurrent`: I_ext += amplitude (nA; enters the model as r_m * I).
 - :class:`CurrentSteps`: piecewise-constant current: ``amplitudes[k]`` from ``times[k]`` ms on.
+
+An amplitude of these two is one number for every neuron or a sequence of one number per
+neuron (per-neuron biases, as an imported NIR ``Affine`` node carries).
 - :class:`NoiseCurrent`: I_ext += mean + std * N(0, 1), drawn anew each step per neuron
   (Izhikevich 2003's thalamic input is NoiseCurrent(std=5) on excitatory neurons).
 - :class:`PoissonInput`: independent Poisson input events per neuron at ``rate`` Hz, each
@@ -29,13 +32,36 @@ def _finite(what, **values):
             raise ConfigError(f"{what}: '{k}' must be a finite number, got {v!r}")
 
 
+def _amplitude(what, v):
+    """A number, or a tuple of finite numbers (one per neuron; its length is checked by the Network)."""
+    if isinstance(v, (list, tuple, np.ndarray)):
+        for x in v:
+            _finite(what, amplitude=x)
+        if not len(v):
+            raise ConfigError(f"{what}: a per-neuron 'amplitude' needs one number per neuron, got an empty list")
+        return tuple(float(x) for x in v)
+    _finite(what, amplitude=v)
+    return v
+
+
+def amplitude_size(stim):
+    """Sizes of the per-neuron amplitudes of ``stim`` (empty when every amplitude is one number)."""
+    if isinstance(stim, ConstantCurrent):
+        amps = (stim.amplitude,)
+    elif isinstance(stim, CurrentSteps):
+        amps = stim.amplitudes
+    else:
+        return set()
+    return {len(a) for a in amps if isinstance(a, tuple)}
+
+
 @dataclass(frozen=True)
 class ConstantCurrent:
     population: str
     amplitude: float
 
     def __post_init__(self):
-        _finite("ConstantCurrent", amplitude=self.amplitude)
+        object.__setattr__(self, "amplitude", _amplitude("ConstantCurrent", self.amplitude))
 
 
 @dataclass(frozen=True)
@@ -47,8 +73,9 @@ class CurrentSteps:
     def __post_init__(self):
         if len(self.times) != len(self.amplitudes) or not self.times:
             raise ConfigError("CurrentSteps: 'times' and 'amplitudes' must be non-empty lists of equal length")
-        for t, a in zip(self.times, self.amplitudes):
-            _finite("CurrentSteps", time=t, amplitude=a)
+        for t in self.times:
+            _finite("CurrentSteps", time=t)
+        object.__setattr__(self, "amplitudes", tuple(_amplitude("CurrentSteps", a) for a in self.amplitudes))
         if any(t < 0 for t in self.times) or list(self.times) != sorted(self.times):
             raise ConfigError("CurrentSteps: 'times' must be increasing and >= 0 ms")
 

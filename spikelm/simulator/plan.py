@@ -101,12 +101,21 @@ class Plan:
             lo, hi = lohi(s)
             self.driven[self.pop_index[s.population]] = True
             if isinstance(s, ConstantCurrent):
-                self.i_const[lo:hi] += s.amplitude
+                self.i_const[lo:hi] += np.asarray(s.amplitude, dtype=np.float64)
             elif isinstance(s, CurrentSteps):
                 prev = 0.0
                 for t_ms, a in zip(s.times, s.amplitudes):
-                    steps.append((int(round(t_ms / self.dt)), lo, hi, a - prev))
-                    prev = a
+                    step = int(round(t_ms / self.dt))
+                    if isinstance(a, tuple) or isinstance(prev, np.ndarray):
+                        # per-neuron amplitudes become one-neuron entries, so every backend's kernel
+                        # (which adds one number to a range of neurons) runs them unchanged
+                        a = np.broadcast_to(np.asarray(a, dtype=np.float64), (hi - lo,))
+                        delta = a - prev
+                        steps.extend((step, lo + j, lo + j + 1, float(delta[j])) for j in np.flatnonzero(delta))
+                        prev = a
+                    else:
+                        steps.append((step, lo, hi, a - prev))
+                        prev = a
             elif isinstance(s, NoiseCurrent):
                 nz.append((lo, hi, s.mean, s.std, rng.stream_key(net.seed, rng.STREAM_NOISE + len(nz))))
             elif isinstance(s, PoissonInput):

@@ -64,12 +64,14 @@ def _propagator(tau_s, tau_m, dt):
 
 def derive(p: LIFParams, dt: float) -> np.ndarray:
     em = math.exp(-dt / p.tau_m)
+    # the external current's gain r_m (1 - em) is taken from expm1 (as NEST's propagators): it
+    # stays accurate when dt / tau_m is tiny, where 1 - em rounds to 0 (a leak-free IF neuron)
     return pack([
         p.e_l, p.v_th, p.v_reset, em,
         _propagator(p.tau_e, p.tau_m, dt), _propagator(p.tau_i, p.tau_m, dt),
         math.exp(-dt / p.tau_e) if p.tau_e > 0 else 0.0,
         math.exp(-dt / p.tau_i) if p.tau_i > 0 else 0.0,
-        float(round(p.t_ref / dt)), p.r_m * (1.0 - em),
+        float(round(p.t_ref / dt)), -p.r_m * math.expm1(-dt / p.tau_m),
         1.0 if p.tau_e == 0 else 0.0, 1.0 if p.tau_i == 0 else 0.0,
         p.alpha, math.exp(-dt / p.tau_a),
     ])
