@@ -56,12 +56,18 @@ def weight_codes(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fixed_point(m: np.ndarray, acc_bound: float, what: str) -> tuple[np.ndarray, int]:
-    """Integer multipliers ``M = round(m 2^k)`` with ``k`` chosen so that |acc| M < 2^58."""
+    """Integer multipliers ``M = round(m 2^k)`` with ``k`` chosen so that |acc| M < 2^58.
+
+    The largest M gets about 30 significant bits (k at most 40); where the accumulator bound
+    leaves less room, k shrinks, down to 16 significant bits for the largest multiplier."""
     m = np.asarray(m, dtype=np.float64)
     top = float(np.abs(m).max()) if m.size else 1.0
     k = 40 if top == 0 else min(40, 30 - math.ceil(math.log2(top)))
     k = max(k, 0)
     M = round_half_up(m * 2.0**k).astype(np.int64)
+    while k > 0 and float(np.abs(M).max(initial=0)) * acc_bound >= 2.0**58 and top * 2.0 ** (k - 1) >= 2.0**16:
+        k -= 1
+        M = round_half_up(m * 2.0**k).astype(np.int64)
     if float(np.abs(M).max(initial=0)) * acc_bound >= 2.0**58:
         raise ConfigError(f"{what}: rescale factor {top:.3g} is too large for exact 64-bit arithmetic")
     return M, k
