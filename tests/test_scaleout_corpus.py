@@ -151,7 +151,7 @@ def test_cli_docs_serial_reports_a_failing_document_and_finishes_the_others(tmp_
     (["--text", "/nonexistent/x"], "--text /nonexistent/x"),
     ([], "give --text FILE"),
     (["--docs", "{docs}", "--scheduler", "what"], "--scheduler 'what'"),
-    (["--text", "{docs}/a.txt", "--bits", "9"], "--bits 9"),
+    (["--text", "{docs}/a.txt", "--bits", "17"], "--bits=17"),
     (["--text", "{docs}/a.txt", "--snn-tokens", "-1"], "--snn-tokens -1"),
     (["--text", "{docs}/a.txt", "--model", "{docs}"], "not a model folder"),
 ])
@@ -170,7 +170,7 @@ def test_results_do_not_depend_on_document_order(demo, texts):
     snn, tok = demo
     opts = corpus.EvalOptions(snn_tokens=SNN_TOKENS)
     cache = corpus.ModelCache()
-    cache._models[(None, 8)] = demo
+    cache._models[(None, "8")] = demo
     fwd = [corpus.evaluate_document(f"d{i}", t, opts, cache) for i, t in enumerate(texts[:3])]
     back = [corpus.evaluate_document(f"d{i}", t, opts, cache) for i, t in reversed(list(enumerate(texts[:3])))]
     assert [without_timing(r) for r in fwd] == [without_timing(r) for r in reversed(back)]

@@ -42,7 +42,7 @@ class EvalOptions:
     """How each document is evaluated: the model (folder, None = shipped demo), bits, SNN run options."""
 
     model: str | None = None
-    bits: int = 8
+    bits: str = "8"
     backend: str = "numba"
     max_steps: int | None = None
     snn_tokens: int | None = None
@@ -114,8 +114,10 @@ def _read_text(path, option):
 # -- the model ------------------------------------------------------------------------------------
 def check_model(opts: EvalOptions) -> EvalOptions:
     """Check the options on the client; the model folder becomes an absolute path."""
-    if isinstance(opts.bits, bool) or not 2 <= opts.bits <= 8:
-        raise ConfigError(f"--bits {opts.bits}; allowed: 2 to 8")
+    from spikelm.lm.precision import parse_bits
+
+    bits = str(parse_bits(opts.bits, "--bits"))  # a plain string travels to the workers
+    opts = EvalOptions(opts.model, bits, opts.backend, opts.max_steps, opts.snn_tokens)
     if opts.max_steps is not None and opts.max_steps < 1:
         raise ConfigError(f"--max-steps {opts.max_steps}; allowed: a positive integer")
     if opts.snn_tokens is not None and opts.snn_tokens < 0:
