@@ -11,8 +11,8 @@ from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
 from spikelm.lm.codings import DEFAULT as DEFAULT_CODING
 from spikelm.lm.build_gpt2 import build
+from spikelm.lm.gpt import GPTConfig
 from spikelm.lm.graph import LMGraph
-from spikelm.lm.load import load_model
 from spikelm.lm.quantize import check_tokens, float_forward
 from spikelm.lm.reference import Reference, run_reference
 from spikelm.lm.report import Counts, layer_names, macs_per_layer
@@ -102,15 +102,28 @@ class SpikingLM:
         g = self.graph
         pops = [dataclasses.replace(p, coding=coding) for p in g.pops]
         graph = LMGraph(config=g.config, pops=pops, projections=g.projections, edges=g.edges,
-                        n_positions=g.n_positions, vocab_size=g.vocab_size, meta={**g.meta, "coding": coding})
+                        n_positions=g.n_positions, vocab_size=g.vocab_size, meta={**g.meta, "coding": coding},
+                        prefix=g.prefix)
         return SpikingLM(graph, self.params)
 
+    @property
+    def context(self) -> int:
+        """Text tokens a sequence may hold (the context less the constant prefix)."""
+        return self.graph.n_positions - self.graph.n_prefix
+
     def _ids(self, ids, what="token_ids"):
-        return check_tokens(ids, self.graph.vocab_size, what, self.graph.n_positions)
+        return check_tokens(ids, self.graph.vocab_size, what, self.context)
 
     def float_logits(self, token_ids) -> np.ndarray:
-        """Logits of the float model (float64), for comparisons."""
-        return float_forward(self.config, self.params, self._ids(token_ids))
+        """Logits of the float model (float64) on the same positions, for comparisons."""
+        ids = self._ids(token_ids)
+        g = self.graph
+        if isinstance(self.config, GPTConfig):
+            return float_forward(self.config, self.params, ids)
+        from spikelm.lm import llama
+
+        full = np.concatenate([g.prefix.ids, ids]) if g.prefix is not None else ids
+        return llama.float_forward(self.config, self.params, full)[g.n_prefix :]
 
     def reference(self, token_ids) -> Reference:
         """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``."""
@@ -141,10 +154,10 @@ class SpikingLM:
         Settled positions never spike again: appending a token only causes the events of its
         own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`.
         """
-        ids = check_tokens(prompt_ids, self.graph.vocab_size, "prompt", self.graph.n_positions)
+        ids = check_tokens(prompt_ids, self.graph.vocab_size, "prompt", self.context)
         if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 0:
             raise ConfigError(f"n_tokens={n_tokens!r}; allowed: an integer >= 0")
-        ctx = self.graph.n_positions
+        ctx = self.context
         if ids.size + max(n_tokens - 1, 0) > ctx:
             raise ConfigError(
                 f"prompt: {ids.size} tokens + {n_tokens} new tokens exceed the model's context of {ctx}"
@@ -185,10 +198,11 @@ class SpikingLM:
 
     def _summary(self, runner, logits, per_token, backend) -> Simulation:
         g, lay = self.graph, runner.layout
-        L = runner.n
+        P0, end = g.n_prefix, runner.n
         tot = Counts.from_runner(runner)
-        counts = {p.name: runner.counts[:L, lay.seg(i)].astype(np.int64) for i, p in enumerate(g.pops) if p.spiking}
-        macs = macs_per_layer(g, L)
+        counts = {p.name: runner.counts[P0:end, lay.seg(i)].astype(np.int64)
+                  for i, p in enumerate(g.pops) if p.spiking}
+        macs = macs_per_layer(g, end - P0, start=P0)
         ev = None
         if runner.events is not None and runner.events.sink is None:
             ev = runner.events.arrays()
@@ -209,27 +223,55 @@ class SpikingLM:
         return layer_names(self.graph)
 
 
-def convert(model, calibration, bits=8, config=None, coding: str = DEFAULT_CODING) -> SpikingLM:
-    """Quantize a float GPT-2-style model and build its spiking network.
+def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CODING, *,
+            weight_bits: int | None = None, context: int | None = None, clamp: int | None = None,
+            sink: bool = True) -> SpikingLM:
+    """Quantize a float language model and build its spiking network.
 
     Parameters
     ----------
-    model : torch.nn.Module, str, os.PathLike or dict
-        spikelm's ``TinyGPT``, a transformers ``GPT2LMHeadModel``, a Hugging Face folder
-        (config.json + model.safetensors or pytorch_model.bin), or a state dict (needs ``config``).
+    model : torch.nn.Module, str, os.PathLike, dict or LoadedModel
+        GPT-2 family: spikelm's ``TinyGPT``, a transformers ``GPT2LMHeadModel``, a Hugging Face
+        folder. Llama family (Llama, Qwen2, Mistral, SmolLM2): a transformers
+        ``LlamaForCausalLM`` / ``Qwen2ForCausalLM`` / ``MistralForCausalLM``, a Hugging Face
+        folder (config.json + safetensors, sharded or not, any float dtype, or
+        pytorch_model.bin), or a ``.gguf`` file (through transformers). Or a state dict with
+        ``config``, or what :func:`spikelm.lm.load.open_model` returned.
     calibration : 1-D array of int
         Token ids of sample text (at least 8); activation scales are their max |x|.
     bits : int, str, dict or Precision
         Activation code widths: one width (2 to 16) for every quantizer point, or per point
-        group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Weights are int8.
-    config : GPTConfig or dict, optional
+        group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Default: 8
+        (GPT-2), ``lin=8,act=8,res=12,att=12,oth=12`` (Llama family).
+    config : GPTConfig, LlamaConfig, dict or a transformers config, optional
         The model's shape, for a bare state dict.
     coding : str
         Spike coding of every neuron: ``unit``, ``bitplane`` or ``signed_digit`` (the default:
         fewest SynOps) (:mod:`spikelm.lm.codings`); the codes and logits do not depend on it.
+    weight_bits : int, optional
+        Llama family: bits of the folded integer weights (default 12). GPT-2: 8.
+    context : int, optional
+        Llama family: positions to build neurons for (default min(max_position_embeddings, 1024)).
+    clamp : int, optional
+        Llama family: the code range over the calibration maximum, same step (default 8).
+    sink : bool
+        Llama family: start every sequence with the BOS token as a constant prefix (the
+        attention sink; docs/lm.md). Default True.
     """
     from spikelm.lm.codings import check_coding
+    from spikelm.lm.load import open_model
 
     coding = check_coding(coding)
-    cfg, params = load_model(model, config)
-    return SpikingLM(build(cfg, params, calibration, bits, coding), params)
+    loaded = open_model(model, config, context)
+    if isinstance(loaded.config, GPTConfig):
+        for name, v in (("weight_bits", weight_bits), ("clamp", clamp)):
+            if v is not None:
+                raise ConfigError(f"{name}={v!r}: only for Llama-family models (GPT-2 weights are int8)")
+        graph = build(loaded.config, loaded.params, calibration, 8 if bits is None else bits, coding)
+    else:
+        from spikelm.lm import build_llama
+
+        graph = build_llama.build(loaded.config, loaded.params, calibration, bits, coding,
+                                  weight_bits=build_llama.DEFAULT_WEIGHT_BITS if weight_bits is None else weight_bits,
+                                  clamp=build_llama.DEFAULT_CLAMP if clamp is None else clamp, sink=sink)
+    return SpikingLM(graph, loaded.params)

@@ -101,6 +101,20 @@ class ProductEdge:
 
 
 @dataclass
+class Prefix:
+    """Positions before the text whose codes are constants of the converted model.
+
+    The attention sink of Llama-family models: every sequence starts with ``ids`` (the BOS
+    token), whose K and V codes were computed once from the float model. ``codes`` maps the
+    populations read across positions (keys, values) to int64 [len(ids), size]; the
+    executors preload them, so those positions never spike and produce no logits.
+    """
+
+    ids: np.ndarray
+    codes: dict
+
+
+@dataclass
 class LMGraph:
     """Integer parameters and the population graph of a converted model; every executor reads
     only this. ``config`` is the source model's configuration; ``meta`` free-form conversion
@@ -113,6 +127,7 @@ class LMGraph:
     n_positions: int
     vocab_size: int
     meta: dict = field(default_factory=dict)
+    prefix: Prefix | None = None
     index: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -121,6 +136,11 @@ class LMGraph:
 
     def pop(self, name: str) -> LMPopulation:
         return self.pops[self.index[name]]
+
+    @property
+    def n_prefix(self) -> int:
+        """Positions taken by the constant prefix (0 without one); text starts there."""
+        return 0 if self.prefix is None else len(self.prefix.ids)
 
     @property
     def stimulus(self) -> int:
@@ -177,6 +197,15 @@ class LMGraph:
                 raise ConfigError(f"graph: {out.name} must list both factors of its product edge as inputs")
             if ed.kind != "scores" and out.op != ACCUMULATE:
                 raise ConfigError(f"graph: {out.name} is the target of a {ed.kind} edge but is fed by {out.op}")
+        if self.readout != n - 1:
+            raise ConfigError("graph: the readout population must come last")
+        if self.prefix is not None:
+            P0 = len(self.prefix.ids)
+            if not 0 < P0 < self.n_positions:
+                raise ConfigError(f"graph: a prefix of {P0} positions leaves no room in a context of {self.n_positions}")
+            for name, c in self.prefix.codes.items():
+                if name not in self.index or np.shape(c) != (P0, self.pops[self.index[name]].size):
+                    raise ConfigError(f"graph: prefix codes of {name!r} do not match a population of the graph")
         roles = {}
         for ed in self.edges:
             for p in (ed.a, ed.b):

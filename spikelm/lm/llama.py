@@ -49,6 +49,7 @@ class LlamaConfig:
     tie_word_embeddings: bool = False
     attention_bias: bool = False
     model_type: str = "llama"
+    bos_token_id: int | None = None
 
     def __post_init__(self):
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -71,6 +72,9 @@ class LlamaConfig:
         for name in ("tie_word_embeddings", "attention_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"model config: {name}={getattr(self, name)!r}; must be true or false")
+        b = self.bos_token_id
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < self.vocab_size):
+            raise ConfigError(f"model config: bos_token_id={b!r}; must be a token id below vocab_size or null")
 
     # the names the rest of lm/ shares with GPTConfig
     @property

@@ -166,6 +166,8 @@ def load_model(model, config=None) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     if isinstance(model, dict):
         if config is None:
             raise ConfigError("convert: a state dict needs config= (a GPTConfig or a GPT-2 config dict)")
+        if hasattr(config, "to_dict") and not isinstance(config, (dict, GPTConfig)):
+            config = config.to_dict()  # a transformers config object
         cfg = config if isinstance(config, GPTConfig) else GPTConfig.from_dict(dict(config))
         return cfg, check_state_dict(cfg, model)
     try:
@@ -179,3 +181,47 @@ def load_model(model, config=None) -> tuple[GPTConfig, dict[str, np.ndarray]]:
         f"convert: model is a {type(model).__name__}; expected a torch module, a model folder path "
         "or a state dict"
     )
+
+
+class LoadedModel:
+    """A model read into memory: its config (GPTConfig or LlamaConfig), float64 parameters,
+    and the tokenizer when the source carried one (a GGUF file)."""
+
+    def __init__(self, config, params, tokenizer=None, source=""):
+        self.config, self.params, self.tokenizer, self.source = config, params, tokenizer, source
+
+
+def open_model(model, config=None, context=None) -> LoadedModel:
+    """Read any supported model (see :func:`spikelm.lm.convert`), GPT-2 or Llama family."""
+    from spikelm.lm import load_llama as LL
+    from spikelm.lm.llama import LlamaConfig
+
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if path.suffix.lower() == ".gguf":
+            cfg, params, tok = LL.from_gguf(path, context)
+            return LoadedModel(cfg, params, tok, str(path))
+        if path.is_dir() and (path / "config.json").exists() and LL.is_llama_config(LL.read_config(path)):
+            cfg, params = LL.from_folder(path, LL.read_config(path), context)
+            return LoadedModel(cfg, params, None, str(path))
+        _no_context(context)
+        return LoadedModel(*from_folder(path), None, str(path))
+    if isinstance(model, dict):
+        if config is None:
+            raise ConfigError("convert: a state dict needs config= (a GPTConfig, a LlamaConfig or a config dict)")
+        if isinstance(config, LlamaConfig) or (not isinstance(config, GPTConfig) and LL.is_llama_config(config)):
+            cfg = config if isinstance(config, LlamaConfig) else LL.config_from(config, "config", context)
+            return LoadedModel(cfg, LL.check_state_dict(cfg, model), None, "state dict")
+        _no_context(context)
+        return LoadedModel(*load_model(model, config), None, "state dict")
+    if type(model).__name__ in LL.ARCHITECTURES:
+        return LoadedModel(*LL.from_module(model, context), None, type(model).__name__)
+    _no_context(context)
+    return LoadedModel(*load_model(model, config), None, type(model).__name__)
+
+
+def _no_context(context):
+    if context is not None:
+        raise ConfigError(f"context={context!r}: only for Llama-family models (GPT-2's is its n_positions)")

@@ -21,12 +21,13 @@ def acc_dtype(graph: LMGraph):
 
     A neuron's spikes spell its code with partial sums below twice the code range in every
     coding, so an accumulator stays below sum over inputs of 2 max|code| max|w| (rows), or
-    2 max|a| max|b| (keys) for products."""
+    2 max|a| max|b| (keys) for products; sum_j |W[j, c]| is taken per column."""
     top = 0.0
     mag = [float(max(abs(p.qmin), abs(p.qmax))) for p in graph.pops]
     bound = np.zeros(len(graph.pops))
-    for pr in graph.projections:
-        bound[pr.post] += 2 * mag[pr.pre] * float(np.abs(pr.weights).max(initial=0)) * pr.weights.shape[0]
+    for pr in graph.projections:  # the largest column's L1 norm
+        col = np.abs(pr.weights.astype(np.int64)).sum(0).max(initial=0) if pr.weights.size else 0
+        bound[pr.post] += 2 * mag[pr.pre] * float(col)
     for ed in graph.edges:
         keys = graph.n_positions if ed.kind == "mix" else 1
         if ed.kind != "scores":
@@ -62,7 +63,8 @@ class NumbaRunner(Runner):
                 offset[lay.seg(i)] = p.offset
         order = sorted(range(len(g.projections)), key=lambda k: g.projections[k].pre)
         out_ptr = np.searchsorted([g.projections[k].pre for k in order], np.arange(P + 1))
-        W = np.concatenate([pr.weights.reshape(-1) for pr in g.projections]).astype(np.int8)
+        wide = any(pr.weights.dtype.itemsize > 1 for pr in g.projections)  # 9-16-bit weights
+        W = np.concatenate([pr.weights.reshape(-1) for pr in g.projections]).astype(np.int16 if wide else np.int8)
         sizes = [pr.weights.size for pr in g.projections]
         scores = [e for e, ed in enumerate(g.edges) if ed.kind == "scores"]
         slot = np.full(max(len(g.edges), 1), -1, np.int64)
@@ -99,6 +101,9 @@ class NumbaRunner(Runner):
         self.acc = np.zeros(R, acc_dtype(g))
         self.S = np.zeros((max(len(scores), 1), n_heads, ctx), np.int64)
         self.kcache = np.zeros((max(len(scores), 1), k_size, ctx), np.int32)
+        for s, e in enumerate(scores):  # K codes of the constant prefix, channel-major
+            seg = lay.seg(E[e].b)
+            self.kcache[s, : seg.stop - seg.start, : g.n_prefix] = self.counts[: g.n_prefix, seg].T
         n_sp = lay.n_spiking
         self.st = np.zeros(1, np.int64)
         self.state = (self.counts, self.acc, self.S, self.kcache, np.zeros(P, np.uint8), np.zeros(P, np.uint8),

@@ -55,6 +55,21 @@ def weight_codes(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return quantize(w, s[None, :], -127, 127).astype(np.int8), s
 
 
+def folded_weight_codes(w: np.ndarray, s_in, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel codes of ``w`` [n_in, n_out] with the input's scales folded in.
+
+    The input of a linear layer arrives as codes x_j of scale s_in[j] (a scalar or one per
+    input channel), so ``sum_j x_j s_in[j] w[j, c] = s_w[c] sum_j x_j W[j, c]`` with
+    ``W = round(s_in[j] w[j, c] / s_w[c])``, ``s_w[c] = max_j |s_in[j] w[j, c]| / (2^(bits-1) - 1)``.
+    Returns (codes int8 up to 8 bits, else int16; s_w [n_out]).
+    """
+    q = 2 ** (bits - 1) - 1
+    wf = np.asarray(w, dtype=np.float64) * np.broadcast_to(np.asarray(s_in, dtype=np.float64), (w.shape[0],))[:, None]
+    s = np.maximum(np.abs(wf).max(axis=0), 1e-30) / q
+    codes = quantize(wf, s[None, :], -q, q)
+    return codes.astype(np.int8 if bits <= 8 else np.int16), s
+
+
 def fixed_point(m: np.ndarray, acc_bound: float, what: str) -> tuple[np.ndarray, int]:
     """Integer multipliers ``M = round(m 2^k)`` with ``k`` chosen so that |acc| M < 2^58.
 

@@ -51,6 +51,11 @@ def accumulate(graph: LMGraph, p: int, codes: dict, L: int) -> np.ndarray:
 
 
 def run_reference(graph: LMGraph, ids: np.ndarray) -> Reference:
+    """Codes and logits of the text ``ids`` (after the graph's constant prefix, if any: its
+    positions come first, its K/V codes are the stored ones, and it yields no logits)."""
+    P0 = graph.n_prefix
+    if P0:
+        ids = np.concatenate([graph.prefix.ids, ids]).astype(np.int64)
     L = len(ids)
     codes: dict[str, np.ndarray] = {}
     positions = np.arange(L)
@@ -71,4 +76,7 @@ def run_reference(graph: LMGraph, ids: np.ndarray) -> Reference:
             ctx = ops.OpContext(ids=ids, positions=positions, n_positions=graph.n_positions, scores=scores)
             c = ops.get(pop.op).evaluate(graph, pop, [codes[graph.pops[i].name] for i in pop.inputs], ctx)
         codes[pop.name] = np.asarray(c, dtype=np.int64)
-    return Reference(logits(graph, head_acc), codes, head_acc)
+        if P0 and pop.name in graph.prefix.codes:
+            codes[pop.name][:P0] = graph.prefix.codes[pop.name]
+    head_acc = head_acc[P0:]
+    return Reference(logits(graph, head_acc), {k: v[P0:] for k, v in codes.items()}, head_acc)

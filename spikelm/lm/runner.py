@@ -118,7 +118,10 @@ class Runner:
         if record:
             self.events = SpikeEvents(sink=record if callable(record) else None)
         self.clock = 0  # steps since the start of the run
-        self.n = 0  # next position
+        self.n = graph.n_prefix  # next position: text starts after the constant prefix
+        if graph.prefix is not None:
+            for name, c in graph.prefix.codes.items():
+                self.counts[: graph.n_prefix, self.layout.seg(graph.index[name])] = c
 
     def emb_codes(self, token: int, n: int) -> np.ndarray:
         g = self.graph

@@ -104,4 +104,4 @@ def clamp(y, qmin, qmax) -> np.ndarray:
 
 
 # the built-in operators register themselves on import
-from spikelm.lm.ops import embed, layernorm, residual, softmax, table  # noqa: E402,F401
+from spikelm.lm.ops import embed, layernorm, residual, rmsnorm, rope, softmax, table  # noqa: E402,F401

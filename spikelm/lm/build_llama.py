@@ -1,0 +1,220 @@
+"""Quantize a float Llama-family model (Llama, Qwen2, Mistral, SmolLM2) into an LMGraph.
+
+What a real pretrained model needs (measured on SmolLM2-135M; docs/lm.md has the figures):
+
+- **Per-channel static scales** at every point that allows them: a linear layer's input
+  scales are folded into its integer weights (``folded_weight_codes``), its output scales
+  into the requantization multipliers, residual sums and RMSNorm take per-channel inputs.
+  Q and K after RoPE, the gate and its SiLU have one scale per tensor (the Q·K^T dot
+  product and the SiLU table need a common unit).
+- **A clamp range wider than the calibration maximum at the same step** (``clamp`` x the
+  range of b bits, default 8): values beyond the calibration text's cost a few more spikes,
+  not an error.
+- **The attention sink as a constant prefix**: the first position of these models carries
+  activations hundreds of times larger than any other (SmolLM2's residual channel 507
+  reaches ~24,000 there, ~180 elsewhere). The converted model starts every sequence with the
+  BOS token; that position's K and V codes are computed once at conversion from the float
+  model (they are in range: only the residual stream and the MLP explode there) and are
+  constants of the graph (``LMGraph.prefix``), read by attention like any settled position.
+  Calibration leaves that position out; every text token runs spike by spike.
+- **Weights of 12 bits** by default: folding per-channel input scales spreads a column's
+  range, and 8-bit folded weights cost about +8 % perplexity on SmolLM2, 12-bit +0.0 %.
+
+Populations per layer ``hI.``: norm1 (RMSNorm), q, k, v (synaptic), qr, kr (RoPE), att
+(softmax of the qr·kr scores edge, grouped-query), ctx (the att·v mix edge), o (synaptic),
+res1 (residual), norm2, gate, up (synaptic), silu (table on gate), act (the silu·up mul
+edge), down (synaptic), res2 (residual); then normf and the readout ``head``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spikelm.errors import ConfigError
+from spikelm.lm import llama as L
+from spikelm.lm.graph import ACCUMULATE, LMGraph, LMPopulation, LMProjection, Prefix, ProductEdge, ReadoutParams
+from spikelm.lm.ops.embed import EmbedParams
+from spikelm.lm.ops.residual import ResidualParams
+from spikelm.lm.ops.rmsnorm import RMSNormParams
+from spikelm.lm.ops.rope import RopeParams
+from spikelm.lm.ops.softmax import tables
+from spikelm.lm.ops.table import TableParams
+from spikelm.lm.precision import parse_bits
+from spikelm.lm.quantize import MIN_CALIBRATION_TOKENS, check_tokens, fixed_point, folded_weight_codes, round_half_up
+
+#: the default precision of Llama-family models (meets +3 % perplexity on SmolLM2; docs/lm.md)
+DEFAULT_BITS = "lin=8,act=8,res=12,att=12,oth=12"
+DEFAULT_WEIGHT_BITS = 12
+DEFAULT_CLAMP = 8
+#: points with one scale per tensor (the rest: per channel)
+PER_TENSOR = ("qr", "kr", "gate", "silu")
+
+GROUPS = {"emb": "res", "norm1": "lin", "q": "oth", "k": "oth", "v": "oth", "qr": "oth", "kr": "oth",
+          "att": "att", "ctx": "lin", "o": "oth", "res1": "res", "norm2": "lin", "gate": "oth", "up": "oth",
+          "silu": "oth", "act": "act", "down": "oth", "res2": "res", "normf": "lin"}
+
+
+def point_group(name: str) -> str:
+    return GROUPS[name.rsplit(".", 1)[-1]]
+
+
+def calibrate(cfg: L.LlamaConfig, params: dict, calibration, prefix: np.ndarray) -> dict:
+    """Max |x| per channel (per tensor for PER_TENSOR points) over the calibration tokens, in
+    windows that each start with the prefix; the prefix positions are left out."""
+    ids = check_tokens(calibration, cfg.vocab_size, "calibration")
+    if ids.size < MIN_CALIBRATION_TOKENS:
+        raise ConfigError(f"calibration: {ids.size} tokens are too few; give at least {MIN_CALIBRATION_TOKENS}")
+    out: dict[str, np.ndarray] = {}
+    P0 = len(prefix)
+
+    def record(name, x):
+        a = np.abs(x).reshape(x.shape[0], -1)
+        m = a.max(initial=0.0) if name.rsplit(".", 1)[-1] in PER_TENSOR else a.max(0, initial=0.0)
+        out[name] = np.maximum(out.get(name, 0.0), m)
+
+    width = cfg.n_positions - P0
+    for s in range(0, ids.size, width):
+        L.float_forward(cfg, params, np.concatenate([prefix, ids[s : s + width]]).astype(np.int64), record, skip=P0)
+    return out
+
+
+def build(cfg: L.LlamaConfig, params: dict, calibration, bits=None, coding: str = "signed_digit",
+          weight_bits: int = DEFAULT_WEIGHT_BITS, clamp: int = DEFAULT_CLAMP, sink: bool = True) -> LMGraph:
+    """Quantize a Llama-family model (``params`` with Hugging Face names, float64) into the graph."""
+    prec = parse_bits(DEFAULT_BITS if bits is None else bits)
+    if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 4 <= weight_bits <= 16:
+        raise ConfigError(f"weight_bits={weight_bits!r}; allowed: an integer from 4 to 16")
+    if isinstance(clamp, bool) or not isinstance(clamp, int) or not 1 <= clamp <= 64:
+        raise ConfigError(f"clamp={clamp!r}; allowed: an integer from 1 to 64 (the code range over the calibration maximum)")
+    bos = getattr(cfg, "bos_token_id", None)
+    prefix = np.array([bos] if sink and bos is not None else [], dtype=np.int64)
+    maxabs = calibrate(cfg, params, calibration, prefix)
+    P = params
+    d, f, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    H, G, dh, ctx = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.n_positions
+
+    def q_of(name):  # (step code, range) of a point: b bits, clamped at clamp x the calibration range
+        g = point_group(name)
+        b = getattr(prec, g)
+        if g == "att":
+            return 2**b - 1, (0, 2**b - 1)
+        q = 2 ** (b - 1) - 1
+        return q, (-clamp * q, clamp * q)
+
+    scale = {}
+    for name, m in maxabs.items():
+        m = np.asarray(m, dtype=np.float64)
+        floor = max(float(m.max(initial=0.0)) * 1e-6, 1e-12)  # a silent channel gets a tiny scale, not 0
+        scale[name] = np.maximum(m, floor) / q_of(name)[0]
+    for i in range(cfg.num_hidden_layers):
+        scale[f"h{i}.att"] = np.float64(1.0 / q_of("att")[0])
+
+    pops: list[LMPopulation] = []
+    projections: list[LMProjection] = []
+    edges: list[ProductEdge] = []
+    index: dict[str, int] = {}
+
+    def add(name, layer, op, size, **kw):
+        _, (lo, hi) = q_of(name)
+        index[name] = len(pops)
+        pops.append(LMPopulation(name, layer, op, size, lo, hi, scale[name], coding=coding, **kw))
+        return index[name]
+
+    def vec(name, n):
+        return np.broadcast_to(np.asarray(scale[name], dtype=np.float64), (n,))
+
+    def synaptic(name, layer, pre, w, b=None):
+        """w [n_out, n_in] (torch layout); the input's scales folded into the integer weights."""
+        n_in = w.shape[1]
+        codes, s_w = folded_weight_codes(w.T, vec(pops[pre].name, n_in), weight_bits)
+        s_out = vec(name, w.shape[0])
+        mag = float(max(abs(pops[pre].qmin), pops[pre].qmax))
+        acc_bound = mag * float(np.abs(codes.astype(np.int64)).sum(0).max())
+        M, k = fixed_point(s_w / s_out, acc_bound, name)
+        B = np.zeros(w.shape[0], np.int64)
+        if b is not None:
+            lim = acc_bound * float(np.abs(M).max()) + (q_of(name)[1][1] + 2) * 2.0**k
+            B = np.clip(round_half_up(b / s_out * 2.0**k), -lim, lim).astype(np.int64)
+        p = add(name, layer, ACCUMULATE, w.shape[0], inputs=(pre,), gain=M, offset=B, shift=k)
+        projections.append(LMProjection(pre, p, np.ascontiguousarray(codes)))
+        return p
+
+    def product(name, layer, a, b, m, acc_bound, size):
+        M, k = fixed_point(m, acc_bound, name)
+        return add(name, layer, ACCUMULATE, size, inputs=(a, b), gain=M, offset=np.zeros(size, np.int64), shift=k)
+
+    def rmsnorm(name, layer, pre, gamma):
+        prm = RMSNormParams.of(gamma, cfg.rms_norm_eps, vec(pops[pre].name, d), vec(name, d), pops[pre].qmax)
+        return add(name, layer, "rmsnorm", d, inputs=(pre,), params=prm)
+
+    def residual(name, layer, a, b):
+        m = np.stack([vec(pops[a].name, d), vec(pops[b].name, d)]) / vec(name, d)
+        M, k = fixed_point(m, float(max(pops[a].qmax, pops[b].qmax)), name)
+        return add(name, layer, "residual", d, inputs=(a, b), params=ResidualParams(M, k))
+
+    cos, sin = L.rope_tables(cfg, ctx)
+
+    def rope(name, layer, pre, heads):
+        gain = vec(pops[pre].name, heads * dh) / float(scale[name])
+        return add(name, layer, "rope", heads * dh, inputs=(pre,), params=RopeParams(cos, sin, gain, dh))
+
+    x = add("emb", "emb", "embed", d, params=EmbedParams(P["model.embed_tokens.weight"], None, vec("emb", d)))
+    for i in range(cfg.num_hidden_layers):
+        p, n, lay = f"model.layers.{i}.", f"h{i}.", f"h{i}"
+        h = rmsnorm(n + "norm1", lay, x, P[p + "input_layernorm.weight"])
+        bias = (lambda nm: P[p + f"self_attn.{nm}.bias"]) if cfg.attention_bias else (lambda nm: None)
+        q = synaptic(n + "q", lay, h, P[p + "self_attn.q_proj.weight"], bias("q_proj"))
+        k = synaptic(n + "k", lay, h, P[p + "self_attn.k_proj.weight"], bias("k_proj"))
+        v = synaptic(n + "v", lay, h, P[p + "self_attn.v_proj.weight"], bias("v_proj"))
+        qr = rope(n + "qr", lay, q, H)
+        kr = rope(n + "kr", lay, k, G)
+        c = float(scale[n + "qr"]) * float(scale[n + "kr"]) / math.sqrt(dh)
+        att = add(n + "att", lay, "softmax", H * ctx, inputs=(qr, kr),
+                  params=tables(c, dh, max(pops[qr].qmax, pops[kr].qmax)))
+        edges.append(ProductEdge("scores", qr, kr, att, H, G, dh))
+        v_of_ctx = vec(n + "v", G * dh).reshape(G, dh)[np.arange(H) // (H // G)].reshape(H * dh)
+        o = product(n + "ctx", lay, att, v, float(scale[n + "att"]) * v_of_ctx / vec(n + "ctx", H * dh),
+                    float(pops[att].qmax + ctx) * pops[v].qmax * ctx, H * dh)
+        edges.append(ProductEdge("mix", att, v, o, H, G, dh))
+        y = synaptic(n + "o", lay, o, P[p + "self_attn.o_proj.weight"])
+        r1 = residual(n + "res1", lay, x, y)
+        h2 = rmsnorm(n + "norm2", lay, r1, P[p + "post_attention_layernorm.weight"])
+        gate = synaptic(n + "gate", lay, h2, P[p + "mlp.gate_proj.weight"])
+        up = synaptic(n + "up", lay, h2, P[p + "mlp.up_proj.weight"])
+        lo, hi = pops[gate].qmin, pops[gate].qmax
+        slo, shi = q_of(n + "silu")[1]
+        lut = np.clip(round_half_up(L.silu(np.arange(lo, hi + 1) * float(scale[n + "gate"])) / float(scale[n + "silu"])),
+                      slo, shi).astype(np.int64)
+        sg = add(n + "silu", lay, "table", f, inputs=(gate,), params=TableParams(lut, lo))
+        act = product(n + "act", lay, sg, up, float(scale[n + "silu"]) * vec(n + "up", f) / vec(n + "act", f),
+                      float(pops[sg].qmax) * pops[up].qmax, f)
+        edges.append(ProductEdge("mul", sg, up, act, 1, 1, f))
+        y = synaptic(n + "down", lay, act, P[p + "mlp.down_proj.weight"])
+        x = residual(n + "res2", lay, r1, y)
+    hf = rmsnorm("normf", "normf", x, P["model.norm.weight"])
+    codes, s_w = folded_weight_codes(L.head_weight(cfg, P).T, vec("normf", d), weight_bits)
+    index["head"] = len(pops)
+    pops.append(LMPopulation("head", "head", ACCUMULATE, V, 0, 0, 0.0, inputs=(hf,), spiking=False,
+                             params=ReadoutParams(s_w, np.zeros(V))))
+    projections.append(LMProjection(hf, index["head"], np.ascontiguousarray(codes)))
+    graph_prefix = _prefix(cfg, params, prefix, pops, scale) if prefix.size else None
+    return LMGraph(config=cfg, pops=pops, projections=projections, edges=edges, n_positions=ctx, vocab_size=V,
+                   prefix=graph_prefix,
+                   meta={"family": cfg.model_type, "precision": prec, "coding": coding, "scales": scale,
+                         "weight_bits": weight_bits, "clamp": clamp})
+
+
+def _prefix(cfg, params, ids, pops, scale) -> Prefix:
+    """The sink positions' K (after RoPE) and V codes, from the float model, in the graph's scales."""
+    keep = {p.name: p for p in pops if p.name.rsplit(".", 1)[-1] in ("kr", "v")}
+    codes = {}
+
+    def record(name, x):
+        if name in keep:
+            p = keep[name]
+            codes[name] = np.clip(np.floor(x / scale[name] + 0.5), p.qmin, p.qmax).astype(np.int64)
+
+    L.float_forward(cfg, params, ids, record)
+    return Prefix(ids=ids, codes=codes)

@@ -1,0 +1,121 @@
+"""Read model weights without running code from the file: safetensors (any float dtype,
+bf16 included, single or sharded) and GGUF files (through transformers' own reader).
+
+safetensors' NumPy loader cannot represent bfloat16, so this module reads the format
+itself: an 8-byte little-endian header length, a JSON header of ``{name: {dtype, shape,
+data_offsets}}``, then the raw little-endian tensor bytes. Every field is checked against
+the file's size before any array is built.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from spikelm.errors import ConfigError, FileFormatError
+
+_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+           "I8": "i1", "U8": "u1", "BOOL": "?"}
+_MAX_HEADER = 100 * 2**20
+
+
+def read_safetensors(path) -> dict[str, np.ndarray]:
+    """All tensors of one safetensors file as float64 (integers keep their type)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise FileFormatError(f"{path}: not a safetensors file (shorter than its 8-byte header length)")
+            n = int.from_bytes(head, "little")
+            if not 2 <= n <= min(_MAX_HEADER, size - 8):
+                raise FileFormatError(f"{path}: not a safetensors file (header length {n} for a {size}-byte file)")
+            header = json.loads(f.read(n))
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read ({exc.strerror})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{path}: the safetensors header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise FileFormatError(f"{path}: the safetensors header is not a JSON object")
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n) if size > 8 + n else np.zeros(0, np.uint8)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (lo, hi) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise FileFormatError(f"{path}: tensor {name!r}: header entry needs dtype, shape and data_offsets") from None
+        if dtype not in _DTYPES:
+            raise FileFormatError(f"{path}: tensor {name!r}: dtype {dtype!r} is not supported; "
+                                  f"allowed: {', '.join(_DTYPES)}")
+        item = np.dtype(_DTYPES[dtype]).itemsize
+        count = int(np.prod(shape)) if shape else 1
+        if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi <= data.size and hi - lo == count * item):
+            raise FileFormatError(f"{path}: tensor {name!r}: data_offsets {lo}..{hi} do not fit shape {shape} "
+                                  f"of {dtype} in a file of {size} bytes")
+        raw = np.frombuffer(data[lo:hi], dtype=_DTYPES[dtype]).reshape(shape)
+        if dtype == "BF16":  # the top 16 bits of a float32
+            arr = (raw.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+        elif dtype.startswith("F"):
+            arr = raw.astype(np.float64)
+        else:
+            arr = np.array(raw)
+        out[name] = arr
+    return out
+
+
+def read_sharded(folder: Path) -> dict[str, np.ndarray]:
+    """A sharded checkpoint: ``model.safetensors.index.json`` names the shard of every tensor."""
+    index = folder / "model.safetensors.index.json"
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FileFormatError(f"{index}: not a safetensors index (needs a weight_map object): {exc}") from None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise FileFormatError(f"{index}: weight_map is empty or not an object")
+    shards = sorted(set(weight_map.values()))
+    out = {}
+    for shard in shards:
+        p = (folder / shard).resolve()
+        if p.parent != folder.resolve():
+            raise FileFormatError(f"{index}: shard {shard!r} lies outside the model folder")
+        if not p.is_file():
+            raise FileFormatError(f"{index}: shard {shard!r} is missing")
+        out.update(read_safetensors(p))
+    missing = [k for k in weight_map if k not in out]
+    if missing:
+        raise FileFormatError(f"{index}: tensors {', '.join(missing[:4])} are not in their shards")
+    return out
+
+
+def read_gguf(path) -> tuple[dict, dict, object]:
+    """A GGUF file through transformers (needs the lm extra, gguf and accelerate): the config
+    dict, float64 weights with Hugging Face names, and the tokenizer."""
+    path = Path(path)
+    try:
+        import gguf  # noqa: F401
+        import transformers
+    except ImportError as exc:
+        raise ConfigError(f"{path}: reading GGUF files needs the lm extra (transformers, gguf, accelerate): "
+                          f"pip install 'spikelm[lm]' ({exc.name} is missing)") from None
+    import logging
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such GGUF file")
+    quiet = logging.getLogger("transformers").level
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+        tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(f"{path}: not a GGUF model transformers can read ({first})") from None
+    finally:
+        logging.getLogger("transformers").setLevel(quiet)
+    cfg = model.config.to_dict()
+    state = {k: v.detach().to("cpu").double().numpy() for k, v in model.state_dict().items()}
+    return cfg, state, tok
