@@ -52,7 +52,7 @@ def assert_exact(snn, ids, run, ref):
         assert np.array_equal(run.counts[name], codes), name
 
 
-def independent_synops(snn, codes, L):
+def independent_synops(snn, codes, L, start=0):
     """SynOps and shift-adds from the reference codes alone: each neuron's spike count in its
     coding (closed form) x its fan-out, per projection, plus the products per edge. A spike is
     shifted (value other than ±1) unless it is the last, unit digit of an odd code."""
@@ -64,7 +64,7 @@ def independent_synops(snn, codes, L):
             spikes[p.name] = spike_count(k, codes[p.name])
             shifted[p.name] = 0 * spikes[p.name] if k == UNIT else spikes[p.name] - (np.abs(codes[p.name]) & 1)
     total, shift = 0, 0
-    fan = np.arange(1, L + 1)[:, None]  # a Q spike at position n reaches n + 1 keys
+    fan = np.arange(start + 1, start + L + 1)[:, None]  # a Q spike at position n reaches n + 1 keys
     for which, out in ((spikes, "total"), (shifted, "shift")):
         t = 0
         for pr in g.projections:

@@ -112,11 +112,16 @@ class LlamaConfig:
         act = d.get("hidden_act", "silu")
         if act != "silu":
             raise ConfigError(f"{source}: hidden_act={act!r} is not supported; allowed: 'silu'")
-        scaling = d.get("rope_scaling")
-        if scaling not in (None, {}) and not (isinstance(scaling, dict)
-                                             and scaling.get("rope_type", scaling.get("type")) == "default"):
-            kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else scaling
-            raise ConfigError(f"{source}: rope_scaling of type {kind!r} is not built; supported: null (plain RoPE)")
+        for key in ("rope_scaling", "rope_parameters"):  # older and newer transformers spell it apart
+            scaling = d.get(key)
+            if scaling in (None, {}):
+                continue
+            kind = scaling.get("rope_type", scaling.get("type", "default")) if isinstance(scaling, dict) else scaling
+            if kind != "default":
+                raise ConfigError(f"{source}: {key} of type {kind!r} is not built; supported: plain RoPE "
+                                  "(rope_type 'default')")
+            if "rope_theta" in scaling:
+                d = {**d, "rope_theta": scaling["rope_theta"]}
         for moe in ("num_local_experts", "num_experts", "num_experts_per_tok", "moe_intermediate_size"):
             if d.get(moe):
                 raise ConfigError(f"{source}: {moe}={d[moe]!r}: mixture-of-experts models are not supported")
