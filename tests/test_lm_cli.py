@@ -191,7 +191,9 @@ def test_folder_without_tokenizer_names_the_files_looked_for(folder, tmp_path, p
         args.func(args)
     msg = str(info.value)
     assert "\n" not in msg and str(bare) in msg and "no tokenizer" in msg
-    for looked_for in cli.TOKENIZER_FILES:
+    from spikelm.lm.models import TOKENIZER_FILES
+
+    for looked_for in TOKENIZER_FILES:
         assert looked_for in msg
 
 

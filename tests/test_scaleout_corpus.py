@@ -149,7 +149,8 @@ def test_cli_docs_serial_reports_a_failing_document_and_finishes_the_others(tmp_
 @pytest.mark.parametrize("argv,needle", [
     (["--docs", "/nonexistent/x"], "--docs /nonexistent/x: no such directory or file"),
     (["--text", "/nonexistent/x"], "--text /nonexistent/x"),
-    ([], "give --text FILE"),
+    (["--text", "{docs}/a.txt", "--window", "1"], "--window 1"),
+    (["--text", "{docs}/a.txt", "--json", "/nonexistent-dir/x.json"], "--json /nonexistent-dir/x.json"),
     (["--docs", "{docs}", "--scheduler", "what"], "--scheduler 'what'"),
     (["--text", "{docs}/a.txt", "--bits", "17"], "--bits=17"),
     (["--text", "{docs}/a.txt", "--snn-tokens", "-1"], "--snn-tokens -1"),
@@ -166,11 +167,17 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
     assert err.startswith("spikelm: error: ") and needle in err and err.count("\n") == 1
 
 
+def test_cli_default_text_is_the_built_in_held_out_text(capsys):
+    assert main(["lm", "evaluate", "--snn-tokens", "12", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "python-topics (built-in held-out text)" in out and "logits equal to the QANN's: yes" in out
+
+
 def test_results_do_not_depend_on_document_order(demo, texts):
     snn, tok = demo
     opts = corpus.EvalOptions(snn_tokens=SNN_TOKENS)
     cache = corpus.ModelCache()
-    cache._models[(None, "8")] = demo
+    cache._models[opts.key] = demo
     fwd = [corpus.evaluate_document(f"d{i}", t, opts, cache) for i, t in enumerate(texts[:3])]
     back = [corpus.evaluate_document(f"d{i}", t, opts, cache) for i, t in reversed(list(enumerate(texts[:3])))]
     assert [without_timing(r) for r in fwd] == [without_timing(r) for r in reversed(back)]

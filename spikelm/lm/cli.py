@@ -40,10 +40,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     def common(p):
         p.add_argument("--model", default=None,
-                       help="model folder (config.json + model.safetensors/pytorch_model.bin); default: the shipped demo")
-        p.add_argument("--bits", default="8",
+                       help="a model folder (config.json + safetensors or pytorch_model.bin; GPT-2, Llama, Qwen2, "
+                            "Mistral) or a .gguf file; default: the shipped demo")
+        p.add_argument("--bits", default=None,
                        help="activation bits: one width 2-16 for every point, or per point group, e.g. "
-                            "lin=8,act=8,res=12,att=12,oth=8 (groups: lin, act, res, att, oth; default 8)")
+                            "lin=8,act=8,res=12,att=12,oth=8 (groups: lin, act, res, att, oth; default 8 for "
+                            "GPT-2, lin=8,act=8,res=12,att=12,oth=12 for Llama-family models)")
+        p.add_argument("--context", type=int, default=None,
+                       help="Llama family: positions to build neurons for (default min(the model's, 1024))")
+        p.add_argument("--weight-bits", type=int, default=None,
+                       help="Llama family: bits of the folded integer weights, 4-16 (default 12)")
         if p.prog.split()[-1] != "report":
             p.add_argument("--coding", default=DEFAULT_CODING, choices=CODINGS,
                            help=f"spike coding (default {DEFAULT_CODING}: fewest SynOps; the logits do not depend on it)")
@@ -90,80 +96,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- model and tokenizer
 
 
-class _HFTokenizer:
-    def __init__(self, tok):
-        self.tok = tok
-
-    def encode(self, text):
-        return np.array(self.tok.encode(text), dtype=np.int64)
-
-    def decode(self, ids):
-        return self.tok.decode([int(i) for i in ids])
-
-
-#: Files a tokenizer is read from: spikelm's character tokenizer or a Hugging Face one.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json + merges.txt", "tokenizer.model")
-
-
-def _tokenizer(folder: Path):
-    from spikelm.lm.tokenizer import CharTokenizer
-
-    path = folder / "tokenizer.json"
-    if path.exists():
-        try:
-            raw = json.loads(path.read_text())
-        except ValueError as exc:
-            raise FileFormatError(f"{path}: not valid JSON ({exc})") from None
-        if isinstance(raw, dict) and raw.get("type") == "char":
-            return CharTokenizer.load(path)
-    present = [name for name in TOKENIZER_FILES if all((folder / f).exists() for f in name.split(" + "))]
-    if not present:
-        # without this check transformers may hand back a tokenizer that maps every prompt to
-        # no tokens at all, and the user reads "--prompt: empty"
-        raise FileFormatError(f"{folder}: no tokenizer in the model folder; looked for "
-                              f"{', '.join(TOKENIZER_FILES)}")
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise ConfigError(f"{folder}: {present[0]} is a Hugging Face tokenizer, which needs transformers; "
-                          "install the lm extra: pip install 'spikelm[lm]'") from None
-    try:
-        return _HFTokenizer(AutoTokenizer.from_pretrained(str(folder), local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable tokenizer here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FileFormatError(f"{folder}: {present[0]} could not be read as a Hugging Face tokenizer: "
-                              f"{first}") from None
-
-
-def _sample_text(folder: Path) -> str | None:
-    for name in ("calibration.txt", "heldout.txt"):
-        if (folder / name).exists():
-            return (folder / name).read_text()
-    return None
-
-
 def _load(args):
-    from spikelm.lm.convert import convert, demo_model_path
-
-    folder = Path(args.model) if args.model else demo_model_path()
-    if not (folder / "config.json").exists():
-        raise ConfigError(f"--model {folder}: not a model folder (config.json missing)")
+    """The converted model of the common options, its tokenizer and its label (path)."""
+    from spikelm.lm.models import open_for_cli
     from spikelm.lm.precision import parse_bits
 
-    bits = parse_bits(args.bits, "--bits")
+    bits = None if args.bits is None else parse_bits(args.bits, "--bits")
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"--max-steps {args.max_steps}; allowed: a positive integer")
-    tok = _tokenizer(folder)
-    text = _sample_text(folder)
-    from spikelm.lm.load import from_folder
-
-    cfg, _ = from_folder(folder)
-    if text:
-        calib = _encode_loose(tok, text[:4000])
-    else:
-        calib = np.random.default_rng(0).integers(0, cfg.vocab_size, size=512)
     coding = getattr(args, "coding", None) or _codings(args)[0]
-    return convert(folder, calibration=calib, bits=bits, coding=coding), tok, folder
+    return open_for_cli(args.model, bits, coding, context=args.context, weight_bits=args.weight_bits)
 
 
 def _codings(args) -> list[str]:
@@ -177,14 +119,14 @@ def _codings(args) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _encode_loose(tok, text):
-    clean = getattr(tok, "clean", None)
-    return tok.encode(clean(text) if clean else text)
+def _heldout(tok, folder: str, length: int, vocab: int) -> np.ndarray:
+    """Token ids of the model folder's heldout.txt, else of Python's reference topics."""
+    from spikelm.lm import texts
+    from spikelm.lm.models import encode_loose, sample_text
 
-
-def _heldout(folder: Path) -> str | None:
-    path = folder / "heldout.txt"
-    return path.read_text() if path.exists() else None
+    held = sample_text(Path(folder), "heldout.txt") if Path(folder).is_dir() else None
+    ids = encode_loose(tok, held or texts.heldout_text())
+    return ids if ids.size >= 2 else np.random.default_rng(0).integers(0, vocab, length)
 
 
 # ---------------------------------------------------------------- commands
@@ -216,7 +158,7 @@ def _generate(args) -> int:
         if args.prompt:
             raise ConfigError(f"--prompt {args.prompt!r}: the tokenizer of {folder} maps it to no tokens")
         raise ConfigError("--prompt: empty; give at least one character")
-    ctx = snn.config.n_positions
+    ctx = snn.context
     if prompt.size > ctx:
         raise ConfigError(f"--prompt: {prompt.size} tokens exceed the model's context of {ctx}")
     if prompt.size + max(args.tokens - 1, 0) > ctx:
@@ -285,17 +227,13 @@ def _check(args) -> int:
     if args.prompts < 1 or args.length < 1:
         raise ConfigError("--prompts and --length must be >= 1")
     snn, tok, folder = _load(args)
-    held = _heldout(folder)
-    L = min(args.length, snn.config.n_positions)
+    L = min(args.length, snn.context)
+    held = _heldout(tok, folder, L, snn.graph.vocab_size)
     rng = np.random.default_rng(0)
     prompts = []
     for i in range(args.prompts):
-        if held:
-            ids = _encode_loose(tok, held)
-            s = int(rng.integers(0, max(1, ids.size - L)))
-            prompts.append(ids[s : s + L])
-        else:
-            prompts.append(rng.integers(0, snn.config.vocab_size, size=L))
+        s = int(rng.integers(0, max(1, held.size - L)))
+        prompts.append(held[s : s + L])
     all_ok, worst = True, 0
     for i, ids in enumerate(tqdm(prompts, desc="check", unit="prompt", file=sys.stderr)):
         ref = snn.reference(ids)
@@ -332,9 +270,8 @@ def _report(args) -> int:
     if args.prompt:
         ids = tok.encode(args.prompt)
     else:
-        held = _heldout(folder)
-        L = min(args.length, snn.config.n_positions)
-        ids = _encode_loose(tok, held)[:L] if held else np.random.default_rng(0).integers(0, snn.config.vocab_size, L)
+        L = min(args.length, snn.context)
+        ids = _heldout(tok, folder, L, snn.graph.vocab_size)[:L]
     energies = dict(e_ac_pj=args.e_ac, e_mac_pj=args.e_mac, e_shift_pj=args.e_shift)
     sims, summaries = {}, {}
     for coding in codings:

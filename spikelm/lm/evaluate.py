@@ -1,14 +1,20 @@
-"""Perplexities of the float model, the QANN and the SNN on held-out text, and top-1 agreement.
+"""Perplexities of the float model, the QANN and the SNN on a text, top-1 agreement, and what
+the spiking run cost.
 
-``python -m spikelm.lm.evaluate [--bits 8 6 4] [--snn-chars 1024]`` prints the table of
-docs/lm.md for the shipped demo model. Text is cut into windows of the context length; each
-window is scored from its second token on.
+Text is cut into windows of ``window`` tokens (default: the model's context, at most 512);
+each window is scored from its second token on. The SNN runs spike by spike on the first
+``snn_tokens`` tokens (in windows as well), with its logits checked equal to the QANN's;
+its SynOps are compared with the dense model's MACs on the same tokens.
+
+``python -m spikelm.lm.evaluate [--bits 8 6 4] [--snn-chars 1024]`` prints the demo model's
+table of docs/lm.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 import numpy as np
 
@@ -19,39 +25,64 @@ def _nll(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(-logp[np.arange(len(targets)), targets].sum())
 
 
-def windows(ids: np.ndarray, ctx: int):
-    return [ids[s : s + ctx] for s in range(0, len(ids) - 1, ctx) if len(ids[s : s + ctx]) >= 2]
+def windows(ids: np.ndarray, size: int):
+    return [ids[s : s + size] for s in range(0, len(ids) - 1, size) if len(ids[s : s + size]) >= 2]
 
 
-def evaluate(snn, ids: np.ndarray, snn_tokens: int = 0, backend: str = "numba") -> dict:
-    """Float and QANN perplexity and agreement on ``ids``; SNN on the first ``snn_tokens``."""
-    ctx = snn.config.n_positions
-    out = {"float_nll": 0.0, "qann_nll": 0.0, "n": 0, "agree": 0, "snn_nll": 0.0, "snn_qann_nll": 0.0,
-           "snn_n": 0, "snn_exact": True}
-    for w in windows(ids, ctx):
+def evaluate(snn, ids: np.ndarray, snn_tokens: int = 0, backend: str = "numba", window: int | None = None,
+             max_steps: int | None = None, progress: bool = False) -> dict:
+    """Float and QANN perplexity and agreement on ``ids``; the SNN on the first ``snn_tokens``.
+
+    Returns tokens, float_ppl, qann_ppl, top1_agreement (and the NLL sums), and, when the SNN
+    ran: snn_tokens, snn_ppl, qann_ppl_same_tokens, snn_logits_exact, synops, macs,
+    synops_over_macs, shift_adds, spikes, spikes_per_activation, steps.
+    """
+    from tqdm import tqdm
+
+    from spikelm.lm.report import activations
+
+    size = min(snn.context, 512) if window is None else min(int(window), snn.context)
+    out = {"float_nll": 0.0, "qann_nll": 0.0, "tokens": 0, "agree": 0}
+    ws = windows(np.asarray(ids), size)
+    bar = tqdm(total=len(ws), desc="float + QANN", unit="window", file=sys.stderr, disable=not progress)
+    for w in ws:
         f = snn.float_logits(w)
         q = snn.reference(w).logits
         out["float_nll"] += _nll(f[:-1], w[1:])
         out["qann_nll"] += _nll(q[:-1], w[1:])
         out["agree"] += int((f[:-1].argmax(-1) == q[:-1].argmax(-1)).sum())
-        out["n"] += len(w) - 1
-    for w in windows(ids[:snn_tokens], ctx):
-        s = snn.simulate(w, backend=backend).logits
+        out["tokens"] += len(w) - 1
+        bar.update()
+    bar.close()
+    n = max(out["tokens"], 1)
+    res = {"tokens": out["tokens"], "float_ppl": math.exp(out["float_nll"] / n),
+           "qann_ppl": math.exp(out["qann_nll"] / n), "top1_agreement": out["agree"] / n,
+           "float_nll": out["float_nll"], "qann_nll": out["qann_nll"]}
+    sw = windows(np.asarray(ids)[:snn_tokens], size) if snn_tokens else []
+    if not sw:
+        return res
+    s = {"snn_nll": 0.0, "qann_nll": 0.0, "n": 0, "exact": True, "synops": 0, "macs": 0, "shift_adds": 0,
+         "spikes": 0, "act": 0, "steps": 0, "positions": 0}
+    bar = tqdm(total=sum(len(w) for w in sw), desc="SNN", unit="token", file=sys.stderr, disable=not progress)
+    for w in sw:
+        sim = snn.simulate(w, backend=backend, max_steps=max_steps, on_token=lambda *a: bar.update())
         q = snn.reference(w).logits
-        out["snn_exact"] &= bool(np.array_equal(s, q))
-        out["snn_nll"] += _nll(s[:-1], w[1:])
-        out["snn_qann_nll"] += _nll(q[:-1], w[1:])
-        out["snn_n"] += len(w) - 1
-    res = {
-        "tokens": out["n"],
-        "float_ppl": math.exp(out["float_nll"] / out["n"]),
-        "qann_ppl": math.exp(out["qann_nll"] / out["n"]),
-        "top1_agreement": out["agree"] / out["n"],
-    }
-    if out["snn_n"]:
-        res.update(snn_tokens=out["snn_n"], snn_ppl=math.exp(out["snn_nll"] / out["snn_n"]),
-                   qann_ppl_same_tokens=math.exp(out["snn_qann_nll"] / out["snn_n"]),
-                   snn_logits_exact=out["snn_exact"])
+        s["exact"] &= bool(np.array_equal(sim.logits, q))
+        s["snn_nll"] += _nll(sim.logits[:-1], w[1:])
+        s["qann_nll"] += _nll(q[:-1], w[1:])
+        s["n"] += len(w) - 1
+        for key in ("synops", "macs", "shift_adds", "spikes"):
+            s[key] += int(getattr(sim, key)["total"])
+        s["act"] += activations(snn.graph, len(w), snn.graph.n_prefix)
+        s["steps"] += int(sim.steps.sum())
+        s["positions"] += len(w)
+    bar.close()
+    res.update(snn_tokens=s["n"], snn_ppl=math.exp(s["snn_nll"] / s["n"]),
+               qann_ppl_same_tokens=math.exp(s["qann_nll"] / s["n"]), snn_logits_exact=s["exact"],
+               snn_nll=s["snn_nll"], qann_nll_same_tokens=s["qann_nll"],
+               synops=s["synops"], macs=s["macs"], synops_over_macs=s["synops"] / max(s["macs"], 1),
+               shift_adds=s["shift_adds"], spikes=s["spikes"], spikes_per_activation=s["spikes"] / max(s["act"], 1),
+               steps=s["steps"], steps_per_token=s["steps"] / s["positions"])
     return res
 
 

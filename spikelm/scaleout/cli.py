@@ -74,7 +74,9 @@ def add_evaluate_options(p):
     from spikelm.scaleout.cluster import SCHEDULER_HELP
 
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--text", metavar="FILE", help="evaluate one UTF-8 text file, in this process")
+    src.add_argument("--text", metavar="FILE",
+                     help="evaluate one UTF-8 text file, in this process (default: Python's reference topics, "
+                          "the built-in held-out English text)")
     src.add_argument("--docs", metavar="DIR_OR_JSONL",
                      help="a corpus: a directory of .txt files, or a .jsonl file of {\"text\": ..., \"id\": ...} "
                           "lines; one Dask task per document")
@@ -82,6 +84,9 @@ def add_evaluate_options(p):
     p.add_argument("--snn-tokens", type=int, default=None, metavar="N",
                    help="simulate spike by spike the first N tokens of each document (default: all)")
     p.add_argument("--out", default=None, metavar="TABLE.h5", help="write the per-document table here (HDF5)")
+    p.add_argument("--json", default=None, metavar="FILE.json", help="write the figures here (JSON)")
+    p.add_argument("--window", type=int, default=None, metavar="N",
+                   help="tokens per scoring window (default: the context, at most 512)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

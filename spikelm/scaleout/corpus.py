@@ -31,10 +31,11 @@ MAX_CORPUS_BYTES = 1 << 30
 MAX_DOCUMENTS = 1_000_000
 CALIBRATION_CHARS = 4000
 COLUMNS = ["doc", "status", "tokens", "float_ppl", "qann_ppl", "top1_agreement", "snn_tokens", "snn_ppl",
-           "qann_ppl_snn_tokens", "snn_exact", "synops", "steps", "wall_s", "float_nll", "qann_nll", "snn_nll",
-           "qann_nll_snn_tokens", "error"]
+           "qann_ppl_snn_tokens", "snn_exact", "synops", "macs", "synops_over_macs", "shift_adds", "spikes",
+           "spikes_per_activation", "steps", "wall_s", "float_nll", "qann_nll", "snn_nll", "qann_nll_snn_tokens",
+           "error"]
 SHOWN = ["doc", "status", "tokens", "float_ppl", "qann_ppl", "snn_ppl", "top1_agreement", "snn_exact",
-         "synops", "steps", "wall_s"]
+         "synops_over_macs", "spikes_per_activation", "steps", "wall_s"]
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,19 @@ class EvalOptions:
     """How each document is evaluated: the model (folder, None = shipped demo), bits, SNN run options."""
 
     model: str | None = None
-    bits: str = "8"
+    bits: str | None = None
     backend: str = "numba"
     max_steps: int | None = None
     snn_tokens: int | None = None
+    coding: str | None = None
+    context: int | None = None
+    weight_bits: int | None = None
+    window: int | None = None
+
+    @property
+    def key(self) -> tuple:
+        """What decides the converted model (the cache key on workers)."""
+        return (self.model, self.bits, self.coding, self.context, self.weight_bits)
 
 
 # -- documents ------------------------------------------------------------------------------------
@@ -113,49 +123,32 @@ def _read_text(path, option):
 
 # -- the model ------------------------------------------------------------------------------------
 def check_model(opts: EvalOptions) -> EvalOptions:
-    """Check the options on the client; the model folder becomes an absolute path."""
+    """Check the options on the client; the model path becomes absolute, the bits a plain string."""
+    import dataclasses
+
+    from spikelm.lm.codings import check_coding
+    from spikelm.lm.models import resolve
     from spikelm.lm.precision import parse_bits
 
-    bits = str(parse_bits(opts.bits, "--bits"))  # a plain string travels to the workers
-    opts = EvalOptions(opts.model, bits, opts.backend, opts.max_steps, opts.snn_tokens)
+    bits = None if opts.bits is None else str(parse_bits(opts.bits, "--bits"))  # a string travels to workers
+    if opts.coding is not None:
+        check_coding(opts.coding)
     if opts.max_steps is not None and opts.max_steps < 1:
         raise ConfigError(f"--max-steps {opts.max_steps}; allowed: a positive integer")
     if opts.snn_tokens is not None and opts.snn_tokens < 0:
         raise ConfigError(f"--snn-tokens {opts.snn_tokens}; allowed: an integer >= 0")
-    if opts.model is None:
-        return opts
-    folder = Path(opts.model).resolve()
-    if not (folder / "config.json").is_file():
-        raise ConfigError(f"--model {opts.model}: not a model folder (config.json missing)")
-    _char_tokenizer(folder)
-    return EvalOptions(str(folder), opts.bits, opts.backend, opts.max_steps, opts.snn_tokens)
+    if opts.window is not None and opts.window < 2:
+        raise ConfigError(f"--window {opts.window}; allowed: an integer >= 2")
+    path = resolve(opts.model)
+    return dataclasses.replace(opts, bits=bits, model=None if path is None else str(path.resolve()))
 
 
-def _char_tokenizer(folder: Path):
-    from spikelm.lm.tokenizer import CharTokenizer
+def load_model(opts: EvalOptions):
+    """Convert the model: ``(SpikingLM, tokenizer)`` (:func:`spikelm.lm.models.open_for_cli`)."""
+    from spikelm.lm.models import open_for_cli
 
-    path = folder / "tokenizer.json"
-    if not path.is_file():
-        raise ConfigError(f"--model {folder}: no tokenizer.json; corpus evaluation reads character tokenizers "
-                          "({\"type\": \"char\", ...}, as the demo model's)")
-    return CharTokenizer.load(path)
-
-
-def load_model(model: str | None, bits: int):
-    """Convert the model: ``(SpikingLM, tokenizer)``, calibrated on the start of its sample text."""
-    from spikelm.lm import convert, load_demo
-
-    if model is None:
-        return load_demo(bits=bits, calibration_chars=CALIBRATION_CHARS)
-    folder = Path(model)
-    tok = _char_tokenizer(folder)
-    for name in ("calibration.txt", "heldout.txt"):
-        if (folder / name).is_file():
-            calib = tok.encode(tok.clean(_read_text(folder / name, "--model")[:CALIBRATION_CHARS]))
-            break
-    else:
-        raise ConfigError(f"--model {folder}: no calibration.txt or heldout.txt to calibrate the activation scales")
-    return convert(folder, calibration=calib, bits=bits), tok
+    snn, tok, _ = open_for_cli(opts.model, opts.bits, opts.coding, opts.context, opts.weight_bits)
+    return snn, tok
 
 
 class ModelCache:
@@ -166,12 +159,12 @@ class ModelCache:
         self._models = OrderedDict()
         self.conversions = 0
 
-    def get(self, model: str | None, bits: int):
-        key = (model, bits)
+    def get(self, opts: EvalOptions):
+        key = opts.key
         if key in self._models:
             self._models.move_to_end(key)
         else:
-            self._models[key] = load_model(model, bits)
+            self._models[key] = load_model(opts)
             self.conversions += 1
             while len(self._models) > self.size:
                 self._models.popitem(last=False)
@@ -185,41 +178,32 @@ def _nll(logits, targets) -> float:
     return float(-log_softmax(logits, axis=-1)[np.arange(len(targets)), targets].sum())
 
 
-def evaluate_text(snn, tok, text: str, opts: EvalOptions) -> dict:
+def evaluate_text(snn, tok, text: str, opts: EvalOptions, progress: bool = False) -> dict:
     """The figures of one document (a row of the table; ``status`` "ok")."""
-    from spikelm.lm.evaluate import evaluate, windows
+    from spikelm.lm.evaluate import evaluate
 
     t0 = time.perf_counter()
     ids = tok.encode(tok.clean(text))
     if ids.size < 2:
         raise ConfigError(f"{ids.size} token(s) after dropping characters outside the vocabulary; at least 2 needed")
-    r = evaluate(snn, ids, 0)
-    row = {"status": "ok", "error": "", "tokens": r["tokens"], "float_ppl": r["float_ppl"], "qann_ppl": r["qann_ppl"],
-           "top1_agreement": r["top1_agreement"], "float_nll": math.log(r["float_ppl"]) * r["tokens"],
-           "qann_nll": math.log(r["qann_ppl"]) * r["tokens"]}
     n_snn = ids.size if opts.snn_tokens is None else min(opts.snn_tokens, ids.size)
-    snn_nll = qann_nll = 0.0
-    scored = synops = steps = 0
-    exact = True
-    for w in windows(ids[:n_snn], snn.config.n_positions):
-        sim = snn.simulate(w, backend=opts.backend, max_steps=opts.max_steps)
-        ref = snn.reference(w).logits
-        exact &= bool(np.array_equal(sim.logits, ref))
-        snn_nll += _nll(sim.logits[:-1], w[1:])
-        qann_nll += _nll(ref[:-1], w[1:])
-        scored += len(w) - 1
-        synops += int(sim.synops["total"])
-        steps += int(sim.steps.sum())
-    row.update(snn_tokens=scored, snn_nll=snn_nll, qann_nll_snn_tokens=qann_nll, synops=synops, steps=steps,
-               snn_exact=exact, snn_ppl=math.exp(snn_nll / scored) if scored else math.nan,
-               qann_ppl_snn_tokens=math.exp(qann_nll / scored) if scored else math.nan)
+    r = evaluate(snn, ids, n_snn, opts.backend, opts.window, opts.max_steps, progress)
+    row = {"status": "ok", "error": "", "tokens": r["tokens"], "float_ppl": r["float_ppl"], "qann_ppl": r["qann_ppl"],
+           "top1_agreement": r["top1_agreement"], "float_nll": r["float_nll"], "qann_nll": r["qann_nll"],
+           "snn_tokens": r.get("snn_tokens", 0), "snn_nll": r.get("snn_nll", 0.0),
+           "qann_nll_snn_tokens": r.get("qann_nll_same_tokens", 0.0), "snn_exact": r.get("snn_logits_exact", True),
+           "snn_ppl": r.get("snn_ppl", math.nan), "qann_ppl_snn_tokens": r.get("qann_ppl_same_tokens", math.nan)}
+    for key in ("synops", "macs", "shift_adds", "spikes", "steps"):
+        row[key] = r.get(key, 0)
+    row["synops_over_macs"] = r.get("synops_over_macs", math.nan)
+    row["spikes_per_activation"] = r.get("spikes_per_activation", math.nan)
     row["wall_s"] = time.perf_counter() - t0
     return row
 
 
 def evaluate_document(doc: str, text: str, opts: EvalOptions, cache: ModelCache) -> dict:
     """One document with a model from ``cache`` (what a worker task does)."""
-    snn, tok = cache.get(opts.model, opts.bits)
+    snn, tok = cache.get(opts)
     return {"doc": doc, **evaluate_text(snn, tok, text, opts)}
 
 
@@ -266,40 +250,68 @@ def evaluate_corpus(docs: list, opts: EvalOptions, scheduler: str = "local", pro
     return rows
 
 
+def options_of(args) -> EvalOptions:
+    """The evaluation options of ``spikelm lm evaluate``'s arguments, checked."""
+    return check_model(EvalOptions(args.model, args.bits, args.backend, args.max_steps, args.snn_tokens,
+                                   getattr(args, "coding", None), getattr(args, "context", None),
+                                   getattr(args, "weight_bits", None), getattr(args, "window", None)))
+
+
 def run_cli(args) -> int:
     """``spikelm lm evaluate`` (options in :func:`spikelm.scaleout.cli.add_evaluate_options`)."""
     from spikelm.scaleout.cluster import parse_scheduler
     from spikelm.scaleout.table import format_table, write_table
 
-    opts = check_model(EvalOptions(args.model, args.bits, args.backend, args.max_steps, args.snn_tokens))
-    if args.out:
-        out = Path(args.out)
-        if not out.parent.is_dir():
-            raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
+    opts = options_of(args)
+    for flag in ("out", "json"):
+        v = getattr(args, flag, None)
+        if v and not Path(v).resolve().parent.is_dir():
+            raise ConfigError(f"--{flag} {v}: directory {Path(v).parent} does not exist")
     if args.docs:
         parse_scheduler(args.scheduler)
         docs = read_documents(args.docs)
         print(f"{len(docs)} documents from {args.docs} on {args.scheduler}; model "
-              f"{opts.model or 'demo'}, {opts.bits}-bit activations, backend {opts.backend}")
+              f"{opts.model or 'demo'}, bits {opts.bits or 'default'}, backend {opts.backend}")
         rows = evaluate_corpus(docs, opts, args.scheduler, progress=not args.no_progress)
-    elif args.text:
-        text = _read_text(args.text, "--text")
+    else:
+        from spikelm.lm import texts
+
+        name, text = (os.path.basename(args.text), _read_text(args.text, "--text")) if args.text else \
+            ("python-topics (built-in held-out text)", texts.heldout_text())
+        snn, tok = load_model(opts)
+        print(f"model {opts.model or 'demo'}: {snn.config.n_layer} layers, activation bits {snn.bits}, "
+              f"{snn.coding} spikes, context {snn.context}, backend {opts.backend}", flush=True)
         try:
-            rows = [evaluate_document(os.path.basename(args.text), text, opts, ModelCache(1))]
+            rows = [{"doc": name, **evaluate_text(snn, tok, text, opts, progress=not args.no_progress)}]
         except ConfigError as e:
             raise ConfigError(f"--text {args.text}: {e}") from None
-    else:
-        raise ConfigError("spikelm lm evaluate: give --text FILE (one text) or --docs DIR_OR_JSONL (a corpus)")
+        _print_text_summary(rows[0])
     total = totals(rows)
     print(format_table(rows + [total], SHOWN))
+    meta = {"model": opts.model or "demo", "bits": opts.bits or "default", "coding": opts.coding or "default",
+            "backend": opts.backend}
     if args.out:
-        write_table(args.out, "documents", rows, COLUMNS, {"model": opts.model or "demo", "bits": opts.bits,
-                                                            "backend": opts.backend},
+        write_table(args.out, "documents", rows, COLUMNS, meta,
                     more={"corpus": ([total], [c for c in COLUMNS if c in total])})
         print(f"table: {args.out}")
+    if getattr(args, "json", None):
+        Path(args.json).write_text(json.dumps({"options": meta, "documents": rows, "corpus": total},
+                                              indent=1, default=float) + "\n")
+        print(f"figures: {args.json}")
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:
         print(f"failed: {r['doc']}: {r['error']}")
     if not total["snn_exact"]:
         print("SNN logits differ from the QANN's on some document (snn_exact false): please report this")
     return 1 if failed or not total["snn_exact"] else 0
+
+
+def _print_text_summary(r):
+    f, q = r["float_ppl"], r["qann_ppl"]
+    print(f"{r['tokens']:,} tokens scored: float perplexity {f:.3f}, QANN {q:.3f} ({100 * (q / f - 1):+.2f} %), "
+          f"top-1 agreement with float {100 * r['top1_agreement']:.2f} %")
+    if r["snn_tokens"]:
+        print(f"SNN on the first {r['snn_tokens']:,} scored tokens: perplexity {r['snn_ppl']:.3f} (QANN on the same "
+              f"tokens {r['qann_ppl_snn_tokens']:.3f}), logits equal to the QANN's: "
+              f"{'yes' if r['snn_exact'] else 'NO'}; SynOps/MACs {r['synops_over_macs']:.3f}, "
+              f"spikes per activation {r['spikes_per_activation']:.3f}")

@@ -1,0 +1,133 @@
+"""Open a model the way the command line names it: the shipped demo, a model folder (GPT-2 or
+Llama family), or a GGUF file; with its tokenizer and a calibration text.
+
+Used by ``spikelm lm ...`` and by corpus evaluation on Dask workers, so both convert the same
+model the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from spikelm.errors import ConfigError, FileFormatError
+
+#: Files a tokenizer is read from: spikelm's character tokenizer or a Hugging Face one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json + merges.txt", "tokenizer.model")
+CALIBRATION_CHARS = 4000
+
+
+class HFTokenizer:
+    """A Hugging Face tokenizer behind the small interface the commands use."""
+
+    def __init__(self, tok):
+        self.tok = tok
+
+    def encode(self, text):
+        return np.array(self.tok.encode(text, add_special_tokens=False), dtype=np.int64)
+
+    def decode(self, ids):
+        return self.tok.decode([int(i) for i in ids])
+
+    def clean(self, text):
+        return text
+
+
+def tokenizer(folder: Path):
+    """spikelm's character tokenizer or the folder's Hugging Face tokenizer; a folder without
+    one is refused, naming the files looked for."""
+    from spikelm.lm.tokenizer import CharTokenizer
+
+    path = folder / "tokenizer.json"
+    if path.exists():
+        try:
+            raw = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FileFormatError(f"{path}: not valid JSON ({exc})") from None
+        if isinstance(raw, dict) and raw.get("type") == "char":
+            return CharTokenizer.load(path)
+    present = [name for name in TOKENIZER_FILES if all((folder / f).exists() for f in name.split(" + "))]
+    if not present:
+        # without this check transformers may hand back a tokenizer that maps every prompt to
+        # no tokens at all, and the user reads "--prompt: empty"
+        raise FileFormatError(f"{folder}: no tokenizer in the model folder; looked for "
+                              f"{', '.join(TOKENIZER_FILES)}")
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise ConfigError(f"{folder}: {present[0]} is a Hugging Face tokenizer, which needs transformers; "
+                          "install the lm extra: pip install 'spikelm[lm]'") from None
+    try:
+        return HFTokenizer(AutoTokenizer.from_pretrained(str(folder), local_files_only=True))
+    except Exception as exc:  # noqa: BLE001 - any failure means: no usable tokenizer here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(f"{folder}: {present[0]} could not be read as a Hugging Face tokenizer: "
+                              f"{first}") from None
+
+
+def encode_loose(tok, text):
+    """Token ids of ``text`` with characters outside a character tokenizer's vocabulary dropped."""
+    return tok.encode(tok.clean(text))
+
+
+def read_text(path, option: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise FileFormatError(f"{option} {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{option} {path}: is a directory, not a text file") from None
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: cannot read ({e.strerror})") from None
+
+
+def sample_text(folder: Path | None, name: str) -> str | None:
+    """``calibration.txt`` / ``heldout.txt`` of a model folder, if it has one."""
+    if folder is None or not (folder / name).is_file():
+        return None
+    return read_text(folder / name, "--model")
+
+
+def resolve(model) -> Path | None:
+    """The model path a user gave (None: the shipped demo); checked to be a folder or a .gguf file."""
+    if model is None:
+        return None
+    p = Path(model)
+    if p.suffix.lower() == ".gguf":
+        if not p.is_file():
+            raise ConfigError(f"--model {model}: no such GGUF file")
+        return p
+    if not p.is_dir() or not (p / "config.json").is_file():
+        raise ConfigError(f"--model {model}: not a model folder (config.json missing) or a .gguf file")
+    return p
+
+
+def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, calibration_text=None):
+    """``(SpikingLM, tokenizer, label)`` for a ``--model`` value (None: the shipped demo).
+
+    Calibration: ``calibration_text`` if given, else the folder's ``calibration.txt`` (first
+    4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`).
+    """
+    from spikelm.lm import texts
+    from spikelm.lm.codings import DEFAULT
+    from spikelm.lm.convert import convert, demo_model_path
+    from spikelm.lm.load import open_model
+
+    coding = coding or DEFAULT
+    path = resolve(model)
+    folder = demo_model_path() if path is None else (path if path.is_dir() else None)
+    if path is not None and path.suffix.lower() == ".gguf":
+        loaded = open_model(path, context=context)
+        tok = HFTokenizer(loaded.tokenizer)
+    else:
+        tok = tokenizer(folder)
+        loaded = open_model(folder, context=context)
+    calib = calibration_text or sample_text(folder, "calibration.txt")
+    calib = calib[:CALIBRATION_CHARS] if calib and calibration_text is None else calib
+    ids = encode_loose(tok, calib or texts.calibration_text())
+    if ids.size < 8:
+        ids = np.random.default_rng(0).integers(0, loaded.config.vocab_size, size=512)
+    snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits)
+    return snn, tok, str(path or folder)
