@@ -1,4 +1,5 @@
-"""Benchmark of the converted demo LM: ``python -m benchmarks.lm [--tokens 65] [--bits 8] [--codings ...]``.
+"""Benchmark of the converted demo LM: ``python -m benchmarks.lm [--tokens 65] [--bits 8] [--codings ...]``
+(``--model PATH_OR_GGUF`` benchmarks a Llama-family model instead: :mod:`benchmarks.lm_llama`).
 
 In one run, on the shipped demo model (spikelm/data):
 
@@ -107,6 +108,13 @@ def row_limit(snn, proj_synops, repeats=1):
 
 
 def main(argv=None):
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--model" in argv or any(a.startswith("--model=") for a in argv):  # a real model: its own benchmark
+        from benchmarks import lm_llama
+
+        return lm_llama.main(argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=65)
     ap.add_argument("--bits", type=int, default=8)
