@@ -284,7 +284,7 @@ def test_state_dict_with_a_transformers_config_and_a_module_convert_alike():
     ("num_local_experts", 8, "num_local_experts=8: mixture-of-experts"),
     ("hidden_act", "gelu", "hidden_act='gelu' is not supported"),
     ("mlp_bias", True, "mlp_bias=true is not supported"),
-    ("architectures", ["MixtralForCausalLM"], r"architectures=\['MixtralForCausalLM'\] is not supported"),
+    ("architectures", ["MixtralForCausalLM"], r"architectures=\['MixtralForCausalLM'\]: they disagree"),
     ("model_type", "falcon", "model_type='falcon'"),
     ("rms_norm_eps", "tiny", "rms_norm_eps='tiny'"),
     ("layer_types", ["full_attention", "sliding_attention"], "layer_types holds"),
