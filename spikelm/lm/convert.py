@@ -39,7 +39,8 @@ class Simulation:
 
     logits: float64 [L, vocab], equal to the reference's; steps: steps to quiescence per token;
     synops / spikes / spikes_pos / spikes_neg / op_evals / macs: dict layer -> count, plus
-    ``"total"``; counts: population -> net spike counts [L, neurons per position];
+    ``"total"``; counts: population -> net spike counts [L, neurons per position] (integer views
+    into the executor's state);
     per_token: one :class:`Counts` per token; events: (step, population, node, value) arrays
     when recorded.
     """
@@ -200,8 +201,8 @@ class SpikingLM:
         g, lay = self.graph, runner.layout
         P0, end = g.n_prefix, runner.n
         tot = Counts.from_runner(runner)
-        counts = {p.name: runner.counts[P0:end, lay.seg(i)].astype(np.int64)
-                  for i, p in enumerate(g.pops) if p.spiking}
+        # views into the runner's counts (no copy: at a long context they are the run's largest array)
+        counts = {p.name: runner.counts[P0:end, lay.seg(i)] for i, p in enumerate(g.pops) if p.spiking}
         macs = macs_per_layer(g, end - P0, start=P0)
         ev = None
         if runner.events is not None and runner.events.sink is None:

@@ -111,7 +111,10 @@ class Runner:
     def __init__(self, graph: LMGraph, record=False):
         self.graph = graph
         self.layout = Layout.of(graph)
-        self.counts = np.zeros((graph.n_positions, self.layout.n_spiking), np.int32)
+        # every position's spike counts: the largest state of a run. int16 where every count fits,
+        # overshoot included (a signed-digit count may pass its code on the way: 7 = 8 - 1)
+        wide = max((max(-p.qmin, p.qmax) for p in graph.pops if p.spiking), default=0) >= 2**14
+        self.counts = np.zeros((graph.n_positions, self.layout.n_spiking), np.int32 if wide else np.int16)
         self.head_acc = np.zeros((graph.n_positions, graph.vocab_size), np.int64)
         self.counters = Counters(len(graph.pops), len(graph.projections))
         self.events = None
