@@ -122,9 +122,8 @@ class NumbaRunner(Runner):
         self.acc = np.zeros(R, acc_dtype(g, learn.bounds if learn is not None else None))
         self.S = np.zeros((max(len(scores), 1), n_heads, ctx), np.int64)
         self.kcache = np.zeros((max(len(scores), 1), k_size, ctx), np.int32)
-        for s, e in enumerate(scores):  # K codes of the constant prefix, channel-major
-            seg = lay.seg(E[e].b)
-            self.kcache[s, : seg.stop - seg.start, : g.n_prefix] = self.counts[: g.n_prefix, seg].T
+        self._scores = scores
+        self._fill_kcache(g.n_prefix)  # K codes of the constant prefix
         n_sp = lay.n_spiking
         self.st = np.zeros(1, np.int64)
         self.state = (self.counts, self.acc, self.S, self.kcache, np.zeros(P, np.uint8), np.zeros(P, np.uint8),
@@ -139,6 +138,17 @@ class NumbaRunner(Runner):
         self.ev = (np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64),
                    np.zeros(n_ev, np.int32))
         self.ev_n = np.zeros(1, np.int64)
+
+    def _fill_kcache(self, upto: int):
+        """The K cache (channel-major) of positions before ``upto`` from their spike counts."""
+        g = self.graph
+        for s, e in enumerate(self._scores):
+            seg = self.layout.seg(g.edges[e].b)
+            self.kcache[s, : seg.stop - seg.start, :upto] = self.counts[:upto, seg].T
+
+    def restore(self, counts, head_acc, n, clock, counters, source="checkpoint"):
+        super().restore(counts, head_acc, n, clock, counters, source)
+        self._fill_kcache(n)
 
     def _flush(self):
         k = int(self.ev_n[0])

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikelm.errors import SpikelmError
+from spikelm.errors import CheckpointMismatchError, SpikelmError
 from spikelm.lm import ops
 from spikelm.lm.codings import coding_id
 from spikelm.lm.graph import ACCUMULATE, LMGraph
@@ -154,6 +154,21 @@ class Runner:
 
     def _run(self, n: int, token: int, max_steps: int) -> int:
         raise NotImplementedError
+
+    def restore(self, counts, head_acc, n: int, clock: int, counters: dict, source: str = "checkpoint"):
+        """Continue from saved state: positions before ``n`` settled with these spike counts and
+        readout accumulators, the clock and the counters as they were (checkpoints)."""
+        if np.shape(counts) != (n, self.counts.shape[1]) or np.shape(head_acc) != (n, self.head_acc.shape[1]):
+            raise CheckpointMismatchError(f"{source}: spike counts {np.shape(counts)} or readout {np.shape(head_acc)} "
+                                          f"do not fit {n} positions of this model")
+        for name, arr in counters.items():
+            mine = getattr(self.counters, name)
+            if np.shape(arr) != mine.shape:
+                raise CheckpointMismatchError(f"{source}: counter {name!r} has shape {np.shape(arr)}, expected {mine.shape}")
+            mine[...] = arr
+        self.counts[:n] = counts
+        self.head_acc[:n] = head_acc
+        self.n, self.clock = int(n), int(clock)
 
 
 class NumpyRunner(Runner):

@@ -139,6 +139,9 @@ class LearnState:
             flt[K.F_WMIN], flt[K.F_WMAX] = (max(rule.w_min, -qw), min(rule.w_max, qw)) if stdp else (-np.inf, np.inf)
             flt[K.F_ETA] = 0.0 if stdp else rule.eta_w
             w = pr.weights.astype(np.float64)
+            saved = g.meta.get("masters", {}).get(k)  # a learned model folder's masters go on learning
+            if saved is not None and saved.shape == w.shape:
+                w = saved.copy()
             if not stdp and rule.row_sum is not None:  # shift every row (column) onto C at the start
                 w = w - (np.cumsum(w, axis=0)[-1] - rule.row_sum) / npre
                 seg = slice(self.woff[k], self.woff[k] + w.size)
