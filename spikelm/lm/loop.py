@@ -175,7 +175,7 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
                 continue
             b = off[p]
             n_shifted = 0
-            if coding[p] != UNIT:
+            if coding[p] != UNIT or (LEARN and lkind[p] != PLAIN):  # spike units: multiples of the unit
                 for t in range(lo, hi):
                     v = stepval[sp[t]]
                     if v != 1 and v != -1:

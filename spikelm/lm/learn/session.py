@@ -53,6 +53,18 @@ class Learning:
         self.per_token: list = []
         self.logits: list = []
 
+    def set_enabled(self, enabled: bool):
+        """Switch every rule on or off (from the next step); off, the learned state is frozen
+        and the network runs as learned."""
+        from spikelm.lm.learn import kernels as K
+
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"enabled={enabled!r}; allowed: True or False")
+        a = self.state.a
+        a["pr_i"][:, K.R_ON] = int(enabled)
+        a["hr_i"][:, K.H_ON] = int(enabled)
+        self.state.tokens_on = enabled
+
     def new_sequence(self, record=False):
         """Positions start over (a new text or window); the learned state goes on."""
         self.runner = runner_class(self.backend)(self.graph, record=record, learn=self.state)

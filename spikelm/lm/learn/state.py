@@ -110,6 +110,7 @@ class LearnState:
                    for k, _, _ in attached.projections}
         self.wm0 = a["wm"].copy()
         self.bounds = {k: weight_bound(g, k) for k, _, _ in attached.projections}
+        self.tokens_on = True  # the per-token rules (Learning.set_enabled switches all rules)
 
     # ------------------------------------------------------------------ packing
 
@@ -210,7 +211,7 @@ class LearnState:
         """After a token: the target-spikes rule (units from spikes per token) and the clock."""
         a, lay = self.a, self.layout
         for p, rule in self.token_rules:
-            if not rule.enabled:
+            if not (rule.enabled and self.tokens_on):
                 continue
             seg = lay.seg(p)
             th = np.minimum(np.maximum(a["uth"][seg] + rule.eta * (a["nspk"][seg] - rule.target), rule.theta_min),
