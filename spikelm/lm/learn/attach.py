@@ -93,7 +93,8 @@ def attach(graph: LMGraph, plasticity: Plasticity | None) -> Attached:
     done: dict = {}
     for pattern, rule in plasticity.populations.items():
         where = f"{src}: populations.{pattern}.plasticity"
-        for name in match(pattern, [p.name for p in g.pops], f"{src}: populations.{pattern}", "population"):
+        names = [p.name for p in g.pops if p.spiking or p.name == pattern]  # patterns pass over the readout
+        for name in match(pattern, names, f"{src}: populations.{pattern}", "population"):
             p = g.index[name]
             pop = g.pops[p]
             need = NEEDS[type(rule)]

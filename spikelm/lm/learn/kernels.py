@@ -246,33 +246,41 @@ def _arrivals(r, t, psp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpo
     am, wmin, wmax, eta = pr_f[r, F_AM], pr_f[r, F_WMIN], pr_f[r, F_WMAX], pr_f[r, F_ETA]
     braingpt = pr_i[r, R_KIND] == KIND_BRAINGPT
     mult = pr_i[r, R_MULT] == 1
-    flips = 0
-    ops = 0
-    for q in range(lo, hi):
-        j = psp[q] - base
-        row = j * npost
-        for i in range(npost):
-            if tpost[yo + i] < 0:
-                continue
+    # the post traces do not change during the arrivals: read each once
+    cols = np.empty(npost, np.int64)
+    xs = np.empty(npost)
+    m = 0
+    for i in range(npost):
+        if tpost[yo + i] >= 0:
             x = decay_nb(etab, em, L, t - tpost[yo + i])
             if not nearest:
                 x = xpost[yo + i] * x
+            cols[m] = i
+            xs[m] = x
+            m += 1
+            if braingpt:
+                mark[yo + i] = 1
+    flips = 0
+    for q in range(lo, hi):
+        j = psp[q] - base
+        row = j * npost
+        for c in range(m):
+            i = cols[c]
+            x = xs[c]
             w = wm[mo + row + i]
             if braingpt:
                 new = w + eta * (-am * x - w)
-                mark[yo + i] = 1
             else:
                 dw = -am * x * (w - wmin) if mult else -am * x
                 new = min(max(w + dw, wmin), wmax)
             flips += _set_weight(wm, W, mo + row + i, wo + row + i, new, qw)
-            ops += 1
         if not nearest:
             x0 = xpre[xo + j] * decay_nb(etab, ep, L, t - tpre[xo + j]) if tpre[xo + j] >= 0 else 0.0
             xpre[xo + j] = x0 + 1.0
         else:
             xpre[xo + j] = 1.0
         tpre[xo + j] = t
-    lcnt[0] += ops
+    lcnt[0] += m * (hi - lo)
     lcnt[1] += flips
 
 
@@ -292,57 +300,67 @@ def _posts(r, t, sp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, 
     braingpt = pr_i[r, R_KIND] == KIND_BRAINGPT
     mult = pr_i[r, R_MULT] == 1
     flips = 0
-    ops = 0
-    for q in range(lo, hi):
-        i = sp[q] - base
-        for j in range(npre):
-            if tpre[xo + j] < 0:
-                continue
-            x = decay_nb(etab, ep, L, t - tpre[xo + j])
-            if not nearest:
-                x = xpre[xo + j] * x
-            e = j * npost + i
+    n_pre = 0
+    for j in range(npre):  # row by row: the weights of one pre neuron lie together
+        if tpre[xo + j] < 0:
+            continue
+        n_pre += 1
+        x = decay_nb(etab, ep, L, t - tpre[xo + j])
+        if not nearest:
+            x = xpre[xo + j] * x
+        row = j * npost
+        for q in range(lo, hi):
+            e = row + sp[q] - base
             w = wm[mo + e]
             if braingpt:
                 new = w + eta * (ap * x - w)
-                mark[yo + i] = 1
             else:
                 dw = ap * x * (wmax - w) if mult else ap * x
                 new = min(max(w + dw, wmin), wmax)
             flips += _set_weight(wm, W, mo + e, wo + e, new, qw)
-            ops += 1
     for q in range(lo, hi):
         i = sp[q] - base
+        if braingpt and n_pre:
+            mark[yo + i] = 1
         if not nearest:
             x0 = xpost[yo + i] * decay_nb(etab, em, L, t - tpost[yo + i]) if tpost[yo + i] >= 0 else 0.0
             xpost[yo + i] = x0 + 1.0
         else:
             xpost[yo + i] = 1.0
         tpost[yo + i] = t
-    lcnt[0] += ops
+    lcnt[0] += n_pre * (hi - lo)
     lcnt[1] += flips
 
 
 @njit(cache=True)
 def _normalize(r, pr_i, wm, W, crow, mark, lcnt):
-    """Eq. 16: shift every touched column (post neuron i's incoming weights) back to its sum C_i."""
+    """Eq. 16: shift every touched column (post neuron i's incoming weights) back to its sum C_i.
+    Sums run over j in order (as the reference's), row by row for the memory's sake."""
     if pr_i[r, R_NORM] == 0:
         return
     npre, npost = pr_i[r, R_NPRE], pr_i[r, R_NPOST]
     yo, mo, wo, qw = pr_i[r, R_XPOST], pr_i[r, R_MOFF], pr_i[r, R_WOFF], pr_i[r, R_QW]
-    flips = 0
-    ops = 0
+    cols = np.empty(npost, np.int64)
+    m = 0
     for i in range(npost):
-        if mark[yo + i] == 0:
-            continue
-        mark[yo + i] = 0
-        tot = 0.0
-        for j in range(npre):
-            tot += wm[mo + j * npost + i]
-        d = (tot - crow[yo + i]) / npre
-        for j in range(npre):
-            e = j * npost + i
-            flips += _set_weight(wm, W, mo + e, wo + e, wm[mo + e] - d, qw)
-        ops += npre
-    lcnt[0] += ops
+        if mark[yo + i] != 0:
+            mark[yo + i] = 0
+            cols[m] = i
+            m += 1
+    if m == 0:
+        return
+    tot = np.zeros(m)
+    for j in range(npre):
+        row = mo + j * npost
+        for c in range(m):
+            tot[c] += wm[row + cols[c]]
+    for c in range(m):
+        tot[c] = (tot[c] - crow[yo + cols[c]]) / npre
+    flips = 0
+    for j in range(npre):
+        row = j * npost
+        for c in range(m):
+            e = row + cols[c]
+            flips += _set_weight(wm, W, mo + e, wo + e, wm[mo + e] - tot[c], qw)
+    lcnt[0] += npre * m
     lcnt[1] += flips
