@@ -35,12 +35,12 @@ import time
 import numpy as np
 
 RULES = {
-    "braingpt_stdp": ("unit", [1e-4, 1e-3, 1e-2, 1e-1], lambda eta: {"projections": {"*": {"plasticity": {
+    "braingpt_stdp": ("unit", [1e-6, 1e-5, 1e-4, 1e-3, 1e-2], lambda eta: {"projections": {"*": {"plasticity": {
         "rule": "braingpt_stdp", "eta_w": eta, "a_plus": 1.0, "a_minus": 1.0, "tau_plus": 20.0, "tau_minus": 20.0}}}}),
-    "braingpt_homeostasis": ("unit", [1e-3, 1e-2, 1e-1], lambda eta: {"populations": {"*": {
+    "braingpt_homeostasis": ("unit", [1e-4, 1e-3, 1e-2, 1e-1], lambda eta: {"populations": {"*": {
         "neuron": "eiif", "plasticity": {"rule": "braingpt_homeostasis", "eta_theta": eta, "s_target": 0.1,
                                          "tau_avg": 20.0}}}}),
-    "target_spikes": ("unit", [0.05, 0.5], lambda eta: {"populations": {"*": {"plasticity": {
+    "target_spikes": ("unit", [0.005, 0.05, 0.5], lambda eta: {"populations": {"*": {"plasticity": {
         "rule": "target_spikes", "target": 2.0, "eta": eta}}}}),
 }
 SMOLLM2_RULES = {
@@ -122,12 +122,12 @@ def target_check(snn, ids, rule_table, backend):
 
 
 def table(rows) -> str:
-    head = (f"{'rule':<21}{'rate':>8}{'steps/tok':>10}{'last 1/4':>9}{'exact':>8}{'spikes/tok':>11}{'ppl':>8}"
+    head = (f"{'rule':<21}{'rate':>8}{'steps/tok':>10}{'last 1/4':>9}{'exact':>8}{'spikes/tok':>11}{'ppl':>10}"
             f"{'ppl exact':>10}{'top-1':>7}{'last 1/4':>9}{'max|dlogit|':>12}  {'change':<20}{'learn ops/tok':>14}")
     out = [head]
     for r in rows:
         out.append(f"{r['rule']:<21}{r['rate']:>8.0e}{r['steps_per_token']:>10.1f}{r['steps_last_quarter']:>9.1f}"
-                   f"{r['steps_exact_per_token']:>8.1f}{r['spikes_per_token']:>11,.0f}{r['ppl']:>8.3f}"
+                   f"{r['steps_exact_per_token']:>8.1f}{r['spikes_per_token']:>11,.0f}{r['ppl']:>10.4g}"
                    f"{r['ppl_exact']:>10.3f}{100 * r['top1_agreement']:>6.1f}%"
                    f"{100 * r['top1_agreement_last_quarter']:>8.1f}%{r['max_dlogit']:>12.3g}  {r['change']:<20}"
                    f"{r['learn_ops_per_token']:>14,.0f}")

@@ -30,7 +30,8 @@ from numba import njit
 
 from spikelm.lm.codings import UNIT, spike_value_nb
 from spikelm.lm.edges import MIX, MUL, SCORES, mix_a, mix_b, mul_a, mul_b, scores_a, scores_b
-from spikelm.lm.learn.kernels import EIIF, PLAIN, fire_learn, learn_step, pending_learn, start_learn
+from spikelm.lm.learn.kernels import (EIIF, PLAIN, fire_learn, learn_step, pending_learn, record_event,
+                                      start_learn)
 from spikelm.lm.neuron import remainder_nb
 
 #: compile flag: time the row additions into ``counters[-1]`` (benchmarks only)
@@ -152,12 +153,7 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
                 if s > 0:
                     n_pos += 1
                 if record:
-                    e = ev_n[0]
-                    ev_step[e] = clock + steps
-                    ev_pop[e] = p
-                    ev_node[e] = n * (off[p + 1] - b) + i
-                    ev_val[e] = s
-                    ev_n[0] = e + 1
+                    record_event(rec, steps, p, n * (off[p + 1] - b) + i, s)
                 if rem != s:  # fires again next step
                     alist[b + m] = i
                     m += 1

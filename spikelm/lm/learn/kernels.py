@@ -61,6 +61,28 @@ def decay_nb(etab, base, L, d):
 
 
 @njit(cache=True, inline="always")
+def bump_trace(x, tl, i, t, etab, base, L, nearest):
+    """A spike at t: trace i decays from its last spike and adds 1 (all pairs) or is set to 1 (nearest)."""
+    if nearest:
+        x[i] = 1.0
+    else:
+        x[i] = (x[i] * decay_nb(etab, base, L, t - tl[i]) if tl[i] >= 0 else 0.0) + 1.0
+    tl[i] = t
+
+
+@njit(cache=True, inline="always")
+def record_event(rec, steps, p, node, s):
+    """Append one spike (global step, population, node, value) to the event buffer."""
+    record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n = rec
+    e = ev_n[0]
+    ev_step[e] = clock + steps
+    ev_pop[e] = p
+    ev_node[e] = node
+    ev_val[e] = s
+    ev_n[0] = e + 1
+
+
+@njit(cache=True, inline="always")
 def _set_weight(wm, W, mi, wi, new, qw):
     """Store a master weight and re-derive its integer (round half up, clipped); 1 if it changed."""
     wm[mi] = new
@@ -83,7 +105,6 @@ def fire_learn(p, n, nsp, steps, struct, state, counters, rec, neur):
         struct[7], struct[11], struct[29]
     counts, acc, kcache, alist, alen, stepval, sp = state[0], state[1], state[3], state[6], state[7], state[8], \
         state[9]
-    record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n = rec
     lkind, unit, thb, alp, rr, vmem, xin, tstart, nspk, active = (neur[0], neur[1], neur[2], neur[3], neur[4],
                                                                    neur[5], neur[6], neur[7], neur[8], neur[9])
     b = off[p]
@@ -123,13 +144,8 @@ def fire_learn(p, n, nsp, steps, struct, state, counters, rec, neur):
             kcache[ks, i, n] += s
         if s > 0:
             n_pos += 1
-        if record:
-            e = ev_n[0]
-            ev_step[e] = clock + steps
-            ev_pop[e] = p
-            ev_node[e] = n * size + i
-            ev_val[e] = s
-            ev_n[0] = e + 1
+        if rec[0]:
+            record_event(rec, steps, p, n * size + i, s)
     if not eiif:
         alen[p] = m
     counters[0][p] += n_pos
@@ -274,12 +290,7 @@ def _arrivals(r, t, psp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpo
                 dw = -am * x * (w - wmin) if mult else -am * x
                 new = min(max(w + dw, wmin), wmax)
             flips += _set_weight(wm, W, mo + row + i, wo + row + i, new, qw)
-        if not nearest:
-            x0 = xpre[xo + j] * decay_nb(etab, ep, L, t - tpre[xo + j]) if tpre[xo + j] >= 0 else 0.0
-            xpre[xo + j] = x0 + 1.0
-        else:
-            xpre[xo + j] = 1.0
-        tpre[xo + j] = t
+        bump_trace(xpre, tpre, xo + j, t, etab, ep, L, nearest)
     lcnt[0] += m * (hi - lo)
     lcnt[1] += flips
 
@@ -322,12 +333,7 @@ def _posts(r, t, sp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, 
         i = sp[q] - base
         if braingpt and n_pre:
             mark[yo + i] = 1
-        if not nearest:
-            x0 = xpost[yo + i] * decay_nb(etab, em, L, t - tpost[yo + i]) if tpost[yo + i] >= 0 else 0.0
-            xpost[yo + i] = x0 + 1.0
-        else:
-            xpost[yo + i] = 1.0
-        tpost[yo + i] = t
+        bump_trace(xpost, tpost, yo + i, t, etab, em, L, nearest)
     lcnt[0] += n_pre * (hi - lo)
     lcnt[1] += flips
 

@@ -24,15 +24,10 @@ from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.neurons import eiif_pending, eiif_step, potential, unit_remainder, unit_step
 
 
-def decay(etab, base: int, L: int, d: int) -> float:
-    """Twin of :func:`kernels.decay_nb` (one value)."""
-    if d < L:
-        return etab[base + d]
-    r = 1.0
-    while d >= L:
-        r *= etab[base + L - 1]
-        d -= L - 1
-    return r * etab[base + d]
+#: exp(-d / tau) from a rule's table: the compiled function's own Python (the same operations)
+decay = K.decay_nb.py_func
+#: a spike's trace update, likewise
+bump = K.bump_trace.py_func
 
 
 def decays(etab, base: int, L: int, d) -> np.ndarray:
@@ -178,12 +173,7 @@ def _arrivals(state, r, t, js):
                 new = np.minimum(np.maximum(w + dw, wmin), wmax)
             a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, new, ri[K.R_QW])
             a["lcnt"][0] += ii.size
-        if not nearest:
-            x0 = a["xpre"][xo + j] * decay(a["etab"], ep, L, t - a["tpre"][xo + j]) if a["tpre"][xo + j] >= 0 else 0.0
-            a["xpre"][xo + j] = x0 + 1.0
-        else:
-            a["xpre"][xo + j] = 1.0
-        a["tpre"][xo + j] = t
+        bump(a["xpre"], a["tpre"], xo + j, t, a["etab"], ep, L, nearest)
 
 
 def _posts(state, r, t, iis):
@@ -213,13 +203,7 @@ def _posts(state, r, t, iis):
             a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, new, ri[K.R_QW])
             a["lcnt"][0] += js.size
     for i in iis:
-        y = yo + i
-        if not nearest:
-            x0 = a["xpost"][y] * decay(a["etab"], em, L, t - a["tpost"][y]) if a["tpost"][y] >= 0 else 0.0
-            a["xpost"][y] = x0 + 1.0
-        else:
-            a["xpost"][y] = 1.0
-        a["tpost"][y] = t
+        bump(a["xpost"], a["tpost"], yo + i, t, a["etab"], em, L, nearest)
 
 
 def _normalize(state, r):
