@@ -45,7 +45,7 @@ def torch_decode(model_arg, prompt_ids, n_new):
     if path.suffix.lower() == ".gguf":
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
     else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), torch_dtype=torch.float32)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     model.eval()
     bos = model.config.bos_token_id
     ids = torch.tensor([[bos, *prompt_ids]])

@@ -43,9 +43,13 @@ def test_unknown_module_architecture():
 def test_unknown_folder_architecture(model, tmp_path):
     folder = save_folder(model, tmp_path / "m")
     cfg = json.loads((folder / "config.json").read_text())
-    cfg["model_type"] = "llama"
+    cfg["model_type"] = "falcon"
     (folder / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ConfigError, match="model_type='llama' is an unknown architecture"):
+    with pytest.raises(ConfigError, match="model_type='falcon' is an unknown architecture"):
+        convert(folder, calibration=np.arange(10))
+    cfg["model_type"] = "llama"  # a GPT-2 folder that calls itself a Llama
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=r"model_type='llama' but architectures=\['GPT2LMHeadModel'\]: they disagree"):
         convert(folder, calibration=np.arange(10))
     cfg["model_type"], cfg["architectures"] = "gpt2", ["BertModel"]
     (folder / "config.json").write_text(json.dumps(cfg))

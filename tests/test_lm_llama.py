@@ -284,7 +284,7 @@ def test_state_dict_with_a_transformers_config_and_a_module_convert_alike():
     ("num_local_experts", 8, "num_local_experts=8: mixture-of-experts"),
     ("hidden_act", "gelu", "hidden_act='gelu' is not supported"),
     ("mlp_bias", True, "mlp_bias=true is not supported"),
-    ("architectures", ["MixtralForCausalLM"], r"architectures=\['MixtralForCausalLM'\] is not supported"),
+    ("architectures", ["MixtralForCausalLM"], r"architectures=\['MixtralForCausalLM'\]: they disagree"),
     ("model_type", "falcon", "model_type='falcon'"),
     ("rms_norm_eps", "tiny", "rms_norm_eps='tiny'"),
     ("layer_types", ["full_attention", "sliding_attention"], "layer_types holds"),
@@ -307,3 +307,29 @@ def test_gpt2_still_converts_alongside():
     assert np.array_equal(snn.simulate(ids).logits, snn.reference(ids).logits)
     with pytest.raises(ConfigError, match="weight_bits=12: only for Llama-family"):
         convert(model, calibration=token_ids(1, 30, 30), weight_bits=12)
+
+
+def test_gguf_without_the_lm_extra_names_it(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **kw):
+        if name == "gguf":
+            raise ImportError("No module named 'gguf'", name="gguf")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"GGUF")
+    with pytest.raises(ConfigError, match=r"needs the lm extra .*pip install 'spikelm\[lm\]' \(gguf is missing\)"):
+        convert(f, calibration=token_ids(1, 30, 40))
+
+
+def test_a_model_folder_without_tokenizer_is_refused_by_the_commands(tmp_path):
+    from spikelm.errors import FileFormatError
+    from spikelm.lm.models import open_for_cli
+
+    folder = save_llama(random_llama("llama", 2, layers=1), tmp_path / "m")
+    with pytest.raises(FileFormatError, match="no tokenizer in the model folder; looked for tokenizer.json"):
+        open_for_cli(str(folder))

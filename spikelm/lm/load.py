@@ -55,12 +55,22 @@ def _to_numpy(value, source, key):
 
 def check_state_dict(cfg: GPTConfig, state: dict, source: str = "state dict") -> dict[str, np.ndarray]:
     """Validate names and shapes; return float64 arrays under the canonical names."""
+    return check_tensors(state, expected_shapes, cfg, "transformer.", _IGNORED_SUFFIXES, source)
+
+
+def check_tensors(state, expected, cfg, prefix: str, ignored: tuple, source: str) -> dict[str, np.ndarray]:
+    """A state dict against the names and shapes ``expected(cfg)`` gives, for any family.
+
+    Keys ending in ``ignored`` (buffers) are dropped; a dict whose keys lack ``prefix`` (a
+    bare body module's) gets it; a tied head's copy is checked and dropped. Missing and
+    unexpected keys, shapes and NaN/inf values are one-line errors naming the key.
+    """
     if not isinstance(state, dict):
         raise FileFormatError(f"{source}: expected a state dict (name -> tensor), got {type(state).__name__}")
-    state = {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIXES)}
-    if state and not any(k.startswith("transformer.") for k in state):
-        state = {(k if k == "lm_head.weight" else "transformer." + k): v for k, v in state.items()}
-    shapes = expected_shapes(cfg)
+    state = {k: v for k, v in state.items() if not k.endswith(ignored)}
+    if state and not any(k.startswith(prefix) for k in state):
+        state = {(k if k == "lm_head.weight" else prefix + k): v for k, v in state.items()}
+    shapes = expected(cfg)
     if cfg.tie_word_embeddings and "lm_head.weight" in state:
         shapes["lm_head.weight"] = (cfg.vocab_size, cfg.n_embd)  # tied copy, checked below
     missing = [k for k in shapes if k not in state]

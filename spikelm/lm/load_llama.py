@@ -30,6 +30,10 @@ def config_from(raw, source: str, n_positions: int | None = None) -> LlamaConfig
     if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
         raise ConfigError(f"{source}: architectures={archs!r}; must be a list of names")
     unknown = [a for a in archs if a not in ARCHITECTURES]
+    if unknown and raw.get("model_type") in FAMILIES:
+        raise ConfigError(f"{source}: model_type={raw.get('model_type')!r} but architectures={unknown!r}: they "
+                          "disagree; a Llama-family folder names LlamaForCausalLM, Qwen2ForCausalLM or "
+                          "MistralForCausalLM")
     if unknown:
         raise ConfigError(f"{source}: architectures={unknown!r} is not supported; supported: "
                           f"{', '.join(ARCHITECTURES)} (and GPT2LMHeadModel)")
@@ -41,33 +45,9 @@ def config_from(raw, source: str, n_positions: int | None = None) -> LlamaConfig
 
 def check_state_dict(cfg: LlamaConfig, state: dict, source: str = "state dict") -> dict[str, np.ndarray]:
     """Validate names and shapes; return float64 arrays under the canonical names."""
-    from spikelm.lm.load import _to_numpy
+    from spikelm.lm.load import check_tensors
 
-    if not isinstance(state, dict):
-        raise FileFormatError(f"{source}: expected a state dict (name -> tensor), got {type(state).__name__}")
-    state = {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIXES)}
-    if state and not any(k.startswith("model.") for k in state):  # a LlamaModel dict: no "model." prefix
-        state = {(k if k == "lm_head.weight" else "model." + k): v for k, v in state.items()}
-    shapes = expected_shapes(cfg)
-    if cfg.tie_word_embeddings and "lm_head.weight" in state:
-        shapes["lm_head.weight"] = (cfg.vocab_size, cfg.hidden_size)  # a tied copy
-    missing = [k for k in shapes if k not in state]
-    extra = [k for k in state if k not in shapes]
-    if missing:
-        raise ConfigError(f"{source}: missing keys {', '.join(missing[:6])}" + (" ..." if len(missing) > 6 else ""))
-    if extra:
-        raise ConfigError(f"{source}: unexpected keys {', '.join(extra[:6])}" + (" ..." if len(extra) > 6 else ""))
-    params = {}
-    for key, shape in shapes.items():
-        arr = _to_numpy(state[key], source, key)
-        if arr.shape != shape:
-            raise ConfigError(f"{source}: {key} has shape {tuple(arr.shape)}; the config needs {shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ConfigError(f"{source}: {key} holds NaN or infinite values")
-        params[key] = arr
-    if cfg.tie_word_embeddings:
-        params.pop("lm_head.weight", None)
-    return params
+    return check_tensors(state, expected_shapes, cfg, "model.", _IGNORED_SUFFIXES, source)
 
 
 def from_module(model, n_positions=None) -> tuple[LlamaConfig, dict]:
