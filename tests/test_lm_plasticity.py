@@ -321,7 +321,8 @@ def test_target_spikes_rule_matches_a_transcription_and_its_units_the_rounded_mu
             count[i] = u * min(max(math.floor(V / u + Fraction(1, 2)), -(-pop.qmin // u)), pop.qmax // u)
         assert np.array_equal(count, sim.counts["h0.fc"][pos]), pos
         spikes = np.abs(count) // unit  # unit coding: one spike per unit
-        theta = np.clip(theta + rule["eta"] * (spikes - rule["target"]), rule["theta_min"], rule["theta_max"])
+        theta = np.clip(theta * np.exp2(rule["eta"] * (spikes - rule["target"]) / rule["target"]), rule["theta_min"],
+                        rule["theta_max"])
     seg = run.state.layout.seg(snn.graph.index["h0.fc"])
     assert np.array_equal(run.state.a["unit"][seg], np.floor(theta + 0.5).astype(np.int64))
 

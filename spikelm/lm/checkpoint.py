@@ -98,8 +98,9 @@ def save(learning, path) -> str:
             n = 0 if runner is None else runner.n
             c.attrs["n"] = n
             c.attrs["clock"] = 0 if runner is None else runner.clock
-            c.attrs["per_token"] = json.dumps([vars(x) for x in learning.per_token])
-            c.attrs["stats"] = json.dumps(learning.stats)
+            # datasets, not attributes: HDF5 attributes stop at 64 KiB and these grow with the tokens
+            c.create_dataset("per_token", data=json.dumps([vars(x) for x in learning.per_token]))
+            c.create_dataset("stats", data=json.dumps(learning.stats))
             c.create_dataset("ids", data=np.array(learning.ids, np.int64))
             if runner is not None:
                 c.create_dataset("counts", data=runner.counts[:n])
@@ -150,10 +151,10 @@ def load(snn, path, backend: str = "numba", plasticity=None):
                                           f"{difference(theirs, summary(snn.graph))}")
         try:
             stored = json.loads(c.attrs["plasticity"])
-            per_token = json.loads(c.attrs["per_token"])
-            stats = json.loads(c.attrs["stats"])
+            per_token = json.loads(_read(c, "per_token", path)[()])
+            stats = json.loads(_read(c, "stats", path)[()])
             n, clock = int(c.attrs["n"]), int(c.attrs["clock"])
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, ValueError, TypeError, UnicodeDecodeError) as e:
             raise FileFormatError(f"{path}: lm_checkpoint attributes are damaged ({e})") from None
         mine = as_plasticity(plasticity)
         pl = None if stored is None else Plasticity.from_dict(stored, f"{path}: plasticity")

@@ -42,24 +42,27 @@ class TargetSpikes:
     After every token, for each neuron i of the population (a channel, the same at every
     position), with s_i the spikes it fired in that token::
 
-        theta_i = clip(theta_i + eta (s_i - target), theta_min, theta_max)
+        theta_i = clip(theta_i 2^(eta (s_i - target) / target), theta_min, theta_max)
         unit_i  = floor(theta_i + 1/2)
 
     ``theta`` starts at the neuron's unit (1: exact). A larger unit gives fewer, larger
     spikes (:mod:`spikelm.lm.learn.neurons`), so a neuron firing above target raises it.
+    The step is multiplicative: how far a unit must grow scales with the neuron's codes
+    (8 or 12 bits), and a relative step reaches any of them in as many tokens.
 
     Parameters
     ----------
     target : float
         Spikes per token per neuron, > 0.
     eta : float
-        Units per spike of error per token, >= 0.
+        Octaves (doublings of the unit) per relative error per token, >= 0: at eta = 1 a
+        neuron firing twice its target doubles its unit.
     theta_min, theta_max : float
         Bounds of theta; theta_min >= 1 (a unit below one code does not exist).
     """
 
     target: float = 2.0
-    eta: float = 0.05
+    eta: float = 0.1
     theta_min: float = 1.0
     theta_max: float = 1024.0
     enabled: bool = True

@@ -214,8 +214,8 @@ class LearnState:
             if not (rule.enabled and self.tokens_on):
                 continue
             seg = lay.seg(p)
-            th = np.minimum(np.maximum(a["uth"][seg] + rule.eta * (a["nspk"][seg] - rule.target), rule.theta_min),
-                            rule.theta_max)
+            step = np.exp2(rule.eta * (a["nspk"][seg] - rule.target) / rule.target)
+            th = np.minimum(np.maximum(a["uth"][seg] * step, rule.theta_min), rule.theta_max)
             a["uth"][seg] = th
             a["unit"][seg] = np.floor(th + 0.5).astype(np.int64)
         self.clock = int(clock)
