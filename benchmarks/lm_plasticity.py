@@ -20,7 +20,7 @@ run gives the reference steps and spikes):
   token per neuron (unit coding).
 
 ``--model smollm2`` (short): BrainGPT STDP on the seven projections of layer 0, and target spikes
-(1 per token) on every neuron, in signed-digit coding (12-bit codes in unit coding would take
+(2 per token) on every neuron, in signed-digit coding (12-bit codes in unit coding would take
 thousands of steps per population).
 
 Columns: learning rate, steps per token (all tokens, and the last quarter, where learning has
@@ -44,15 +44,15 @@ RULES = {
     "braingpt_homeostasis": ("unit", [1e-4, 1e-3, 1e-2, 1e-1], lambda eta: {"populations": {"*": {
         "neuron": "eiif", "plasticity": {"rule": "braingpt_homeostasis", "eta_theta": eta, "s_target": 0.1,
                                          "tau_avg": 20.0}}}}),
-    "target_spikes": ("unit", [0.01, 0.03, 0.1], lambda eta: {"populations": {"*": {"plasticity": {
-        "rule": "target_spikes", "target": 2.0, "eta": eta}}}}),
+    "target_spikes": ("unit", [0.01, 0.03, 0.1], lambda eta, target=2.0: {"populations": {"*": {"plasticity": {
+        "rule": "target_spikes", "target": target, "eta": eta}}}}),
 }
 SMOLLM2_RULES = {
     "braingpt_stdp": ("signed_digit", [1e-5, 1e-4, 1e-3, 1e-2], lambda eta: {"projections": {"h0.*": {"plasticity": {
         "rule": "braingpt_stdp", "eta_w": eta, "a_plus": 1.0, "a_minus": 1.0, "tau_plus": 20.0,
         "tau_minus": 20.0}}}}),
-    "target_spikes": ("signed_digit", [0.3, 1.0], lambda eta: {"populations": {"*": {"plasticity": {
-        "rule": "target_spikes", "target": 1.0, "eta": eta}}}}),
+    "target_spikes": ("signed_digit", [0.03, 0.1, 0.3], lambda eta, target=2.0: {"populations": {"*": {
+        "plasticity": {"rule": "target_spikes", "target": target, "eta": eta}}}}),
 }
 CHANGE = ("dw_mean", "theta_base_mean", "unit_mean")
 
@@ -144,6 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tokens", type=int, default=None, help="held-out tokens read (default 64; SmolLM2 24)")
     ap.add_argument("--context", type=int, default=64, help="positions built for Llama-family models (default 64)")
     ap.add_argument("--rules", default=None, help="comma-separated subset of: " + ", ".join(RULES))
+    ap.add_argument("--rates", default=None, help="comma-separated learning rates instead of each rule's sweep")
+    ap.add_argument("--target", type=float, default=2.0, help="spikes per token of the target-spikes rule (default 2)")
     ap.add_argument("--backend", default="numba", choices=("numba", "numpy"))
     ap.add_argument("--json", default=None, help="also write every figure here")
     args = ap.parse_args(argv)
@@ -160,17 +162,20 @@ def main(argv=None) -> int:
             print(f"--rules: unknown rule {name!r}; allowed: {', '.join(rules)}", file=sys.stderr)
             return 2
         coding, rates, make = rules[name]
+        rates = [float(x) for x in args.rates.split(",")] if args.rates else rates
+        if name == "target_spikes":
+            make = (lambda f: lambda eta: f(eta, args.target))(make)
         model = snn.with_coding(coding)
         for eta in rates:
             r = run_rule(model, ids, make(eta), args.backend)
             rows.append({"rule": name, "coding": coding, "rate": eta, **r})
             print(table(rows[-1:]).splitlines()[-1], f"  ({r['seconds']:.1f} s)", flush=True)
         if name == "target_spikes":
-            checks[name] = target_check(model, ids, make(rates[-1]), args.backend)
+            checks[name] = (rates[-1], target_check(model, ids, make(rates[-1]), args.backend))
     print()
     print(table(rows))
-    for name, c in checks.items():
-        print(f"\n{name} at rate {rules[name][1][-1]}: target {c['target']} spikes per token per neuron; over the "
+    for name, (rate, c) in checks.items():
+        print(f"\n{name} at rate {rate}: target {c['target']} spikes per token per neuron; over the "
               f"last half of the text the {c['neurons_that_can_reach_it']:,} neurons that fire at least that when "
               f"exact fire {c['their_mean_spikes_per_token']:.3f} on average "
               f"({100 * (c['their_mean_spikes_per_token'] / c['target'] - 1):+.1f} %); all neurons "

@@ -9,3 +9,8 @@
 - :mod:`~spikelm.lm.learn.session`: learning runs, their drift from the exact reference,
   checkpoints and learned model folders.
 """
+
+from spikelm.lm.learn.config import Plasticity, TargetSpikes, load as load_plasticity
+from spikelm.lm.learn.session import Learning
+
+__all__ = ["Learning", "Plasticity", "TargetSpikes", "load_plasticity"]
