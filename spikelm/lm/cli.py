@@ -34,6 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     from spikelm.lm import backends
     from spikelm.lm.codings import CODINGS, DEFAULT as DEFAULT_CODING
+    from spikelm.lm.learn import cli as learn_cli
 
     lm.set_defaults(func=run, lm_command=None)
     sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report,evaluate}")
@@ -60,12 +61,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="generate text token by token, every spike simulated")
     common(g)
-    g.add_argument("--prompt", required=True, help="prompt text")
+    g.add_argument("--prompt", default=None, help="prompt text (required unless --resume)")
     g.add_argument("--tokens", type=int, required=True, help="number of tokens to generate")
     g.add_argument("--out", default=None, help="write the spikes to this SONATA HDF5 file")
     g.add_argument("--compression", choices=("scaleoffset", "deflate", "none"), default="scaleoffset",
                    help="filter of the spike datasets: scaleoffset (default: lossless, 8x smaller, libsonata reads "
                         "it), deflate (33x smaller; libsonata's PyPI build cannot read it), none")
+    learn_cli.add_options(g, "generate")
 
     c = sub.add_parser("check", help="spiking network vs dense reference on sample prompts")
     common(c)
@@ -84,12 +86,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--codings", default=",".join(CODINGS),
                    help=f"spike codings to compare, comma-separated (default {','.join(CODINGS)})")
     r.add_argument("--json", default=None, help="also write the counts to this JSON file")
+    learn_cli.add_options(r, "report")
 
     from spikelm.scaleout.cli import add_evaluate_options  # the --docs corpus path runs on Dask
 
     e = sub.add_parser("evaluate", help="float/QANN/SNN perplexity of a text (--text) or a corpus (--docs, on Dask)")
     common(e)
     add_evaluate_options(e)
+    learn_cli.add_options(e, "evaluate")
     return lm
 
 
@@ -141,7 +145,11 @@ def run(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from spikelm.lm.learn import cli as learn_cli
     from spikelm.scaleout.cli import run_evaluate
+
+    if learn_cli.wanted(args):
+        return learn_cli.evaluate(args, _load)
 
     return run_evaluate(args)
 
@@ -150,6 +158,12 @@ def _generate(args) -> int:
     from spikelm.lm.report import table
     from spikelm.lm.runner import QuiescenceError
 
+    from spikelm.lm.learn import cli as learn_cli
+
+    if learn_cli.wanted(args):
+        return learn_cli.generate(args, _load)
+    if args.prompt is None:
+        raise ConfigError("--prompt: missing; give the prompt text")
     if args.tokens < 0:
         raise ConfigError(f"--tokens {args.tokens}; allowed: an integer >= 0")
     snn, tok, folder = _load(args)
@@ -266,12 +280,19 @@ def _report(args) -> int:
         raise ConfigError(f"--out {out}: allowed suffixes .png, .pdf, .svg")
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise ConfigError(f"--json {args.json}: directory {Path(args.json).parent} does not exist")
-    snn, tok, folder = _load(args)
-    if args.prompt:
-        ids = tok.encode(args.prompt)
-    else:
+
+    def ids_of(snn, tok, folder):
+        if args.prompt:
+            return tok.encode(args.prompt)
         L = min(args.length, snn.context)
-        ids = _heldout(tok, folder, L, snn.graph.vocab_size)[:L]
+        return _heldout(tok, folder, L, snn.graph.vocab_size)[:L]
+
+    if args.plasticity:
+        from spikelm.lm.learn import cli as learn_cli
+
+        return learn_cli.report(args, _load, ids_of)
+    snn, tok, folder = _load(args)
+    ids = ids_of(snn, tok, folder)
     energies = dict(e_ac_pj=args.e_ac, e_mac_pj=args.e_mac, e_shift_pj=args.e_shift)
     sims, summaries = {}, {}
     for coding in codings:

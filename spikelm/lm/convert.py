@@ -17,6 +17,9 @@ from spikelm.lm.quantize import check_tokens, float_forward
 from spikelm.lm.reference import Reference, run_reference
 from spikelm.lm.report import Counts, layer_names, macs_per_layer
 
+#: the file of a model folder holding what learning changed (spikelm.lm.learn.export)
+LEARNED_FILE = "learned.h5"
+
 
 def demo_model_path() -> Path:
     """The folder of the shipped demo model (config.json, model.safetensors, tokenizer.json)."""
@@ -58,6 +61,7 @@ class Simulation:
     events: tuple | None = None
     backend: str = "numba"
     shift_adds: dict | None = None
+    drift: object = None  # a learning run's per-token drift from the exact reference (spikelm.lm.learn.drift)
 
     def totals(self) -> Counts:
         return Counts.from_simulation(self)
@@ -75,9 +79,10 @@ class Generation:
 class SpikingLM:
     """A converted language model: the population graph and its executors."""
 
-    def __init__(self, graph: LMGraph, params: dict):
+    def __init__(self, graph: LMGraph, params: dict, source: str = ""):
         self.graph = graph
         self.params = params  # float64 weights, for the float model's logits
+        self.source = source  # the folder or file it was converted from, if any
 
     @property
     def config(self):
@@ -105,7 +110,7 @@ class SpikingLM:
         graph = LMGraph(config=g.config, pops=pops, projections=g.projections, edges=g.edges,
                         n_positions=g.n_positions, vocab_size=g.vocab_size, meta={**g.meta, "coding": coding},
                         prefix=g.prefix)
-        return SpikingLM(graph, self.params)
+        return SpikingLM(graph, self.params, self.source)
 
     @property
     def context(self) -> int:
@@ -131,30 +136,55 @@ class SpikingLM:
         return run_reference(self.graph, self._ids(token_ids))
 
     def runner(self, backend: str = "numba", record: bool = False):
-        """A fresh event-driven executor (see :mod:`spikelm.lm.backends`)."""
+        """A fresh event-driven executor (see :mod:`spikelm.lm.backends`); exact unless the graph
+        has spike units or EI-IF neurons (then with their state, no plasticity)."""
+        if not self.graph.plain:
+            return self.learning(None, backend).runner_for(record)
         return runner_class(backend)(self.graph, record=record)
 
+    def learning(self, plasticity=None, backend: str = "numba"):
+        """A learning run (:class:`spikelm.lm.learn.session.Learning`): ``plasticity`` (a
+        :class:`~spikelm.lm.learn.config.Plasticity`, a TOML file path or a dict) attached."""
+        from spikelm.lm.learn.session import Learning
+
+        return Learning(self, plasticity, backend)
+
     def simulate(self, token_ids, backend: str = "numba", max_steps: int | None = None,
-                 record: bool = False, on_token=None) -> Simulation:
+                 record: bool = False, on_token=None, plasticity=None) -> Simulation:
         """Event-driven simulation, token by token to quiescence (``max_steps`` per token).
 
         ``record=True`` keeps the spikes in ``.events``; a callable ``record(steps, pops,
         nodes, values)`` receives them in time order instead (e.g. a SONATA writer).
-        ``on_token(position, logits_row, counts)`` is called after each token.
+        ``on_token(position, logits_row, counts)`` is called after each token. With
+        ``plasticity`` (or a graph with spike units or EI-IF neurons) the run learns as it goes
+        and ``.drift`` reports its distance from the exact reference per token.
         """
         ids = self._ids(token_ids)
         if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
             raise ConfigError(f"max_steps={max_steps!r}; allowed: a positive integer or None")
+        if plasticity is not None or not self.graph.plain:
+            return self.learning(plasticity, backend).feed(ids, max_steps, on_token, record)
         runner = self.runner(backend, record)
         return self._drive(runner, ids, max_steps, on_token, backend)
 
     def generate(self, prompt_ids, n_tokens: int, backend: str = "numba", max_steps: int | None = None,
-                 record: bool = False, on_token=None) -> Generation:
+                 record: bool = False, on_token=None, plasticity=None) -> Generation:
         """Greedy decoding: the prompt, then ``n_tokens`` tokens, each run to quiescence.
 
         Settled positions never spike again: appending a token only causes the events of its
-        own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`.
+        own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`;
+        ``plasticity`` as there (``.simulation.drift``).
         """
+        ids = self._generation_ids(prompt_ids, n_tokens)
+        if plasticity is not None or not self.graph.plain:
+            return self.learning(plasticity, backend).generate(ids, n_tokens, max_steps, on_token, record)
+        runner = self.runner(backend, record)
+        return self._generate(ids, n_tokens, runner, lambda x: self._drive(runner, x, max_steps, on_token, backend),
+                              backend)
+
+    # ------------------------------------------------------------------ internals
+
+    def _generation_ids(self, prompt_ids, n_tokens) -> np.ndarray:
         ids = check_tokens(prompt_ids, self.graph.vocab_size, "prompt", self.context)
         if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 0:
             raise ConfigError(f"n_tokens={n_tokens!r}; allowed: an integer >= 0")
@@ -163,9 +193,12 @@ class SpikingLM:
             raise ConfigError(
                 f"prompt: {ids.size} tokens + {n_tokens} new tokens exceed the model's context of {ctx}"
             )
-        runner = self.runner(backend, record)
+        return ids
+
+    def _generate(self, ids, n_tokens, runner, feed, backend) -> Generation:
+        """Greedy decoding through ``feed(ids) -> Simulation`` on ``runner``."""
         tokens = list(ids)
-        sim = self._drive(runner, ids, max_steps, on_token, backend)
+        sim = feed(ids)
         logits = [sim.logits]
         per_token = list(sim.per_token)
         for i in range(n_tokens):
@@ -173,15 +206,12 @@ class SpikingLM:
             tokens.append(nxt)
             if i == n_tokens - 1:
                 break
-            more = self._drive(runner, np.array([nxt]), max_steps, on_token, backend)
+            more = feed(np.array([nxt]))
             logits.append(more.logits)
             per_token += more.per_token
-            sim = more
         sim = self._summary(runner, np.concatenate(logits), per_token, backend)
         tokens = np.array(tokens, dtype=np.int64)
         return Generation(tokens, tokens[ids.size :], sim)
-
-    # ------------------------------------------------------------------ internals
 
     def _drive(self, runner, ids, max_steps, on_token, backend) -> Simulation:
         rows, per_token = [], []
@@ -275,4 +305,8 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
         graph = build_llama.build(loaded.config, loaded.params, calibration, bits, coding,
                                   weight_bits=build_llama.DEFAULT_WEIGHT_BITS if weight_bits is None else weight_bits,
                                   clamp=build_llama.DEFAULT_CLAMP if clamp is None else clamp, sink=sink)
-    return SpikingLM(graph, loaded.params)
+    if loaded.source and (Path(loaded.source) / LEARNED_FILE).is_file():
+        from spikelm.lm.learn.export import apply
+
+        graph = apply(graph, Path(loaded.source) / LEARNED_FILE)
+    return SpikingLM(graph, loaded.params, loaded.source)

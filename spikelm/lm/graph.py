@@ -20,6 +20,13 @@ per neuron, ``shift`` k per population); an operator-fed neuron holds its code i
 reference code, whatever the spike coding. A readout population (``spiking=False``: the LM
 head) only accumulates; the logits are read from it.
 
+A population's ``neuron`` is ``signed_if`` (the exact quantizer neuron above; an optional
+integer spike ``unit`` per neuron makes it fire spikes worth ``unit`` codes, toward
+``unit round(V / unit)``) or ``eiif`` (BrainGPT's EI-IF neuron, eq. 1, with ``theta_base``,
+``alpha`` and ``r`` per neuron; exact at 1/2, 1, 1 with t counted from 0:
+:mod:`spikelm.lm.learn.neurons`). Both are shared by every position: a neuron here is one
+channel of a population, the same at every token, as its weights are.
+
 Populations are listed in a topological order (every input before its reader); the builders
 (:mod:`spikelm.lm.build_gpt2`) choose one, and any other topological order runs the same.
 """
@@ -37,6 +44,8 @@ ACCUMULATE = "accumulate"
 
 #: Product edge kinds: Q·K^T scores (read by a softmax population), A·V, elementwise a·b.
 EDGE_KINDS = ("scores", "mix", "mul")
+#: Neuron models of a spiking population (see the module docstring).
+NEURONS = ("signed_if", "eiif")
 
 
 @dataclass
@@ -49,7 +58,9 @@ class LMPopulation:
     inputs: populations whose settled codes it needs before it starts (indices);
     params: the operator's parameters for this population (the operator's own type);
     gain/offset/shift: M, B, k of an accumulating population; spiking: False for a readout;
-    coding: the spike coding of its neurons (:mod:`spikelm.lm.codings`).
+    coding: the spike coding of its neurons (:mod:`spikelm.lm.codings`); neuron: ``signed_if``
+    or ``eiif``; unit: int64 [size] spike units of a signed_if population (None: all 1, exact);
+    eiif: (theta_base, alpha, r), float64 [size] each, of an eiif population.
     """
 
     name: str
@@ -66,6 +77,14 @@ class LMPopulation:
     shift: int = 0
     spiking: bool = True
     coding: str = "unit"
+    neuron: str = "signed_if"
+    unit: np.ndarray | None = None
+    eiif: tuple | None = None
+
+    @property
+    def plain(self) -> bool:
+        """True for plain SignedIF neurons (unit 1): the executors' fast path."""
+        return self.neuron == "signed_if" and self.unit is None
 
 
 @dataclass
@@ -164,6 +183,34 @@ class LMGraph:
                 return e
         raise ConfigError(f"population {self.pops[p].name!r}: no scores edge feeds it")
 
+    @staticmethod
+    def _check_neuron(p: LMPopulation):
+        if p.neuron not in NEURONS:
+            raise ConfigError(f"graph: population {p.name!r}: neuron={p.neuron!r}; allowed: {', '.join(NEURONS)}")
+        if not p.plain and not p.spiking:
+            raise ConfigError(f"graph: population {p.name!r} does not spike: it takes no neuron parameters")
+        if p.unit is not None:
+            u = np.asarray(p.unit)
+            if p.neuron != "signed_if" or u.shape != (p.size,) or not np.issubdtype(u.dtype, np.integer) \
+                    or (u < 1).any():
+                raise ConfigError(f"graph: population {p.name!r}: unit must be {p.size} integers >= 1 "
+                                  "of a signed_if population")
+        if (p.neuron == "eiif") != (p.eiif is not None):
+            raise ConfigError(f"graph: population {p.name!r}: an eiif population needs (theta_base, alpha, r), "
+                              "and only it")
+        if p.eiif is not None:
+            th, al, r = (np.asarray(x, dtype=np.float64) for x in p.eiif)
+            if any(x.shape != (p.size,) for x in (th, al, r)) or not all(np.isfinite(x).all() for x in (th, al, r)):
+                raise ConfigError(f"graph: population {p.name!r}: theta_base, alpha, r must be {p.size} finite numbers")
+            if (th < 0).any() or (al < 0).any() or (r < 0).any() or (r > 1).any():
+                raise ConfigError(f"graph: population {p.name!r}: EI-IF needs theta_base >= 0, alpha >= 0, "
+                                  "r in [0, 1]")
+
+    @property
+    def plain(self) -> bool:
+        """True when every population has plain SignedIF neurons (no spike units, no EI-IF)."""
+        return all(p.plain for p in self.pops)
+
     def validate(self):
         """Check the graph's invariants; a builder's mistake is a ConfigError naming the part."""
         if len(self.index) != len(self.pops):
@@ -176,6 +223,7 @@ class LMGraph:
                                       "come before it (populations must be in a topological order)")
             if p.coding not in CODINGS:
                 raise ConfigError(f"graph: population {p.name!r}: coding={p.coding!r}; allowed: {', '.join(CODINGS)}")
+            self._check_neuron(p)
         if sum(p.op == "embed" for p in self.pops) != 1 or sum(not p.spiking for p in self.pops) != 1:
             raise ConfigError("graph: needs exactly one embed population and one readout population")
         for pr in self.projections:

@@ -6,8 +6,10 @@ SynOps and logits agree bit for bit.
 
 This file is the loop's source. It is not run from here: :mod:`spikelm.lm.compile` writes a
 module made of this text followed by a dispatcher over the operators a graph uses (rebinding
-``op_start`` and the compile flag ``TIMED`` below), imports it, and Numba caches it on disk.
-So an operator is added without an edit here, and each operator set has its own cache.
+``op_start`` and the compile flags ``TIMED`` and ``LEARN`` below), imports it, and Numba caches
+it on disk. So an operator is added without an edit here, and each operator set has its own
+cache. Numba prunes a branch on a False flag before compiling, so the loop without ``LEARN``
+holds no learning code at all.
 
 Arguments come in bundles (packed by :class:`spikelm.lm.numba_runner.NumbaRunner`):
 
@@ -16,7 +18,9 @@ Arguments come in bundles (packed by :class:`spikelm.lm.numba_runner.NumbaRunner
   schedule flags, active lists, this step's spikes;
 - ``counters``: spikes, operator evaluations, SynOps, shift-adds, phase timing;
 - ``rec``: the spike event buffer;
-- ``op_params``: each operator kind's packed parameters, in kind order.
+- ``op_params``: each operator kind's packed parameters, in kind order;
+- ``lrn``: ``(neur, plast)``, spike units, EI-IF neurons and plasticity
+  (:mod:`spikelm.lm.learn.kernels`; used only under ``LEARN``).
 """
 
 from __future__ import annotations
@@ -26,10 +30,14 @@ from numba import njit
 
 from spikelm.lm.codings import UNIT, spike_value_nb
 from spikelm.lm.edges import MIX, MUL, SCORES, mix_a, mix_b, mul_a, mul_b, scores_a, scores_b
+from spikelm.lm.learn.kernels import (EIIF, PLAIN, fire_learn, learn_step, pending_learn, record_event,
+                                      start_learn)
 from spikelm.lm.neuron import remainder_nb
 
 #: compile flag: time the row additions into ``counters[-1]`` (benchmarks only)
 TIMED = False
+#: compile flag: spike units, EI-IF neurons and the learn phase (plasticity)
+LEARN = False
 
 
 def op_start(kind, n, p, arg, struct, counts, acc, S, op_params, scratch):  # pragma: no cover
@@ -54,7 +62,7 @@ def _activate(p, n, off, shift, gain, offset, qmin, qmax, counts, acc, alist, al
     alen[p] = m
 
 
-def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params):
+def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params, lrn):
     """Run position n to quiescence. Returns 0 (quiescent), 1 (max_steps hit), 2 (event buffer full).
 
     Resumable: all state lives in the arrays; ``state[-1][0]`` counts the token's steps.
@@ -65,6 +73,8 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params)
     counts, acc, S, kcache, started, done, alist, alen, stepval, sp, pstart, pend, scratch, st = state
     spikes_pos, spikes_neg, op_evals, synops, synops_products, shift_adds, timing = counters
     record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n = rec
+    neur, plast = lrn
+    lkind = neur[0]
     ostruct = (off, in_ptr, in_idx, qmin, qmax)
     P = off.shape[0] - 1
     Rs = counts.shape[1]
@@ -81,7 +91,10 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params)
             acc[off[stim] + c] = emb[c]
         started[stim] = 1
         op_evals[stim] += emb.shape[0]
-        _activate(stim, n, off, shift, gain, offset, qmin, qmax, counts, acc, alist, alen)
+        if LEARN and lkind[stim] != PLAIN:
+            start_learn(stim, n, 0, struct, state, neur)
+        else:
+            _activate(stim, n, off, shift, gain, offset, qmin, qmax, counts, acc, alist, alen)
         st[0] = 0
     steps = st[0]
     crow = counts[n]  # this position's spike counts
@@ -110,6 +123,10 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params)
             pend[p] = nsp
             if started[p] == 0 or done[p] == 1 or spiking[p] == 0:
                 continue
+            if LEARN and lkind[p] != PLAIN:
+                nsp = fire_learn(p, n, nsp, steps, struct, state, counters, rec, neur)
+                pend[p] = nsp
+                continue
             b = off[p]
             k = shift[p]
             lo_q = qmin[p]
@@ -136,12 +153,7 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params)
                 if s > 0:
                     n_pos += 1
                 if record:
-                    e = ev_n[0]
-                    ev_step[e] = clock + steps
-                    ev_pop[e] = p
-                    ev_node[e] = n * (off[p + 1] - b) + i
-                    ev_val[e] = s
-                    ev_n[0] = e + 1
+                    record_event(rec, steps, p, n * (off[p + 1] - b) + i, s)
                 if rem != s:  # fires again next step
                     alist[b + m] = i
                     m += 1
@@ -149,6 +161,8 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params)
             pend[p] = nsp
             spikes_pos[p] += n_pos
             spikes_neg[p] += nsp - start_nsp - n_pos
+        if LEARN:
+            learn_step(n, steps, clock, first, last, nsp, struct, state, neur, plast)
         # propagate, population by population
         for p in range(first, last + 1):
             lo = pstart[p]
@@ -157,7 +171,7 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params)
                 continue
             b = off[p]
             n_shifted = 0
-            if coding[p] != UNIT:
+            if coding[p] != UNIT or (LEARN and lkind[p] != PLAIN):  # spike units: multiples of the unit
                 for t in range(lo, hi):
                     v = stepval[sp[t]]
                     if v != 1 and v != -1:
@@ -213,6 +227,8 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params)
         # schedule
         finished = False
         for p in range(first, last + 1):
+            if LEARN and started[p] == 1 and done[p] == 0 and lkind[p] == EIIF:
+                pending_learn(p, n, steps, struct, state, neur)  # EI-IF: after this step's learning
             if started[p] == 1 and done[p] == 0 and (spiking[p] == 0 or alen[p] == 0):
                 done[p] = 1
                 finished = True
@@ -236,6 +252,8 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params)
                 op_evals[p] += op_start(op_kind[p], n, p, op_arg[p], ostruct, counts, acc, S, op_params, scratch)
             if spiking[p] == 0:
                 done[p] = 1
+            elif LEARN and lkind[p] != PLAIN:
+                start_learn(p, n, steps + 1, struct, state, neur)
             else:
                 _activate(p, n, off, shift, gain, offset, qmin, qmax, counts, acc, alist, alen)
         steps += 1

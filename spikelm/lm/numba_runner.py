@@ -12,21 +12,32 @@ from spikelm.lm.graph import ACCUMULATE, LMGraph
 from spikelm.lm.runner import QuiescenceError, Runner
 
 
+def no_learning():
+    """The (unused) learning bundle of a loop compiled without LEARN: types only."""
+    from spikelm.lm.learn.state import empty_bundle
+
+    return empty_bundle()
+
+
 def _i64(x):
     return np.ascontiguousarray(x, dtype=np.int64)
 
 
-def acc_dtype(graph: LMGraph):
+def acc_dtype(graph: LMGraph, learned: dict | None = None):
     """int32 accumulators where every partial sum fits (the fast path), else int64.
 
     A neuron's spikes spell its code with partial sums below twice the code range in every
     coding, so an accumulator stays below sum over inputs of 2 max|code| max|w| (rows), or
-    2 max|a| max|b| (keys) for products; sum_j |W[j, c]| is taken per column."""
+    2 max|a| max|b| (keys) for products; sum_j |W[j, c]| is taken per column. ``learned``
+    maps projections whose weights may change (plasticity) to their largest |weight|."""
     top = 0.0
+    learned = learned or {}
     mag = [float(max(abs(p.qmin), abs(p.qmax))) for p in graph.pops]
     bound = np.zeros(len(graph.pops))
-    for pr in graph.projections:  # the largest column's L1 norm
+    for k, pr in enumerate(graph.projections):  # the largest column's L1 norm
         col = np.abs(pr.weights.astype(np.int64)).sum(0).max(initial=0) if pr.weights.size else 0
+        if k in learned:
+            col = pr.weights.shape[0] * learned[k]
         bound[pr.post] += 2 * mag[pr.pre] * float(col)
     for ed in graph.edges:
         keys = graph.n_positions if ed.kind == "mix" else 1
@@ -36,18 +47,30 @@ def acc_dtype(graph: LMGraph):
     return np.int32 if top < 2.0**31 else np.int64
 
 
+def flat_weights(graph: LMGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Every projection's integer rows in one flat array (graph order; int8, or int16 where any
+    weight is wider) and each projection's offset in it."""
+    wide = any(pr.weights.dtype.itemsize > 1 for pr in graph.projections)  # 9-16-bit weights
+    W = np.concatenate([pr.weights.reshape(-1) for pr in graph.projections]).astype(np.int16 if wide else np.int8)
+    sizes = [pr.weights.size for pr in graph.projections]
+    return W, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
 class NumbaRunner(Runner):
     """Packs the graph into typed arrays once; :meth:`_run` calls the compiled loop per token."""
 
     EVENT_CHUNK = 1 << 20
 
-    def __init__(self, graph: LMGraph, record=False, timed: bool = False):
-        super().__init__(graph, record)
+    def __init__(self, graph: LMGraph, record=False, timed: bool = False, learn=None):
+        super().__init__(graph, record, learn)
         g, lay = graph, self.layout
         P = len(g.pops)
         R = int(lay.offsets[-1])
         self.kinds = kinds(p.op for p in g.pops if p.op != ACCUMULATE)
-        self.run_token = token_loop(self.kinds, timed)
+        # the LEARN variant carries spike units, EI-IF neurons and the learn phase; without
+        # them the loop is generated with none of that code
+        self.run_token = token_loop(self.kinds, timed, learn is not None)
+        self.lrn = learn.bundle() if learn is not None else no_learning()
         by_kind = {name: [p for p, pop in enumerate(g.pops) if pop.op == name] for name in self.kinds}
         op_kind = np.full(P, -1, np.int64)
         op_arg = np.zeros(P, np.int64)
@@ -63,9 +86,7 @@ class NumbaRunner(Runner):
                 offset[lay.seg(i)] = p.offset
         order = sorted(range(len(g.projections)), key=lambda k: g.projections[k].pre)
         out_ptr = np.searchsorted([g.projections[k].pre for k in order], np.arange(P + 1))
-        wide = any(pr.weights.dtype.itemsize > 1 for pr in g.projections)  # 9-16-bit weights
-        W = np.concatenate([pr.weights.reshape(-1) for pr in g.projections]).astype(np.int16 if wide else np.int8)
-        sizes = [pr.weights.size for pr in g.projections]
+        W, woff = (learn.W, learn.woff) if learn is not None else flat_weights(g)
         scores = [e for e, ed in enumerate(g.edges) if ed.kind == "scores"]
         slot = np.full(max(len(g.edges), 1), -1, np.int64)
         for s, e in enumerate(scores):
@@ -88,7 +109,7 @@ class NumbaRunner(Runner):
             _i64([p.spiking for p in g.pops]), _i64([coding_id(p.coding) for p in g.pops]),
             np.int64(g.stimulus),
             _i64(out_ptr), _i64(order), _i64([pr.post for pr in g.projections]),
-            _i64(np.concatenate([[0], np.cumsum(sizes)[:-1]])), _i64([pr.weights.shape[1] for pr in g.projections]),
+            woff, _i64([pr.weights.shape[1] for pr in g.projections]),
             W, fac_edge, fac_side,
             _i64([KIND_IDS[ed.kind] for ed in E] or [0]), _i64([ed.a for ed in E] or [0]),
             _i64([ed.b for ed in E] or [0]), _i64([ed.out for ed in E] or [0]),
@@ -98,12 +119,11 @@ class NumbaRunner(Runner):
         n_heads = max([E[e].heads for e in scores] or [1])
         k_size = max([g.pops[E[e].b].size for e in scores] or [1])
         ctx = g.n_positions
-        self.acc = np.zeros(R, acc_dtype(g))
+        self.acc = np.zeros(R, acc_dtype(g, learn.bounds if learn is not None else None))
         self.S = np.zeros((max(len(scores), 1), n_heads, ctx), np.int64)
         self.kcache = np.zeros((max(len(scores), 1), k_size, ctx), np.int32)
-        for s, e in enumerate(scores):  # K codes of the constant prefix, channel-major
-            seg = lay.seg(E[e].b)
-            self.kcache[s, : seg.stop - seg.start, : g.n_prefix] = self.counts[: g.n_prefix, seg].T
+        self._scores = scores
+        self._fill_kcache(g.n_prefix)  # K codes of the constant prefix
         n_sp = lay.n_spiking
         self.st = np.zeros(1, np.int64)
         self.state = (self.counts, self.acc, self.S, self.kcache, np.zeros(P, np.uint8), np.zeros(P, np.uint8),
@@ -119,6 +139,17 @@ class NumbaRunner(Runner):
                    np.zeros(n_ev, np.int32))
         self.ev_n = np.zeros(1, np.int64)
 
+    def _fill_kcache(self, upto: int):
+        """The K cache (channel-major) of positions before ``upto`` from their spike counts."""
+        g = self.graph
+        for s, e in enumerate(self._scores):
+            seg = self.layout.seg(g.edges[e].b)
+            self.kcache[s, : seg.stop - seg.start, :upto] = self.counts[:upto, seg].T
+
+    def restore(self, counts, head_acc, n, clock, counters, source="checkpoint"):
+        super().restore(counts, head_acc, n, clock, counters, source)
+        self._fill_kcache(n)
+
     def _flush(self):
         k = int(self.ev_n[0])
         if self.events is not None and k:
@@ -131,7 +162,7 @@ class NumbaRunner(Runner):
         while True:
             rec = (self.events is not None, np.int64(self.clock), *self.ev, self.ev_n)
             status = self.run_token(fresh, n, emb, max_steps, self.struct, self.state, self.counter_arrays, rec,
-                                    self.op_params)
+                                    self.op_params, self.lrn)
             fresh = False
             self._flush()
             if status == 2:

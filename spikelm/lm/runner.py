@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikelm.errors import SpikelmError
+from spikelm.errors import CheckpointMismatchError, SpikelmError
 from spikelm.lm import ops
 from spikelm.lm.codings import coding_id
 from spikelm.lm.graph import ACCUMULATE, LMGraph
+from spikelm.lm.learn import reference as learn_ref
 from spikelm.lm.neuron import signed_if_step
 from spikelm.lm.reference import logits as read_logits
 
@@ -106,10 +107,15 @@ class SpikeEvents:
 
 
 class Runner:
-    """State shared by every backend: spike counts of every position, counters, clock."""
+    """State shared by every backend: spike counts of every position, counters, clock.
 
-    def __init__(self, graph: LMGraph, record=False):
+    ``learn``: a :class:`~spikelm.lm.learn.state.LearnState` (spike units, EI-IF neurons,
+    plasticity; its ``graph`` is this runner's), or None for the exact executor.
+    """
+
+    def __init__(self, graph: LMGraph, record=False, learn=None):
         self.graph = graph
+        self.learn = learn
         self.layout = Layout.of(graph)
         # every position's spike counts: the largest state of a run. int16 where every count fits,
         # overshoot included (a signed-digit count may pass its code on the way: 7 = 8 - 1)
@@ -120,7 +126,7 @@ class Runner:
         self.events = None
         if record:
             self.events = SpikeEvents(sink=record if callable(record) else None)
-        self.clock = 0  # steps since the start of the run
+        self.clock = 0 if learn is None else learn.clock  # steps since the start of the run (of learning)
         self.n = graph.n_prefix  # next position: text starts after the constant prefix
         if graph.prefix is not None:
             for name, c in graph.prefix.codes.items():
@@ -140,20 +146,40 @@ class Runner:
         n = self.n
         if n >= self.graph.n_positions:
             raise SpikelmError(f"position {n} is past the model's context of {self.graph.n_positions}")
+        if self.learn is not None:
+            self.learn.begin_token()
         steps = self._run(n, int(token), max_steps if max_steps is not None else np.iinfo(np.int64).max)
         self.n += 1
         self.clock += steps
+        if self.learn is not None:
+            self.learn.end_token(self.clock)
         return steps
 
     def _run(self, n: int, token: int, max_steps: int) -> int:
         raise NotImplementedError
 
+    def restore(self, counts, head_acc, n: int, clock: int, counters: dict, source: str = "checkpoint"):
+        """Continue from saved state: positions before ``n`` settled with these spike counts and
+        readout accumulators, the clock and the counters as they were (checkpoints)."""
+        if np.shape(counts) != (n, self.counts.shape[1]) or np.shape(head_acc) != (n, self.head_acc.shape[1]):
+            raise CheckpointMismatchError(f"{source}: spike counts {np.shape(counts)} or readout {np.shape(head_acc)} "
+                                          f"do not fit {n} positions of this model")
+        for name, arr in counters.items():
+            mine = getattr(self.counters, name)
+            if np.shape(arr) != mine.shape:
+                raise CheckpointMismatchError(f"{source}: counter {name!r} has shape {np.shape(arr)}, expected {mine.shape}")
+            mine[...] = arr
+        self.counts[:n] = counts
+        self.head_acc[:n] = head_acc
+        self.n, self.clock = int(n), int(clock)
+
 
 class NumpyRunner(Runner):
     """The reference event-driven executor (NumPy, one population at a time)."""
 
-    def __init__(self, graph: LMGraph, record=False):
-        super().__init__(graph, record)
+    def __init__(self, graph: LMGraph, record=False, learn=None):
+        super().__init__(graph, record, learn)
+        self.W = [pr.weights if learn is None else learn.weights(k) for k, pr in enumerate(graph.projections)]
         self.out = {}
         for k, pr in enumerate(graph.projections):
             self.out.setdefault(pr.pre, []).append(k)
@@ -174,6 +200,8 @@ class NumpyRunner(Runner):
         acc[lay.seg(stim)] = self.emb_codes(token, n)
         started[stim] = True
         C.op_evals[stim] += g.pops[stim].size
+        if self._learns(stim):
+            learn_ref.start(self.learn, stim, g.pops[stim], n, counts, acc, 0)
         steps = 0
         while not done.all():
             if steps >= max_steps:
@@ -184,7 +212,7 @@ class NumpyRunner(Runner):
                 if not started[p] or done[p] or not pop.spiking:
                     continue
                 seg = lay.seg(p)
-                s, new = self._fire(pop, acc[seg], counts[n, seg])
+                s, new = self._update(p, pop, n, acc, steps)
                 idx = np.flatnonzero(s)
                 if idx.size:
                     counts[n, seg] = new
@@ -194,12 +222,14 @@ class NumpyRunner(Runner):
                     if self.events is not None:
                         self.events.add(np.full(idx.size, self.clock + steps), np.full(idx.size, p),
                                         n * pop.size + idx, s[idx])
+            if self.learn is not None:
+                learn_ref.learn_step(self.learn, self.clock + steps, spk)
             # propagate
             for p, (idx, val) in spk.items():
                 shifted = np.abs(val) != 1
                 for k in self.out.get(p, ()):
                     pr = g.projections[k]
-                    acc[lay.seg(pr.post)] += val @ pr.weights[idx].astype(np.int64)
+                    acc[lay.seg(pr.post)] += val @ self.W[k][idx].astype(np.int64)
                     C.synops[k] += idx.size * pr.weights.shape[1]
                     C.shift_adds[p] += int(shifted.sum()) * pr.weights.shape[1]
                 if p in self.factor_of:
@@ -210,8 +240,7 @@ class NumpyRunner(Runner):
             # schedule: quiescent populations are done, ready ones start
             for p, pop in enumerate(g.pops):
                 if started[p] and not done[p]:
-                    seg = lay.seg(p)
-                    if not pop.spiking or not self._fire(pop, acc[seg], counts[n, seg])[0].any():
+                    if not pop.spiking or not self._pending(p, pop, n, acc, steps):
                         done[p] = True
             for p, pop in enumerate(g.pops):
                 if not started[p] and all(done[i] for i in pop.inputs):
@@ -220,9 +249,27 @@ class NumpyRunner(Runner):
                         self._start(p, pop, acc, S, n)
                     if not pop.spiking:
                         done[p] = True
+                    elif self._learns(p):
+                        learn_ref.start(self.learn, p, pop, n, counts, acc, steps + 1)
             steps += 1
         self.head_acc[n] = acc[lay.seg(g.readout)]
         return steps
+
+    def _learns(self, p) -> bool:
+        """Population p has spike units or EI-IF neurons (the learning reference fires it)."""
+        return self.learn is not None and self.learn.a["lkind"][p] != learn_ref.K.PLAIN
+
+    def _update(self, p, pop, n, acc, steps):
+        if self._learns(p):
+            return learn_ref.fire(self.learn, p, pop, n, self.counts, acc, steps)
+        seg = self.layout.seg(p)
+        return self._fire(pop, acc[seg], self.counts[n, seg])
+
+    def _pending(self, p, pop, n, acc, steps) -> bool:
+        if self._learns(p):
+            return learn_ref.pending(self.learn, p, pop, n, self.counts, acc, steps)
+        seg = self.layout.seg(p)
+        return bool(self._fire(pop, acc[seg], self.counts[n, seg])[0].any())
 
     @staticmethod
     def _fire(pop, acc, count):

@@ -11,7 +11,7 @@ from .rules import POPULATION_RULES, PROJECTION_RULES, check_applies, rule_field
 __all__ = ["from_config", "to_config"]
 
 
-def from_config(table, where, target, model_name):
+def from_config(table, where, target, model_name, kinds=None):
     """Return the rule described by ``table``.
 
     Parameters
@@ -23,6 +23,9 @@ def from_config(table, where, target, model_name):
     target : "projection" | "population"
     model_name : str
         The neuron model of the population (or of the projection's post population).
+    kinds : dict, optional
+        rule name -> rule class, for another executor's rule set (the converted-LM one); the
+        caller then checks which neurons a rule may act on.
 
     Raises
     ------
@@ -31,14 +34,16 @@ def from_config(table, where, target, model_name):
     """
     if target not in ("projection", "population"):
         raise ConfigError(f"{where}: target must be 'projection' or 'population', got {target!r}")
-    kinds = PROJECTION_RULES if target == "projection" else POPULATION_RULES
+    engine = kinds is None
+    if engine:
+        kinds = PROJECTION_RULES if target == "projection" else POPULATION_RULES
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table with a 'rule' field, got {table!r}")
     name = table.get("rule")
     if name is None:
         raise ConfigError(f"{where}.rule: missing; allowed: {', '.join(kinds)}")
     if name not in kinds:
-        other = POPULATION_RULES if target == "projection" else PROJECTION_RULES
+        other = (POPULATION_RULES if target == "projection" else PROJECTION_RULES) if engine else {}
         hint = f" ('{name}' is a {'population' if target == 'projection' else 'projection'} rule)" \
             if name in other else ""
         raise ConfigError(f"{where}.rule: unknown {target} rule {name!r}{hint}; allowed: {', '.join(kinds)}")
@@ -65,7 +70,8 @@ def from_config(table, where, target, model_name):
             fld, _, tail = rest.partition("'")
             raise ConfigError(f"{where}.{fld}:{tail}") from None
         raise ConfigError(f"{where}: {msg}") from None
-    check_applies(rule, target, model_name, where)
+    if engine:
+        check_applies(rule, target, model_name, where)
     return rule
 
 

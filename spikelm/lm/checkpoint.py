@@ -1,0 +1,182 @@
+"""Checkpoints of learning runs on converted LMs: stop, resume, and go on identically.
+
+One HDF5 file, group ``/lm_checkpoint``: the model's fingerprint (a hash of everything the
+executors read: populations, codings, neurons, integer weights, scales, edges, prefix) and a
+summary of it, the plasticity file's content, the current sequence (its tokens, spike counts
+of every settled position, readout accumulators, counters, logits and per-token counts),
+and the learned state (:meth:`~spikelm.lm.learn.state.LearnState.state_dict`: neuron
+parameters, master weights and the plastic integer rows, traces, the last step's spikes,
+averages, the clock). Nothing is stochastic, so no generator state is needed.
+
+Reading validates everything: a checkpoint of another model (or coding, or precision) is a
+:class:`~spikelm.errors.CheckpointMismatchError` naming what differs; a file that is not a
+checkpoint, or lacks a dataset, a :class:`~spikelm.errors.FileFormatError` naming it. Writing
+goes to ``<path>.partial``, renamed when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from spikelm.errors import CheckpointMismatchError, ConfigError, FileFormatError
+
+FORMAT = "spikelm-lm-checkpoint"
+COUNTER_NAMES = ("spikes_pos", "spikes_neg", "op_evals", "synops", "synops_products", "shift_adds")
+
+
+def summary(graph, coding: bool = True) -> dict:
+    """What a person reads to tell two converted models apart (the fingerprint hashes more)."""
+    s = {"positions": graph.n_positions, "vocab": graph.vocab_size, "bits": str(graph.meta.get("precision")),
+         "populations": [[p.name, p.size] for p in graph.pops]}
+    if coding:
+        s["codings"] = sorted({p.coding for p in graph.pops})
+        s["neurons"] = [[p.name, p.neuron] for p in graph.pops if not p.plain]
+    return s
+
+
+def fingerprint(graph, coding: bool = True) -> str:
+    """sha256 of the integer model the executors run (``coding=False``: any coding and neurons)."""
+    h = hashlib.sha256(json.dumps(summary(graph, coding), sort_keys=True).encode())
+
+    def arr(x):
+        if x is not None:
+            a = np.ascontiguousarray(np.asarray(x))
+            h.update(str(a.dtype).encode() + str(a.shape).encode())
+            h.update(a.tobytes())
+
+    for p in graph.pops:
+        h.update(repr((p.name, p.op, p.size, p.qmin, p.qmax, p.shift, p.inputs, p.spiking)).encode())
+        for x in (p.gain, p.offset, np.asarray(p.scale, dtype=np.float64)):
+            arr(x)
+        if coding:
+            h.update(p.coding.encode())
+            arr(p.unit)
+            for x in p.eiif or ():
+                arr(x)
+    for pr in graph.projections:
+        h.update(repr((pr.pre, pr.post)).encode())
+        arr(pr.weights)
+    for ed in graph.edges:
+        h.update(repr((ed.kind, ed.a, ed.b, ed.out, ed.heads, ed.kv_heads, ed.head_dim)).encode())
+    if graph.prefix is not None:
+        arr(graph.prefix.ids)
+        for name in sorted(graph.prefix.codes):
+            arr(graph.prefix.codes[name])
+    return h.hexdigest()
+
+
+def difference(theirs: dict, mine: dict) -> str:
+    """The first field in which two :func:`summary` dicts differ, as words."""
+    for key in ("bits", "codings", "positions", "vocab", "neurons", "populations"):
+        if theirs.get(key) != mine.get(key):
+            return f"{key} {theirs.get(key)} there, {mine.get(key)} here"
+    return "the integer weights, scales or operators differ"
+
+
+def save(learning, path) -> str:
+    """Write a :class:`~spikelm.lm.learn.session.Learning` run's state to ``path`` (HDF5)."""
+    import h5py
+
+    import spikelm
+
+    path = str(path)
+    tmp = path + ".partial"
+    runner = learning.runner
+    g = learning.snn.graph
+    try:
+        with h5py.File(tmp, "w") as f:
+            c = f.create_group("lm_checkpoint")
+            c.attrs["format"] = FORMAT
+            c.attrs["version"] = spikelm.__version__
+            c.attrs["fingerprint"] = fingerprint(g)
+            c.attrs["summary"] = json.dumps(summary(g))
+            c.attrs["plasticity"] = json.dumps(learning.plasticity.to_dict() if learning.plasticity else None)
+            n = 0 if runner is None else runner.n
+            c.attrs["n"] = n
+            c.attrs["clock"] = 0 if runner is None else runner.clock
+            # datasets, not attributes: HDF5 attributes stop at 64 KiB and these grow with the tokens
+            c.create_dataset("per_token", data=json.dumps([vars(x) for x in learning.per_token]))
+            c.create_dataset("stats", data=json.dumps(learning.stats))
+            c.create_dataset("ids", data=np.array(learning.ids, np.int64))
+            if runner is not None:
+                c.create_dataset("counts", data=runner.counts[:n])
+                c.create_dataset("head_acc", data=runner.head_acc[:n])
+                for name in COUNTER_NAMES:
+                    c.create_dataset(f"counters/{name}", data=getattr(runner.counters, name))
+                c.create_dataset("logits", data=np.concatenate(learning.logits) if learning.logits
+                                 else np.zeros((0, g.vocab_size)))
+            for k, v in learning.state.state_dict().items():
+                c.create_dataset(f"learned/{k}", data=v)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _read(c, name, path):
+    if name not in c:
+        raise FileFormatError(f"{path}: lm_checkpoint/{name}: missing")
+    return c[name][...]
+
+
+def load(snn, path, backend: str = "numba", plasticity=None):
+    """A :class:`~spikelm.lm.learn.session.Learning` restored from ``path``, checked against ``snn``."""
+    import h5py
+
+    from spikelm.lm.learn.config import Plasticity
+    from spikelm.lm.learn.session import Learning, as_plasticity
+    from spikelm.lm.report import Counts
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such checkpoint file")
+    if not h5py.is_hdf5(path):
+        raise FileFormatError(f"{path}: not an HDF5 file; an LM checkpoint is written by Learning.save_checkpoint")
+    with h5py.File(path, "r") as f:
+        c = f.get("lm_checkpoint")
+        if c is None or c.attrs.get("format") != FORMAT:
+            raise FileFormatError(f"{path}: not a spikelm LM checkpoint (no /lm_checkpoint group with format={FORMAT!r})")
+        if c.attrs.get("fingerprint") != fingerprint(snn.graph):
+            try:
+                theirs = json.loads(c.attrs.get("summary", "{}"))
+            except ValueError:
+                theirs = {}
+            raise CheckpointMismatchError(f"{path}: checkpoint of another model: "
+                                          f"{difference(theirs, summary(snn.graph))}")
+        try:
+            stored = json.loads(c.attrs["plasticity"])
+            per_token = json.loads(_read(c, "per_token", path)[()])
+            stats = json.loads(_read(c, "stats", path)[()])
+            n, clock = int(c.attrs["n"]), int(c.attrs["clock"])
+        except (KeyError, ValueError, TypeError, UnicodeDecodeError) as e:
+            raise FileFormatError(f"{path}: lm_checkpoint attributes are damaged ({e})") from None
+        mine = as_plasticity(plasticity)
+        pl = None if stored is None else Plasticity.from_dict(stored, f"{path}: plasticity")
+        if mine is not None and (pl is None or mine.to_dict() != pl.to_dict()):
+            raise CheckpointMismatchError(f"{path}: the checkpoint was learned with other plasticity rules than "
+                                          f"{mine.source}; resume without --plasticity to use its own")
+        run = Learning(snn, pl, backend)
+        if "learned" not in c:
+            raise FileFormatError(f"{path}: lm_checkpoint/learned: missing")
+        run.state.load_state_dict({k: c["learned"][k][...] for k in c["learned"]}, path)
+        ids = [int(x) for x in _read(c, "ids", path)]
+        has_runner = "counts" in c
+        if n != (snn.graph.n_prefix + len(ids) if has_runner else 0) or n > snn.graph.n_positions \
+                or len(per_token) != len(ids):
+            raise FileFormatError(f"{path}: lm_checkpoint: position {n} does not match its {len(ids)} tokens")
+        if has_runner:
+            run.new_sequence()
+            counters = {name: _read(c, f"counters/{name}", path) for name in COUNTER_NAMES}
+            run.runner.restore(_read(c, "counts", path), _read(c, "head_acc", path), n, clock, counters, path)
+            run.ids = [int(x) for x in _read(c, "ids", path)]
+            logits = _read(c, "logits", path)
+            run.logits = [logits] if len(logits) else []
+            run.per_token = [Counts(**d) for d in per_token]
+            run.stats = stats
+    return run

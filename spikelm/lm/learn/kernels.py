@@ -1,0 +1,372 @@
+"""The learning parts of the compiled token loop (Numba), called under the loop's ``LEARN`` flag.
+
+Twins of :mod:`spikelm.lm.learn.reference` (the NumPy reference), operation for operation
+and in the same floating-point order, so that both backends agree bit for bit:
+
+- :func:`fire_learn`: the update phase of a population with spike units or EI-IF neurons;
+- :func:`start_learn`: what such a population does when it starts (its active list, EI-IF
+  membranes and inputs, the step its window opens);
+- :func:`pending_learn`: which EI-IF neurons may still fire (the schedule's quiescence);
+- :func:`learn_step`: the learn phase (after update, before propagate): STDP and BrainGPT
+  STDP on projections, BrainGPT homeostasis on EI-IF populations.
+
+Bundles (packed by :class:`spikelm.lm.learn.state.LearnState`): ``neur`` (per-neuron
+parameters and per-token scratch) and ``plast`` (rule tables, master weights, traces). The
+column constants below are the only copies (the NumPy side imports them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from spikelm.lm import codings as _codings
+from spikelm.lm.learn import neurons as _neurons
+from spikelm.lm.learn.neurons import (eiif_fire_nb, eiif_pending_nb, potential_nb, unit_remainder_nb,
+                                      unit_spike_nb)
+from spikelm.simulator._numba_cache import invalidate_if_changed
+
+# the kernels inline the neurons' and codings' Numba twins: rebuild their cache when those change
+invalidate_if_changed(__file__, [_neurons.__file__, _codings.__file__])
+
+#: neuron kinds of the ``lkind`` array: plain SignedIF (the loop's own path), units, EI-IF
+PLAIN, UNITS, EIIF = -1, 0, 1
+#: projection rule kinds
+KIND_STDP, KIND_BRAINGPT = 1, 2
+# projection rule table, int columns
+(R_KIND, R_PRE, R_POST, R_WOFF, R_MOFF, R_NPRE, R_NPOST, R_XPRE, R_XPOST, R_NEAR, R_MULT, R_NORM, R_ETAB,
+ R_ELEN, R_QW, R_ON) = range(16)
+RI = 16
+# projection rule table, float columns
+F_AP, F_AM, F_WMIN, F_WMAX, F_ETA = range(5)
+RF = 5
+# homeostasis table: int columns, float columns
+H_POP, H_ON = range(2)
+HI = 2
+(G_TARGET, G_ETA, G_DECAY, G_GAIN, G_THMIN, G_THMAX, G_ETA_A, G_VT, G_ETA_R, G_VREST, G_AMIN, G_AMAX, G_RMIN,
+ G_RMAX) = range(14)
+HF = 14
+
+
+@njit(cache=True)
+def decay_nb(etab, base, L, d):
+    """exp(-d / tau) for d >= 0 whole steps from the rule's table (length L), multiplied out beyond it."""
+    if d < L:
+        return etab[base + d]
+    r = 1.0
+    while d >= L:
+        r *= etab[base + L - 1]
+        d -= L - 1
+    return r * etab[base + d]
+
+
+@njit(cache=True, inline="always")
+def bump_trace(x, tl, i, t, etab, base, L, nearest):
+    """A spike at t: trace i decays from its last spike and adds 1 (all pairs) or is set to 1 (nearest)."""
+    if nearest:
+        x[i] = 1.0
+    else:
+        x[i] = (x[i] * decay_nb(etab, base, L, t - tl[i]) if tl[i] >= 0 else 0.0) + 1.0
+    tl[i] = t
+
+
+@njit(cache=True, inline="always")
+def record_event(rec, steps, p, node, s):
+    """Append one spike (global step, population, node, value) to the event buffer."""
+    record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n = rec
+    e = ev_n[0]
+    ev_step[e] = clock + steps
+    ev_pop[e] = p
+    ev_node[e] = node
+    ev_val[e] = s
+    ev_n[0] = e + 1
+
+
+@njit(cache=True, inline="always")
+def _set_weight(wm, W, mi, wi, new, qw):
+    """Store a master weight and re-derive its integer (round half up, clipped); 1 if it changed."""
+    wm[mi] = new
+    v = np.floor(new + 0.5)
+    if v > qw:
+        v = qw
+    elif v < -qw:
+        v = -qw
+    iv = np.int64(v)
+    if W[wi] != iv:
+        W[wi] = iv
+        return 1
+    return 0
+
+
+@njit(cache=True)
+def fire_learn(p, n, nsp, steps, struct, state, counters, rec, neur):
+    """Update phase of population p (spike units or EI-IF); returns the new spike list length."""
+    off, qmin, qmax, shift, gain, offset, coding, kslot = struct[0], struct[3], struct[4], struct[5], struct[6], \
+        struct[7], struct[11], struct[29]
+    counts, acc, kcache, alist, alen, stepval, sp = state[0], state[1], state[3], state[6], state[7], state[8], \
+        state[9]
+    lkind, unit, thb, alp, rr, vmem, xin, tstart, nspk, active = (neur[0], neur[1], neur[2], neur[3], neur[4],
+                                                                   neur[5], neur[6], neur[7], neur[8], neur[9])
+    b = off[p]
+    size = off[p + 1] - b
+    crow = counts[n]
+    lo_q = qmin[p]
+    hi_q = qmax[p]
+    ks = kslot[p]
+    start = nsp
+    n_pos = 0
+    active[p] = 1
+    eiif = lkind[p] == EIIF
+    t = steps - tstart[p]
+    m = 0
+    todo = size if eiif else alen[p]
+    for tt in range(todo):
+        i = tt if eiif else alist[b + tt]
+        g = b + i
+        c = np.int64(crow[g])
+        if eiif:
+            s, v = eiif_fire_nb(vmem[g], xin[g], t, thb[g], alp[g], rr[g], c, lo_q, hi_q)
+            vmem[g] = v
+        else:
+            rem = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], lo_q, hi_q, unit[g])
+            s = unit_spike_nb(coding[p], rem, unit[g])
+            if s != 0 and rem != s:  # fires again next step
+                alist[b + m] = i
+                m += 1
+        if s == 0:
+            continue
+        crow[g] = c + s
+        stepval[g] = s
+        sp[nsp] = g
+        nsp += 1
+        nspk[g] += 1
+        if ks >= 0:
+            kcache[ks, i, n] += s
+        if s > 0:
+            n_pos += 1
+        if rec[0]:
+            record_event(rec, steps, p, n * size + i, s)
+    if not eiif:
+        alen[p] = m
+    counters[0][p] += n_pos
+    counters[1][p] += nsp - start - n_pos
+    return nsp
+
+
+@njit(cache=True)
+def start_learn(p, n, first_step, struct, state, neur):
+    """Population p starts: its window opens at ``first_step``; list the neurons that may fire."""
+    off, qmin, qmax, shift, gain, offset = struct[0], struct[3], struct[4], struct[5], struct[6], struct[7]
+    counts, acc, alist, alen = state[0], state[1], state[6], state[7]
+    lkind, unit, thb, alp, rr, vmem, xin, tstart = neur[0], neur[1], neur[2], neur[3], neur[4], neur[5], neur[6], \
+        neur[7]
+    b = off[p]
+    tstart[p] = first_step
+    m = 0
+    for i in range(off[p + 1] - b):
+        g = b + i
+        c = np.int64(counts[n, g])
+        if lkind[p] == EIIF:
+            vmem[g] = 0.0
+            xin[g] = potential_nb(acc[g], gain[g], offset[g], shift[p])
+            ok = eiif_pending_nb(0.0, xin[g], 0, thb[g], alp[g], rr[g], c, qmin[p], qmax[p])
+        else:
+            ok = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], qmin[p], qmax[p], unit[g]) != 0
+        if ok:
+            alist[b + m] = i
+            m += 1
+    alen[p] = m
+
+
+@njit(cache=True)
+def pending_learn(p, n, steps, struct, state, neur):
+    """After step ``steps``: how many EI-IF neurons of p may still fire (into ``alen[p]``)."""
+    off, qmin, qmax = struct[0], struct[3], struct[4]
+    counts, alen = state[0], state[7]
+    thb, alp, rr, vmem, xin, tstart = neur[2], neur[3], neur[4], neur[5], neur[6], neur[7]
+    b = off[p]
+    t_next = steps - tstart[p] + 1
+    m = 0
+    for g in range(b, off[p + 1]):
+        if eiif_pending_nb(vmem[g], xin[g], t_next, thb[g], alp[g], rr[g], np.int64(counts[n, g]), qmin[p], qmax[p]):
+            m += 1
+    alen[p] = m
+
+
+@njit(cache=True)
+def learn_step(n, steps, clock, first, last, nsp, struct, state, neur, plast):
+    """The learn phase of one step (see the module docstring and docs/lm.md)."""
+    off, W = struct[0], struct[18]
+    stepval, sp, pstart, pend = state[8], state[9], state[10], state[11]
+    vmem, active, psp, ppst, ppen = neur[5], neur[9], neur[10], neur[11], neur[12]
+    thb, alp, rr = neur[2], neur[3], neur[4]
+    pr_i, pr_f, wm, xpre, tpre, xpost, tpost, crow, mark, etab, hr_i, hr_f, sbar, vbar, lcnt = plast
+    t = clock + steps
+    P = off.shape[0] - 1
+    for r in range(pr_i.shape[0]):
+        if pr_i[r, R_ON] == 0:
+            continue
+        post = pr_i[r, R_POST]
+        lo = pstart[post] if first <= post <= last else 0
+        hi = pend[post] if first <= post <= last else 0
+        pre = pr_i[r, R_PRE]
+        if pr_i[r, R_KIND] == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first
+            _arrivals(r, t, psp, ppst[pre], ppen[pre], off[pre], pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, mark,
+                      etab, lcnt)
+            _posts(r, t, sp, lo, hi, off[post], pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, mark, etab, lcnt)
+        else:  # BrainGPT eq. 15: dt_pair = 0 depresses: post spikes first
+            _posts(r, t, sp, lo, hi, off[post], pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, mark, etab, lcnt)
+            _arrivals(r, t, psp, ppst[pre], ppen[pre], off[pre], pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, mark,
+                      etab, lcnt)
+            _normalize(r, pr_i, wm, W, crow, mark, lcnt)
+    for h in range(hr_i.shape[0]):
+        p = hr_i[h, H_POP]
+        if hr_i[h, H_ON] == 0 or active[p] == 0:
+            continue
+        f = hr_f[h]
+        for g in range(off[p], off[p + 1]):
+            sb = sbar[g] * f[G_DECAY]
+            if stepval[g] != 0:
+                sb += f[G_GAIN]
+            sbar[g] = sb
+            vb = vbar[g] * f[G_DECAY] + f[G_GAIN] * vmem[g]
+            vbar[g] = vb
+            thb[g] = min(max(thb[g] + f[G_ETA] * (sb - f[G_TARGET]), f[G_THMIN]), f[G_THMAX])
+            alp[g] = min(max(alp[g] + f[G_ETA_A] * (vb - f[G_VT]), f[G_AMIN]), f[G_AMAX])
+            rr[g] = min(max(rr[g] + f[G_ETA_R] * (vb - f[G_VREST]), f[G_RMIN]), f[G_RMAX])
+    # this step's spikes arrive next step
+    for q in range(nsp):
+        psp[q] = sp[q]
+    for p in range(P):
+        ppst[p] = 0
+        ppen[p] = 0
+    for p in range(first, last + 1):
+        if pend[p] > pstart[p]:
+            ppst[p] = pstart[p]
+            ppen[p] = pend[p]
+        active[p] = 0
+
+
+@njit(cache=True)
+def _arrivals(r, t, psp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, mark, etab, lcnt):
+    """Pre spikes of the last step arrive now: depression from the post traces, then the pre traces."""
+    if hi == lo:
+        return
+    npost = pr_i[r, R_NPOST]
+    xo, yo, mo, wo = pr_i[r, R_XPRE], pr_i[r, R_XPOST], pr_i[r, R_MOFF], pr_i[r, R_WOFF]
+    nearest = pr_i[r, R_NEAR] == 1
+    L = pr_i[r, R_ELEN]
+    em = pr_i[r, R_ETAB] + L
+    ep = pr_i[r, R_ETAB]
+    qw = pr_i[r, R_QW]
+    am, wmin, wmax, eta = pr_f[r, F_AM], pr_f[r, F_WMIN], pr_f[r, F_WMAX], pr_f[r, F_ETA]
+    braingpt = pr_i[r, R_KIND] == KIND_BRAINGPT
+    mult = pr_i[r, R_MULT] == 1
+    # the post traces do not change during the arrivals: read each once
+    cols = np.empty(npost, np.int64)
+    xs = np.empty(npost)
+    m = 0
+    for i in range(npost):
+        if tpost[yo + i] >= 0:
+            x = decay_nb(etab, em, L, t - tpost[yo + i])
+            if not nearest:
+                x = xpost[yo + i] * x
+            cols[m] = i
+            xs[m] = x
+            m += 1
+            if braingpt:
+                mark[yo + i] = 1
+    flips = 0
+    for q in range(lo, hi):
+        j = psp[q] - base
+        row = j * npost
+        for c in range(m):
+            i = cols[c]
+            x = xs[c]
+            w = wm[mo + row + i]
+            if braingpt:
+                new = w + eta * (-am * x - w)
+            else:
+                dw = -am * x * (w - wmin) if mult else -am * x
+                new = min(max(w + dw, wmin), wmax)
+            flips += _set_weight(wm, W, mo + row + i, wo + row + i, new, qw)
+        bump_trace(xpre, tpre, xo + j, t, etab, ep, L, nearest)
+    lcnt[0] += m * (hi - lo)
+    lcnt[1] += flips
+
+
+@njit(cache=True)
+def _posts(r, t, sp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, mark, etab, lcnt):
+    """Post spikes now: potentiation from the pre traces, then the post traces."""
+    if hi == lo:
+        return
+    npre, npost = pr_i[r, R_NPRE], pr_i[r, R_NPOST]
+    xo, yo, mo, wo = pr_i[r, R_XPRE], pr_i[r, R_XPOST], pr_i[r, R_MOFF], pr_i[r, R_WOFF]
+    nearest = pr_i[r, R_NEAR] == 1
+    L = pr_i[r, R_ELEN]
+    ep = pr_i[r, R_ETAB]
+    em = ep + L
+    qw = pr_i[r, R_QW]
+    ap, wmin, wmax, eta = pr_f[r, F_AP], pr_f[r, F_WMIN], pr_f[r, F_WMAX], pr_f[r, F_ETA]
+    braingpt = pr_i[r, R_KIND] == KIND_BRAINGPT
+    mult = pr_i[r, R_MULT] == 1
+    flips = 0
+    n_pre = 0
+    for j in range(npre):  # row by row: the weights of one pre neuron lie together
+        if tpre[xo + j] < 0:
+            continue
+        n_pre += 1
+        x = decay_nb(etab, ep, L, t - tpre[xo + j])
+        if not nearest:
+            x = xpre[xo + j] * x
+        row = j * npost
+        for q in range(lo, hi):
+            e = row + sp[q] - base
+            w = wm[mo + e]
+            if braingpt:
+                new = w + eta * (ap * x - w)
+            else:
+                dw = ap * x * (wmax - w) if mult else ap * x
+                new = min(max(w + dw, wmin), wmax)
+            flips += _set_weight(wm, W, mo + e, wo + e, new, qw)
+    for q in range(lo, hi):
+        i = sp[q] - base
+        if braingpt and n_pre:
+            mark[yo + i] = 1
+        bump_trace(xpost, tpost, yo + i, t, etab, em, L, nearest)
+    lcnt[0] += n_pre * (hi - lo)
+    lcnt[1] += flips
+
+
+@njit(cache=True)
+def _normalize(r, pr_i, wm, W, crow, mark, lcnt):
+    """Eq. 16: shift every touched column (post neuron i's incoming weights) back to its sum C_i.
+    Sums run over j in order (as the reference's), row by row for the memory's sake."""
+    if pr_i[r, R_NORM] == 0:
+        return
+    npre, npost = pr_i[r, R_NPRE], pr_i[r, R_NPOST]
+    yo, mo, wo, qw = pr_i[r, R_XPOST], pr_i[r, R_MOFF], pr_i[r, R_WOFF], pr_i[r, R_QW]
+    cols = np.empty(npost, np.int64)
+    m = 0
+    for i in range(npost):
+        if mark[yo + i] != 0:
+            mark[yo + i] = 0
+            cols[m] = i
+            m += 1
+    if m == 0:
+        return
+    tot = np.zeros(m)
+    for j in range(npre):
+        row = mo + j * npost
+        for c in range(m):
+            tot[c] += wm[row + cols[c]]
+    for c in range(m):
+        tot[c] = (tot[c] - crow[yo + cols[c]]) / npre
+    flips = 0
+    for j in range(npre):
+        row = j * npost
+        for c in range(m):
+            e = row + cols[c]
+            flips += _set_weight(wm, W, mo + e, wo + e, wm[mo + e] - tot[c], qw)
+    lcnt[0] += npre * m
+    lcnt[1] += flips

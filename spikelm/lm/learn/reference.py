@@ -1,0 +1,222 @@
+"""The NumPy reference of learning in converted LMs (the compiled twins: :mod:`spikelm.lm.learn.kernels`).
+
+Called by :class:`spikelm.lm.runner.NumpyRunner` on a :class:`~spikelm.lm.learn.state.LearnState`:
+:func:`fire`, :func:`start` and :func:`pending` for populations with spike units or EI-IF
+neurons; :func:`learn_step` for the learn phase of every step (after update, before
+propagate). The same floating-point operations in the same order as the twins.
+
+**STDP in a converted LM.** Time is the global step (it runs on across tokens). A pre spike of
+step s *arrives* at s + 1, when the executors deliver it (docs/plasticity.md's convention);
+``dt_pair = t_post - t_arrival``. Populations fire one after another within a token (a
+population starts when its inputs are quiescent), so within a token every arrival precedes
+every post spike of the projection's target (potentiation); depression pairs an arrival
+with the target's spikes of earlier tokens. Every spike counts as one event whatever its
+value (a signed-digit spike of 16 is one spike; -1 counts like +1). Plain STDP: arrivals,
+then post spikes (dt_pair = 0 potentiates); BrainGPT: post spikes, then arrivals (eq. 15's
+dt <= 0 depresses), then eq. 16 on every touched row (the post neuron's incoming weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikelm.lm.learn import kernels as K
+from spikelm.lm.learn.neurons import eiif_pending, eiif_step, potential, unit_remainder, unit_step
+
+
+#: exp(-d / tau) from a rule's table: the compiled function's own Python (the same operations)
+decay = K.decay_nb.py_func
+#: a spike's trace update, likewise
+bump = K.bump_trace.py_func
+
+
+def decays(etab, base: int, L: int, d) -> np.ndarray:
+    d = np.asarray(d, dtype=np.int64)
+    out = np.empty(d.shape)
+    near = d < L
+    out[near] = etab[base + d[near]]
+    for k in np.flatnonzero(~near):
+        out[k] = decay(etab, base, L, int(d[k]))
+    return out
+
+
+def _params(pop):
+    if pop.op == "accumulate":
+        return pop.gain, pop.offset, pop.shift
+    return 1, 0, 0  # operator-fed: the accumulator holds the code
+
+
+def fire(state, p, pop, n, counts, acc, steps):
+    """Update phase of population p; returns (spike values, new counts) for its neurons."""
+    a, seg = state.a, state.layout.seg(p)
+    count = counts[n, seg]
+    a["active"][p] = 1
+    if a["lkind"][p] == K.EIIF:
+        s, v = eiif_step(a["vmem"][seg], a["xin"][seg], steps - a["tstart"][p], a["theta_base"][seg], a["alpha"][seg],
+                         a["r"][seg], count, pop.qmin, pop.qmax)
+        a["vmem"][seg] = v
+        new = (count + s).astype(count.dtype)
+    else:
+        from spikelm.lm.codings import coding_id
+
+        M, B, k = _params(pop)
+        s, new = unit_step(acc[seg], count, M, B, k, pop.qmin, pop.qmax, a["unit"][seg], coding_id(pop.coding))
+    a["nspk"][seg] += s != 0
+    return s, new
+
+
+def start(state, p, pop, n, counts, acc, first_step):
+    """Population p starts: its window opens at ``first_step`` (EI-IF membranes and inputs set)."""
+    a, seg = state.a, state.layout.seg(p)
+    a["tstart"][p] = first_step
+    if a["lkind"][p] == K.EIIF:
+        M, B, k = _params(pop)
+        a["vmem"][seg] = 0.0
+        a["xin"][seg] = potential(acc[seg], M, B, k)
+
+
+def pending(state, p, pop, n, counts, acc, steps) -> bool:
+    """Whether any neuron of p may still fire after step ``steps``."""
+    a, seg = state.a, state.layout.seg(p)
+    count = counts[n, seg]
+    if a["lkind"][p] == K.EIIF:
+        return bool(eiif_pending(a["vmem"][seg], a["xin"][seg], steps - a["tstart"][p] + 1, a["theta_base"][seg],
+                                 a["alpha"][seg], a["r"][seg], count, pop.qmin, pop.qmax).any())
+    M, B, k = _params(pop)
+    return bool(unit_remainder(acc[seg], count, M, B, k, pop.qmin, pop.qmax, a["unit"][seg]).any())
+
+
+def _set(a, W, mi, wi, new, qw) -> int:
+    a["wm"][mi] = new
+    v = np.clip(np.floor(new + 0.5), -qw, qw).astype(W.dtype)
+    changed = int((W[wi] != v).sum())
+    W[wi] = v
+    return changed
+
+
+def learn_step(state, t: int, spk: dict):
+    """The learn phase of the step at global time t; ``spk``: population -> (indices, values)."""
+    a, off = state.a, state.layout.offsets
+    for r in range(a["pr_i"].shape[0]):
+        ri = a["pr_i"][r]
+        if not ri[K.R_ON]:
+            continue
+        pre, post = int(ri[K.R_PRE]), int(ri[K.R_POST])
+        arrivals = a["psp"][a["ppst"][pre]: a["ppen"][pre]] - off[pre]
+        posts = spk[post][0] if post in spk else np.zeros(0, np.int64)
+        if ri[K.R_KIND] == K.KIND_STDP:
+            _arrivals(state, r, t, arrivals)
+            _posts(state, r, t, posts)
+        else:
+            _posts(state, r, t, posts)
+            _arrivals(state, r, t, arrivals)
+            _normalize(state, r)
+    for h in range(a["hr_i"].shape[0]):
+        p = int(a["hr_i"][h, K.H_POP])
+        if not a["hr_i"][h, K.H_ON] or not a["active"][p]:
+            continue
+        f = a["hr_f"][h]
+        seg = state.layout.seg(p)
+        sb = a["sbar"][seg] * f[K.G_DECAY]
+        if p in spk:
+            sb[spk[p][0]] += f[K.G_GAIN]
+        a["sbar"][seg] = sb
+        vb = a["vbar"][seg] * f[K.G_DECAY] + f[K.G_GAIN] * a["vmem"][seg]
+        a["vbar"][seg] = vb
+        a["theta_base"][seg] = np.minimum(np.maximum(a["theta_base"][seg] + f[K.G_ETA] * (sb - f[K.G_TARGET]),
+                                                     f[K.G_THMIN]), f[K.G_THMAX])
+        a["alpha"][seg] = np.minimum(np.maximum(a["alpha"][seg] + f[K.G_ETA_A] * (vb - f[K.G_VT]), f[K.G_AMIN]),
+                                     f[K.G_AMAX])
+        a["r"][seg] = np.minimum(np.maximum(a["r"][seg] + f[K.G_ETA_R] * (vb - f[K.G_VREST]), f[K.G_RMIN]),
+                                 f[K.G_RMAX])
+    # this step's spikes arrive next step (population order, as the compiled loop lists them)
+    a["ppst"][:] = 0
+    a["ppen"][:] = 0
+    m = 0
+    for p in sorted(spk):
+        idx = spk[p][0]
+        a["psp"][m: m + idx.size] = off[p] + idx
+        a["ppst"][p], a["ppen"][p] = m, m + idx.size
+        m += idx.size
+    a["active"][:] = 0
+
+
+def _rule(state, r):
+    a = state.a
+    ri, rf = a["pr_i"][r], a["pr_f"][r]
+    L = int(ri[K.R_ELEN])
+    return ri, rf, L, int(ri[K.R_ETAB]), int(ri[K.R_ETAB]) + L
+
+
+def _arrivals(state, r, t, js):
+    a = state.a
+    ri, rf, L, ep, em = _rule(state, r)
+    if not js.size:
+        return
+    npost, xo, yo, mo, wo = (int(ri[c]) for c in (K.R_NPOST, K.R_XPRE, K.R_XPOST, K.R_MOFF, K.R_WOFF))
+    nearest, mult, brain = ri[K.R_NEAR] == 1, ri[K.R_MULT] == 1, ri[K.R_KIND] == K.KIND_BRAINGPT
+    am, wmin, wmax, eta = rf[K.F_AM], rf[K.F_WMIN], rf[K.F_WMAX], rf[K.F_ETA]
+    tpost, xpost = a["tpost"][yo: yo + npost], a["xpost"][yo: yo + npost]
+    ii = np.flatnonzero(tpost >= 0)
+    for j in js:
+        if ii.size:
+            x = decays(a["etab"], em, L, t - tpost[ii])
+            if not nearest:
+                x = xpost[ii] * x
+            e = j * npost + ii
+            w = a["wm"][mo + e]
+            if brain:
+                new = w + eta * (-am * x - w)
+                a["mark"][yo + ii] = 1
+            else:
+                dw = -am * x * (w - wmin) if mult else -am * x
+                new = np.minimum(np.maximum(w + dw, wmin), wmax)
+            a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, new, ri[K.R_QW])
+            a["lcnt"][0] += ii.size
+        bump(a["xpre"], a["tpre"], xo + j, t, a["etab"], ep, L, nearest)
+
+
+def _posts(state, r, t, iis):
+    a = state.a
+    ri, rf, L, ep, em = _rule(state, r)
+    if not iis.size:
+        return
+    npre, npost, xo, yo, mo, wo = (int(ri[c]) for c in (K.R_NPRE, K.R_NPOST, K.R_XPRE, K.R_XPOST, K.R_MOFF,
+                                                        K.R_WOFF))
+    nearest, mult, brain = ri[K.R_NEAR] == 1, ri[K.R_MULT] == 1, ri[K.R_KIND] == K.KIND_BRAINGPT
+    ap, wmin, wmax, eta = rf[K.F_AP], rf[K.F_WMIN], rf[K.F_WMAX], rf[K.F_ETA]
+    tpre, xpre = a["tpre"][xo: xo + npre], a["xpre"][xo: xo + npre]
+    js = np.flatnonzero(tpre >= 0)
+    if js.size:
+        x = decays(a["etab"], ep, L, t - tpre[js])
+        if not nearest:
+            x = xpre[js] * x
+        for i in iis:
+            e = js * npost + i
+            w = a["wm"][mo + e]
+            if brain:
+                new = w + eta * (ap * x - w)
+                a["mark"][yo + i] = 1
+            else:
+                dw = ap * x * (wmax - w) if mult else ap * x
+                new = np.minimum(np.maximum(w + dw, wmin), wmax)
+            a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, new, ri[K.R_QW])
+            a["lcnt"][0] += js.size
+    for i in iis:
+        bump(a["xpost"], a["tpost"], yo + i, t, a["etab"], em, L, nearest)
+
+
+def _normalize(state, r):
+    a = state.a
+    ri = a["pr_i"][r]
+    if not ri[K.R_NORM]:
+        return
+    npre, npost, yo, mo, wo = (int(ri[c]) for c in (K.R_NPRE, K.R_NPOST, K.R_XPOST, K.R_MOFF, K.R_WOFF))
+    col = np.arange(npre) * npost
+    for i in np.flatnonzero(a["mark"][yo: yo + npost]):
+        a["mark"][yo + i] = 0
+        e = col + i
+        w = a["wm"][mo + e]
+        d = (np.cumsum(w)[-1] - a["crow"][yo + i]) / npre  # a sequential sum, as the compiled twin's
+        a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, w - d, ri[K.R_QW])
+        a["lcnt"][0] += npre

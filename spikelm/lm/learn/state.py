@@ -1,0 +1,273 @@
+"""The learned state of a converted LM: neuron parameters, master weights, traces, and their packing.
+
+One :class:`LearnState` is shared by every runner that learns on a model (the NumPy reference
+and the compiled loop read and write the same arrays), so learning goes on across texts,
+windows and backends, and a checkpoint holds all of it.
+
+**Weights: float masters, integer rows re-derived.** Each plastic projection keeps a float64
+master copy of its weights in integer units (one unit = one step of the row's quantizer,
+``s_w[c]`` in the float model); the executors read the integer rows, and every master change
+re-derives its integer by the converter's rounding (``clip(floor(w + 1/2), -q, q)``). Why:
+the updates of eqs. 11 and 15 are small fractions of a unit, which integer weights would
+round away (or need a second accumulator per synapse, the same memory); eq. 16 shifts a row
+by a real amount, which only a real-valued row can keep at C_i exactly; and at zero rates
+the integer rows are the converted ones bit for bit, so the run is the exact one. Cost:
+8 bytes per plastic synapse plus the integer copy, one rounding per update; both are counted
+(``learn_ops``: master updates, ``weight_flips``: integer weights that changed).
+
+Bundles for the compiled loop (:mod:`spikelm.lm.learn.kernels` has the column constants):
+
+- ``neur``: lkind [P] (-1 plain, 0 units, 1 EI-IF), unit [N], theta_base, alpha, r [N],
+  vmem [N] (EI-IF membrane), xin [N] (its input), tstart [P] (window start), nspk [N] (spikes
+  this token), active [P], psp [N], ppst, ppen [P] (last step's spikes, which arrive now);
+- ``plast``: pr_i, pr_f (projection rules), wm (masters), xpre, tpre, xpost, tpost, crow
+  (C_i), mark, etab (decay tables), hr_i, hr_f (homeostasis), sbar, vbar, lcnt.
+
+N is the number of spiking neurons of one position: a neuron is a channel, shared by every
+position, as its weights are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spikelm.errors import CheckpointMismatchError
+from spikelm.lm.learn import kernels as K
+from spikelm.lm.learn.attach import Attached, weight_bound
+from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, TargetSpikes
+
+#: longest decay table per time constant (beyond it the table's last entry is multiplied out)
+MAX_TABLE = 1 << 16
+NEUR = ("lkind", "unit", "theta_base", "alpha", "r", "vmem", "xin", "tstart", "nspk", "active", "psp", "ppst",
+        "ppen")
+PLAST = ("pr_i", "pr_f", "wm", "xpre", "tpre", "xpost", "tpost", "crow", "mark", "etab", "hr_i", "hr_f", "sbar",
+         "vbar", "lcnt")
+#: what a checkpoint keeps besides the plastic integer rows (tables and rule columns are rebuilt)
+MUTABLE = ("unit", "theta_base", "alpha", "r", "psp", "ppst", "ppen", "wm", "xpre", "tpre", "xpost", "tpost",
+           "crow", "mark", "sbar", "vbar", "lcnt", "uth")
+
+
+def empty_bundle():
+    """A learning bundle of the right types and no content (for the loop compiled without LEARN)."""
+    i64, f64 = np.zeros(1, np.int64), np.zeros(1)
+    neur = (i64, i64, f64, f64, f64, f64, f64, i64, i64, np.zeros(1, np.uint8), i64, i64, i64)
+    plast = (np.zeros((0, K.RI), np.int64), np.zeros((0, K.RF)), f64, f64, i64, f64, i64, f64,
+             np.zeros(1, np.uint8), f64, np.zeros((0, K.HI), np.int64), np.zeros((0, K.HF)), f64, f64,
+             np.zeros(2, np.int64))
+    return neur, plast
+
+
+def _table(tau: float) -> np.ndarray:
+    n = min(MAX_TABLE, int(math.ceil(746.0 * tau)) + 2)
+    return np.exp(-np.arange(n, dtype=np.float64) / tau)
+
+
+class LearnState:
+    """Neuron parameters, rules and learned state of one model (see the module docstring).
+
+    Built from :func:`spikelm.lm.learn.attach.attach`'s result; ``graph`` is the graph runners
+    execute (the file's neuron choices applied).
+    """
+
+    def __init__(self, attached: Attached):
+        from spikelm.lm.numba_runner import flat_weights
+        from spikelm.lm.runner import Layout
+
+        g = self.graph = attached.graph
+        self.attached = attached
+        lay = self.layout = Layout.of(g)
+        P, N = len(g.pops), lay.n_spiking
+        self.W, self.woff = flat_weights(g)
+        self.clock = 0
+        a = self.a = {}
+        a["lkind"] = np.full(P, K.PLAIN, np.int64)
+        a["unit"] = np.ones(N, np.int64)
+        for name in ("theta_base", "alpha", "r", "vmem", "xin", "sbar", "vbar"):
+            a[name] = np.zeros(N)
+        for name in ("tstart", "ppst", "ppen"):
+            a[name] = np.zeros(P, np.int64)
+        a["nspk"] = np.zeros(N, np.int64)
+        a["psp"] = np.zeros(N, np.int64)
+        a["active"] = np.zeros(P, np.uint8)
+        a["lcnt"] = np.zeros(2, np.int64)
+        units = {p for p, _, rule in attached.populations if isinstance(rule, TargetSpikes)}
+        for p, pop in enumerate(g.pops):
+            seg = lay.seg(p) if pop.spiking else None
+            if pop.neuron == "eiif":
+                a["lkind"][p] = K.EIIF
+                for name, v in zip(("theta_base", "alpha", "r"), pop.eiif):
+                    a[name][seg] = v
+            elif pop.unit is not None or p in units:
+                a["lkind"][p] = K.UNITS
+                if pop.unit is not None:
+                    a["unit"][seg] = pop.unit
+        a["uth"] = a["unit"].astype(np.float64)
+        self._pack_projections(attached.projections)
+        self._pack_populations(attached.populations)
+        self.w0 = {k: self.W[self.woff[k]: self.woff[k] + g.projections[k].weights.size].copy()
+                   for k, _, _ in attached.projections}
+        self.wm0 = a["wm"].copy()
+        self.bounds = {k: weight_bound(g, k) for k, _, _ in attached.projections}
+        self.tokens_on = True  # the per-token rules (Learning.set_enabled switches all rules)
+
+    # ------------------------------------------------------------------ packing
+
+    def _pack_projections(self, rules):
+        g, a = self.graph, self.a
+        ri, rf, wm, tabs = [], [], [], []
+        nx = ny = nm = ne = 0
+        for k, _, rule in rules:
+            pr = g.projections[k]
+            npre, npost = pr.weights.shape
+            qw = weight_bound(g, k)
+            stdp = isinstance(rule, STDP)
+            L = max(len(_table(rule.tau_plus)), len(_table(rule.tau_minus)))
+            tp = np.zeros(L)
+            tm = np.zeros(L)
+            tp[: len(_table(rule.tau_plus))] = _table(rule.tau_plus)
+            tm[: len(_table(rule.tau_minus))] = _table(rule.tau_minus)
+            col = np.zeros(K.RI, np.int64)
+            col[[K.R_KIND, K.R_PRE, K.R_POST, K.R_WOFF, K.R_MOFF, K.R_NPRE, K.R_NPOST, K.R_XPRE, K.R_XPOST]] = \
+                [K.KIND_STDP if stdp else K.KIND_BRAINGPT, pr.pre, pr.post, self.woff[k], nm, npre, npost, nx, ny]
+            col[K.R_NEAR] = rule.pairing == "nearest"
+            col[K.R_MULT] = stdp and rule.weight_dependence == "multiplicative"
+            col[K.R_NORM] = (not stdp) and rule.normalize
+            col[K.R_ETAB], col[K.R_ELEN], col[K.R_QW], col[K.R_ON] = ne, L, qw, rule.enabled
+            flt = np.zeros(K.RF)
+            flt[[K.F_AP, K.F_AM]] = rule.a_plus, rule.a_minus
+            flt[K.F_WMIN], flt[K.F_WMAX] = (max(rule.w_min, -qw), min(rule.w_max, qw)) if stdp else (-np.inf, np.inf)
+            flt[K.F_ETA] = 0.0 if stdp else rule.eta_w
+            w = pr.weights.astype(np.float64)
+            saved = g.meta.get("masters", {}).get(k)  # a learned model folder's masters go on learning
+            if saved is not None and saved.shape == w.shape:
+                w = saved.copy()
+            if not stdp and rule.row_sum is not None:  # shift every row (column) onto C at the start
+                w = w - (np.cumsum(w, axis=0)[-1] - rule.row_sum) / npre
+                seg = slice(self.woff[k], self.woff[k] + w.size)
+                self.W[seg] = np.clip(np.floor(w + 0.5), -qw, qw).astype(self.W.dtype).reshape(-1)
+            crow = np.full(npost, float(rule.row_sum)) if not stdp and rule.row_sum is not None else \
+                np.cumsum(w, axis=0)[-1] if npre else np.zeros(npost)
+            ri.append(col)
+            rf.append(flt)
+            wm.append(w.reshape(-1))
+            tabs += [tp, tm]
+            a.setdefault("_crow", []).append(crow)
+            nx += npre
+            ny += npost
+            nm += w.size
+            ne += 2 * L
+        a["pr_i"] = np.array(ri, np.int64).reshape(-1, K.RI)
+        a["pr_f"] = np.array(rf, np.float64).reshape(-1, K.RF)
+        a["wm"] = np.concatenate(wm) if wm else np.zeros(1)
+        a["etab"] = np.concatenate(tabs) if tabs else np.zeros(1)
+        a["crow"] = np.concatenate(a.pop("_crow")) if ri else np.zeros(1)
+        a["xpre"], a["tpre"] = np.zeros(max(nx, 1)), np.full(max(nx, 1), -1, np.int64)
+        a["xpost"], a["tpost"] = np.zeros(max(ny, 1)), np.full(max(ny, 1), -1, np.int64)
+        a["mark"] = np.zeros(max(ny, 1), np.uint8)
+
+    def _pack_populations(self, rules):
+        hi, hf = [], []
+        self.token_rules = []
+        for p, _, rule in rules:
+            if isinstance(rule, TargetSpikes):
+                self.token_rules.append((p, rule))
+                continue
+            assert isinstance(rule, BrainGPTHomeostasis)
+            e = math.exp(-1.0 / rule.tau_avg)  # tau_avg in steps
+            f = np.zeros(K.HF)
+            f[[K.G_TARGET, K.G_ETA, K.G_DECAY, K.G_GAIN]] = rule.s_target, rule.eta_theta, e, 1.0 - e
+            f[[K.G_THMIN, K.G_THMAX, K.G_ETA_A, K.G_VT, K.G_ETA_R, K.G_VREST]] = \
+                rule.theta_min, rule.theta_max, rule.eta_alpha, rule.v_target, rule.eta_r, rule.v_rest
+            f[[K.G_AMIN, K.G_AMAX, K.G_RMIN, K.G_RMAX]] = rule.alpha_min, rule.alpha_max, rule.r_min, rule.r_max
+            hi.append([p, int(rule.enabled)])
+            hf.append(f)
+        self.a["hr_i"] = np.array(hi, np.int64).reshape(-1, K.HI)
+        self.a["hr_f"] = np.array(hf, np.float64).reshape(-1, K.HF)
+
+    def bundle(self):
+        """``(neur, plast)`` for the compiled loop: the arrays themselves, not copies."""
+        a = self.a
+        return tuple(a[k] for k in NEUR), tuple(a[k] for k in PLAST)
+
+    def weights(self, k: int) -> np.ndarray:
+        """Projection k's integer rows as the executors read them (a view into the flat array)."""
+        pr = self.graph.projections[k]
+        return self.W[self.woff[k]: self.woff[k] + pr.weights.size].reshape(pr.weights.shape)
+
+    def masters(self, r: int) -> np.ndarray:
+        """Rule r's float master weights [n_pre, n_post] (a view)."""
+        ri = self.a["pr_i"][r]
+        return self.a["wm"][ri[K.R_MOFF]: ri[K.R_MOFF] + ri[K.R_NPRE] * ri[K.R_NPOST]].reshape(
+            ri[K.R_NPRE], ri[K.R_NPOST])
+
+    # ------------------------------------------------------------------ per token
+
+    def begin_token(self):
+        self.a["nspk"][:] = 0
+
+    def end_token(self, clock: int):
+        """After a token: the target-spikes rule (units from spikes per token) and the clock."""
+        a, lay = self.a, self.layout
+        for p, rule in self.token_rules:
+            if not (rule.enabled and self.tokens_on):
+                continue
+            seg = lay.seg(p)
+            step = np.exp2(rule.eta * (a["nspk"][seg] - rule.target) / rule.target)
+            th = np.minimum(np.maximum(a["uth"][seg] * step, rule.theta_min), rule.theta_max)
+            a["uth"][seg] = th
+            a["unit"][seg] = np.floor(th + 0.5).astype(np.int64)
+        self.clock = int(clock)
+
+    def stats(self) -> dict:
+        """Weight and threshold change statistics and the learning cost so far (plain numbers)."""
+        a, g = self.a, self.graph
+        out = {"learn_ops": int(a["lcnt"][0]), "weight_flips": int(a["lcnt"][1])}
+        if len(self.attached.projections):
+            dw = np.abs(a["wm"] - self.wm0)
+            out.update(dw_mean=float(dw.mean()), dw_max=float(dw.max()),
+                       w_changed=int(sum((self.weights(k).reshape(-1) != w0).sum() for k, w0 in self.w0.items())))
+            dev, idev, sat = 0.0, 0, 0
+            for r, (k, _, rule) in enumerate(self.attached.projections):
+                wm = self.masters(r)
+                ri = a["pr_i"][r]
+                crow = a["crow"][ri[K.R_XPOST]: ri[K.R_XPOST] + ri[K.R_NPOST]]
+                sat += int((np.abs(wm) > ri[K.R_QW] + 0.5).sum())
+                if ri[K.R_NORM]:
+                    dev = max(dev, float((np.abs(wm.sum(0) - crow) / np.maximum(1.0, np.abs(crow))).max()))
+                    idev = max(idev, int(np.abs(self.weights(k).astype(np.int64).sum(0) - np.rint(crow)).max()))
+            out.update(w_saturated=sat, rowsum_dev=dev, int_rowsum_dev=idev)
+        kinds = a["lkind"]
+        lay = self.layout
+        for kind, names in ((K.UNITS, ("unit",)), (K.EIIF, ("theta_base", "alpha", "r"))):
+            segs = [lay.seg(p) for p in np.flatnonzero(kinds == kind)]
+            if segs:
+                for name in names:
+                    v = np.concatenate([a[name][s] for s in segs]).astype(np.float64)
+                    out[f"{name}_mean"] = float(v.mean())
+                    out[f"{name}_max"] = float(v.max())
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict:
+        """Copies of everything that changes: neuron parameters, masters, traces, plastic rows, clock."""
+        d = {k: self.a[k].copy() for k in MUTABLE}
+        for k in self.w0:
+            d[f"w{k}"] = self.weights(k).copy()
+        d["clock"] = np.array([self.clock], np.int64)
+        return d
+
+    def load_state_dict(self, d: dict, source: str = "checkpoint"):
+        """Restore :meth:`state_dict` in place; a missing array or another shape is refused."""
+        want = {k: self.a[k] for k in MUTABLE}
+        want.update({f"w{k}": self.weights(k) for k in self.w0})
+        for k, arr in want.items():
+            got = d.get(k)
+            if got is None or np.shape(got) != arr.shape:
+                raise CheckpointMismatchError(f"{source}: learned state {k!r} is {np.shape(got) if got is not None else 'missing'}, "
+                                              f"expected {arr.shape}")
+        for k, arr in want.items():
+            arr[...] = d[k]
+        self.clock = int(np.asarray(d["clock"]).reshape(-1)[0])
