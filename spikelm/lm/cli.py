@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spikelm.errors import ConfigError, FileFormatError
+from spikelm.interrupt import deferred_interrupts
 
 SAMPLE_PROMPTS = ("Return the ", "The default value is ", "If the file ", "This module provides ")
 
@@ -122,8 +123,18 @@ def _tokenizer(folder: Path):
 def _sample_text(folder: Path) -> str | None:
     for name in ("calibration.txt", "heldout.txt"):
         if (folder / name).exists():
-            return (folder / name).read_text()
+            return _read_text(folder / name)
     return None
+
+
+def _read_text(path: Path) -> str:
+    """A text file of the model folder, as UTF-8; anything else is one FileFormatError line."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _load(args):
@@ -155,7 +166,7 @@ def _encode_loose(tok, text):
 
 def _heldout(folder: Path) -> str | None:
     path = folder / "heldout.txt"
-    return path.read_text() if path.exists() else None
+    return _read_text(path) if path.exists() else None
 
 
 # ---------------------------------------------------------------- commands
@@ -187,8 +198,10 @@ def _generate(args) -> int:
     if prompt.size + max(args.tokens - 1, 0) > ctx:
         raise ConfigError(f"--prompt: {prompt.size} tokens + --tokens {args.tokens} exceed the model's context of {ctx}")
     out = Path(args.out) if args.out else None
-    if out is not None and not out.parent.exists():
-        raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
+    if out is not None:
+        from spikelm.io.outputs import check_output
+
+        check_output(out, "--out")
 
     print(f"model {folder} ({snn.config.n_layer} layers, width {snn.config.n_embd}), "
           f"{snn.bits}-bit activations, backend {args.backend}")
@@ -202,7 +215,9 @@ def _generate(args) -> int:
 
     t0 = time.perf_counter()
     if out is None:
-        gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps, on_token=on_token)
+        with deferred_interrupts() as ctrl_c:
+            gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
+                               on_token=_token_done(on_token, None, ctrl_c))
     else:
         from spikelm import __version__
         from spikelm.io.sonata import SpikeWriter
@@ -212,7 +227,7 @@ def _generate(args) -> int:
                 "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
         # a converted LM's steps are rounds of spike propagation, not ms: time_unit "step"
         with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=True,
-                         compress=args.compression, time_unit="step") as writer:
+                         compress=args.compression, time_unit="step") as writer, deferred_interrupts() as ctrl_c:
             def sink(steps, pops, nodes, values):
                 for p in np.unique(pops):
                     m = pops == p
@@ -220,10 +235,14 @@ def _generate(args) -> int:
 
             try:
                 gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
-                                   record=sink, on_token=on_token)
+                                   record=sink, on_token=_token_done(on_token, writer, ctrl_c))
             except QuiescenceError as exc:
                 raise QuiescenceError(f"{exc} (--max-steps); the spikes up to there are kept in "
                                       f"{writer.partial_path} (marked incomplete)") from None
+            except KeyboardInterrupt:
+                print(f"spikelm: the spikes up to the interrupt are kept in {writer.partial_path}", file=sys.stderr)
+                raise
+            ctrl_c.check()      # a Ctrl-C after the last token still leaves the file unfinished
             sim = gen.simulation
             writer.finish({"steps": int(sim.steps.sum()), "tokens": gen.tokens.tolist(),
                            "synops_by_layer": {k: int(v) for k, v in sim.synops.items()},
@@ -241,6 +260,22 @@ def _generate(args) -> int:
     if out is not None:
         print(f"spikes written to {out}")
     return 0
+
+
+def _token_done(on_token, writer, ctrl_c):
+    """``on_token``, then the spike file flushed and a deferred Ctrl-C honoured, after every token.
+
+    After the flush the file on disk holds every spike so far (a kill -9 loses at most the
+    token being run); Ctrl-C, deferred by ``ctrl_c`` so that no finalizer can swallow it
+    (spikelm.interrupt), stops the run here and leaves ``<out>.partial``.
+    """
+    def done(*a):
+        on_token(*a)
+        if writer is not None:
+            writer.flush()
+        ctrl_c.check()
+
+    return done
 
 
 def _check(args) -> int:
@@ -279,14 +314,9 @@ def _check(args) -> int:
 def _report(args) -> int:
     from spikelm.lm.report import bar_chart, energy, table
 
+    _report_options(args)
     snn, tok, folder = _load(args)
     out = Path(args.out)
-    if not out.parent.exists():
-        raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
-    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise ConfigError(f"--out {out}: allowed suffixes .png, .pdf, .svg")
-    if args.e_ac <= 0 or args.e_mac <= 0:
-        raise ConfigError("--e-ac and --e-mac must be > 0 (pJ)")
     if args.prompt:
         ids = tok.encode(args.prompt)
     else:
@@ -306,6 +336,20 @@ def _report(args) -> int:
             "op_evals": sim.op_evals, "energy_estimate_j": e}, indent=1) + "\n")
     print(f"chart written to {out}")
     return 0
+
+
+def _report_options(args):
+    """Every output and number of ``lm report``, checked before the model is converted and run."""
+    import math
+
+    from spikelm.io.outputs import PLOT_SUFFIXES, check_output
+
+    check_output(args.out, "--out", suffixes=PLOT_SUFFIXES)
+    if args.json:
+        check_output(args.json, "--json", inputs={"--out": args.out})
+    for flag, value in (("--e-ac", args.e_ac), ("--e-mac", args.e_mac)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{flag} {value}: allowed: a finite energy > 0 (pJ)")
 
 
 def main(argv=None) -> int:

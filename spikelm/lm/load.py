@@ -112,6 +112,8 @@ def read_weights(path: Path) -> dict:
 
         try:
             return load_file(str(path))
+        except TypeError:  # a dtype NumPy lacks (bfloat16): convert from the raw bytes
+            return read_safetensors_raw(path)
         except (SafetensorError, OSError, ValueError) as exc:
             raise FileFormatError(f"{path}: not a readable safetensors file ({exc})") from None
     import pickle
@@ -136,14 +138,18 @@ def from_folder(path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
         raise ConfigError(f"{folder}: not a model folder (expected config.json and model.safetensors)")
     cfg_path = folder / "config.json"
     try:
-        raw = json.loads(cfg_path.read_text())
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileFormatError(f"{cfg_path}: missing; a model folder needs config.json") from None
-    except ValueError as exc:
+    except (OSError, RecursionError) as exc:
+        raise FileFormatError(f"{cfg_path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except ValueError as exc:   # not JSON, or not UTF-8
         raise FileFormatError(f"{cfg_path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise FileFormatError(f"{cfg_path}: expected a JSON object")
     archs = raw.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise ConfigError(f"{cfg_path}: architectures={archs!r}; expected a list of names, e.g. [\"GPT2LMHeadModel\"]")
     unknown = [a for a in archs if a not in ("GPT2LMHeadModel", "GPT2Model")]
     if unknown:
         raise ConfigError(
@@ -159,6 +165,61 @@ def from_folder(path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     return cfg, check_state_dict(cfg, read_weights(weights), str(weights))
 
 
+def _config(config) -> GPTConfig:
+    """``convert(config=...)``: a GPTConfig, a GPT-2 config dict, or a transformers config object."""
+    if isinstance(config, GPTConfig):
+        return config
+    if callable(getattr(config, "to_dict", None)):    # transformers' PretrainedConfig
+        config = config.to_dict()
+    if not isinstance(config, dict):
+        raise ConfigError(f"convert: config is a {type(config).__name__}; expected a GPTConfig, a GPT-2 config "
+                          "dict or a transformers GPT2Config")
+    return GPTConfig.from_dict(config)
+
+
+#: safetensors dtypes read from raw bytes (NumPy has no bfloat16: its top 16 bits of a float32).
+_RAW_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+               "I16": "<i2", "I8": "i1", "U8": "u1"}
+
+
+def read_safetensors_raw(path: Path) -> dict:
+    """Read a safetensors file without its NumPy loader, converting every tensor to float64.
+
+    The format is an 8-byte little-endian header length, a JSON header
+    ``{name: {dtype, shape, data_offsets}}`` and the tensor bytes. bfloat16 values are the
+    upper half of a float32, so they widen exactly; float16 widens exactly as well.
+    """
+    import math
+
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+        n = int.from_bytes(blob[:8], "little")
+        if len(blob) < 8 or n > len(blob) - 8:
+            raise ValueError("the header length runs past the end of the file")
+        header = json.loads(blob[8:8 + n])
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(f"{path}: not a readable safetensors file ({exc})") from None
+    data, out = memoryview(blob)[8 + n:], {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (lo, hi) = info["dtype"], [int(x) for x in info["shape"]], info["data_offsets"]
+            raw = np.frombuffer(data[int(lo):int(hi)], dtype=_RAW_DTYPES[dtype])
+        except (KeyError, TypeError, ValueError):
+            known = ", ".join(_RAW_DTYPES)
+            raise FileFormatError(f"{path}: tensor {name!r}: unreadable entry {info!r:.80} (dtypes read: {known})")                 from None
+        if raw.size != math.prod(shape):
+            raise FileFormatError(f"{path}: tensor {name!r}: {raw.size} values for shape {shape}")
+        if dtype == "BF16":
+            raw = (raw.astype(np.uint32) << 16).view(np.float32)
+        out[name] = raw.astype(np.float64).reshape(shape)
+    return out
+
+
 def load_model(model, config=None) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     """Dispatch on what ``convert`` was given (module, folder path, or state dict + config)."""
     if isinstance(model, (str, Path)):
@@ -166,7 +227,7 @@ def load_model(model, config=None) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     if isinstance(model, dict):
         if config is None:
             raise ConfigError("convert: a state dict needs config= (a GPTConfig or a GPT-2 config dict)")
-        cfg = config if isinstance(config, GPTConfig) else GPTConfig.from_dict(dict(config))
+        cfg = _config(config)
         return cfg, check_state_dict(cfg, model)
     try:
         import torch
