@@ -210,8 +210,11 @@ def _run(args):
     backend = args.backend or sc.backend
     # the record goes to --out; only a --plot without --out needs the spikes in memory, so a
     # long run's memory stays flat
-    sim = Simulator(net, backend=backend, record=sc.record_spikes(), state=sc.state_monitors,
-                    weight_snapshots=sc.weight_snapshots(), in_memory=bool(args.plot and not args.out))
+    try:
+        sim = Simulator(net, backend=backend, record=sc.record_spikes(), state=sc.state_monitors,
+                        weight_snapshots=sc.weight_snapshots(), in_memory=bool(args.plot and not args.out))
+    except ConfigError as e:   # what the built network tells (plasticity bounds, queue memory)
+        raise ConfigError(f"{sc.path}: {e}") from None
     if args.resume:
         checkpoint.load(sim, args.resume)
     first_step = sim.t

@@ -118,17 +118,20 @@ class SpikeWriter:
             raise ConfigError(f"{src}: directory {parent} does not exist; "
                               "allowed: a path in an existing directory")
 
+        hchunk = (min(self.chunk, 1 << 20),)     # HDF5 chunk: bounded whatever the buffer size
+        if compress == "scaleoffset":
+            hchunk = (SCALEOFFSET_CHUNK,)
+        # appends touch one partial chunk per dataset: a cache of two float64 chunks each holds
+        # it (HDF5's default, 8 MB per dataset, grows a long run's memory and an LM's 160 datasets)
+        self._cache = 16 * hchunk[0]
         try:
-            self._file = h5py.File(self.partial_path, "w", libver=LIBVER)
+            self._file = self._open("w")
         except OSError as err:
             raise ConfigError(f"{src}: cannot create {self.partial_path} ({err}); allowed: a "
                               "writable path") from None
         self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
         self._file.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
         spikes = self._file.create_group("spikes", track_order=True)  # keep population order
-        hchunk = (min(self.chunk, 1 << 20),)     # HDF5 chunk: bounded whatever the buffer size
-        if compress == "scaleoffset":
-            hchunk = (SCALEOFFSET_CHUNK,)
         zip_opts = self._zip = COMPRESSION[compress]
         # scaleoffset on floats rounds to 10^-D: lossless only for whole-number timestamps
         ts_opts = zip_opts if compress != "scaleoffset" or float(self.dt).is_integer() else {}
@@ -244,12 +247,21 @@ class SpikeWriter:
             self._swmr = True
         self._file.flush()
 
+    def _open(self, mode):
+        f = h5py.File(self.partial_path, mode, libver=LIBVER, rdcc_nbytes=self._cache, rdcc_w0=1.0)
+        config = f.id.get_mdc_config()      # HDF5 lets the metadata cache grow to 32 MB
+        config.max_size = METADATA_CACHE
+        config.initial_size = min(config.initial_size, METADATA_CACHE)
+        config.set_initial_size = True
+        f.id.set_mdc_config(config)
+        return f
+
     def _restructure(self):
         """Leave SWMR mode (close and reopen) so that new datasets can be created."""
         self._datasets = {}
         if self._swmr:
             self._file.close()
-            self._file = h5py.File(self.partial_path, "a", libver=LIBVER)
+            self._file = self._open("a")
             self._swmr = False
 
     def _flush(self, population):
@@ -492,6 +504,11 @@ class SpikeWriter:
         if self._finished:
             raise ConfigError(f"{self.path}: writer: already finished or aborted; "
                               "allowed: calls before finish()")
+
+
+#: Largest HDF5 metadata cache of a file being written: a run's metadata is small, and a
+#: bounded cache keeps a long run's memory flat.
+METADATA_CACHE = 4 << 20
 
 
 def _compact(path):

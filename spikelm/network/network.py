@@ -55,6 +55,10 @@ class Network:
             n_vars = len(getattr(kind, "state_vars", ())) or 1
             self.budget.claim(int(n) * (16 * n_vars + NEURON_OVERHEAD), f"population '{name}': {int(n):,} neurons")
         pop = Population(name, model, n, params, init, self.rng, plasticity)
+        try:    # the per-step constants depend on dt: a rate too high for it is refused here, not at run
+            pop.model.derive(pop.params, self.dt)
+        except ConfigError as e:
+            raise ConfigError(f"population '{name}': {e}") from None
         if pop.model.name == "spike_times":      # times become steps only here, where dt is known
             for j, times in enumerate(pop.params.times):
                 spike_steps(times, self.dt, f"population '{name}': times[{j}]")
