@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import faulthandler
 import hashlib
 import io
 import os
@@ -58,6 +59,8 @@ def run_cli(argv, bound=TIME_BOUND) -> Outcome:
     out, err = io.StringIO(), io.StringIO()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, bound)
+    # SIGALRM cannot stop a loop inside C code (HDF5): then end the test process, saying where
+    faulthandler.dump_traceback_later(2 * bound + 30, exit=True)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             rc = main([str(a) for a in argv])
@@ -69,6 +72,7 @@ def run_cli(argv, bound=TIME_BOUND) -> Outcome:
         rc = "traceback"
         err.write("".join(traceback.format_exception(exc)))
     finally:
+        faulthandler.cancel_dump_traceback_later()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     return Outcome(rc, out.getvalue(), err.getvalue())

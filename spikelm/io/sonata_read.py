@@ -88,12 +88,30 @@ def _open_h5(path):
         return h5py.File(path, "r")
     except (OSError, RuntimeError, ValueError) as err:
         first = err
-    try:
-        return h5py.File(path, "r", swmr=True)
-    except (OSError, RuntimeError, ValueError):
-        pass
+    # SWMR only for what it is meant for: a file marked open for writing. A SWMR reader skips
+    # the end-of-file check and retries damaged metadata for minutes, so a truncated file is
+    # refused here by its own superblock instead
+    if "open for write" in str(first) and _whole(path):
+        try:
+            return h5py.File(path, "r", swmr=True)
+        except (OSError, RuntimeError, ValueError):
+            pass
     raise FileFormatError(f"{path}: unreadable HDF5 file ({_first_line(first)}); expected a complete "
                           "SONATA spike file")
+
+
+def _whole(path):
+    """False when the file is shorter than the end-of-file address its superblock (v2/v3) records."""
+    with open(path, "rb") as f:
+        head = f.read(48)
+    if len(head) < 12 or head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] < 2:
+        return True     # older superblocks: HDF5's own checks apply
+    size = head[9]
+    if len(head) < 12 + 4 * size:
+        return False
+    base = int.from_bytes(head[12:12 + size], "little")
+    eof = int.from_bytes(head[12 + 3 * size:12 + 4 * size], "little")
+    return os.path.getsize(path) >= base + eof
 
 
 def _member(group, name, where, kind=None):
