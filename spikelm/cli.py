@@ -19,6 +19,13 @@ import time
 from spikelm.errors import ConfigError, SpikelmError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error of spikelm."""
+
+    def error(self, message):
+        self.exit(2, f"spikelm: error: {self.prog}: {message} (see {self.prog} -h)\n")
+
+
 def _add_run(sub):
     p = sub.add_parser("run", help="run a scenario file (TOML)", description="Run a scenario file (TOML).")
     p.add_argument("scenario", help="scenario file, e.g. scenarios/cuba.toml")
@@ -48,7 +55,7 @@ def main(argv=None) -> int:
     """Entry point of the ``spikelm`` console command; returns the exit code."""
     from spikelm import __version__
 
-    parser = argparse.ArgumentParser(prog="spikelm", description="Event-driven spiking neural network simulator.")
+    parser = _Parser(prog="spikelm", description="Event-driven spiking neural network simulator.")
     parser.add_argument("--version", action="version", version=f"spikelm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)

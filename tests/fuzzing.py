@@ -151,6 +151,8 @@ def dotted(path):
 
 
 def kind_of(value):
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -165,6 +167,7 @@ WRONG_TYPES = {
     "bool": ["yes", 1, [True]],
     "table": [7, "x", [1]],
     "list": ["x", 7, {"a": 1}],
+    "null": ["x", True, [1]],          # JSON null (a model config's n_inner)
 }
 NON_FINITE = [float("nan"), float("inf"), float("-inf")]
 EXTREME = [1e308, -1e308, 2**63 - 1, -(2**63), 1e-300, 0, -1]

@@ -28,6 +28,8 @@ def check_output(path, flag, inputs=(), suffixes=None):
         Allowed suffixes (lower case, with the dot).
     """
     path = os.fspath(path)
+    if not path.strip():
+        raise ConfigError(f"{flag}: an empty file name; give a file name")
     d = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
         raise ConfigError(f"{flag} {path}: is a directory; give a file name")

@@ -113,7 +113,10 @@ class GPTConfig:
                 raise ConfigError(f"{source}: field {req!r} is missing")
         if kwargs.get("activation_function") == "gelu_fast":
             kwargs["activation_function"] = "gelu_new"
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:   # name the file: "<source>: n_embd=..."
+            raise ConfigError(f"{source}: {str(exc).removeprefix('model config: ')}") from None
 
 
 def gelu(x, kind: str):

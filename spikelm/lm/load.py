@@ -60,6 +60,7 @@ def check_state_dict(cfg: GPTConfig, state: dict, source: str = "state dict") ->
     state = {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIXES)}
     if state and not any(k.startswith("transformer.") for k in state):
         state = {(k if k == "lm_head.weight" else "transformer." + k): v for k, v in state.items()}
+    _check_layer_count(cfg, state, source)
     shapes = expected_shapes(cfg)
     if cfg.tie_word_embeddings and "lm_head.weight" in state:
         shapes["lm_head.weight"] = (cfg.vocab_size, cfg.n_embd)  # tied copy, checked below
@@ -80,6 +81,15 @@ def check_state_dict(cfg: GPTConfig, state: dict, source: str = "state dict") ->
     if cfg.tie_word_embeddings:
         params.pop("lm_head.weight", None)
     return params
+
+
+def _check_layer_count(cfg: GPTConfig, state: dict, source: str) -> None:
+    """The config's n_layer against the blocks the weights hold, before listing n_layer x 12 names
+    (a config claiming a billion layers would otherwise take the machine's memory first)."""
+    blocks = {k.split(".")[2] for k in state if isinstance(k, str) and k.startswith("transformer.h.")}
+    if cfg.n_layer != len(blocks):
+        raise ConfigError(f"{source}: the config's n_layer={cfg.n_layer}, but the weights hold {len(blocks)} "
+                          "blocks (transformer.h.N)")
 
 
 def from_module(model) -> tuple[GPTConfig, dict[str, np.ndarray]]:
