@@ -133,8 +133,10 @@ def _build(sc, seed, memory_limit=None):
     for name, t in d["populations"].items():
         w = f"populations.{name}"
         model = get_model(t["model"])
-        net.budget.check(8 * t["n"] * len(t.get("random", {})), f"population '{name}': random variables of "
-                                                                  f"{t['n']:,} neurons")
+        try:
+            net.budget.check(8 * t["n"] * len(t.get("random", {})), f"random variables of {t['n']:,} neurons")
+        except ConfigError as e:
+            raise _err(sc, f"{w}.random", str(e)) from None
         randoms = {r: draw(_value(spec), t["n"], net.rng, f"{w}.random.{r}")
                    for r, spec in t.get("random", {}).items()}
         params = t.get("params", {})
