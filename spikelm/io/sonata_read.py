@@ -177,7 +177,18 @@ def _dataset(g, name, where, ndim=None, kinds=None, required=True):
     return d
 
 
+def _live(f):
+    """True for a file opened in SWMR mode: being written, or left by a writer that was killed.
+
+    A SWMR reader sees each dataset as it was when it opened that dataset, so the datasets of
+    one population can differ in length by what the writer appended in between; every entry
+    below the shortest is final (the writer only appends), and readers read that prefix.
+    """
+    return bool(getattr(f, "swmr_mode", False))
+
+
 def _validate_open(f, path):
+    live = _live(f)
     spikes = _member(f, "spikes", f"{path}: /spikes", h5py.Group)
     if spikes is None:
         raise FileFormatError(f"{path}: /spikes: group missing; expected "
@@ -191,11 +202,11 @@ def _validate_open(f, path):
                                   "supported)")
         ts = _dataset(g, "timestamps", f"{where}/timestamps", 1, "f")
         ids = _dataset(g, "node_ids", f"{where}/node_ids", 1, "ui")
-        if ts.shape != ids.shape:
+        if ts.shape != ids.shape and not live:
             raise FileFormatError(f"{where}: timestamps has {ts.shape[0]} entries, node_ids "
                                   f"{ids.shape[0]}; expected equal lengths")
         v = _dataset(g, "values", f"{where}/values", 1, "ui", required=False)
-        if v is not None and v.shape != ts.shape:
+        if v is not None and v.shape != ts.shape and not live:
             raise FileFormatError(f"{where}/values: shape {v.shape}; expected int8/int16 of shape {ts.shape}")
         _sorting(g, where)
         _time_scale(ts, f"{where}/timestamps")
@@ -210,10 +221,10 @@ def _validate_open(f, path):
     report = _member(f, "report", f"{path}: /report", h5py.Group)
     if report is not None:
         for name in _names(report, f"{path}: /report"):
-            _validate_report(report, name, f"{path}: /report/{name}")
+            _validate_report(report, name, f"{path}: /report/{name}", live)
 
 
-def _validate_report(report, name, where):
+def _validate_report(report, name, where, live=False):
     g = _member(report, name, where)
     if not isinstance(g, h5py.Group):
         raise FileFormatError(f"{where}: is a dataset; expected a group")
@@ -227,7 +238,7 @@ def _validate_report(report, name, where):
     if "weights" in names:
         w = _dataset(g, "weights", f"{where}/weights", 2, "uif")
         steps = _dataset(g, "steps", f"{where}/steps", 1, "ui")
-        if steps.shape != (w.shape[0],):
+        if steps.shape != (w.shape[0],) and not live:
             raise FileFormatError(f"{where}: weights shape {w.shape}, steps shape {steps.shape}; expected "
                                   "[n_snapshots, n_synapses] and [n_snapshots]")
     if "data" not in names and "weights" not in names:
@@ -328,12 +339,13 @@ def _spikes(f, meta, path=""):
         g = f["spikes"][name]
         where = f"{path}: /spikes/{name}"
         scale = _time_scale(g["timestamps"], where)
-        ts = g["timestamps"][()].astype(np.float64)
+        n = min(g[k].shape[0] for k in ("timestamps", "node_ids", "values") if k in g)   # see _live
+        ts = g["timestamps"][:n].astype(np.float64)
         if ts.size and not np.all(np.isfinite(ts)):
             raise FileFormatError(f"{where}/timestamps: NaN or infinite times; expected finite times")
         if scale != 1.0:
             ts = ts * scale
-        ids = g["node_ids"][()]
+        ids = g["node_ids"][:n]
         if ids.size and ids.dtype.kind == "i" and ids.min() < 0:
             raise FileFormatError(f"{where}/node_ids: negative node id {ids.min()}; expected ids >= 0")
         n = sizes.get(name)
@@ -343,7 +355,7 @@ def _spikes(f, meta, path=""):
         out[name] = SpikeTable(
             timestamps=ts,
             node_ids=ids.astype(np.uint64),
-            values=g["values"][()] if "values" in g else None,
+            values=g["values"][:n] if "values" in g else None,
             sorting=_sorting(g, name),
             dt=meta.get("dt"),
             n_nodes=n,
@@ -483,4 +495,5 @@ def read_weights(path, projection):
             raise ConfigError(f"{path}: /report/{projection}/weights: not recorded; "
                               f"available: {have}")
         g = report[projection]
-        return g["steps"][()].astype(np.int64), g["weights"][()]
+        n = min(g["steps"].shape[0], g["weights"].shape[0])     # equal, unless the file is live
+        return g["steps"][:n].astype(np.int64), g["weights"][:n]
