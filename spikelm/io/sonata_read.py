@@ -348,9 +348,9 @@ def _spikes(f, meta, path=""):
         ids = g["node_ids"][:n]
         if ids.size and ids.dtype.kind == "i" and ids.min() < 0:
             raise FileFormatError(f"{where}/node_ids: negative node id {ids.min()}; expected ids >= 0")
-        n = sizes.get(name)
-        if n is not None and ids.size and int(ids.max()) >= n:
-            raise FileFormatError(f"{where}/node_ids: node id {int(ids.max())} beyond the population's {n} "
+        size = sizes.get(name)
+        if size is not None and ids.size and int(ids.max()) >= size:
+            raise FileFormatError(f"{where}/node_ids: node id {int(ids.max())} beyond the population's {size} "
                                   "neurons (/spikelm populations)")
         out[name] = SpikeTable(
             timestamps=ts,
@@ -358,7 +358,7 @@ def _spikes(f, meta, path=""):
             values=g["values"][:n] if "values" in g else None,
             sorting=_sorting(g, name),
             dt=meta.get("dt"),
-            n_nodes=n,
+            n_nodes=size,
             time_unit="step" if _py(g["timestamps"].attrs.get("units", "ms")) == "step" else "ms",
         )
     return out
