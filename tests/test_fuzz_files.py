@@ -288,3 +288,14 @@ def test_truncated_checkpoints_are_refused(good, fraction):
     ck = good["dir"] / "truncated_ck.h5"
     ck.write_bytes(data[: int(len(data) * fraction)])
     _resume(good, ck, f"truncated to {fraction:.2f}")
+
+
+def test_nan_weights_are_refused_by_the_weights_plot(good, tmp_path):
+    """NaN or infinite weights made plot --weights raise inside matplotlib/numpy."""
+    for bad in (np.nan, np.inf):
+        f = tmp_path / "nan_w.h5"
+        _broken_copy(good["run"], f, lambda h, b=bad: h["report/ee/weights"].__setitem__((0, 0), b))
+        png = tmp_path / "w.png"
+        o = run_cli(["plot", f, "--weights", "ee", "--out", png])
+        assert_refused(o, str(f), "/report/ee/weights", "NaN or infinite")
+        assert not png.exists()
