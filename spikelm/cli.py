@@ -13,10 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 
 from spikelm.errors import ConfigError, SpikelmError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error of spikelm."""
+
+    def error(self, message):
+        self.exit(2, f"spikelm: error: {self.prog}: {message} (see {self.prog} -h)\n")
 
 
 def _add_run(sub):
@@ -35,6 +44,12 @@ def _add_run(sub):
     p.add_argument("--plot", help="write a raster + rate plot to this PNG file")
     p.add_argument("--checkpoint", help="save the final state to this checkpoint file")
     p.add_argument("--resume", help="start from this checkpoint (written for the same scenario)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="longest run allowed, in steps (default: the scenario's [run] max_steps, else "
+                        "1,000,000,000); a longer run is refused before it starts")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                   help="memory the network may take, in GB (default: this machine's memory); a larger "
+                        "network is refused before it is built")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario field, e.g. exc.tau_m=10 (docs/scale-out.md); repeatable")
@@ -44,7 +59,7 @@ def main(argv=None) -> int:
     """Entry point of the ``spikelm`` console command; returns the exit code."""
     from spikelm import __version__
 
-    parser = argparse.ArgumentParser(prog="spikelm", description="Event-driven spiking neural network simulator.")
+    parser = _Parser(prog="spikelm", description="Event-driven spiking neural network simulator.")
     parser.add_argument("--version", action="version", version=f"spikelm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
@@ -97,6 +112,7 @@ def main(argv=None) -> int:
                 return 0
 
             print(summary(args.file))
+            sys.stdout.flush()
             return 0
         if args.command == "plot":
             return _plot(args)
@@ -110,7 +126,19 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("spikelm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
     return 0
+
+
+def _broken_pipe():
+    """The reader of our output went away (``spikelm info F | head``): stop quietly, as Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # Python's exit flush would raise again otherwise
+    except (OSError, ValueError):      # stdout is not a real file (captured in a test)
+        pass
+    return 141                          # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 def _lm(rest):
@@ -129,10 +157,11 @@ def _lm(rest):
 
 def _plot(args):
     from spikelm.io import plots
+    from spikelm.io.outputs import PLOT_SUFFIXES, check_output
     from spikelm.io.sonata import validate
 
     validate(args.file)
-    _check_writable(args.out, "--out")
+    check_output(args.out, "--out", inputs={"FILE": args.file}, suffixes=PLOT_SUFFIXES)
     if args.max_neurons < 1:
         raise ConfigError(f"--max-neurons: must be >= 1, got {args.max_neurons}")
     if args.weights and args.window:
@@ -148,7 +177,55 @@ def _plot(args):
     return 0
 
 
+def _run_options(args, sc):
+    """Check every option before any work; return (steps, memory limit in bytes or None)."""
+    from spikelm.io.outputs import PLOT_SUFFIXES, check_output
+
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise ConfigError(f"--seed: must be an integer in [0, 2**63), got {args.seed}")
+    if args.steps is not None and args.steps <= 0:
+        raise ConfigError(f"--steps: must be > 0, got {args.steps}")
+    if args.max_steps is not None and args.max_steps <= 0:
+        raise ConfigError(f"--max-steps: must be > 0, got {args.max_steps}")
+    limit = None
+    if args.max_memory is not None:
+        if not (math.isfinite(args.max_memory) and args.max_memory > 0):
+            raise ConfigError(f"--max-memory: must be a finite number of GB > 0, got {args.max_memory}")
+        limit = args.max_memory * 1e9
+    if args.duration is not None:
+        if not (math.isfinite(args.duration) and args.duration > 0):
+            raise ConfigError(f"--duration: must be a finite number of ms > 0, got {args.duration}")
+        ratio, source = args.duration / sc.dt, "--duration"
+        if ratio < 0.5:
+            raise ConfigError(f"--duration: {args.duration:g} ms is less than one step (dt = {sc.dt:g} ms)")
+    elif args.steps is not None:
+        ratio, source = args.steps, "--steps"
+    else:
+        ratio, source = sc.default_steps(), f"{sc.path}: run"
+    if not ratio < 2**62:
+        raise ConfigError(f"{source}: {ratio:.4g} steps of {sc.dt:g} ms; allowed: below 4.6e+18 steps "
+                          "(step counters are int64)")
+    cap = args.max_steps if args.max_steps is not None else sc.max_steps
+    if not ratio <= cap:
+        raise ConfigError(f"{source}: {ratio:.4g} steps of {sc.dt:g} ms ({ratio * sc.dt / 1000:.4g} s model time) "
+                          f"exceed the limit of {cap:,} steps; allow them with --max-steps {ratio:.0f} "
+                          "(or [run] max_steps in the scenario)")
+    steps = round(ratio)
+    inputs = {"scenario": args.scenario}
+    if args.resume:
+        inputs["--resume"] = args.resume
+    outputs = {}
+    for flag in ("out", "plot", "checkpoint"):
+        v = getattr(args, flag)
+        if v is not None:
+            check_output(v, f"--{flag}", inputs={**inputs, **outputs},
+                          suffixes=PLOT_SUFFIXES if flag == "plot" else None)
+            outputs[f"--{flag}"] = v
+    return steps, limit
+
+
 def _run(args):
+    from spikelm.interrupt import deferred_interrupts
     from spikelm.io import checkpoint
     from spikelm.io.scenario import load_scenario
     from spikelm.simulator import Simulator
@@ -158,26 +235,25 @@ def _run(args):
         from spikelm.scaleout.overrides import override
 
         sc = override(sc, args.set)
-    for flag in ("steps", "duration", "seed"):
-        v = getattr(args, flag)
-        if v is not None and (v <= 0 if flag in ("steps", "duration") else v < 0):
-            raise ConfigError(f"--{flag}: must be {'> 0' if flag != 'seed' else '>= 0'}, got {v}")
-    for flag in ("out", "plot", "checkpoint"):
-        v = getattr(args, flag)
-        if v is not None:
-            _check_writable(v, f"--{flag}")
+    steps, limit = _run_options(args, sc)
+    if args.resume:
+        checkpoint.check_file(args.resume)
     seed = sc.seed if args.seed is None else args.seed
     t0 = time.perf_counter()
-    net = sc.build(seed)
+    net = sc.build(seed, memory_limit=limit)
     backend = args.backend or sc.backend
-    sim = Simulator(net, backend=backend, record=sc.record_spikes(), state=sc.state_monitors,
-                    weight_snapshots=sc.weight_snapshots())
+    # the record goes to --out; only a --plot without --out needs the spikes in memory, so a
+    # long run's memory stays flat
+    try:
+        sim = Simulator(net, backend=backend, record=sc.record_spikes(), state=sc.state_monitors,
+                        weight_snapshots=sc.weight_snapshots(), in_memory=bool(args.plot and not args.out))
+    except ConfigError as e:   # what the built network tells (plasticity bounds, queue memory)
+        raise ConfigError(f"{sc.path}: {e}") from None
     if args.resume:
         checkpoint.load(sim, args.resume)
     first_step = sim.t
     build_s = time.perf_counter() - t0
-    steps = args.steps if args.steps is not None else (
-        int(round(args.duration / sc.dt)) if args.duration is not None else sc.default_steps())
+    totals0 = {name: sim.rates.total(name) for name in net.populations}
     writer = None
     if args.out:
         from spikelm.io.sonata import SpikeWriter
@@ -192,19 +268,24 @@ def _run(args):
                                        "start_step": sim.t, "not_recorded": skipped,
                                        **({"overrides": sc.overrides} if args.set else {})},
                              signed={p.name: p.model.ternary for p in recorded},
-                             compress=args.compression)
+                             compress=args.compression,
+                             state_populations={p.name: p.n for p in net.populations.values()})
     try:
-        result = sim.run(steps, progress=not args.no_progress, writer=writer)
-        if writer is not None:
-            # this file's steps and SynOps: after --resume, those of the resumed segment
-            writer.finish({"steps": result.steps, "synops": result.synops, "wall_s": result.wall_s})
-    except BaseException:
+        with deferred_interrupts() as ctrl_c:
+            result = sim.run(steps, progress=not args.no_progress, writer=writer, on_chunk=ctrl_c.check)
+            ctrl_c.check()
+            if writer is not None:
+                # this file's steps and SynOps: after --resume, those of the resumed segment
+                writer.finish({"steps": result.steps, "synops": result.synops, "wall_s": result.wall_s})
+    except BaseException as exc:
         if writer is not None:
             writer._abort()
+            if isinstance(exc, KeyboardInterrupt):
+                print(f"spikelm: the record up to the interrupt is kept in {writer.partial_path}", file=sys.stderr)
         raise
     if args.checkpoint:
         checkpoint.save(sim, args.checkpoint)
-    _print_summary(sc, net, sim, result, build_s)
+    _print_summary(sc, net, sim, result, build_s, totals0)
     if args.out:
         print(f"spikes: {args.out}")
     if args.plot:
@@ -219,24 +300,14 @@ def _run(args):
     return 0
 
 
-def _check_writable(path, flag):
-    import os
-
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(d):
-        raise ConfigError(f"{flag} {path}: directory {d} does not exist")
-    if not os.access(d, os.W_OK):
-        raise ConfigError(f"{flag} {path}: directory {d} is not writable")
-
-
-def _print_summary(sc, net, sim, result, build_s):
+def _print_summary(sc, net, sim, result, build_s, totals0):
     secs = result.steps * net.dt * 1e-3
     print(f"{sc.path}: {result.steps:,} steps of {net.dt} ms ({secs:g} s model time) on {sim.backend_name}")
     print(f"  build {build_s:.2f} s, run {result.wall_s:.2f} s wall ({result.wall_s / max(secs, 1e-12):.3g} s per model s)")
     print(f"  {'population':<16}{'neurons':>10}{'spikes':>14}{'rate (Hz)':>12}")
     for name, pop in net.populations.items():
         # the rate monitor counts every population, recorded or not
-        n_sp = int(sim.rates.counts(name)[-result.steps:].sum()) if result.steps else 0
+        n_sp = sim.rates.total(name) - totals0[name]
         rate = f"{n_sp / pop.n / secs:.3f}" if secs > 0 else "-"
         note = "" if name in result.spikes else "   (spikes not recorded)"
         print(f"  {name:<16}{pop.n:>10,}{n_sp:>14,}{rate:>12}{note}")

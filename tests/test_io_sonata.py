@@ -208,7 +208,7 @@ def test_writer_rejects_bad_calls(tmp_path, call, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"populations": {}}, "non-empty dict"),
+    ({"populations": []}, "dict name -> neuron count"),
     ({"populations": {"a/b": 3}}, "without '/'"),
     ({"populations": {"a": -1}}, "int >= 0"),
     ({"dt": 0.0}, "dt"),

@@ -141,7 +141,7 @@ def test_report_compares_codings_in_a_table_a_chart_and_json(folder, tmp_path, c
     (["check", "--bits", "lin=8,foo=3"], "--bits='lin=8,foo=3': 'foo=3' is not understood; allowed: .*lin, act"),
     (["report", "--out", "x.png", "--codings", "unit,ternary"], "--codings 'unit,ternary': 'ternary' is not a "
      "coding; allowed: unit, bitplane, signed_digit"),
-    (["report", "--out", "x.png", "--e-shift", "nan"], "--e-shift nan: must be a finite number"),
+    (["report", "--out", "x.png", "--e-shift", "nan"], "--e-shift nan: allowed: a finite energy"),
     (["report", "--out", "/nonexistent-dir/x.png"], "does not exist"),
 ])
 def test_bad_arguments_raise_one_line_errors(folder, argv, match, tmp_path):

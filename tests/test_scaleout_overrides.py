@@ -136,7 +136,7 @@ def test_brackets_and_quotes_do_not_split_values():
 @pytest.mark.parametrize("text,needle", [
     ("exc.tau_m=abc", "populations.exc.params.tau_m"),
     ("exc.tau_m=-5", "must be > 0"),
-    ("exc.tau_x=1", "unknown parameter"),
+    ("exc.tau_x=1", "populations.exc.params.tau_x: unknown field"),
     ("ee.connect.p=1.5", "projections.ee.connect"),
     ("seed=-1", "network.seed"),
     ("exc.n=0", "populations.exc.n"),

@@ -9,6 +9,7 @@ sizes, projections) and refuses to load into a different network. Writing goes t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -16,7 +17,7 @@ import h5py
 import numpy as np
 
 import spikelm
-from spikelm.errors import CheckpointMismatchError, FileFormatError
+from spikelm.errors import CheckpointMismatchError, FileFormatError, SpikelmError
 
 FORMAT = "spikelm-checkpoint"
 
@@ -55,34 +56,106 @@ def _arrays(sim):
             "synops": plan.synops}
 
 
-def load(sim, path) -> None:
-    """Restore ``sim`` from a checkpoint written for the same network."""
-    path = str(path)
+def check_file(path) -> None:
+    """Refuse at once a file that is not a readable spikelm checkpoint (before any network is built)."""
+    with _open(str(path)):
+        pass
+
+
+@contextlib.contextmanager
+def _open(path):
+    """Open a checkpoint for reading; damaged content raises one FileFormatError line."""
     if not os.path.isfile(path):
         raise FileFormatError(f"{path}: no such checkpoint file")
     if not h5py.is_hdf5(path):
         raise FileFormatError(f"{path}: not an HDF5 file; a checkpoint is written by spikelm.io.checkpoint.save")
-    with h5py.File(path, "r") as f:
-        g = f.get("checkpoint")
-        if g is None or g.attrs.get("format") != FORMAT:
-            raise FileFormatError(f"{path}: not a spikelm checkpoint (no /checkpoint group with format={FORMAT!r})")
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, RuntimeError, ValueError) as err:
+        raise FileFormatError(f"{path}: unreadable HDF5 file ({_first_line(err)}); is it truncated?") from None
+    try:
+        with f:
+            g = f.get("checkpoint")
+            if not isinstance(g, h5py.Group) or _attr(g, "format") != FORMAT:
+                raise FileFormatError(f"{path}: not a spikelm checkpoint (no /checkpoint group with format={FORMAT!r})")
+            yield g
+    except SpikelmError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+        raise FileFormatError(f"{path}: damaged checkpoint ({_first_line(err)})") from None
+
+
+def _first_line(err):
+    text = " ".join(str(err).split())
+    return text[:200] if text else type(err).__name__
+
+
+def _attr(g, name):
+    value = g.attrs.get(name)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def load(sim, path) -> None:
+    """Restore ``sim`` from a checkpoint written for the same network.
+
+    Everything is checked before anything is changed: the fingerprint, the step counter
+    (an integer in [0, 2**62)), every array's shape, and the plasticity state, which must be
+    there exactly when the network has rules (a checkpoint without it would resume with
+    fresh traces and silently differ from the uninterrupted run).
+    """
+    path = str(path)
+    with _open(path) as g:
+        fp = _attr(g, "fingerprint")
+        try:
+            theirs = json.loads(fp) if isinstance(fp, str) else None
+        except ValueError:
+            theirs = None
+        if not isinstance(theirs, dict):
+            raise FileFormatError(f"{path}: checkpoint/fingerprint: missing or not the JSON network summary")
         mine = json.loads(sim.network.fingerprint())
-        theirs = json.loads(g.attrs["fingerprint"])
         if mine != theirs:
             raise CheckpointMismatchError(f"{path}: checkpoint of another network: {_difference(theirs, mine)}")
+        t = _attr(g, "t")
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 2**62:
+            raise FileFormatError(f"{path}: checkpoint/t: {t!r}; expected the step counter, an integer in [0, 2**62)")
         arrays = _arrays(sim)
-        for name, arr in arrays.items():
-            if name not in g or g[name].shape != arr.shape:
-                raise FileFormatError(f"{path}: checkpoint/{name}: missing or of shape "
-                                      f"{g[name].shape if name in g else None}, expected {arr.shape}")
-        for name, arr in arrays.items():
-            arr[...] = g[name][...]
-        for p, ws in zip(sim.plan.pops, g["window_start"][...]):
-            p.window_start = int(ws)
-        sim.plan.set_windows()
-        sim.t = int(g.attrs["t"])
-        if "plasticity" in g and sim.learn is not None and hasattr(sim.learn, "load_state_dict"):
-            sim.learn.load_state_dict({k: g["plasticity"][k][...] for k in g["plasticity"]})
+        arrays["window_start"] = np.zeros(len(sim.plan.pops), dtype=np.int64)
+        learn = sim.learn if sim.learn is not None and hasattr(sim.learn, "state_dict") else None
+        wanted = learn.state_dict() if learn is not None else {}
+        has = isinstance(g.get("plasticity"), h5py.Group)
+        if bool(wanted) != has:
+            raise CheckpointMismatchError(
+                f"{path}: checkpoint/plasticity: {'missing' if wanted else 'present'}, but this network "
+                f"{'has' if wanted else 'has no'} plasticity rules; resuming would not continue the same run")
+        values = {name: _dataset(g, name, arr, path) for name, arr in arrays.items()}
+        state = {k: _dataset(g["plasticity"], k, v, path, "checkpoint/plasticity") for k, v in wanted.items()}
+        if has and sorted(g["plasticity"]) != sorted(wanted):
+            extra = sorted(set(g["plasticity"]) - set(wanted))
+            raise CheckpointMismatchError(f"{path}: checkpoint/plasticity: unexpected {', '.join(extra)}")
+        if values["window_start"].min(initial=0) < 0 or values["window_start"].max(initial=0) > t:
+            raise FileFormatError(f"{path}: checkpoint/window_start: outside [0, t = {t}]")
+    for name, arr in _arrays(sim).items():
+        arr[...] = values[name]
+    for p, ws in zip(sim.plan.pops, values["window_start"]):
+        p.window_start = int(ws)
+    sim.plan.set_windows()
+    sim.t = t
+    if learn is not None:
+        learn.load_state_dict(state)
+
+
+def _dataset(g, name, like, path, where="checkpoint"):
+    """Read ``g[name]``, which must have ``like``'s shape and kind of dtype."""
+    d = g.get(name)
+    if not isinstance(d, h5py.Dataset) or d.shape != like.shape:
+        raise FileFormatError(f"{path}: {where}/{name}: missing or of shape "
+                              f"{getattr(d, 'shape', None)}, expected {like.shape}")
+    kinds = "biu" if like.dtype.kind in "biu" else "biuf"
+    if d.dtype.kind not in kinds:
+        raise FileFormatError(f"{path}: {where}/{name}: dtype {d.dtype}, expected {like.dtype}")
+    return d[()]
 
 
 def _difference(theirs, mine):

@@ -144,7 +144,7 @@ def is_nir_file(path) -> bool:
     try:
         with h5py.File(str(path), "r") as f:
             return "node" in f and "spikes" not in f
-    except OSError:
+    except (OSError, RuntimeError, ValueError):   # damaged: the SONATA reader says what is wrong
         return False
 
 

@@ -17,7 +17,8 @@ from matplotlib.lines import Line2D
 from spikelm.errors import ConfigError
 from spikelm.io.sonata import read_metadata, read_spikes, read_state, read_weights
 from spikelm.io.sonata_format import _py
-from spikelm.io.sonata_read import _open, _state_group, rate_label, span
+from spikelm.io.sonata_read import _open, _reading, _state_group
+from spikelm.io.sonata_summary import rate_label, span
 
 __all__ = ["plot_raster", "plot_state", "plot_weights"]
 
@@ -211,7 +212,10 @@ def plot_weights(path, projection, out_png, bins=60):
         raise ConfigError(f"{os.fspath(path)}: /report/{projection}/weights: no snapshots; "
                           "allowed: at least one snapshot of at least one synapse")
     w = snaps.astype(np.float64)
-    lo, hi = float(np.nanmin(w)), float(np.nanmax(w))
+    if not np.all(np.isfinite(w)):
+        raise ConfigError(f"{os.fspath(path)}: /report/{projection}/weights: NaN or infinite weights; "
+                          "allowed: finite weights (a histogram of them is drawn)")
+    lo, hi = float(w.min()), float(w.max())
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
@@ -256,7 +260,7 @@ def plot_weights(path, projection, out_png, bins=60):
 
 def _weight_units(path, projection):
     path, f = _open(path)
-    with f:
+    with f, _reading(path):
         return _py(f["report"][projection]["weights"].attrs.get("units", ""))
 
 
@@ -318,6 +322,6 @@ def plot_state(path, population, out_png, variable=None, max_traces=10, t_range=
 
 def _state_labels(path, population, variable):
     path, f = _open(path)
-    with f:
+    with f, _reading(path):
         d = _state_group(f, path, population, variable)["data"]
         return _py(d.attrs.get("variable", variable or "?")), _py(d.attrs.get("units", ""))

@@ -13,6 +13,10 @@ _SORTING_STRINGS = {"none": "none", "unknown": "none", "by_id": "by_id", "id": "
 SONATA_MAGIC = 0x0A7A
 SONATA_VERSION = (0, 1)
 FORMAT = "spikelm-sonata/1"
+# HDF5 file format bounds of run files: SWMR (readable while written, consistent after a
+# crash) needs the 1.10 format; capping it there keeps files readable by HDF5 1.10 and later
+# (libsonata, bmtk, HDFView).
+LIBVER = ("v110", "v110")
 # Metadata keys the writer sets itself; read_metadata returns them too.
 INTERNAL_KEYS = ("dt", "version", "populations", "signed", "complete", "format", "time_unit")
 _SHORT_STR = 4096          # longer strings go to a dataset (HDF5 attributes are capped at 64 KiB)

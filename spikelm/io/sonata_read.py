@@ -1,7 +1,14 @@
-"""Reading SONATA spike files: readers, validation and the run summary (layout in :mod:`spikelm.io.sonata`)."""
+"""Reading SONATA spike files: readers and validation (layout in :mod:`spikelm.io.sonata`).
+
+Every reader validates first and reads inside :func:`_reading`, so a damaged or foreign
+file raises one :class:`FileFormatError` line naming the file (and the object, where
+known) instead of an h5py traceback. A file still being written (or left by a run that was
+killed) is opened in HDF5 SWMR mode, so ``spikelm info run.h5.partial`` works during a run.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -9,7 +16,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from spikelm.errors import ConfigError, FileFormatError
+from spikelm.errors import ConfigError, FileFormatError, SpikelmError
 from .sonata_format import SORTING, _SORTING_STRINGS, _TIME_UNITS, _py
 
 # ----------------------------------------------------------------------------------- reading
@@ -57,6 +64,84 @@ class SpikeTable:
         return np.rint(self.timestamps / dt).astype(np.int64)
 
 
+def _first_line(err):
+    text = " ".join(str(err).split())
+    return text[:200] if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Turn what h5py or NumPy raise on damaged content into one FileFormatError line."""
+    try:
+        yield
+    except SpikelmError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError,
+            RecursionError) as err:
+        raise FileFormatError(f"{path}: damaged or unexpected content ({_first_line(err)}); expected a "
+                              "SONATA spike file") from None
+
+
+def _open_h5(path):
+    """Open for reading; a file that a writer holds (or held when it was killed) opens with SWMR."""
+    try:
+        return h5py.File(path, "r")
+    except (OSError, RuntimeError, ValueError) as err:
+        first = err
+    # SWMR only for what it is meant for: a file marked open for writing. A SWMR reader skips
+    # the end-of-file check and retries damaged metadata for minutes, so a truncated file is
+    # refused here by its own superblock instead
+    if "open for write" in str(first) and _whole(path):
+        try:
+            return h5py.File(path, "r", swmr=True)
+        except (OSError, RuntimeError, ValueError):
+            pass
+    raise FileFormatError(f"{path}: unreadable HDF5 file ({_first_line(first)}); expected a complete "
+                          "SONATA spike file")
+
+
+def _whole(path):
+    """False when the file is shorter than the end-of-file address its superblock (v2/v3) records."""
+    with open(path, "rb") as f:
+        head = f.read(48)
+    if len(head) < 12 or head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] < 2:
+        return True     # older superblocks: HDF5's own checks apply
+    size = head[9]
+    if len(head) < 12 + 4 * size:
+        return False
+    base = int.from_bytes(head[12:12 + size], "little")
+    eof = int.from_bytes(head[12 + 3 * size:12 + 4 * size], "little")
+    return os.path.getsize(path) >= base + eof
+
+
+def _member(group, name, where, kind=None):
+    """``group[name]`` or None; links outside the file, broken links and damage are refused."""
+    try:
+        link = group.get(name, getlink=True)
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError) as err:
+        raise FileFormatError(f"{where}: damaged ({_first_line(err)})") from None
+    if link is None:
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        raise FileFormatError(f"{where}: an external link to {link.filename}:{link.path}; spikelm reads only "
+                              "objects stored in the file itself")
+    try:
+        obj = group[name]
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError, RecursionError) as err:
+        raise FileFormatError(f"{where}: a broken or circular link ({_first_line(err)})") from None
+    if kind is not None and not isinstance(obj, kind):
+        raise FileFormatError(f"{where}: is a {'group' if isinstance(obj, h5py.Group) else 'dataset'}; "
+                              f"expected a {'group' if kind is h5py.Group else 'dataset'}")
+    return obj
+
+
+def _names(group, where):
+    try:
+        return list(group.keys())
+    except (KeyError, OSError, RuntimeError, ValueError) as err:
+        raise FileFormatError(f"{where}: damaged group ({_first_line(err)})") from None
+
+
 def validate(path):
     """Check that ``path`` is a readable SONATA spike file; raise FileFormatError if not.
 
@@ -64,7 +149,7 @@ def validate(path):
     with 1-D ``timestamps`` (float) and ``node_ids`` (integer) of equal length, an optional
     ``values`` (integer, same length), a known ``sorting`` and time unit; ``/spikelm``, when
     present, has a positive ``dt``; every ``/report`` entry is a frame report or a weight
-    snapshot series with consistent shapes.
+    snapshot series with consistent shapes; no object is a link to another file.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -74,110 +159,126 @@ def validate(path):
     if not h5py.is_hdf5(path):
         raise FileFormatError(f"{path}: not an HDF5 file (no HDF5 signature); expected a "
                               "SONATA spike file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        reason = " ".join(str(err).split())
-        raise FileFormatError(f"{path}: unreadable HDF5 file ({reason}); expected a complete "
-                              "SONATA spike file") from None
-    with f:
+    f = _open_h5(path)
+    with f, _reading(path):
         _validate_open(f, path)
 
 
+def _dataset(g, name, where, ndim=None, kinds=None, required=True):
+    d = _member(g, name, where, h5py.Dataset)
+    if d is None:
+        if required:
+            raise FileFormatError(f"{where}: dataset missing")
+        return None
+    if ndim is not None and d.ndim != ndim:
+        raise FileFormatError(f"{where}: not a {ndim}-D dataset (shape {d.shape})")
+    if kinds is not None and d.dtype.kind not in kinds:
+        raise FileFormatError(f"{where}: dtype {d.dtype}; expected {'integers' if kinds == 'ui' else 'numbers'}")
+    return d
+
+
+def _live(f):
+    """True for a file opened in SWMR mode: being written, or left by a writer that was killed.
+
+    A SWMR reader sees each dataset as it was when it opened that dataset, so the datasets of
+    one population can differ in length by what the writer appended in between; every entry
+    below the shortest is final (the writer only appends), and readers read that prefix.
+    """
+    return bool(getattr(f, "swmr_mode", False))
+
+
 def _validate_open(f, path):
-    if "spikes" not in f:
+    live = _live(f)
+    spikes = _member(f, "spikes", f"{path}: /spikes", h5py.Group)
+    if spikes is None:
         raise FileFormatError(f"{path}: /spikes: group missing; expected "
                               "/spikes/<population>/{timestamps,node_ids}")
-    spikes = f["spikes"]
-    if not isinstance(spikes, h5py.Group):
-        raise FileFormatError(f"{path}: /spikes: is a dataset; expected a group")
-    for name, g in spikes.items():
+    for name in _names(spikes, f"{path}: /spikes"):
         where = f"{path}: /spikes/{name}"
+        g = _member(spikes, name, where)
         if not isinstance(g, h5py.Group):
             raise FileFormatError(f"{where}: is a dataset; expected a population group with "
                                   "timestamps and node_ids (the pre-population layout is not "
                                   "supported)")
-        for field in ("timestamps", "node_ids"):
-            if field not in g:
-                raise FileFormatError(f"{where}/{field}: dataset missing; expected timestamps "
-                                      "(float64, ms) and node_ids (uint64)")
-            if not isinstance(g[field], h5py.Dataset) or g[field].ndim != 1:
-                raise FileFormatError(f"{where}/{field}: not a 1-D dataset")
-        ts, ids = g["timestamps"], g["node_ids"]
-        if ts.dtype.kind != "f":
-            raise FileFormatError(f"{where}/timestamps: dtype {ts.dtype}; expected float64")
-        if ids.dtype.kind not in "ui":
-            raise FileFormatError(f"{where}/node_ids: dtype {ids.dtype}; expected uint64")
-        if ts.shape != ids.shape:
+        ts = _dataset(g, "timestamps", f"{where}/timestamps", 1, "f")
+        ids = _dataset(g, "node_ids", f"{where}/node_ids", 1, "ui")
+        if ts.shape != ids.shape and not live:
             raise FileFormatError(f"{where}: timestamps has {ts.shape[0]} entries, node_ids "
                                   f"{ids.shape[0]}; expected equal lengths")
-        if "values" in g:
-            v = g["values"]
-            if not isinstance(v, h5py.Dataset) or v.dtype.kind not in "ui" \
-                    or v.shape != ts.shape:
-                raise FileFormatError(f"{where}/values: dtype {getattr(v, 'dtype', None)}, "
-                                      f"shape {getattr(v, 'shape', None)}; expected int8/int16 "
-                                      f"of shape {ts.shape}")
+        v = _dataset(g, "values", f"{where}/values", 1, "ui", required=False)
+        if v is not None and v.shape != ts.shape and not live:
+            raise FileFormatError(f"{where}/values: shape {v.shape}; expected int8/int16 of shape {ts.shape}")
         _sorting(g, where)
         _time_scale(ts, f"{where}/timestamps")
-    if "spikelm" in f:
-        meta = f["spikelm"]
-        dt = meta.attrs.get("dt") if isinstance(meta, h5py.Group) else None
-        if dt is None or not np.isscalar(dt) or not float(dt) > 0:
+    meta = _member(f, "spikelm", f"{path}: /spikelm")
+    if meta is not None:
+        if not isinstance(meta, h5py.Group):
+            raise FileFormatError(f"{path}: /spikelm: is a dataset; expected the run metadata group")
+        dt = _py(meta.attrs.get("dt"))
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not np.isfinite(dt) or not dt > 0:
             raise FileFormatError(f"{path}: /spikelm: attribute dt is {dt!r}; expected a "
                                   "float > 0 (ms)")
-    if "report" in f:
-        for name, g in f["report"].items():
-            _validate_report(g, f"{path}: /report/{name}")
+    report = _member(f, "report", f"{path}: /report", h5py.Group)
+    if report is not None:
+        for name in _names(report, f"{path}: /report"):
+            _validate_report(report, name, f"{path}: /report/{name}", live)
 
 
-def _validate_report(g, where):
+def _validate_report(report, name, where, live=False):
+    g = _member(report, name, where)
     if not isinstance(g, h5py.Group):
         raise FileFormatError(f"{where}: is a dataset; expected a group")
-    if "data" in g:
+    names = _names(g, where)
+    if "data" in names:
         _validate_frames(g, where)
-        for name, sub in g.items():
-            if name not in ("data", "mapping") and isinstance(sub, h5py.Group):
-                _validate_frames(sub, f"{where}/{name}")
-    if "weights" in g:
-        w, steps = g["weights"], g.get("steps")
-        if w.ndim != 2 or steps is None or steps.shape != (w.shape[0],):
-            raise FileFormatError(f"{where}: weights shape {w.shape}, steps shape "
-                                  f"{getattr(steps, 'shape', None)}; expected "
+        for sub in names:
+            obj = _member(g, sub, f"{where}/{sub}")
+            if sub not in ("data", "mapping") and isinstance(obj, h5py.Group) and "data" in obj:
+                _validate_frames(obj, f"{where}/{sub}")
+    if "weights" in names:
+        w = _dataset(g, "weights", f"{where}/weights", 2, "uif")
+        steps = _dataset(g, "steps", f"{where}/steps", 1, "ui")
+        if steps.shape != (w.shape[0],) and not live:
+            raise FileFormatError(f"{where}: weights shape {w.shape}, steps shape {steps.shape}; expected "
                                   "[n_snapshots, n_synapses] and [n_snapshots]")
-    if "data" not in g and "weights" not in g:
+    if "data" not in names and "weights" not in names:
         raise FileFormatError(f"{where}: neither data nor weights; expected a frame report "
                               "(data, mapping) or weight snapshots (weights, steps)")
 
 
 def _validate_frames(g, where):
-    if "data" not in g or "mapping" not in g:
-        raise FileFormatError(f"{where}: data or mapping missing; expected a SONATA frame "
-                              "report")
-    data, m = g["data"], g["mapping"]
-    if data.ndim != 2:
-        raise FileFormatError(f"{where}/data: shape {data.shape}; expected [n_times, n_values]")
-    for field in ("node_ids", "time"):
-        if field not in m:
-            raise FileFormatError(f"{where}/mapping/{field}: missing")
-    if m["time"].shape != (3,):
-        raise FileFormatError(f"{where}/mapping/time: shape {m['time'].shape}; expected "
-                              "[start, stop, dt]")
-    pointers = _pointers(m)
-    if pointers is not None and (pointers.size != m["node_ids"].shape[0] + 1
+    data = _dataset(g, "data", f"{where}/data", 2, "uif")
+    m = _member(g, "mapping", f"{where}/mapping", h5py.Group)
+    if m is None:
+        raise FileFormatError(f"{where}/mapping: missing; expected a SONATA frame report")
+    node_ids = _dataset(m, "node_ids", f"{where}/mapping/node_ids", 1, "ui")
+    t = _dataset(m, "time", f"{where}/mapping/time", 1, "uif")
+    if t.shape != (3,):
+        raise FileFormatError(f"{where}/mapping/time: shape {t.shape}; expected [start, stop, dt]")
+    start, stop, step = (float(x) for x in t[()])
+    if not (np.isfinite(start) and np.isfinite(stop) and np.isfinite(step)) or not step > 0:
+        raise FileFormatError(f"{where}/mapping/time: [{start}, {stop}, {step}]; expected finite [start, stop, dt] "
+                              "with dt > 0")
+    _time_scale(t, f"{where}/mapping/time")
+    pointers = _pointers(m, f"{where}/mapping")
+    if pointers is not None and (pointers.size != node_ids.shape[0] + 1
                                  or int(pointers[-1]) != data.shape[1]):
         raise FileFormatError(f"{where}/mapping/index_pointers: {pointers.size} entries ending "
                               f"at {pointers[-1] if pointers.size else None}; expected "
-                              f"{m['node_ids'].shape[0] + 1} ending at {data.shape[1]}")
-    if pointers is None and m["node_ids"].shape[0] != data.shape[1]:
-        raise FileFormatError(f"{where}/mapping/node_ids: {m['node_ids'].shape[0]} nodes for "
+                              f"{node_ids.shape[0] + 1} ending at {data.shape[1]}")
+    if pointers is None and node_ids.shape[0] != data.shape[1]:
+        raise FileFormatError(f"{where}/mapping/node_ids: {node_ids.shape[0]} nodes for "
                               f"{data.shape[1]} data columns and no index_pointers")
 
 
-def _pointers(m):
+def _pointers(m, where=""):
     for name in ("index_pointers", "index_pointer"):
         if name in m:
-            return m[name][()]
+            d = _dataset(m, name, f"{where}/{name}", 1, "ui")
+            p = d[()]
+            if p.size and (p[0] != 0 or np.any(np.diff(p.astype(np.int64)) < 0)):
+                raise FileFormatError(f"{where}/{name}: not increasing from 0")
+            return p
     return None
 
 
@@ -190,7 +291,7 @@ def _sorting(g, where):
         enum = h5py.check_enum_dtype(obj.attrs.get_id("sorting").dtype)
         if enum is not None:
             names = {v: k for k, v in enum.items()}
-            if int(raw) in names and names[int(raw)] in SORTING:
+            if np.ndim(raw) == 0 and int(raw) in names and names[int(raw)] in SORTING:
                 return names[int(raw)]
         else:
             raw = _py(raw)
@@ -205,17 +306,17 @@ def _sorting(g, where):
 
 def _time_scale(ts, where):
     units = _py(ts.attrs.get("units", "ms"))
-    if units not in _TIME_UNITS:
+    if not isinstance(units, str) or units not in _TIME_UNITS:
         raise FileFormatError(f"{where}: attribute units is {units!r}; expected "
                               f"{sorted(_TIME_UNITS)}")
     return _TIME_UNITS[units]
 
 
 def _open(path):
-    """Validate, then open for reading: every reader starts here."""
+    """Validate, then open for reading: every reader starts here (and reads inside ``_reading``)."""
     path = os.fspath(path)
     validate(path)
-    return path, h5py.File(path, "r")
+    return path, _open_h5(path)
 
 
 def read_spikes(path):
@@ -227,25 +328,37 @@ def read_spikes(path):
         Population name -> its spikes (timestamps in ms), in the file's population order.
     """
     path, f = _open(path)
-    with f:
-        return _spikes(f, _metadata(f))
+    with f, _reading(path):
+        return _spikes(f, _metadata(f, path), path)
 
 
-def _spikes(f, meta):
+def _spikes(f, meta, path=""):
     sizes = meta.get("populations", {})
     out = {}
-    for name, g in f["spikes"].items():
-        scale = _time_scale(g["timestamps"], name)
-        ts = g["timestamps"][()].astype(np.float64)
+    for name in f["spikes"].keys():
+        g = f["spikes"][name]
+        where = f"{path}: /spikes/{name}"
+        scale = _time_scale(g["timestamps"], where)
+        n = min(g[k].shape[0] for k in ("timestamps", "node_ids", "values") if k in g)   # see _live
+        ts = g["timestamps"][:n].astype(np.float64)
+        if ts.size and not np.all(np.isfinite(ts)):
+            raise FileFormatError(f"{where}/timestamps: NaN or infinite times; expected finite times")
         if scale != 1.0:
             ts = ts * scale
+        ids = g["node_ids"][:n]
+        if ids.size and ids.dtype.kind == "i" and ids.min() < 0:
+            raise FileFormatError(f"{where}/node_ids: negative node id {ids.min()}; expected ids >= 0")
+        size = sizes.get(name)
+        if size is not None and ids.size and int(ids.max()) >= size:
+            raise FileFormatError(f"{where}/node_ids: node id {int(ids.max())} beyond the population's {size} "
+                                  "neurons (/spikelm populations)")
         out[name] = SpikeTable(
             timestamps=ts,
-            node_ids=g["node_ids"][()].astype(np.uint64),
-            values=g["values"][()] if "values" in g else None,
+            node_ids=ids.astype(np.uint64),
+            values=g["values"][:n] if "values" in g else None,
             sorting=_sorting(g, name),
             dt=meta.get("dt"),
-            n_nodes=sizes.get(name),
+            n_nodes=size,
             time_unit="step" if _py(g["timestamps"].attrs.get("units", "ms")) == "step" else "ms",
         )
     return out
@@ -259,27 +372,60 @@ def read_metadata(path):
     ``populations``, ``signed``, ``complete`` (False in a ``.partial`` file) and ``format``.
     """
     path, f = _open(path)
-    with f:
-        return _metadata(f)
+    with f, _reading(path):
+        return _metadata(f, path)
 
 
-def _metadata(f):
+#: Types of the metadata keys that readers use: checked so a damaged file fails on reading.
+_META_TYPES = {"populations": "counts", "not_recorded": "counts", "synops_by_layer": "counts",
+               "macs_by_layer": "counts", "signed": dict, "steps": "count", "start_step": "count",
+               "tokens": list, "complete": bool, "time_unit": str}
+
+
+def _metadata(f, path=""):
     if "spikelm" not in f:
         return {}
     meta = f["spikelm"]
     out = {key: _py(value) for key, value in meta.attrs.items()}
-    if "text" in meta:
-        out.update({k: _py(d[()]) for k, d in meta["text"].items()})
-    if "json" in meta:
-        out.update({k: json.loads(_py(d[()])) for k, d in meta["json"].items()})
-    if "arrays" in meta:
-        out.update({k: d[()] for k, d in meta["arrays"].items()})
-    if "synops" in meta:
-        names = [_py(n) for n in meta["synops"]["names"][()]]
-        counts = meta["synops"]["counts"][()]
-        out["synops"] = {n: int(c) for n, c in zip(names, counts)}
+    where = f"{path}: /spikelm"
+    for sub in ("text", "json", "arrays"):
+        g = _member(meta, sub, f"{where}/{sub}", h5py.Group)
+        for k in (_names(g, f"{where}/{sub}") if g is not None else ()):
+            d = _member(g, k, f"{where}/{sub}/{k}", h5py.Dataset)
+            value = _py(d[()])
+            if sub == "json":
+                try:
+                    value = json.loads(value)
+                except (TypeError, ValueError):
+                    raise FileFormatError(f"{where}/json/{k}: not JSON text") from None
+            elif sub == "text" and not isinstance(value, str):
+                raise FileFormatError(f"{where}/text/{k}: not a string")
+            out[k] = value
+    syn = _member(meta, "synops", f"{where}/synops", h5py.Group)
+    if syn is not None:
+        names = _dataset(syn, "names", f"{where}/synops/names", 1)
+        counts = _dataset(syn, "counts", f"{where}/synops/counts", 1, "ui")
+        if names.shape != counts.shape:
+            raise FileFormatError(f"{where}/synops: {names.shape[0]} names for {counts.shape[0]} counts")
+        out["synops"] = {str(_py(n)): int(c) for n, c in zip(names[()], counts[()])}
     out.setdefault("time_unit", "ms")   # files written before the attribute existed
+    for key, kind in _META_TYPES.items():
+        if key in out and not _meta_ok(out[key], kind):
+            raise FileFormatError(f"{where}: {key} is {out[key]!r:.80}; expected "
+                                  f"{_META_WORDS.get(kind, getattr(kind, '__name__', kind))}")
     return out
+
+
+_META_WORDS = {"counts": "a table name -> integer count >= 0", "count": "an integer >= 0"}
+
+
+def _meta_ok(value, kind):
+    count = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+    if kind == "counts":
+        return isinstance(value, dict) and all(isinstance(k, str) and count(v) for k, v in value.items())
+    if kind == "count":
+        return count(value)
+    return isinstance(value, kind)
 
 
 def _state_group(f, path, population, variable):
@@ -296,7 +442,7 @@ def _state_group(f, path, population, variable):
         return base
     if variable not in variables:
         raise ConfigError(f"{path}: /report/{population}: variable {variable!r} not recorded; "
-                          f"available: {sorted(v for v in variables if v)}")
+                          f"available: {sorted(str(v) for v in variables if v)}")
     return variables[variable]
 
 
@@ -318,7 +464,7 @@ def read_state(path, population, variable=None):
     data : ndarray [n_times, n_columns]
     """
     path, f = _open(path)
-    with f:
+    with f, _reading(path):
         g = _state_group(f, path, population, variable)
         data = g["data"][()]
         m = g["mapping"]
@@ -342,146 +488,12 @@ def read_weights(path, projection):
     snapshots : ndarray [n_snapshots, n_synapses]
     """
     path, f = _open(path)
-    with f:
+    with f, _reading(path):
         report = f.get("report")
         if report is None or projection not in report or "weights" not in report[projection]:
             have = sorted(k for k, g in (report or {}).items() if "weights" in g)
             raise ConfigError(f"{path}: /report/{projection}/weights: not recorded; "
                               f"available: {have}")
         g = report[projection]
-        return g["steps"][()].astype(np.int64), g["weights"][()]
-
-
-# ----------------------------------------------------------------------------------- summary
-
-
-def span(meta):
-    """The steps a run file covers: ``(first_step, n_steps)`` from its metadata, or None.
-
-    ``start_step`` is where a resumed run began (0 otherwise); ``steps`` is how many steps
-    this file's run advanced, so spikes lie in ``[first_step, first_step + n_steps)``.
-    """
-    steps = meta.get("steps")
-    if not isinstance(steps, int) or isinstance(steps, bool):
-        return None
-    start = meta.get("start_step", 0)
-    return (start if isinstance(start, int) and not isinstance(start, bool) else 0), steps
-
-
-def rate_label(time_unit):
-    """Column title of a population rate: Hz, or spikes per neuron per 1,000 steps."""
-    return "rate (Hz)" if time_unit == "ms" else "per 1k steps"
-
-
-def rate_of(n_spikes, n_neurons, length):
-    """Spikes per neuron per second (ms files) or per 1,000 steps (step files); ``length`` in ms or steps."""
-    if not n_neurons or not length:
-        return 0.0
-    return n_spikes / n_neurons / (length / 1000.0)
-
-
-def summary(path):
-    """The text ``spikelm info FILE.h5`` prints: populations, rates, SynOps and run facts.
-
-    Rates and SynOps cover the steps of this file's run: a resumed run's file starts at its
-    ``start_step``, and its rates are those the run printed.
-    """
-    path, f = _open(path)
-    with f:
-        meta = _metadata(f)
-        spikes = _spikes(f, meta)
-        reports = _report_lines(f)
-    lines = [f"file: {path}"]
-    dt = meta.get("dt")
-    unit = meta.get("time_unit", "ms")
-    if any(t.time_unit == "step" for t in spikes.values()):
-        unit = "step"
-    covered = span(meta)
-    length = None
-    if meta:
-        state = "complete" if meta.get("complete") else "incomplete (run did not finish)"
-        lines.append(f"written by: spikelm {meta.get('version', '?')}, {state}")
-        if unit == "step":
-            lines.append("time unit: step (timestamps count rounds of spike propagation, not milliseconds)")
-            run = []
-        else:
-            run = [f"dt: {dt:g} ms"]
-        if meta.get("converted_lm"):
-            tokens = meta.get("tokens")
-            vals = [t.values for t in spikes.values() if t.values is not None and len(t.values)]
-            top = max((int(np.abs(v).max()) for v in vals), default=0)
-            widths = sorted({str(v.dtype) for v in vals})
-            lines.append(f"converted LM: {meta.get('model', '?')}, activation bits {meta.get('bits', '?')}, "
-                         f"{meta.get('coding', 'unit')} spike coding"
-                         + (f" (spike values up to ±{top}, stored as {'/'.join(widths)})" if vals else "")
-                         + (f", {len(tokens)} tokens" if isinstance(tokens, list) else ""))
-        if covered is not None:
-            first, n = covered
-            length = n * dt if unit == "ms" else n
-            text = f"steps: {n}" + (f" ({length:g} ms)" if unit == "ms" else "")
-            if first:
-                text += f", from step {first} (resumed" + (
-                    f": {first * dt:g} .. {(first + n) * dt:g} ms)" if unit == "ms" else ")")
-            run.append(text)
-        else:
-            run.append("steps: not recorded")
-        run.append(f"backend: {meta.get('backend', 'not recorded')}")
-        if not meta.get("converted_lm"):   # a converted LM draws no random numbers
-            run.append(f"seed: {meta.get('seed', 'not recorded')}")
-        lines.append("   ".join(run))
-    else:
-        lines.append("written by: another SONATA tool (no /spikelm group: dt, steps, seed, "
-                     "backend and neuron counts unknown; rates use the spiking neurons and "
-                     "0 .. last spike)")
-    lines.append("populations:")
-    where_col = "time span (ms)" if unit == "ms" else "step span"
-    lines.append(f"  {'name':<16}{'neurons':>9}{'spikes':>12}{rate_label(unit):>13}   {where_col}")
-    for name, table in spikes.items():
-        n = table.n_nodes
-        label = str(n) if n is not None else f"{np.unique(table.node_ids).size} active"
-        n_rate = n if n is not None else np.unique(table.node_ids).size
-        t_len = length if length is not None else (
-            float(table.timestamps.max()) + (dt or 0) if len(table) else 0.0)
-        rate = rate_of(len(table), n_rate, t_len)
-        where = (f"{table.timestamps.min():g} .. {table.timestamps.max():g}" if len(table)
-                 else "no spikes")
-        signed = ""
-        if table.values is not None and len(table):
-            signed = f"   (+: {int((table.values > 0).sum())}, -: {int((table.values < 0).sum())})"
-        lines.append(f"  {name:<16}{label:>9}{len(table):>12}{rate:>13.3f}   {where}{signed}")
-    for name, n in (meta.get("not_recorded") or {}).items():
-        lines.append(f"  {name:<16}{n:>9}{'not recorded':>12}")
-    synops = meta.get("synops")
-    by_layer = meta.get("synops_by_layer")
-    if isinstance(by_layer, dict) and by_layer:     # a converted LM: per layer, against dense MACs
-        macs = meta.get("macs_by_layer") or {}
-        lines.append("SynOps per layer:")
-        lines.append(f"  {'layer':<16}{'SynOps':>16}{'dense MACs':>16}")
-        for name, count in by_layer.items():
-            lines.append(f"  {name:<16}{count:>16,}{macs.get(name, 0):>16,}")
-    elif synops:
-        lines.append("SynOps per projection" + (" (this file's steps)" if covered and covered[0] else "") + ":")
-        for name, count in synops.items():
-            lines.append(f"  {name:<28}{count:>16,}")
-        lines.append(f"  {'total':<28}{sum(synops.values()):>16,}")
-    elif meta:
-        lines.append("SynOps: not recorded")
-    lines.extend(reports)
-    return "\n".join(lines)
-
-
-def _report_lines(f):
-    lines = []
-    for name, g in f.get("report", {}).items():
-        frames = [g] if "data" in g else []
-        frames += [s for k, s in g.items() if isinstance(s, h5py.Group) and "data" in s]
-        for s in frames:
-            var = _py(s["data"].attrs.get("variable", "")) or "?"
-            units = _py(s["data"].attrs.get("units", ""))
-            shape = s["data"].shape
-            lines.append(f"state {name}/{var}: {shape[1]} nodes x {shape[0]} frames"
-                         + (f" ({units})" if units else ""))
-        if "weights" in g:
-            shape = g["weights"].shape
-            lines.append(f"weights {name}: {shape[0]} snapshots x {shape[1]} synapses")
-    return lines
+        n = min(g["steps"].shape[0], g["weights"].shape[0])     # equal, unless the file is live
+        return g["steps"][:n].astype(np.int64), g["weights"][:n]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
+import time
 
 import h5py
 import numpy as np
 
 from spikelm import __version__
 from spikelm.errors import ConfigError
-from .sonata_format import FORMAT, INTERNAL_KEYS, SONATA_MAGIC, SONATA_VERSION, SORTING, SORTING_DTYPE, _RESERVED_VARIABLES, _SHORT_STR
+from .sonata_format import FORMAT, LIBVER, SONATA_MAGIC, SONATA_VERSION, SORTING, SORTING_DTYPE, _RESERVED_VARIABLES
+from .sonata_meta import check_metadata, write_meta_value
 
 # ----------------------------------------------------------------------------------- writing
 
@@ -42,12 +43,21 @@ TIME_UNITS = ("ms", "step")
 class SpikeWriter:
     """Write spikes, sampled state and weight snapshots of one run to a SONATA HDF5 file.
 
+    The file is crash-safe and readable while it grows: ``flush()`` (the simulator calls it
+    after every chunk of steps, ``spikelm lm generate`` after every token) writes what was
+    appended and switches the file to HDF5 single-writer/multiple-reader (SWMR) mode, in
+    which the file on disk is consistent at every moment. A reader opens it with
+    ``h5py.File(path, "r", swmr=True)`` (spikelm's readers do that by themselves), and after
+    a kill -9 the ``.partial`` file holds everything up to the last flush. Adding a new
+    dataset (a state report or weight series that starts late) briefly leaves SWMR mode.
+
     Parameters
     ----------
     path : str or os.PathLike
         Final file name. During the run the file is ``<path>.partial``; ``finish`` renames it.
     populations : dict[str, int]
-        Population name -> number of neurons (node ids are 0 .. n-1).
+        Population name -> number of neurons (node ids are 0 .. n-1) of the populations whose
+        spikes are written (may be empty: a run that records only state).
     dt : float
         Step width in ms; a spike at step ``s`` gets timestamp ``s * dt``.
     metadata : dict, optional
@@ -55,12 +65,17 @@ class SpikeWriter:
         ``seed``, ``backend``, ``scenario``, ``network``, ``steps``, ``synops``
         (dict projection -> SynOp count), or anything else that is a bool, int, float, str,
         NumPy array, or JSON-serialisable list/dict/None.
-    signed : bool or dict[str, bool]
+    signed : bool or dict[str, bool | int]
         Populations whose spikes carry a value (+1/-1 or a signed power of two): they get a
-        ``values`` dataset.
+        ``values`` dataset, int8 at first and widened to int16 by the first value beyond
+        int8 (which closes and reopens the file). An int instead of True is the largest
+        |value| the population will carry: above 127 its dataset is int16 from the start, so
+        a reader of the live file never meets the file closed for a widening.
     chunk : int
-        Spikes buffered per population before they are written; a hard crash loses at most
-        this many spikes per population. Also the HDF5 chunk length.
+        Spikes buffered per population before the writer flushes by itself (a bound on
+        memory); also the HDF5 chunk length. A hard crash loses what was appended since the
+        last flush: at most ``chunk`` spikes per population, or less when ``flush()`` is
+        called more often.
     compress : {"none", "scaleoffset", "deflate"} or bool
         Filter of the spike datasets (see :data:`COMPRESSION`): "scaleoffset" is lossless and
         readable by libsonata; "deflate" is smallest but libsonata's PyPI build cannot read
@@ -69,22 +84,19 @@ class SpikeWriter:
         What timestamps count. "step" is for converted LMs: ``dt`` is then 1 (step), the
         timestamps are step indices and carry ``units = "step"``, which SONATA readers pass
         through (libsonata's ``time_units``).
+    state_populations : dict[str, int], optional
+        Neuron counts of further populations whose state (not spikes) is written with
+        ``add_state``.
     """
 
     def __init__(self, path, populations, dt, metadata=None, signed=False, chunk=65536, compress=False,
-                 time_unit="ms"):
+                 time_unit="ms", state_populations=None):
         self.path = os.fspath(path)
         self.partial_path = self.path + ".partial"
         src = f"SpikeWriter({self.path})"
-        if not isinstance(populations, dict) or not populations:
-            raise ConfigError(f"{src}: populations: got {populations!r}; "
-                              "allowed: a non-empty dict name -> neuron count")
-        for name, n in populations.items():
-            _check_name(name, src, "population")
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-                raise ConfigError(f"{src}: populations[{name!r}]: got {n!r}; "
-                                  "allowed: an int >= 0 (neuron count)")
-        self.populations = {str(k): int(v) for k, v in populations.items()}
+        self.populations = _sizes(populations, src, "populations")
+        # every population add_state may name: the spiking ones and the state-only ones
+        self._sizes = {**_sizes(state_populations or {}, src, "state_populations"), **self.populations}
         if isinstance(dt, bool) or not isinstance(dt, (int, float, np.number)) \
                 or not np.isfinite(dt) or dt <= 0:
             raise ConfigError(f"{src}: dt: got {dt!r}; allowed: a finite float > 0 (ms)")
@@ -92,7 +104,7 @@ class SpikeWriter:
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise ConfigError(f"{src}: chunk: got {chunk!r}; allowed: an int >= 1")
         self.chunk = int(chunk)
-        self.signed = _signed_map(signed, self.populations, src)
+        self.signed, self._value_top = _signed_map(signed, self.populations, src)
         if isinstance(compress, (bool, np.bool_)):
             compress = "deflate" if compress else "none"
         if compress not in COMPRESSION:
@@ -104,23 +116,26 @@ class SpikeWriter:
             raise ConfigError(f"{src}: dt: got {self.dt!r} with time_unit 'step'; allowed: 1.0 (one step)")
         self.time_unit = time_unit
         meta = dict(metadata or {})
-        _check_metadata(meta, src, self.dt)
+        check_metadata(meta, src, self.dt)
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise ConfigError(f"{src}: directory {parent} does not exist; "
                               "allowed: a path in an existing directory")
 
+        hchunk = (min(self.chunk, 1 << 20),)     # HDF5 chunk: bounded whatever the buffer size
+        if compress == "scaleoffset":
+            hchunk = (SCALEOFFSET_CHUNK,)
+        # appends touch one partial chunk per dataset: a cache of two float64 chunks each holds
+        # it (HDF5's default, 8 MB per dataset, grows a long run's memory and an LM's 160 datasets)
+        self._cache = 16 * hchunk[0]
         try:
-            self._file = h5py.File(self.partial_path, "w")
+            self._file = self._open("w")
         except OSError as err:
             raise ConfigError(f"{src}: cannot create {self.partial_path} ({err}); allowed: a "
                               "writable path") from None
         self._file.attrs["magic"] = np.uint32(SONATA_MAGIC)
         self._file.attrs["version"] = np.array(SONATA_VERSION, dtype=np.uint32)
         spikes = self._file.create_group("spikes", track_order=True)  # keep population order
-        hchunk = (min(self.chunk, 1 << 20),)     # HDF5 chunk: bounded whatever the buffer size
-        if compress == "scaleoffset":
-            hchunk = (SCALEOFFSET_CHUNK,)
         zip_opts = self._zip = COMPRESSION[compress]
         # scaleoffset on floats rounds to 10^-D: lossless only for whole-number timestamps
         ts_opts = zip_opts if compress != "scaleoffset" or float(self.dt).is_integer() else {}
@@ -136,22 +151,24 @@ class SpikeWriter:
             g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype=np.uint64,
                              chunks=hchunk, **zip_opts)
             if self.signed[name]:
-                g.create_dataset("values", shape=(0,), maxshape=(None,), dtype=np.int8,
-                                 chunks=hchunk, **zip_opts)
-        self._states = {}    # (population, variable) -> group, node_ids, first, stride, last, n
+                g.create_dataset("values", shape=(0,), maxshape=(None,), chunks=hchunk, **zip_opts,
+                                 dtype=np.int16 if self._value_top.get(name, 1) > 127 else np.int8)
+        self._states = {}    # (population, variable) -> group path, node_ids, first, stride, last, n
         self._weights = {}   # projection -> last step
-        self._meta = self._file.create_group("spikelm")
-        self._meta.attrs["format"] = FORMAT
-        self._meta.attrs["dt"] = self.dt
-        self._meta.attrs["time_unit"] = self.time_unit
-        self._meta.attrs["version"] = __version__
-        self._meta.attrs["complete"] = False
-        _write_meta_value(self._meta, "populations", self.populations)
-        _write_meta_value(self._meta, "signed", self.signed)
+        m = self._file.create_group("spikelm")
+        m.attrs["format"] = FORMAT
+        m.attrs["dt"] = self.dt
+        m.attrs["time_unit"] = self.time_unit
+        m.attrs["version"] = __version__
+        m.attrs["complete"] = False
+        write_meta_value(m, "populations", self.populations)
+        write_meta_value(m, "signed", self.signed)
         for key, value in meta.items():
-            _write_meta_value(self._meta, key, value)
-        self._file.flush()
+            write_meta_value(m, key, value)
+        self._swmr = False
         self._finished = False
+        self._datasets = {}
+        self.flush()
 
     # -- context manager
     def __enter__(self):
@@ -218,28 +235,79 @@ class SpikeWriter:
         self._buffers[population].append((steps, node_ids, values))
         self._buffered[population] += steps.size
         if self._buffered[population] >= self.chunk:
-            self._flush(population)
-            self._file.flush()
+            self.flush()
+
+    def flush(self):
+        """Write everything appended so far and make the file on disk consistent (SWMR).
+
+        After it returns, a kill -9 loses nothing appended before the call, and a reader
+        opening the ``.partial`` file with SWMR sees it all.
+        """
+        self._check_open()
+        for name in self.populations:
+            self._flush(name)
+        if not self._swmr:
+            self._file.swmr_mode = True   # every object exists now; from here on only appends
+            self._swmr = True
+        self._file.flush()
+
+    def _open(self, mode):
+        f = h5py.File(self.partial_path, mode, libver=LIBVER, rdcc_nbytes=self._cache, rdcc_w0=1.0)
+        config = f.id.get_mdc_config()      # HDF5 lets the metadata cache grow to 32 MB
+        config.max_size = METADATA_CACHE
+        config.initial_size = min(config.initial_size, METADATA_CACHE)
+        config.set_initial_size = True
+        f.id.set_mdc_config(config)
+        return f
+
+    def _restructure(self):
+        """Leave SWMR mode (close and reopen) so that new datasets can be created."""
+        self._datasets = {}
+        if self._swmr:
+            self._file.close()
+            # a reader may open the file in the moment it is closed, and hold its lock for a read:
+            # wait for it (up to 40 s) rather than lose the run
+            for wait in [0.01 * 2**k for k in range(12)] + [None]:
+                try:
+                    self._file = self._open("a")
+                    break
+                except BlockingIOError:
+                    if wait is None:
+                        raise
+                    time.sleep(wait)
+            self._swmr = False
 
     def _flush(self, population):
         parts = self._buffers[population]
         if not parts:
             return
-        steps = np.concatenate([p[0] for p in parts])
-        ids = np.concatenate([p[1] for p in parts]).astype(np.uint64)
-        g = self._file["spikes"][population]
-        _extend(g["timestamps"], steps.astype(np.float64) * self.dt)
-        _extend(g["node_ids"], ids)
-        if self.signed[population]:
+        steps = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        ids = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        ts_ds, id_ds, val_ds = self._spike_datasets(population)
+        _append(ts_ds, steps.astype(np.float64) * self.dt)
+        _append(id_ds, ids.astype(np.uint64))
+        if val_ds is not None:
             values = np.concatenate([p[2] for p in parts])
-            if g["values"].dtype == np.int8 and (values.min() < -128 or values.max() > 127):
+            if val_ds.dtype == np.int8 and (values.min() < -128 or values.max() > 127):
+                self._restructure()
+                g = self._file["spikes"][population]
                 old = g["values"][()]
                 del g["values"]
                 g.create_dataset("values", data=old.astype(np.int16), maxshape=(None,),
                                  chunks=g["timestamps"].chunks, **self._zip)
-            _extend(g["values"], values.astype(g["values"].dtype))
+                val_ds = self._spike_datasets(population)[2]
+            _append(val_ds, values.astype(val_ds.dtype))
         self._buffers[population] = []
         self._buffered[population] = 0
+
+    def _spike_datasets(self, population):
+        """(timestamps, node_ids, values or None) of a population, looked up once per file opening."""
+        found = self._datasets.get(population)
+        if found is None:
+            g = self._file["spikes"][population]
+            found = self._datasets[population] = (g["timestamps"], g["node_ids"],
+                                                  g["values"] if self.signed[population] else None)
+        return found
 
     # -- state
     def add_state(self, population, variable, node_ids, steps, data, units=None):
@@ -261,8 +329,8 @@ class SpikeWriter:
         """
         self._check_open()
         src = f"{self.partial_path}: add_state({population!r}, {variable!r})"
-        if population not in self.populations:
-            raise ConfigError(f"{src}: population: unknown; allowed: {sorted(self.populations)}")
+        if population not in self._sizes:
+            raise ConfigError(f"{src}: population: unknown; allowed: {sorted(self._sizes)}")
         _check_name(variable, src, "variable")
         if variable in _RESERVED_VARIABLES:
             raise ConfigError(f"{src}: variable: {variable!r} is reserved; allowed: any other "
@@ -278,7 +346,7 @@ class SpikeWriter:
                               "at least one node")
         if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
             raise ConfigError(f"{src}: data: dtype {data.dtype}; allowed: a numeric dtype")
-        n = self.populations[population]
+        n = self._sizes[population]
         if node_ids.min() < 0 or node_ids.max() >= n:
             raise ConfigError(f"{src}: node_ids: found {node_ids.min()}..{node_ids.max()}; "
                               f"allowed: 0 .. {n - 1}")
@@ -302,12 +370,12 @@ class SpikeWriter:
         if first < 0:
             raise ConfigError(f"{src}: steps: found {first}; allowed: steps >= 0")
         if rep is None:
+            self._restructure()
             rep = self._new_state(population, variable, node_ids, units, src)
-        _extend(rep["group"]["data"], data.astype(np.float32))
+        _extend(self._file[rep["group"]]["data"], data.astype(np.float32))
         rep.update(first=first, stride=stride, last=int(steps[-1]))
         rep["n"] += steps.size
         self._write_state_time(rep)
-        self._file.flush()
 
     def _new_state(self, population, variable, node_ids, units, src):
         report = self._report_group()
@@ -333,8 +401,8 @@ class SpikeWriter:
         m.create_dataset("element_pos", data=np.full(n, 0.5, dtype=np.float32))
         t = m.create_dataset("time", data=np.zeros(3, dtype=np.float64))
         t.attrs["units"] = self.time_unit
-        rep = {"group": g, "node_ids": node_ids.copy(), "first": None, "stride": None,
-               "last": None, "n": 0}
+        rep = {"group": g.name, "node_ids": node_ids.copy(), "first": None, "stride": None,
+               "last": None, "n": 0, "attrs": None}
         self._states[(population, variable)] = rep
         return rep
 
@@ -345,12 +413,14 @@ class SpikeWriter:
 
     def _write_state_time(self, rep):
         stride = rep["stride"] or 1
-        t = rep["group"]["mapping"]["time"]
+        t = self._file[rep["group"]]["mapping"]["time"]
         start = rep["first"] * self.dt
         step_dt = stride * self.dt
         t[...] = [start, start + rep["n"] * step_dt, step_dt]
-        t.attrs["first_step"] = np.int64(rep["first"])
-        t.attrs["step_stride"] = np.int64(stride)
+        if rep["attrs"] != (rep["first"], stride):    # fixed after the second call: SWMR-friendly
+            t.attrs["first_step"] = np.int64(rep["first"])
+            t.attrs["step_stride"] = np.int64(stride)
+            rep["attrs"] = (rep["first"], stride)
 
     # -- weights
     def add_weights(self, projection, step, weights, units=None):
@@ -369,14 +439,18 @@ class SpikeWriter:
         w = np.asarray(weights)
         if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
             raise ConfigError(f"{src}: weights: dtype {w.dtype}; allowed: float or int")
-        report = self._report_group()
-        g = report.require_group(projection)
         if projection not in self._weights:
-            if "weights" in g:
+            if "report" in self._file and projection in self._file["report"] \
+                    and "weights" in self._file["report"][projection]:
                 raise ConfigError(f"{src}: projection: already written")
+            self._restructure()
+            g = self._report_group().require_group(projection)
             flat = w.reshape(-1)
             rows = max(1, min(256, (1 << 20) // max(flat.size, 1)))
-            d = g.create_dataset("weights", shape=(0, flat.size), maxshape=(None, flat.size),
+            # a projection without synapses still gets its (empty) snapshots: HDF5 chunks
+            # must fit the maximum shape, so its second axis is left growable
+            d = g.create_dataset("weights", shape=(0, flat.size),
+                                 maxshape=(None, flat.size if flat.size else None),
                                  dtype=flat.dtype, chunks=(rows, max(flat.size, 1)))
             d.attrs["shape"] = np.array(w.shape, dtype=np.int64)
             d.attrs["units"] = "" if units is None else str(units)
@@ -388,6 +462,7 @@ class SpikeWriter:
             last = self._weights[projection]
             if step <= last:
                 raise ConfigError(f"{src}: step: {step} after step {last}; allowed: increasing")
+        g = self._file["report"][projection]
         d = g["weights"]
         if w.size != d.shape[1]:
             raise ConfigError(f"{src}: weights: {w.size} values; allowed: {d.shape[1]} "
@@ -396,7 +471,6 @@ class SpikeWriter:
         _extend(g["steps"], np.array([step], dtype=np.int64))
         _extend(g["times"], np.array([step * self.dt]))
         self._weights[projection] = int(step)
-        self._file.flush()
 
     # -- closing
     def finish(self, extra_metadata=None):
@@ -411,17 +485,20 @@ class SpikeWriter:
             return self.path
         extra = dict(extra_metadata or {})
         try:
-            _check_metadata(extra, f"SpikeWriter({self.path}).finish", self.dt)
+            check_metadata(extra, f"SpikeWriter({self.path}).finish", self.dt)
             for name in self.populations:
                 self._flush(name)
+            self._restructure()        # the closing metadata adds attributes and datasets
+            meta = self._file["spikelm"]
             for key, value in extra.items():
-                _write_meta_value(self._meta, key, value)
-            self._meta.attrs["complete"] = True
+                write_meta_value(meta, key, value)
+            meta.attrs["complete"] = True
         except BaseException:
             self._abort()
             raise
         self._file.close()
         self._finished = True
+        _compact(self.partial_path)
         os.replace(self.partial_path, self.path)
         return self.path
 
@@ -440,6 +517,46 @@ class SpikeWriter:
         if self._finished:
             raise ConfigError(f"{self.path}: writer: already finished or aborted; "
                               "allowed: calls before finish()")
+
+
+#: Largest HDF5 metadata cache of a file being written: a run's metadata is small, and a
+#: bounded cache keeps a long run's memory flat.
+METADATA_CACHE = 4 << 20
+
+
+def _compact(path):
+    """Rewrite a finished file without the space its rewritten chunks left behind.
+
+    A filtered chunk that grows over several flushes is written anew each time, and a file
+    in SWMR mode never reuses the space of the old copy: per-token flushes of a deflated LM
+    run leave ten times the data in dead space. Copying every object (raw chunks, no
+    recompression) into a fresh file drops it; files with little dead space stay as they are.
+    """
+    with h5py.File(path, "r") as f:
+        used = []
+        f.visititems(lambda name, obj: used.append(obj.id.get_storage_size())
+                     if isinstance(obj, h5py.Dataset) else None)
+        if os.path.getsize(path) <= 1.1 * sum(used) + (1 << 20):
+            return
+        tmp = path + ".compact"
+        with h5py.File(tmp, "w", libver=LIBVER) as g:
+            for key in f.attrs:
+                g.attrs.create(key, f.attrs[key], dtype=f.attrs.get_id(key).dtype)
+            for name in f:
+                f.copy(f[name], g, name=name)
+    os.replace(tmp, path)
+
+
+def _append(dataset, values):
+    """Append a 1-D array to a growable 1-D dataset (the low-level calls: a flush per token
+    makes thousands of these, and h5py's slicing costs more than the write)."""
+    n, k = dataset.shape[0], values.shape[0]
+    if k == 0:
+        return
+    dataset.id.set_extent((n + k,))
+    space = dataset.id.get_space()
+    space.select_hyperslab((n,), (k,))
+    dataset.id.write(h5py.h5s.create_simple((k,)), space, np.ascontiguousarray(values))
 
 
 def _extend(dataset, rows):
@@ -462,6 +579,16 @@ def _int_array(a, src, field):
     return a.astype(np.int64)
 
 
+def _sizes(populations, src, field):
+    if not isinstance(populations, dict):
+        raise ConfigError(f"{src}: {field}: got {populations!r}; allowed: a dict name -> neuron count")
+    for name, n in populations.items():
+        _check_name(name, src, "population")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ConfigError(f"{src}: {field}[{name!r}]: got {n!r}; allowed: an int >= 0 (neuron count)")
+    return {str(k): int(v) for k, v in populations.items()}
+
+
 def _check_name(name, src, what):
     if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
         raise ConfigError(f"{src}: {what} name: got {name!r}; allowed: a non-empty string "
@@ -469,111 +596,22 @@ def _check_name(name, src, what):
 
 
 def _signed_map(signed, populations, src):
+    """(population -> signed, population -> largest |value| where given as an int)."""
     if isinstance(signed, (bool, np.bool_)):
-        return dict.fromkeys(populations, bool(signed))
+        return dict.fromkeys(populations, bool(signed)), {}
     if isinstance(signed, dict):
         unknown = sorted(set(signed) - set(populations))
         if unknown:
             raise ConfigError(f"{src}: signed: unknown populations {unknown}; "
                               f"allowed: {sorted(populations)}")
-        return {name: bool(signed.get(name, False)) for name in populations}
+        tops = {}
+        for name, v in signed.items():
+            if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+                if not 1 <= v <= 32767:
+                    raise ConfigError(f"{src}: signed[{name!r}]: largest value {v}; allowed: 1..32767 (int16)")
+                tops[name] = int(v)
+            elif not isinstance(v, (bool, np.bool_)):
+                raise ConfigError(f"{src}: signed[{name!r}]: got {v!r}; allowed: a bool or the largest |value|")
+        return {name: bool(signed.get(name, False)) for name in populations}, tops
     raise ConfigError(f"{src}: signed: got {signed!r}; allowed: a bool or a dict "
-                      "population -> bool")
-
-
-# ----------------------------------------------------------------------------------- metadata
-#
-# /spikelm attributes hold short scalars (bool, int, float, str up to 4 KiB); longer strings
-# are scalar string datasets in /spikelm/text, lists/dicts/None are JSON strings in
-# /spikelm/json, NumPy arrays are datasets in /spikelm/arrays, and the per-projection SynOp
-# counts are two datasets /spikelm/synops/names (str) and /spikelm/synops/counts (int64).
-
-
-def _check_metadata(meta, src, dt):
-    for key, value in list(meta.items()):
-        if not isinstance(key, str) or not key or "/" in key:
-            raise ConfigError(f"{src}: metadata key {key!r}; allowed: a non-empty str without '/'")
-        if key == "dt":
-            if value != dt:
-                raise ConfigError(f"{src}: metadata['dt']: {value!r} differs from dt={dt}; "
-                                  "allowed: leave it out (the writer stores dt)")
-            del meta[key]
-            continue
-        if key in INTERNAL_KEYS:
-            raise ConfigError(f"{src}: metadata[{key!r}]: set by the writer; "
-                              f"allowed: any key but {list(INTERNAL_KEYS)}")
-        if key == "synops":
-            if not isinstance(value, dict) or not all(
-                    isinstance(k, str) and isinstance(v, (int, np.integer))
-                    and not isinstance(v, bool) and v >= 0 for k, v in value.items()):
-                raise ConfigError(f"{src}: metadata['synops']: got {value!r}; allowed: a dict "
-                                  "projection name -> SynOp count (int >= 0)")
-            continue
-        _meta_kind(value, f"{src}: metadata[{key!r}]")
-
-
-def _meta_kind(value, where):
-    if isinstance(value, (bool, np.bool_)):
-        return "attr"
-    if isinstance(value, (int, np.integer)):
-        if not -(1 << 63) <= int(value) < (1 << 63):
-            raise ConfigError(f"{where}: int {value} out of int64 range; allowed: int64 ints")
-        return "attr"
-    if isinstance(value, (float, np.floating)):
-        return "attr"
-    if isinstance(value, str):
-        if "\x00" in value:      # HDF5 strings end at NUL; JSON escapes it
-            return "json"
-        try:
-            size = len(value.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise ConfigError(f"{where}: str is not valid UTF-8 (lone surrogate); allowed: "
-                              "UTF-8 text") from None
-        return "attr" if size <= _SHORT_STR else "text"
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biuf":
-            raise ConfigError(f"{where}: array dtype {value.dtype}; allowed: bool, int, float")
-        return "array"
-    if value is None or isinstance(value, (list, tuple, dict)):
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"{where}: not JSON-serialisable ({err}); allowed: lists/dicts "
-                              "of str, int, float, bool, None") from None
-        return "json"
-    raise ConfigError(f"{where}: type {type(value).__name__}; allowed: bool, int, float, str, "
-                      "NumPy array, or JSON-serialisable list/dict/None")
-
-
-def _write_meta_value(meta, key, value):
-    for sub in ("text", "json", "arrays"):
-        if sub in meta and key in meta[sub]:
-            del meta[sub][key]
-    if key in meta.attrs:
-        del meta.attrs[key]
-    if key == "synops":
-        if "synops" in meta:
-            del meta["synops"]
-        g = meta.create_group("synops")
-        names = list(value)
-        g.create_dataset("names", data=np.array(names, dtype=object),
-                         dtype=h5py.string_dtype())
-        g.create_dataset("counts", data=np.array([int(value[k]) for k in names], dtype=np.int64))
-        return
-    kind = _meta_kind(value, key)
-    if kind == "attr":
-        if isinstance(value, (bool, np.bool_)):
-            meta.attrs[key] = np.bool_(value)
-        elif isinstance(value, (int, np.integer)):
-            meta.attrs[key] = np.int64(value)
-        elif isinstance(value, (float, np.floating)):
-            meta.attrs[key] = np.float64(value)
-        else:
-            meta.attrs[key] = value
-    elif kind == "text":
-        meta.require_group("text").create_dataset(key, data=value, dtype=h5py.string_dtype())
-    elif kind == "json":
-        meta.require_group("json").create_dataset(key, data=json.dumps(value),
-                                                  dtype=h5py.string_dtype())
-    else:
-        meta.require_group("arrays").create_dataset(key, data=value)
+                      "population -> bool or largest |value|")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spikelm.errors import ConfigError, FileFormatError
+from spikelm.interrupt import deferred_interrupts
 
 SAMPLE_PROMPTS = ("Return the ", "The default value is ", "If the file ", "This module provides ")
 
@@ -178,8 +179,10 @@ def _generate(args) -> int:
     if prompt.size + max(args.tokens - 1, 0) > ctx:
         raise ConfigError(f"--prompt: {prompt.size} tokens + --tokens {args.tokens} exceed the model's context of {ctx}")
     out = Path(args.out) if args.out else None
-    if out is not None and not out.parent.exists():
-        raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
+    if out is not None:
+        from spikelm.io.outputs import check_output
+
+        check_output(out, "--out")
 
     print(f"model {folder} ({snn.config.n_layer} layers, width {snn.config.n_embd}), "
           f"activation bits {snn.bits}, {snn.coding} spikes, backend {args.backend}")
@@ -193,7 +196,9 @@ def _generate(args) -> int:
 
     t0 = time.perf_counter()
     if out is None:
-        gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps, on_token=on_token)
+        with deferred_interrupts() as ctrl_c:
+            gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
+                               on_token=_token_done(on_token, None, ctrl_c))
     else:
         from spikelm import __version__
         from spikelm.io.sonata import SpikeWriter
@@ -203,8 +208,9 @@ def _generate(args) -> int:
                 "precision": snn.bits.to_dict(), "coding": snn.coding,
                 "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
         # a converted LM's steps are rounds of spike propagation, not ms: time_unit "step"
-        with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=True,
-                         compress=args.compression, time_unit="step") as writer:
+        # values as wide as the coding needs from the start: widening later closes the file
+        with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=snn.spike_value_tops(),
+                         compress=args.compression, time_unit="step") as writer, deferred_interrupts() as ctrl_c:
             def sink(steps, pops, nodes, values):
                 for p in np.unique(pops):
                     m = pops == p
@@ -212,10 +218,14 @@ def _generate(args) -> int:
 
             try:
                 gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
-                                   record=sink, on_token=on_token)
+                                   record=sink, on_token=_token_done(on_token, writer, ctrl_c))
             except QuiescenceError as exc:
                 raise QuiescenceError(f"{exc} (--max-steps); the spikes up to there are kept in "
                                       f"{writer.partial_path} (marked incomplete)") from None
+            except KeyboardInterrupt:
+                print(f"spikelm: the spikes up to the interrupt are kept in {writer.partial_path}", file=sys.stderr)
+                raise
+            ctrl_c.check()      # a Ctrl-C after the last token still leaves the file unfinished
             sim = gen.simulation
             writer.finish({"steps": int(sim.steps.sum()), "tokens": gen.tokens.tolist(),
                            "synops_by_layer": {k: int(v) for k, v in sim.synops.items()},
@@ -233,6 +243,22 @@ def _generate(args) -> int:
     if out is not None:
         print(f"spikes written to {out}")
     return 0
+
+
+def _token_done(on_token, writer, ctrl_c):
+    """``on_token``, then the spike file flushed and a deferred Ctrl-C honoured, after every token.
+
+    After the flush the file on disk holds every spike so far (a kill -9 loses at most the
+    token being run); Ctrl-C, deferred by ``ctrl_c`` so that no finalizer can swallow it
+    (spikelm.interrupt), stops the run here and leaves ``<out>.partial``.
+    """
+    def done(*a):
+        on_token(*a)
+        if writer is not None:
+            writer.flush()
+        ctrl_c.check()
+
+    return done
 
 
 def _check(args) -> int:
@@ -270,16 +296,8 @@ def _report(args) -> int:
     from spikelm.lm.report import bar_chart, coding_summary, compare_table, sim_energy, table
 
     codings = _codings(args)
-    for flag, v, lo in (("--e-ac", args.e_ac, 0), ("--e-mac", args.e_mac, 0), ("--e-shift", args.e_shift, None)):
-        if not math.isfinite(v) or (v <= lo if lo is not None else v < 0):
-            raise ConfigError(f"{flag} {v}: must be a finite number {'> 0' if lo is not None else '>= 0'} (pJ)")
+    _report_options(args)
     out = Path(args.out)
-    if not out.parent.exists():
-        raise ConfigError(f"--out {out}: directory {out.parent} does not exist")
-    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
-        raise ConfigError(f"--out {out}: allowed suffixes .png, .pdf, .svg")
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise ConfigError(f"--json {args.json}: directory {Path(args.json).parent} does not exist")
 
     def ids_of(snn, tok, folder):
         if args.prompt:
@@ -316,6 +334,22 @@ def _report(args) -> int:
                 for c, sim in sims.items()}}, indent=1) + "\n")
     print(f"chart written to {out}")
     return 0
+
+
+def _report_options(args):
+    """Every output and number of ``lm report``, checked before the model is converted and run."""
+    import math
+
+    from spikelm.io.outputs import PLOT_SUFFIXES, check_output
+
+    check_output(args.out, "--out", suffixes=PLOT_SUFFIXES)
+    if args.json:
+        check_output(args.json, "--json", inputs={"--out": args.out})
+    for flag, value in (("--e-ac", args.e_ac), ("--e-mac", args.e_mac)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{flag} {value}: allowed: a finite energy > 0 (pJ)")
+    if not (math.isfinite(args.e_shift) and args.e_shift >= 0):
+        raise ConfigError(f"--e-shift {args.e_shift}: allowed: a finite energy >= 0 (pJ)")
 
 
 def main(argv=None) -> int:

@@ -250,6 +250,15 @@ class SpikingLM:
         ctx = self.graph.n_positions
         return {p.name: p.size * ctx for p in self.graph.pops if p.spiking}
 
+    def spike_value_tops(self) -> dict:
+        """Population name -> the largest |spike value| its coding gives a code of full range
+        (1 for unit spikes; a power of two otherwise): the width of its values in a spike file."""
+        from spikelm.lm.codings import coding_id, spike_values
+
+        cid = coding_id(self.coding)
+        return {p.name: max(1, int(spike_values(cid, [max(-p.qmin, p.qmax, 1)])[0]))
+                for p in self.graph.pops if p.spiking}
+
     def layers(self) -> list:
         return layer_names(self.graph)
 

@@ -63,7 +63,8 @@ class GPTConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"model config: {name}={value!r}; must be a positive integer")
-        if self.n_inner is not None and (not isinstance(self.n_inner, int) or self.n_inner < 1):
+        if self.n_inner is not None and (not isinstance(self.n_inner, int) or isinstance(self.n_inner, bool)
+                                         or self.n_inner < 1):
             raise ConfigError(f"model config: n_inner={self.n_inner!r}; must be a positive integer or null")
         if self.n_embd % self.n_head:
             raise ConfigError(
@@ -74,8 +75,11 @@ class GPTConfig:
                 f"model config: activation_function={self.activation_function!r}; "
                 f"allowed: {', '.join(ACTIVATIONS)}"
             )
-        if not self.layer_norm_epsilon > 0:
-            raise ConfigError(f"model config: layer_norm_epsilon={self.layer_norm_epsilon!r}; must be > 0")
+        eps = self.layer_norm_epsilon
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+            raise ConfigError(f"model config: layer_norm_epsilon={eps!r}; must be a finite number > 0")
+        if not isinstance(self.tie_word_embeddings, bool):
+            raise ConfigError(f"model config: tie_word_embeddings={self.tie_word_embeddings!r}; must be true or false")
 
     @property
     def inner(self) -> int:
@@ -100,7 +104,7 @@ class GPTConfig:
                 f"{source}: model_type={model_type!r} is an unknown architecture; supported: gpt2"
             )
         for flag, ok in (("scale_attn_by_inverse_layer_idx", False), ("scale_attn_weights", True)):
-            if flag in d and bool(d[flag]) != ok:
+            if flag in d and d[flag] is not ok:
                 raise ConfigError(f"{source}: {flag}={d[flag]!r} is not supported; allowed: {ok}")
         names = {f.name for f in fields(cls)}
         kwargs = {k: d[k] for k in names if k in d}
@@ -109,7 +113,10 @@ class GPTConfig:
                 raise ConfigError(f"{source}: field {req!r} is missing")
         if kwargs.get("activation_function") == "gelu_fast":
             kwargs["activation_function"] = "gelu_new"
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:   # name the file: "<source>: n_embd=..."
+            raise ConfigError(f"{source}: {str(exc).removeprefix('model config: ')}") from None
 
 
 def gelu(x, kind: str):

@@ -106,7 +106,7 @@ class LlamaConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: expected a JSON object")
         mt = d.get("model_type")
-        if mt not in FAMILIES:
+        if not isinstance(mt, str) or mt not in FAMILIES:
             raise ConfigError(f"{source}: model_type={mt!r} is not a Llama-family model; supported: "
                               f"{', '.join(FAMILIES)} (and gpt2)")
         act = d.get("hidden_act", "silu")

@@ -8,6 +8,7 @@ read with ``torch.load(..., weights_only=True)``: a file that needs code to load
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,7 @@ def check_tensors(state, expected, cfg, prefix: str, ignored: tuple, source: str
     state = {k: v for k, v in state.items() if not k.endswith(ignored)}
     if state and not any(k.startswith(prefix) for k in state):
         state = {(k if k == "lm_head.weight" else prefix + k): v for k, v in state.items()}
+    _check_layer_count(cfg, state, prefix, source)
     shapes = expected(cfg)
     if cfg.tie_word_embeddings and "lm_head.weight" in state:
         shapes["lm_head.weight"] = (cfg.vocab_size, cfg.n_embd)  # tied copy, checked below
@@ -90,6 +92,17 @@ def check_tensors(state, expected, cfg, prefix: str, ignored: tuple, source: str
     if cfg.tie_word_embeddings:
         params.pop("lm_head.weight", None)
     return params
+
+
+def _check_layer_count(cfg, state: dict, prefix: str, source: str) -> None:
+    """The config's layer count against the blocks the weights hold (``<prefix>h.N`` for GPT-2,
+    ``<prefix>layers.N`` for the Llama family), before listing every layer's names: a config
+    claiming a billion layers would otherwise take the machine's memory first."""
+    block = re.compile(re.escape(prefix) + r"(?:h|layers)\.(\d+)\.")
+    blocks = {m.group(1) for k in state if isinstance(k, str) and (m := block.match(k))}
+    if cfg.n_layer != len(blocks):
+        raise ConfigError(f"{source}: the config says {cfg.n_layer} layers, but the weights hold {len(blocks)} "
+                          f"blocks ({prefix}{'h' if prefix == 'transformer.' else 'layers'}.N)")
 
 
 def from_module(model) -> tuple[GPTConfig, dict[str, np.ndarray]]:
@@ -122,6 +135,10 @@ def read_weights(path: Path) -> dict:
 
         try:
             return load_file(str(path))
+        except TypeError:  # a dtype NumPy lacks (bfloat16): read the format ourselves
+            from spikelm.lm.weights import read_safetensors
+
+            return read_safetensors(path)
         except (SafetensorError, OSError, ValueError) as exc:
             raise FileFormatError(f"{path}: not a readable safetensors file ({exc})") from None
     import pickle
@@ -146,14 +163,18 @@ def from_folder(path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
         raise ConfigError(f"{folder}: not a model folder (expected config.json and model.safetensors)")
     cfg_path = folder / "config.json"
     try:
-        raw = json.loads(cfg_path.read_text())
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileFormatError(f"{cfg_path}: missing; a model folder needs config.json") from None
-    except ValueError as exc:
+    except (OSError, RecursionError) as exc:
+        raise FileFormatError(f"{cfg_path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except ValueError as exc:   # not JSON, or not UTF-8
         raise FileFormatError(f"{cfg_path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise FileFormatError(f"{cfg_path}: expected a JSON object")
     archs = raw.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise ConfigError(f"{cfg_path}: architectures={archs!r}; expected a list of names, e.g. [\"GPT2LMHeadModel\"]")
     unknown = [a for a in archs if a not in ("GPT2LMHeadModel", "GPT2Model")]
     if unknown:
         raise ConfigError(
@@ -169,6 +190,18 @@ def from_folder(path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     return cfg, check_state_dict(cfg, read_weights(weights), str(weights))
 
 
+def _config(config) -> GPTConfig:
+    """``convert(config=...)``: a GPTConfig, a GPT-2 config dict, or a transformers config object."""
+    if isinstance(config, GPTConfig):
+        return config
+    if callable(getattr(config, "to_dict", None)):    # transformers' PretrainedConfig
+        config = config.to_dict()
+    if not isinstance(config, dict):
+        raise ConfigError(f"convert: config is a {type(config).__name__}; expected a GPTConfig, a GPT-2 config "
+                          "dict or a transformers GPT2Config")
+    return GPTConfig.from_dict(config)
+
+
 def load_model(model, config=None) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     """Dispatch on what ``convert`` was given (module, folder path, or state dict + config)."""
     if isinstance(model, (str, Path)):
@@ -176,9 +209,7 @@ def load_model(model, config=None) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     if isinstance(model, dict):
         if config is None:
             raise ConfigError("convert: a state dict needs config= (a GPTConfig or a GPT-2 config dict)")
-        if hasattr(config, "to_dict") and not isinstance(config, (dict, GPTConfig)):
-            config = config.to_dict()  # a transformers config object
-        cfg = config if isinstance(config, GPTConfig) else GPTConfig.from_dict(dict(config))
+        cfg = _config(config)
         return cfg, check_state_dict(cfg, model)
     try:
         import torch

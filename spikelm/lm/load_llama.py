@@ -84,9 +84,12 @@ def from_gguf(path: Path, n_positions=None):
 def is_llama_config(raw) -> bool:
     if hasattr(raw, "to_dict") and not isinstance(raw, dict):
         raw = raw.to_dict()
-    return isinstance(raw, dict) and (raw.get("model_type") in FAMILIES
-                                      or any(a in ARCHITECTURES for a in (raw.get("architectures") or [])
-                                             if isinstance(a, str)))
+    if not isinstance(raw, dict):
+        return False
+    archs = raw.get("architectures")
+    mt = raw.get("model_type")
+    return (isinstance(mt, str) and mt in FAMILIES
+            or isinstance(archs, list) and any(isinstance(a, str) and a in ARCHITECTURES for a in archs))
 
 
 def read_config(folder: Path) -> dict:
@@ -94,11 +97,15 @@ def read_config(folder: Path) -> dict:
     if path.is_dir():
         raise FileFormatError(f"{path}: is a directory, not a JSON file")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileFormatError(f"{path}: missing; a model folder needs config.json") from None
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise FileFormatError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise FileFormatError(f"{path}: not valid JSON (arrays or objects nested too deeply)") from None
     if not isinstance(raw, dict):
         raise FileFormatError(f"{path}: expected a JSON object")
     return raw

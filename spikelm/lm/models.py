@@ -41,9 +41,9 @@ def tokenizer(folder: Path):
     from spikelm.lm.tokenizer import CharTokenizer
 
     path = folder / "tokenizer.json"
-    if path.exists():
+    if path.is_file():
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise FileFormatError(f"{path}: not valid JSON ({exc})") from None
         if isinstance(raw, dict) and raw.get("type") == "char":

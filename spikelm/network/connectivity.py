@@ -1,8 +1,12 @@
 """Seeded connectivity rules: which (pre, post) pairs a projection connects.
 
 Each rule is a small frozen dataclass with ``pairs(n_pre, n_post, rng)`` returning two int64
-arrays (pre indices, post indices) sorted by pre then post. The same seed gives the same
-synapses on every machine (numpy ``Generator``).
+arrays (pre indices, post indices) in the rule's own order: the order in which per-synapse
+weight and delay arrays are given (for :class:`FromArrays`, the caller's order). The
+projection sorts the synapses by pre index and carries every per-synapse array along.
+``expected_synapses(n_pre, n_post)`` bounds the count before anything is drawn, so a
+projection too large for the machine is refused before it is built. The same seed gives the
+same synapses on every machine (numpy ``Generator``).
 """
 from __future__ import annotations
 
@@ -11,6 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikelm.errors import ConfigError
+
+
+def _flag(rule, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{rule}: '{name}' must be true or false, got {value!r}")
 
 
 def _sorted(pre, post):
@@ -30,6 +39,12 @@ class AllToAll:
 
     allow_autapses: bool = True
 
+    def __post_init__(self):
+        _flag("AllToAll", "allow_autapses", self.allow_autapses)
+
+    def expected_synapses(self, n_pre, n_post):
+        return n_pre * n_post
+
     def pairs(self, n_pre, n_post, rng, same=False):
         pre = np.repeat(np.arange(n_pre), n_post)
         post = np.tile(np.arange(n_post), n_pre)
@@ -47,8 +62,14 @@ class FixedProbability:
     allow_autapses: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.p, (int, float)) or not 0.0 <= float(self.p) <= 1.0:
+        if isinstance(self.p, (bool, np.bool_)) or not isinstance(self.p, (int, float, np.integer, np.floating)) \
+                or not 0.0 <= float(self.p) <= 1.0:
             raise ConfigError(f"FixedProbability: 'p' must be a probability in [0, 1], got {self.p!r}")
+        _flag("FixedProbability", "allow_autapses", self.allow_autapses)
+
+    def expected_synapses(self, n_pre, n_post):
+        mean = float(self.p) * n_pre * n_post
+        return int(mean + 6.0 * mean ** 0.5) + 1     # a binomial count stays below this
 
     def pairs(self, n_pre, n_post, rng, same=False):
         pre_l, post_l = [], []
@@ -77,6 +98,7 @@ class _FixedDegree:
     def __post_init__(self):
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 0:
             raise ConfigError(f"{type(self).__name__}: 'k' must be an integer >= 0, got {self.k!r}")
+        _flag(type(self).__name__, "allow_autapses", self.allow_autapses)
 
     def _partners(self, rows, n, rng, same, side):
         """k distinct partners among n for each of ``rows`` neurons, flattened row by row."""
@@ -91,6 +113,9 @@ class _FixedDegree:
 class FixedInDegree(_FixedDegree):
     """Each post neuron receives exactly ``k`` synapses from distinct random pre neurons."""
 
+    def expected_synapses(self, n_pre, n_post):
+        return self.k * n_post
+
     def pairs(self, n_pre, n_post, rng, same=False):
         pre = self._partners(n_post, n_pre, rng, same, "pre")
         post = np.repeat(np.arange(n_post), self.k)
@@ -100,6 +125,9 @@ class FixedInDegree(_FixedDegree):
 @dataclass(frozen=True)
 class FixedOutDegree(_FixedDegree):
     """Each pre neuron projects to exactly ``k`` distinct random post neurons."""
+
+    def expected_synapses(self, n_pre, n_post):
+        return self.k * n_pre
 
     def pairs(self, n_pre, n_post, rng, same=False):
         post = self._partners(n_pre, n_post, rng, same, "post")
@@ -131,6 +159,9 @@ def _k_subsets(rng, rows, n, k, exclude_own):
 class OneToOne:
     """Neuron i to neuron i (populations of equal size)."""
 
+    def expected_synapses(self, n_pre, n_post):
+        return min(n_pre, n_post)
+
     def pairs(self, n_pre, n_post, rng, same=False):
         if n_pre != n_post:
             raise ConfigError(f"OneToOne: populations differ in size ({n_pre} vs {n_post})")
@@ -140,21 +171,49 @@ class OneToOne:
 
 @dataclass(frozen=True)
 class FromArrays:
-    """Explicit synapses: arrays of pre and post indices of equal length."""
+    """Explicit synapses: arrays of pre and post indices (integers) of equal length.
+
+    Per-synapse weights and delays given with it are in the same order as these arrays
+    (synapse ``i`` is ``pre[i] -> post[i]``), whatever that order is.
+    """
 
     pre: tuple
     post: tuple
 
+    def __post_init__(self):
+        for name in ("pre", "post"):
+            _indices(getattr(self, name), name)
+
+    def expected_synapses(self, n_pre, n_post):
+        return len(self.pre)
+
     def pairs(self, n_pre, n_post, rng, same=False):
-        pre = np.asarray(self.pre, dtype=np.int64)
-        post = np.asarray(self.post, dtype=np.int64)
-        if pre.shape != post.shape or pre.ndim != 1:
+        pre, post = _indices(self.pre, "pre"), _indices(self.post, "post")
+        if pre.shape != post.shape:
             raise ConfigError(f"FromArrays: 'pre' and 'post' must be 1-D of equal length, got {pre.shape} and {post.shape}")
         if pre.size and (pre.min() < 0 or pre.max() >= n_pre):
             raise ConfigError(f"FromArrays: pre indices must lie in [0, {n_pre}), got range [{pre.min()}, {pre.max()}]")
         if post.size and (post.min() < 0 or post.max() >= n_post):
             raise ConfigError(f"FromArrays: post indices must lie in [0, {n_post}), got range [{post.min()}, {post.max()}]")
-        return _sorted(pre, post)
+        return pre, post     # the caller's order: the projection sorts and carries weights along
+
+
+def _indices(values, name):
+    """A 1-D int64 array of neuron indices; floats, bools, strings and nesting are refused."""
+    try:
+        a = np.asarray(values)
+    except (TypeError, ValueError):
+        a = np.asarray([None])
+    if a.ndim != 1 or (a.size and (a.dtype.kind not in "iu")):
+        raise ConfigError(f"FromArrays: '{name}' must be a 1-D list of integer indices, got {_short(values)}")
+    if a.size and a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max:
+        raise ConfigError(f"FromArrays: '{name}' holds an index beyond int64, got {_short(values)}")
+    return a.astype(np.int64)
+
+
+def _short(values):
+    text = repr(values)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 RULES = {"all_to_all": AllToAll, "fixed_probability": FixedProbability, "fixed_in_degree": FixedInDegree,

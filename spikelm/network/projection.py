@@ -28,13 +28,20 @@ class Projection:
         rng = rng if rng is not None else np.random.default_rng(0)
         pre_i, post_i = rule.pairs(pre.n, post.n, rng, same=pre is post)
         self.n_syn = pre_i.size
+        # weights and delays are drawn (or given) in the rule's order; CSR needs pre order, and
+        # every per-synapse array moves with its pair (a stable sort keeps row order otherwise)
+        w = draw(weight, self.n_syn, rng, f"projection '{name}': weight")
+        d_ms = draw(delay, self.n_syn, rng, f"projection '{name}': delay")
+        if self.n_syn > 1 and np.any(np.diff(pre_i) < 0):
+            order = np.lexsort((post_i, pre_i))
+            pre_i, post_i, w, d_ms = pre_i[order], post_i[order], w[order], d_ms[order]
         self.indptr = np.zeros(pre.n + 1, dtype=np.int64)
         np.add.at(self.indptr, pre_i + 1, 1)
         np.cumsum(self.indptr, out=self.indptr)
         self.post_idx = post_i.astype(np.int32)
-        self.w = draw(weight, self.n_syn, rng, f"projection '{name}': weight")
-        d_ms = draw(delay, self.n_syn, rng, f"projection '{name}': delay")
-        steps = np.rint(d_ms / dt)
+        self.w = w
+        with np.errstate(over="ignore"):     # a huge delay overflows to inf: refused just below
+            steps = np.rint(d_ms / dt)
         if self.n_syn and steps.min() < 1:
             raise ConfigError(f"projection '{name}': delay must be at least one step ({dt} ms), "
                               f"got {d_ms.min():g} ms")

@@ -42,10 +42,10 @@ def from_config(table, where, target, model_name, kinds=None):
     name = table.get("rule")
     if name is None:
         raise ConfigError(f"{where}.rule: missing; allowed: {', '.join(kinds)}")
-    if name not in kinds:
+    if not isinstance(name, str) or name not in kinds:
         other = (POPULATION_RULES if target == "projection" else PROJECTION_RULES) if engine else {}
         hint = f" ('{name}' is a {'population' if target == 'projection' else 'projection'} rule)" \
-            if name in other else ""
+            if isinstance(name, str) and name in other else ""
         raise ConfigError(f"{where}.rule: unknown {target} rule {name!r}{hint}; allowed: {', '.join(kinds)}")
     cls = kinds[name]
     fields = {f.name: f for f in dataclasses.fields(cls)}

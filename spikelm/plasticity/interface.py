@@ -229,7 +229,8 @@ class _Packer:
         dpos[dsyn] = np.arange(b - a)
         cgrp = (np.cumsum(first) - 1)[dpos[csc_syn]]
         # whole-step decays: long enough for the trace to fall below 1e-16
-        L = int(min(100_000, math.ceil(37.0 * max(rule.tau_plus, rule.tau_minus) / dt)))
+        span = 37.0 * max(rule.tau_plus, rule.tau_minus) / dt     # may overflow to inf: capped below
+        L = 100_000 if not span < 100_000 else math.ceil(span)
         n = np.arange(L + 1, dtype=np.float64)
         etab = np.concatenate([np.array([math.exp(-x * (dt / rule.tau_plus)) for x in n]),
                                np.array([math.exp(-x * (dt / rule.tau_minus)) for x in n])])
@@ -252,7 +253,7 @@ class _Packer:
             ints[P_KIND] = KIND_STDP
             ints[P_MULT] = int(rule.weight_dependence == "multiplicative")
             ints[P_MODE] = int(rule.mode == "izhikevich2006")
-            ints[P_EVERY] = max(1, int(round(rule.update_every / dt)))
+            ints[P_EVERY] = max(1, min(round(rule.update_every / dt), 2**62))   # beyond any run: never
             flt[F_WMIN], flt[F_WMAX] = rule.w_min, rule.w_max
             flt[F_SDDECAY], flt[F_SDBIAS] = rule.sd_decay, rule.sd_bias
             w = plan.w[a:b]

@@ -32,7 +32,9 @@ import sys
 from dataclasses import dataclass, field
 
 from spikelm.errors import ConfigError, SpikelmError
-from spikelm.io.scenario import POPULATION, TOP, Scenario, _connect_rule, _validate
+from spikelm.io.scenario import Scenario, _connect_rule
+from spikelm.io.scenario_check import POPULATION, TOP
+from spikelm.io.scenario_check import check as _validate
 
 if sys.version_info >= (3, 11):
     import tomllib

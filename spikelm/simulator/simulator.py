@@ -42,15 +42,23 @@ class Simulator:
     weight_snapshots : dict, optional
         ``{projection name: every_steps}``: weights written to the run file (``writer``)
         at step 0 and every ``every_steps`` steps.
+    in_memory : bool
+        Keep the recorded spikes, per-step counts and state samples in memory (default).
+        False keeps only totals: for runs that stream their record to a file, whose memory
+        then does not grow with model time.
     """
 
     def __init__(self, network, backend="numba", record="all", state=(), chunk_steps=2000,
-                 spike_buffer=1_000_000, weight_snapshots=None):
+                 spike_buffer=1_000_000, weight_snapshots=None, in_memory=True):
         self.backend_name = backend
         self.backend = get_backend(backend)
         self.network = network
         if not network.populations:
             raise ConfigError("network has no populations; add at least one before simulating")
+        for name, v in (("chunk_steps", chunk_steps), ("spike_buffer", spike_buffer)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"Simulator: {name} must be an integer >= 1, got {v!r}")
+        self._claim_memory(network, spike_buffer, chunk_steps)
         self.plan = Plan(network)
         self.t = 0
         names = list(network.populations)
@@ -59,15 +67,20 @@ class Simulator:
         record = list(record or [])
         for r in record:
             network.population(r, "record: ")
-        self.spikes = SpikeMonitor(record)
-        self.rates = RateMonitor(names, {p: network.populations[p].n for p in names}, network.dt)
+        self.spikes = SpikeMonitor(record, keep=in_memory)
+        self.rates = RateMonitor(names, {p: network.populations[p].n for p in names}, network.dt, keep=in_memory)
         self.state_monitors = list(state)
+        for m in self.state_monitors:
+            m.keep = bool(in_memory)
         rec_mask = np.zeros(self.plan.N, dtype=np.uint8)
         for r in record:
             i = self.plan.pop_index[r]
             rec_mask[self.plan.pop_lo[i]:self.plan.pop_hi[i]] = 1
         rows, cols, every = self._sample_layout()
         self._every = every
+        if cols:
+            # the sample buffer of one chunk stays under 64 MB however many neurons are sampled
+            chunk_steps = min(chunk_steps, max(1, (64 << 20) // (8 * len(cols))) * every)
         self.buffers = ChunkBuffers(self.plan, rec_mask, chunk_steps, spike_buffer, rows, cols, every)
         from spikelm.plasticity import pack
 
@@ -105,6 +118,16 @@ class Simulator:
             everys.append(m.every)
         return rows, cols, math.gcd(*everys) if everys else 1
 
+    @staticmethod
+    def _claim_memory(network, spike_buffer, chunk_steps):
+        """Refuse before building when the event queue and record buffers would not fit."""
+        n = network.n_neurons
+        max_delay = max((k.max_delay for k in network.projections.values()), default=1)
+        queue = (max_delay + 1) * (2 * 8 * n + 8)
+        buffers = 17 * max(spike_buffer, n + 1) + 8 * chunk_steps * len(network.populations)
+        network.budget.check(queue + buffers, f"simulator: an event queue of {max_delay + 1} slots x {n:,} "
+                                              f"neurons and the record buffers")
+
     @property
     def time_ms(self):
         return self.t * self.network.dt
@@ -114,12 +137,15 @@ class Simulator:
         """SynOps so far, per projection name."""
         return {k.name: int(self.plan.synops[i]) for i, k in enumerate(self.plan.projs)}
 
-    def run(self, steps=None, duration=None, until_quiescent=False, max_steps=None, progress=False, writer=None):
+    def run(self, steps=None, duration=None, until_quiescent=False, max_steps=None, progress=False, writer=None,
+            on_chunk=None):
         """Advance the simulation.
 
         Give ``steps`` (or ``duration`` in ms), or ``until_quiescent=True`` with a step cap
         ``max_steps``. ``writer`` (a :class:`spikelm.io.sonata.SpikeWriter`) receives the
-        spikes and samples chunk by chunk. Returns a :class:`RunResult`.
+        spikes and samples chunk by chunk and is flushed after each. ``on_chunk()``, when
+        given, is called after each chunk (``spikelm run`` stops there on Ctrl-C). Returns a
+        :class:`RunResult`.
         """
         if until_quiescent:
             if max_steps is None:
@@ -157,6 +183,8 @@ class Simulator:
                 done += ran
                 if bar is not None:
                     bar.update(ran)
+                if on_chunk is not None:
+                    on_chunk()
                 if ran == 0 and not quiet:
                     raise RuntimeError("the spike record buffer is too small for one step; raise spike_buffer")
         finally:
@@ -185,15 +213,18 @@ class Simulator:
             st = buf.sample_steps[:ns]
             keep = st % m.every == 0
             if keep.any():
-                m.steps.append(st[keep].copy())
-                m.data.append(buf.samples[:ns][keep][:, a:b].copy())
+                steps_kept, data = st[keep].copy(), buf.samples[:ns][keep][:, a:b].copy()
+                m.add(steps_kept, data)
                 if writer is not None:
                     n_neu = (b - a) // len(m.variables)
                     pop = self.network.populations[m.population]
                     ids = np.arange(pop.n) if m.neurons is None else m.neurons
                     for k, var in enumerate(m.variables):
-                        writer.add_state(m.population, var, ids, st[keep], m.data[-1][:, k * n_neu:(k + 1) * n_neu],
+                        writer.add_state(m.population, var, ids, steps_kept, data[:, k * n_neu:(k + 1) * n_neu],
                                          units=pop.model.unit(var))
+        if writer is not None:
+            # one chunk at a time on disk: a crash loses at most the chunk being simulated
+            writer.flush()
 
     def _snapshot_weights(self, writer, n):
         """Write due weight snapshots; return the chunk length up to the next one."""

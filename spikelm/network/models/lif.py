@@ -71,7 +71,7 @@ def derive(p: LIFParams, dt: float) -> np.ndarray:
         _propagator(p.tau_e, p.tau_m, dt), _propagator(p.tau_i, p.tau_m, dt),
         math.exp(-dt / p.tau_e) if p.tau_e > 0 else 0.0,
         math.exp(-dt / p.tau_i) if p.tau_i > 0 else 0.0,
-        float(round(p.t_ref / dt)), -p.r_m * math.expm1(-dt / p.tau_m),
+        float(round(min(p.t_ref / dt, 2.0**62))), -p.r_m * math.expm1(-dt / p.tau_m),   # 2**62 steps: never again
         1.0 if p.tau_e == 0 else 0.0, 1.0 if p.tau_i == 0 else 0.0,
         p.alpha, math.exp(-dt / p.tau_a),
     ])

@@ -69,13 +69,21 @@ SPIKE_TIMES = NeuronModel("spike_times", 6, SpikeTimesParams, ("v",), lambda p, 
                           _source_step, _never, is_source=True)
 
 
+#: The largest step a time may fall on (int64 arithmetic on steps stays exact below it).
+MAX_STEP = 2 ** 62
+
+
 def spike_steps(times, dt, what="spike_times"):
     """The step of each spike time (ms) of one neuron: ``round(t / dt)``, halves to even.
 
     Raises ConfigError when two times fall into one step: a neuron fires at most once per
     step, and merging them silently would lose a spike.
     """
-    steps = [int(round(float(t) / dt)) for t in times]
+    for t in times:
+        if not float(t) / dt < MAX_STEP:
+            raise ConfigError(f"{what}: time {float(t):g} ms is step {float(t) / dt:.3g} at dt = {dt:g} ms; "
+                              f"allowed: times below step {MAX_STEP:.3g}")
+    steps = [round(float(t) / dt) for t in times]
     seen = {}
     for t, s in zip(times, steps):
         if s in seen:

@@ -1,0 +1,173 @@
+"""The harness of the fuzz suites: run ``spikelm`` in-process on one bad input and judge it.
+
+Every bad input must end with exit code 2 and one line ``spikelm: error: ...`` naming the
+file (and the field, where it has one), no traceback, within a time bound, and leave every
+file that existed before untouched. :func:`run_cli` runs ``spikelm.cli.main`` in this process
+(no interpreter start per case: hundreds of cases take seconds) with stdout and stderr
+captured and a SIGALRM bound; an exception escaping ``main`` is reported as a traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import faulthandler
+import hashlib
+import io
+import os
+import signal
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+from spikelm.cli import main
+
+#: Seconds one case may take (a hang is reported as such, not waited for).
+TIME_BOUND = 60
+
+
+def fuzz_settings(n):
+    """Hypothesis settings of a fuzz test: ``n`` examples in the default profile, scaled with
+    the loaded profile's ``max_examples`` (``HYPOTHESIS_PROFILE=thorough`` gives 5 n)."""
+    scale = settings.default.max_examples / 100
+    return settings(max_examples=max(1, round(n * scale)),
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+class Hang(Exception):
+    """A case ran past TIME_BOUND."""
+
+
+@dataclass
+class Outcome:
+    rc: object            # exit code, "traceback" or "hang"
+    out: str
+    err: str
+
+    @property
+    def lines(self):
+        return [ln for ln in self.err.strip().splitlines() if ln.strip()]
+
+
+def _alarm(signum, frame):
+    raise Hang()
+
+
+def run_cli(argv, bound=TIME_BOUND) -> Outcome:
+    """``spikelm ARGV`` in this process: exit code, stdout, stderr (or 'traceback' / 'hang')."""
+    out, err = io.StringIO(), io.StringIO()
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, bound)
+    # SIGALRM cannot stop a loop inside C code (HDF5): then end the test process, saying where
+    faulthandler.dump_traceback_later(2 * bound + 30, exit=True)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main([str(a) for a in argv])
+    except Hang:
+        rc = "hang"
+    except SystemExit as exc:       # argparse: usage errors exit 2 after one "error:" line
+        rc = exc.code
+    except BaseException as exc:    # noqa: BLE001 - any escape is what the suite looks for
+        rc = "traceback"
+        err.write("".join(traceback.format_exception(exc)))
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return Outcome(rc, out.getvalue(), err.getvalue())
+
+
+def assert_refused(o: Outcome, *needles, what=""):
+    """Exit 2, one 'spikelm: error:' line holding every needle, no traceback."""
+    assert o.rc == 2, f"{what}: exit {o.rc}, expected 2\n{o.err[-3000:]}"
+    assert "Traceback" not in o.err, f"{what}: traceback\n{o.err[-3000:]}"
+    assert len(o.lines) == 1 and o.lines[0].startswith("spikelm: error:"), f"{what}: not one error line:\n{o.err}"
+    for n in needles:
+        assert str(n) in o.lines[0], f"{what}: {n!r} not named in: {o.lines[0]}"
+
+
+def assert_clean(o: Outcome, what=""):
+    """Either success, or a refusal as above: never a traceback, never a hang."""
+    assert o.rc in (0, 2), f"{what}: exit {o.rc}\n{o.err[-3000:]}"
+    assert "Traceback" not in o.err, f"{what}: traceback\n{o.err[-3000:]}"
+    if o.rc == 2:
+        assert_refused(o, what=what)
+
+
+def digest(paths):
+    """{path: sha256 of its bytes} of the files that exist (to prove a case changed none)."""
+    out = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def assert_unchanged(before, what=""):
+    for path, h in before.items():
+        assert os.path.exists(path), f"{what}: {path} was deleted"
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == h, f"{what}: {path} was changed"
+
+
+# -- generated mutations of nested tables (scenarios, model configs) ---------------------------
+
+DELETE = object()
+
+
+def leaves(tree, prefix=()):
+    """(path, value) of every key and list item of a nested dict/list, depth first."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
+        return
+    for k, v in items:
+        yield prefix + (k,), v
+        yield from leaves(v, prefix + (k,))
+
+
+def replaced(tree, path, value):
+    """A deep copy of ``tree`` with ``path`` set to ``value`` (or deleted: :data:`DELETE`)."""
+    tree = copy.deepcopy(tree)
+    node = tree
+    for k in path[:-1]:
+        node = node[k]
+    if value is DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return tree
+
+
+def dotted(path):
+    """``('stimuli', 1, 'times', 0)`` -> ``'stimuli[1].times[0]'``, as error messages write it."""
+    text = ""
+    for k in path:
+        text += f"[{k}]" if isinstance(k, int) else (f".{k}" if text else str(k))
+    return text
+
+
+def kind_of(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", dict: "table", list: "list"}[type(value)]
+
+
+#: Values of the wrong type for each kind of value (none of them is valid where that kind is).
+WRONG_TYPES = {
+    "number": ["x", True, {"a": 1}],
+    "string": [7, ["a"], {"a": "b"}, ""],
+    "bool": ["yes", 1, [True]],
+    "table": [7, "x", [1]],
+    "list": ["x", 7, {"a": 1}],
+    "null": ["x", True, [1]],          # JSON null (a model config's n_inner)
+}
+NON_FINITE = [float("nan"), float("inf"), float("-inf")]
+EXTREME = [1e308, -1e308, 2**63 - 1, -(2**63), 1e-300, 0, -1]
