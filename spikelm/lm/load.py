@@ -101,8 +101,9 @@ def _check_layer_count(cfg, state: dict, prefix: str, source: str) -> None:
     block = re.compile(re.escape(prefix) + r"(?:h|layers)\.(\d+)\.")
     blocks = {m.group(1) for k in state if isinstance(k, str) and (m := block.match(k))}
     if cfg.n_layer != len(blocks):
-        raise ConfigError(f"{source}: the config says {cfg.n_layer} layers, but the weights hold {len(blocks)} "
-                          f"blocks ({prefix}{'h' if prefix == 'transformer.' else 'layers'}.N)")
+        field, block = ("n_layer", "h") if prefix == "transformer." else ("num_hidden_layers", "layers")
+        raise ConfigError(f"{source}: the config's {field}={cfg.n_layer}, but the weights hold {len(blocks)} "
+                          f"blocks ({prefix}{block}.N)")
 
 
 def from_module(model) -> tuple[GPTConfig, dict[str, np.ndarray]]:

@@ -85,7 +85,7 @@ def read_text(path, option: str) -> str:
 
 def sample_text(folder: Path | None, name: str) -> str | None:
     """``calibration.txt`` / ``heldout.txt`` of a model folder, if it has one."""
-    if folder is None or not (folder / name).is_file():
+    if folder is None or not (folder / name).exists():
         return None
     return read_text(folder / name, "--model")
 
