@@ -22,31 +22,40 @@ from spikelm.errors import CheckpointMismatchError, FileFormatError, SpikelmErro
 FORMAT = "spikelm-checkpoint"
 
 
-def save(sim, path) -> str:
-    """Write the state of ``sim`` (a :class:`~spikelm.simulator.Simulator`) to ``path``."""
+@contextlib.contextmanager
+def written_atomically(path):
+    """An HDF5 file to write ``path`` through: opened as ``<path>.partial``, renamed to ``path``
+    when the block ends, removed if anything fails (so a good file is never clobbered)."""
     path = str(path)
     tmp = path + ".partial"
-    plan = sim.plan
     try:
         with h5py.File(tmp, "w") as f:
-            g = f.create_group("checkpoint")
-            g.attrs["format"] = FORMAT
-            g.attrs["version"] = spikelm.__version__
-            g.attrs["fingerprint"] = sim.network.fingerprint()
-            g.attrs["t"] = int(sim.t)
-            g.attrs["backend"] = sim.backend_name
-            for name, arr in _arrays(sim).items():
-                g.create_dataset(name, data=arr)
-            g.create_dataset("window_start", data=np.array([p.window_start for p in plan.pops], dtype=np.int64))
-            if sim.learn is not None and hasattr(sim.learn, "state_dict"):
-                pg = g.create_group("plasticity")
-                for k, v in sim.learn.state_dict().items():
-                    pg.create_dataset(k, data=np.asarray(v))
+            yield f
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save(sim, path) -> str:
+    """Write the state of ``sim`` (a :class:`~spikelm.simulator.Simulator`) to ``path``."""
+    path = str(path)
+    plan = sim.plan
+    with written_atomically(path) as f:
+        g = f.create_group("checkpoint")
+        g.attrs["format"] = FORMAT
+        g.attrs["version"] = spikelm.__version__
+        g.attrs["fingerprint"] = sim.network.fingerprint()
+        g.attrs["t"] = int(sim.t)
+        g.attrs["backend"] = sim.backend_name
+        for name, arr in _arrays(sim).items():
+            g.create_dataset(name, data=arr)
+        g.create_dataset("window_start", data=np.array([p.window_start for p in plan.pops], dtype=np.int64))
+        if sim.learn is not None and hasattr(sim.learn, "state_dict"):
+            pg = g.create_group("plasticity")
+            for k, v in sim.learn.state_dict().items():
+                pg.create_dataset(k, data=np.asarray(v))
     return path
 
 

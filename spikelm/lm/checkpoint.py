@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from spikelm.errors import CheckpointMismatchError, ConfigError, FileFormatError
+from spikelm.io.checkpoint import written_atomically
 
 FORMAT = "spikelm-lm-checkpoint"
 COUNTER_NAMES = ("spikes_pos", "spikes_neg", "op_evals", "synops", "synops_products", "shift_adds")
@@ -79,43 +80,34 @@ def difference(theirs: dict, mine: dict) -> str:
 
 def save(learning, path) -> str:
     """Write a :class:`~spikelm.lm.learn.session.Learning` run's state to ``path`` (HDF5)."""
-    import h5py
-
     import spikelm
 
     path = str(path)
-    tmp = path + ".partial"
     runner = learning.runner
     g = learning.snn.graph
-    try:
-        with h5py.File(tmp, "w") as f:
-            c = f.create_group("lm_checkpoint")
-            c.attrs["format"] = FORMAT
-            c.attrs["version"] = spikelm.__version__
-            c.attrs["fingerprint"] = fingerprint(g)
-            c.attrs["summary"] = json.dumps(summary(g))
-            c.attrs["plasticity"] = json.dumps(learning.plasticity.to_dict() if learning.plasticity else None)
-            n = 0 if runner is None else runner.n
-            c.attrs["n"] = n
-            c.attrs["clock"] = 0 if runner is None else runner.clock
-            # datasets, not attributes: HDF5 attributes stop at 64 KiB and these grow with the tokens
-            c.create_dataset("per_token", data=json.dumps([vars(x) for x in learning.per_token]))
-            c.create_dataset("stats", data=json.dumps(learning.stats))
-            c.create_dataset("ids", data=np.array(learning.ids, np.int64))
-            if runner is not None:
-                c.create_dataset("counts", data=runner.counts[:n])
-                c.create_dataset("head_acc", data=runner.head_acc[:n])
-                for name in COUNTER_NAMES:
-                    c.create_dataset(f"counters/{name}", data=getattr(runner.counters, name))
-                c.create_dataset("logits", data=np.concatenate(learning.logits) if learning.logits
-                                 else np.zeros((0, g.vocab_size)))
-            for k, v in learning.state.state_dict().items():
-                c.create_dataset(f"learned/{k}", data=v)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with written_atomically(path) as f:
+        c = f.create_group("lm_checkpoint")
+        c.attrs["format"] = FORMAT
+        c.attrs["version"] = spikelm.__version__
+        c.attrs["fingerprint"] = fingerprint(g)
+        c.attrs["summary"] = json.dumps(summary(g))
+        c.attrs["plasticity"] = json.dumps(learning.plasticity.to_dict() if learning.plasticity else None)
+        n = 0 if runner is None else runner.n
+        c.attrs["n"] = n
+        c.attrs["clock"] = 0 if runner is None else runner.clock
+        # datasets, not attributes: HDF5 attributes stop at 64 KiB and these grow with the tokens
+        c.create_dataset("per_token", data=json.dumps([vars(x) for x in learning.per_token]))
+        c.create_dataset("stats", data=json.dumps(learning.stats))
+        c.create_dataset("ids", data=np.array(learning.ids, np.int64))
+        if runner is not None:
+            c.create_dataset("counts", data=runner.counts[:n])
+            c.create_dataset("head_acc", data=runner.head_acc[:n])
+            for name in COUNTER_NAMES:
+                c.create_dataset(f"counters/{name}", data=getattr(runner.counters, name))
+            c.create_dataset("logits", data=np.concatenate(learning.logits) if learning.logits
+                             else np.zeros((0, g.vocab_size)))
+        for k, v in learning.state.state_dict().items():
+            c.create_dataset(f"learned/{k}", data=v)
     return path
 
 
