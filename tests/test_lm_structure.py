@@ -257,6 +257,21 @@ def test_generated_loop_is_renamed_when_any_source_it_compiles_in_changes(tmp_pa
     assert lm_compile._source_hash(names, False) != before
 
 
+def test_timed_loop_runs_the_same_tokens_and_reads_the_clock():
+    """The benchmark's instrumented loop (TIMED): the same counts as the plain one, and a clock
+    that advances (it once wrote into an array Numba had frozen read-only, and crashed)."""
+    from spikelm.lm import load_demo
+    from spikelm.lm.numba_runner import NumbaRunner
+
+    snn, tok = load_demo(bits=4, coding="signed_digit")
+    plain, timed = NumbaRunner(snn.graph), NumbaRunner(snn.graph, timed=True)
+    for t in tok.encode("Return the ")[:4]:
+        plain.step_token(int(t), None)
+        timed.step_token(int(t), None)
+    assert np.array_equal(plain.counts, timed.counts) and np.array_equal(plain.head_acc, timed.head_acc)
+    assert timed.timing[1] > 0 and timed.timing[0] > 0
+
+
 def test_lm_backend_registry_and_cli_choices():
     from spikelm.lm import backends
     from spikelm.lm.cli import add_parser

@@ -62,12 +62,13 @@ def _footer(names: tuple[str, ...], timed: bool, learn: bool = False) -> str:
             "_gettime = _ctypes.CDLL(None).clock_gettime",
             "_gettime.argtypes = [_ctypes.c_int, _ctypes.c_void_p]",
             "_gettime.restype = _ctypes.c_int",
-            "_ts = np.zeros(2, np.int64)",
             "",
             "@_njit",
             "def now_ns():",
-            "    _gettime(1, _ts.ctypes)  # CLOCK_MONOTONIC",
-            "    return _ts[0] * 1000000000 + _ts[1]",
+            "    # a local timespec: Numba freezes a global array into read-only constant memory",
+            "    ts = np.empty(2, np.int64)",
+            "    _gettime(1, ts.ctypes)  # CLOCK_MONOTONIC",
+            "    return ts[0] * 1000000000 + ts[1]",
         ]
     cache = "False" if timed else "True"  # a ctypes clock cannot be cached
     lines += ["", "", f"@_njit(cache={cache})",
