@@ -11,21 +11,13 @@ Errors a user can fix print one line (``spikelm: error: ...``) and exit with cod
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import sys
 import time
 
-from spikelm.errors import ConfigError, SpikelmError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line, like every other error of spikelm."""
-
-    def error(self, message):
-        self.exit(2, f"spikelm: error: {self.prog}: {message} (see {self.prog} -h)\n")
+from spikelm.errors import ConfigError, SpikelmError, UsageParser
 
 
 def _add_run(sub):
@@ -59,7 +51,7 @@ def main(argv=None) -> int:
     """Entry point of the ``spikelm`` console command; returns the exit code."""
     from spikelm import __version__
 
-    parser = _Parser(prog="spikelm", description="Event-driven spiking neural network simulator.")
+    parser = UsageParser(prog="spikelm", description="Event-driven spiking neural network simulator.")
     parser.add_argument("--version", action="version", version=f"spikelm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)

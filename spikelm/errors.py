@@ -4,6 +4,8 @@ Every error that reaches a user is one of these: its message is one line that na
 (or object), the field, what was found and what is allowed. The CLI prints it and exits 2.
 """
 
+import argparse
+
 
 class SpikelmError(Exception):
     """Base class of all errors that carry a message meant for the user."""
@@ -30,3 +32,11 @@ def where(source, field):
     if source and field:
         return f"{source}: {field}"
     return source or field or ""
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error of spikelm (its
+    subcommands' parsers are of the same class)."""
+
+    def error(self, message):
+        self.exit(2, f"spikelm: error: {self.prog}: {message} (see {self.prog} -h)\n")

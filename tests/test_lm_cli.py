@@ -243,3 +243,18 @@ def test_info_of_a_converted_lm_file_speaks_of_steps_not_ms(folder, tmp_path, ca
     text = summary(out)
     assert "time unit: step" in text and "per 1k steps" in text and "step span" in text
     assert " ms" not in text and "Hz" not in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["lm", "generate", "--tokens", "x"],
+    ["lm", "report", "--coding", "morse"],
+    ["lm", "bogus"],
+])
+def test_usage_errors_of_spikelm_lm_are_one_line(argv, capsys):
+    from spikelm.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("spikelm: error: spikelm lm"), err

@@ -140,7 +140,7 @@ def _heldout(tok, folder: str, length: int, vocab: int) -> np.ndarray:
 def run(args) -> int:
     cmd = getattr(args, "lm_command", None)
     if cmd is None:
-        print("usage: spikelm lm {generate,check,report} ...  (spikelm lm -h for help)", file=sys.stderr)
+        print("usage: spikelm lm {generate,check,report,evaluate} ...  (spikelm lm -h for help)", file=sys.stderr)
         return 2
     return {"generate": _generate, "check": _check, "report": _report, "evaluate": _evaluate}[cmd](args)
 
@@ -354,9 +354,9 @@ def _report_options(args):
 
 def main(argv=None) -> int:
     """Stand-alone entry (``python -m spikelm.lm.cli lm ...``) until the top-level command hooks it."""
-    from spikelm.errors import SpikelmError
+    from spikelm.errors import SpikelmError, UsageParser
 
-    ap = argparse.ArgumentParser(prog="spikelm")
+    ap = UsageParser(prog="spikelm")
     add_parser(ap.add_subparsers(dest="command"))
     args = ap.parse_args(argv)
     if not hasattr(args, "func"):
