@@ -7,7 +7,6 @@ read with ``torch.load(..., weights_only=True)``: a file that needs code to load
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -162,17 +161,10 @@ def from_folder(path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     folder = Path(path)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a model folder (expected config.json and model.safetensors)")
+    from spikelm.lm.load_llama import read_config
+
     cfg_path = folder / "config.json"
-    try:
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{cfg_path}: missing; a model folder needs config.json") from None
-    except (OSError, RecursionError) as exc:
-        raise FileFormatError(f"{cfg_path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    except ValueError as exc:   # not JSON, or not UTF-8
-        raise FileFormatError(f"{cfg_path}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise FileFormatError(f"{cfg_path}: expected a JSON object")
+    raw = read_config(folder)
     archs = raw.get("architectures") or []
     if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
         raise ConfigError(f"{cfg_path}: architectures={archs!r}; expected a list of names, e.g. [\"GPT2LMHeadModel\"]")
@@ -245,8 +237,9 @@ def open_model(model, config=None, context=None) -> LoadedModel:
         if path.suffix.lower() == ".gguf":
             cfg, params, tok = LL.from_gguf(path, context)
             return LoadedModel(cfg, params, tok, str(path))
-        if path.is_dir() and (path / "config.json").exists() and LL.is_llama_config(LL.read_config(path)):
-            cfg, params = LL.from_folder(path, LL.read_config(path), context)
+        raw = LL.read_config(path) if path.is_dir() and (path / "config.json").exists() else None
+        if LL.is_llama_config(raw):
+            cfg, params = LL.from_folder(path, raw, context)
             return LoadedModel(cfg, params, None, str(path))
         _no_context(context)
         return LoadedModel(*from_folder(path), None, str(path))
