@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikelm.errors import ConfigError, FileFormatError
+from spikelm.errors import ConfigError
 from spikelm.interrupt import deferred_interrupts
 
 SAMPLE_PROMPTS = ("Return the ", "The default value is ", "If the file ", "This module provides ")
@@ -291,8 +291,6 @@ def _check(args) -> int:
 
 
 def _report(args) -> int:
-    import math
-
     from spikelm.lm.report import bar_chart, coding_summary, compare_table, sim_energy, table
 
     codings = _codings(args)

@@ -97,10 +97,10 @@ def _check_layer_count(cfg, state: dict, prefix: str, source: str) -> None:
     """The config's layer count against the blocks the weights hold (``<prefix>h.N`` for GPT-2,
     ``<prefix>layers.N`` for the Llama family), before listing every layer's names: a config
     claiming a billion layers would otherwise take the machine's memory first."""
-    block = re.compile(re.escape(prefix) + r"(?:h|layers)\.(\d+)\.")
-    blocks = {m.group(1) for k in state if isinstance(k, str) and (m := block.match(k))}
+    field, block = ("n_layer", "h") if prefix == "transformer." else ("num_hidden_layers", "layers")
+    index = re.compile(re.escape(prefix) + r"(?:h|layers)\.(\d+)\.")
+    blocks = {m.group(1) for k in state if isinstance(k, str) and (m := index.match(k))}
     if cfg.n_layer != len(blocks):
-        field, block = ("n_layer", "h") if prefix == "transformer." else ("num_hidden_layers", "layers")
         raise ConfigError(f"{source}: the config's {field}={cfg.n_layer}, but the weights hold {len(blocks)} "
                           f"blocks ({prefix}{block}.N)")
 

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from spikelm.lm.codings import UNIT, spike_value_nb
-from spikelm.lm.edges import MIX, MUL, SCORES, mix_a, mix_b, mul_a, mul_b, scores_a, scores_b
+from spikelm.lm.edges import MIX, SCORES, mix_a, mix_b, mul_a, mul_b, scores_a, scores_b
 from spikelm.lm.learn.kernels import (EIIF, PLAIN, fire_learn, learn_step, pending_learn, record_event,
                                       start_learn)
 from spikelm.lm.neuron import remainder_nb

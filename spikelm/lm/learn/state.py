@@ -222,7 +222,7 @@ class LearnState:
 
     def stats(self) -> dict:
         """Weight and threshold change statistics and the learning cost so far (plain numbers)."""
-        a, g = self.a, self.graph
+        a = self.a
         out = {"learn_ops": int(a["lcnt"][0]), "weight_flips": int(a["lcnt"][1])}
         if len(self.attached.projections):
             dw = np.abs(a["wm"] - self.wm0)
