@@ -3,7 +3,8 @@
 Each rule is a small frozen dataclass with ``pairs(n_pre, n_post, rng)`` returning two int64
 arrays (pre indices, post indices) in the rule's own order: the order in which per-synapse
 weight and delay arrays are given (for :class:`FromArrays`, the caller's order). The
-projection sorts the synapses by pre index and carries every per-synapse array along.
+projection sorts the synapses by pre index, then post index (stably), and carries every
+per-synapse array along.
 ``expected_synapses(n_pre, n_post)`` bounds the count before anything is drawn, so a
 projection too large for the machine is refused before it is built. The same seed gives the
 same synapses on every machine (numpy ``Generator``).

@@ -28,11 +28,14 @@ class Projection:
         rng = rng if rng is not None else np.random.default_rng(0)
         pre_i, post_i = rule.pairs(pre.n, post.n, rng, same=pre is post)
         self.n_syn = pre_i.size
-        # weights and delays are drawn (or given) in the rule's order; CSR needs pre order, and
-        # every per-synapse array moves with its pair (a stable sort keeps row order otherwise)
+        # weights and delays are drawn (or given) in the rule's order; synapses are kept in
+        # (pre, post) order, repeated pairs in the given order (a stable sort), and every
+        # per-synapse array moves with its pair. Every rule but FromArrays already gives that
+        # order; one canonical order is what lets a file that holds no order (a NIR matrix)
+        # give back the same synapses in the same places.
         w = draw(weight, self.n_syn, rng, f"projection '{name}': weight")
         d_ms = draw(delay, self.n_syn, rng, f"projection '{name}': delay")
-        if self.n_syn > 1 and np.any(np.diff(pre_i) < 0):
+        if self.n_syn > 1 and not _in_pre_post_order(pre_i, post_i):
             order = np.lexsort((post_i, pre_i))
             pre_i, post_i, w, d_ms = pre_i[order], post_i[order], w[order], d_ms[order]
         self.indptr = np.zeros(pre.n + 1, dtype=np.int64)
@@ -70,3 +73,9 @@ class Projection:
 
     def __repr__(self):
         return f"Projection({self.name!r}, {self.pre.name}->{self.post.name}, {self.n_syn} synapses, {self.target})"
+
+
+def _in_pre_post_order(pre, post):
+    """True when the pairs are sorted by pre, and by post within each pre."""
+    dp = np.diff(pre)
+    return not (np.any(dp < 0) or np.any((dp == 0) & (np.diff(post) < 0)))
