@@ -208,6 +208,24 @@ def test_checkpoints_refuse_other_models_rules_and_files(tmp_path):
         Learning.resume(snn, ck)
 
 
+# a damaged summary (not text, not an object, nested past the recursion limit) ended in a
+# traceback where the model differs; it is read as no summary
+DAMAGED_SUMMARIES = [5, "[1]", "[" * 100_000]
+
+
+@pytest.mark.parametrize("bad", DAMAGED_SUMMARIES, ids=["int", "list", "deep"])
+def test_a_checkpoint_with_a_damaged_summary_is_still_one_mismatch_line(bad, tmp_path):
+    snn = tiny(6)
+    run = Learning(snn, EVERYTHING)
+    run.feed(token_ids(1, 3, VOCAB))
+    ck = tmp_path / "ck.h5"
+    run.save_checkpoint(ck)
+    with h5py.File(ck, "a") as f:
+        f["lm_checkpoint"].attrs["summary"] = bad
+    with pytest.raises(CheckpointMismatchError, match="ck.h5: checkpoint of another model: bits None there"):
+        Learning.resume(snn.with_coding("unit"), ck)
+
+
 # ---------------------------------------------------------------- learned model folders
 
 
@@ -240,6 +258,11 @@ def test_a_learned_model_folder_is_read_back_by_convert(tmp_path):
     assert_lm_agree(run.feed(ids), back.simulate(ids))
     with pytest.raises(ConfigError, match="learned.h5: learned on another conversion of this model \\(bits"):
         convert(folder, calibration=calib, bits=5)
+    for bad in DAMAGED_SUMMARIES:
+        with h5py.File(Path(folder) / "learned.h5", "a") as f:
+            f.attrs["summary"] = bad
+        with pytest.raises(ConfigError, match="learned.h5: learned on another conversion of this model \\(bits None"):
+            convert(folder, calibration=calib, bits=5)
     with pytest.raises(ConfigError, match="not an empty folder"):
         run.save_model(folder)
 

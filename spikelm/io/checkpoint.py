@@ -99,6 +99,19 @@ def _first_line(err):
     return text[:200] if text else type(err).__name__
 
 
+def json_object(text):
+    """The dict a stored JSON text holds; None when it is not a str, not JSON (nesting too deep
+    counts) or not an object. For attributes written by spikelm, which callers then refuse in
+    their own words."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _attr(g, name):
     value = g.attrs.get(name)
     if isinstance(value, bytes):
@@ -116,12 +129,8 @@ def load(sim, path) -> None:
     """
     path = str(path)
     with _open(path) as g:
-        fp = _attr(g, "fingerprint")
-        try:
-            theirs = json.loads(fp) if isinstance(fp, str) else None
-        except ValueError:
-            theirs = None
-        if not isinstance(theirs, dict):
+        theirs = json_object(_attr(g, "fingerprint"))
+        if theirs is None:
             raise FileFormatError(f"{path}: checkpoint/fingerprint: missing or not the JSON network summary")
         mine = json.loads(sim.network.fingerprint())
         if mine != theirs:

@@ -9,7 +9,6 @@ indexes every signal as a flat vector (row-major, as NIR and PyTorch flatten).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from spikelm.errors import FileFormatError
 
+from .checkpoint import json_object
 from .nir_read import MAX_VALUES, NEURON_PARAMS, UNSUPPORTED
 
 #: Nodes that only move values along (weights, delays, pass-throughs).
@@ -197,12 +197,8 @@ def _meta(source, name, metadata):
     if not isinstance(metadata, dict) or META_KEY not in metadata:
         return {}
     text = metadata[META_KEY]
-    text = text.decode("utf8", "replace") if isinstance(text, bytes) else text
-    try:
-        meta = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        meta = None
-    if not isinstance(meta, dict):
+    meta = json_object(text.decode("utf8", "replace") if isinstance(text, bytes) else text)
+    if meta is None:
         raise FileFormatError(f"{source}: node '{name}': metadata '{META_KEY}' must be a JSON object")
     return meta
 

@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from spikelm.errors import CheckpointMismatchError, ConfigError, FileFormatError
-from spikelm.io.checkpoint import written_atomically
+from spikelm.io.checkpoint import json_object, written_atomically
 
 FORMAT = "spikelm-lm-checkpoint"
 COUNTER_NAMES = ("spikes_pos", "spikes_neg", "op_evals", "synops", "synops_products", "shift_adds")
@@ -135,10 +135,7 @@ def load(snn, path, backend: str = "numba", plasticity=None):
         if c is None or c.attrs.get("format") != FORMAT:
             raise FileFormatError(f"{path}: not a spikelm LM checkpoint (no /lm_checkpoint group with format={FORMAT!r})")
         if c.attrs.get("fingerprint") != fingerprint(snn.graph):
-            try:
-                theirs = json.loads(c.attrs.get("summary", "{}"))
-            except ValueError:
-                theirs = {}
+            theirs = json_object(c.attrs.get("summary")) or {}
             raise CheckpointMismatchError(f"{path}: checkpoint of another model: "
                                           f"{difference(theirs, summary(snn.graph))}")
         try:

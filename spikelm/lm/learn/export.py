@@ -99,6 +99,7 @@ def apply(graph: LMGraph, path) -> LMGraph:
     """``graph`` (a fresh conversion) with the learned state of ``path`` applied; checked to match."""
     import h5py
 
+    from spikelm.io.checkpoint import json_object
     from spikelm.lm.checkpoint import difference, fingerprint, summary
 
     path = Path(path)
@@ -108,10 +109,7 @@ def apply(graph: LMGraph, path) -> LMGraph:
         if f.attrs.get("format") != FORMAT:
             raise FileFormatError(f"{path}: not a spikelm learned-model file (format={FORMAT!r} missing)")
         if f.attrs.get("fingerprint") != fingerprint(graph, coding=False):
-            try:
-                theirs = json.loads(f.attrs.get("summary", "{}"))
-            except ValueError:
-                theirs = {}
+            theirs = json_object(f.attrs.get("summary")) or {}
             raise ConfigError(f"{path}: learned on another conversion of this model ("
                               f"{difference(theirs, summary(graph, coding=False))}); convert with the same "
                               "bits and calibration text")
