@@ -296,7 +296,7 @@ class _Builder:
             b = np.concatenate([p[1] for p in parts]).astype(np.int64)
             w = np.concatenate([p[2] for p in parts])
             d = np.concatenate([p[3] for p in parts])
-            o = np.lexsort((b, a))  # stable: the order spikelm's "arrays" rule gives its synapses
+            o = np.lexsort((b, a))  # (pre, post), repeats by layer: the order a projection keeps
             projs[self._name(name)] = {
                 "pre": pre, "post": post, "connect": {"rule": "arrays", "pre": a[o].tolist(), "post": b[o].tolist()},
                 "weight": w[o].tolist(), "delay": [round(x, 12) for x in (d[o] * self.dt).tolist()],
