@@ -90,7 +90,7 @@ def test_guide_examples_run(name, tmp_path, monkeypatch, capsys):
     for k, code in enumerate(blocks):
         try:
             exec(compile(code, f"{name} block {k + 1}", "exec"), namespace)
-        except Exception as exc:  # noqa: BLE001 - report which block of which page failed
+        except Exception as exc:
             raise AssertionError(f"{name}, python block {k + 1} failed: {type(exc).__name__}: {exc}") from exc
 
 

@@ -59,7 +59,7 @@ def test_synops_equal_out_degree_summed_over_spikes(backend, spec):
         _, ids, _ = sim.spikes.get(proj.pre.name)
         assert sim.synops[name] == int(proj.out_degree()[ids].sum()), name
     assert res.synops == sim.synops  # a first run's increments are the totals
-    for name, pop in net.populations.items():  # the rate monitor counts the same spikes
+    for name in net.populations:  # the rate monitor counts the same spikes
         steps, _, _ = sim.spikes.get(name)
         np.testing.assert_array_equal(sim.rates.counts(name), np.bincount(steps, minlength=200))
 

@@ -109,8 +109,8 @@ def test_the_cases_cover_every_kind_and_are_many():
 
 
 TEXT_GARBAGE = [
-    b"", b"\xff\xfe\x00garbage", "x = " .encode() + b"[" * 3000 + b"]" * 3000, b"[network]\ndt = \n",
-    b"[network\n", "[network]\ndt = 0.1\n[populations.a]\nmodel = 'lif'\nn = 5\n[populations.a]\nn = 3\n".encode(),
+    b"", b"\xff\xfe\x00garbage", b"x = " + b"[" * 3000 + b"]" * 3000, b"[network]\ndt = \n",
+    b"[network\n", b"[network]\ndt = 0.1\n[populations.a]\nmodel = 'lif'\nn = 5\n[populations.a]\nn = 3\n",
     BASE.read_bytes()[:200], BASE.read_bytes().replace(b"=", b"==", 1), b"\x00" * 64,
 ]
 

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from test_lm_helpers import assert_lm_agree, random_tiny_gpt, scaled, token_ids
 from spikelm.lm import convert
-from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.neurons import eiif_step, eiif_step_nb, unit_step, unit_step_nb
 from spikelm.lm.learn.session import Learning
 from spikelm.lm.neuron import requantize

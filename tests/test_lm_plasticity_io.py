@@ -282,7 +282,7 @@ def test_cli_generate_checkpoint_resume_and_save_model(tmp_path):
     assert half.returncode == 0, half.stderr
     rest = _cli("generate", "--resume", str(tmp_path / "ck.h5"), "--tokens", "3")
     assert rest.returncode == 0, rest.stderr
-    said = lambda r: next(x for x in r.stdout.splitlines() if x.startswith("generated:"))  # noqa: E731
+    said = lambda r: next(x for x in r.stdout.splitlines() if x.startswith("generated:"))
     assert said(whole).replace("|", "") == said(rest).replace("|", "")
     assert (tmp_path / "m" / "learned.h5").is_file() and (tmp_path / "m" / "tokenizer.json").is_file()
     learned = _cli("generate", "--model", str(tmp_path / "m"), "--prompt", "Return", "--tokens", "2")

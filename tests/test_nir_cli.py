@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("nir", reason="the NIR tests need the optional nir package (pip install -e '.[nir]')")
 
-from spikelm import cli  # noqa: E402
-from spikelm.io.sonata import read_spikes  # noqa: E402
+from spikelm import cli
+from spikelm.io.sonata import read_spikes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 pytest.importorskip("nir", reason="the NIR tests need the optional nir package (pip install -e '.[nir]')")
 
-import nir  # noqa: E402
+import nir
 
-import spikelm.network as sn  # noqa: E402
-from spikelm import cli  # noqa: E402
-from spikelm.errors import ConfigError, FileFormatError  # noqa: E402
-from spikelm.io.nir import export_network, import_nir  # noqa: E402
+import spikelm.network as sn
+from spikelm import cli
+from spikelm.errors import ConfigError, FileFormatError
+from spikelm.io.nir import export_network, import_nir
 
 EXAMPLES = max(10, settings().max_examples // 4)
 

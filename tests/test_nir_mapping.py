@@ -15,15 +15,15 @@ else:  # pragma: no cover
 
 pytest.importorskip("nir", reason="the NIR tests need the optional nir package (pip install -e '.[nir]')")
 
-import nir  # noqa: E402
+import nir
 
-from spikelm.errors import FileFormatError  # noqa: E402
-from spikelm.io.nir import describe, import_nir  # noqa: E402
-from spikelm.io.nir_params import next_down, next_up  # noqa: E402
-from spikelm.io.nir_toml import dumps  # noqa: E402
-from spikelm.simulator import Simulator, StateMonitor  # noqa: E402
+from spikelm.errors import FileFormatError
+from spikelm.io.nir import describe, import_nir
+from spikelm.io.nir_params import next_down, next_up
+from spikelm.io.nir_toml import dumps
+from spikelm.simulator import Simulator, StateMonitor
 
-from helpers import fl  # noqa: E402
+from helpers import fl
 
 EXAMPLES = max(10, settings().max_examples // 4)
 floats = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)

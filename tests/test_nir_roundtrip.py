@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 pytest.importorskip("nir", reason="the NIR tests need the optional nir package (pip install -e '.[nir]')")
 
-from spikelm.io.nir import export_network, import_nir  # noqa: E402
-from spikelm.simulator import Simulator  # noqa: E402
+from spikelm.io.nir import export_network, import_nir
+from spikelm.simulator import Simulator
 
-from helpers import build, fl, model_params, rule_for, weight_for  # noqa: E402
+from helpers import build, fl, model_params, rule_for, weight_for
 
 STEPS = 200
 EXAMPLES = max(10, settings().max_examples // 4)  # 25 by default, 125 with HYPOTHESIS_PROFILE=thorough

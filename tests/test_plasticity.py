@@ -101,7 +101,6 @@ def test_switch_off_and_on(backend):
     sim = Simulator(net, backend=backend)
     sim.run(steps=200)
     w1 = sim.plan.w.copy()
-    a1 = net.populations["out"].state["a"].copy()
     for name in ("plastic", "rec", "out"):
         sim.learn.set_enabled(name, False)
         assert not sim.learn.enabled(name)

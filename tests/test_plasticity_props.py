@@ -1,6 +1,5 @@
 """Hypothesis: bounds, BrainGPT row sums, numpy/numba agreement on random plastic networks."""
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,7 +87,7 @@ def test_numpy_numba_agree(spec):
             np.testing.assert_array_equal(x, y)
     np.testing.assert_allclose(b.plan.w, a.plan.w, rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(b.plan.S, a.plan.S, rtol=1e-12, atol=1e-12)
-    for k, (x, y) in enumerate(zip(a.learn.state_dict().values(), b.learn.state_dict().values())):
+    for x, y in zip(a.learn.state_dict().values(), b.learn.state_dict().values()):
         np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-300)
 
 

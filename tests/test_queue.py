@@ -3,7 +3,6 @@ ring wrap-around over many cycles, and conservation, against a plain dict oracle
 from collections import defaultdict
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netparams import NETS, brunel_poisson_rate_hz, spike_stats  # noqa: E402
+from netparams import NETS, brunel_poisson_rate_hz, spike_stats
 
 
 def build(net: str, b2, duration_ms: float):

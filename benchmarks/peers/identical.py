@@ -147,7 +147,7 @@ def main(argv=None) -> int:
           f"(Brian2/NEST {args.delay_steps - 1} x dt when mapped), {args.duration_ms:g} ms, dt {dt} ms")
     print(f"  {'simulator':<18}{'convention':<12}{'exc spikes':>12}{'inh spikes':>12}{'total':>10}"
           f"{'same as spikelm':>17}{'first difference':>18}")
-    for label, conv, exc, inh, total, common, only_peer, first in rows:
+    for label, conv, exc, inh, total, common, _only_peer, first in rows:
         same = "-" if label == "spikelm" else f"{common:,}"
         diff = "-" if label == "spikelm" else ("none" if first is None else f"{first:g} ms")
         print(f"  {label:<18}{conv:<12}{exc:>12,}{inh:>12,}{total:>10,}{same:>17}{diff:>18}")

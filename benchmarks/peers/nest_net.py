@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netparams import NETS, brunel_poisson_rate_hz, spike_stats  # noqa: E402
+from netparams import NETS, brunel_poisson_rate_hz, spike_stats
 
 
 def build(net: str, nest, seed: int):

@@ -260,7 +260,7 @@ def all_sources(tile=None):
     return codes
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build_library(code):
     """Compile ``code`` (CUDA C) under the shim into a shared library (cached by content) and load it."""
     proc, tmp, lib = _start(code)

@@ -447,7 +447,7 @@ def kernel_source(module, dtype="float64", flags=()):
     return _source(*kernel_key(module, dtype, flags))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source(module, dtype, flags):
     ctl = "\n".join(f"#define C_{name} {i}" for i, name in enumerate(CTL))
     head = _HEADER.format(real=DTYPES[dtype], tile=SOURCE_TILE, ctl=ctl, zig_r=repr(float(ZIG_R)), attempt=hex(ATTEMPT))

@@ -5,5 +5,5 @@ those files with matplotlib and is not imported here; use ``from spikelm.io impo
 Scenario files are read by ``spikelm.io.scenario``, checkpoints by ``spikelm.io.checkpoint``.
 """
 
-from spikelm.io.sonata import *  # noqa: F401,F403
+from spikelm.io.sonata import *  # noqa: F403
 from spikelm.io.sonata import __all__  # noqa: F401

@@ -224,7 +224,7 @@ class _Builder:
         if kind in CURRENT_KINDS and m.synaptic:
             raise FileFormatError(f"{where}: a current input into the CubaLIF node '{dst}' would enter its synaptic "
                                   f"current, not V as a spikelm stimulus does")
-        for k, grp in enumerate(self.groups[dst]):
+        for grp in self.groups[dst]:
             ix = grp.idx
             if kind == "constant_current":
                 amp = (t.M @ np.broadcast_to(np.asarray(stim["amplitude"], float), (t.M.shape[1],)))

@@ -23,8 +23,8 @@ a run that fails keeps its ``.partial`` file and never touches ``<path>``.
 from __future__ import annotations
 
 from .sonata_format import FORMAT, INTERNAL_KEYS, SONATA_MAGIC, SONATA_VERSION, SORTING, SORTING_DTYPE  # noqa: F401
-from .sonata_read import SpikeTable, read_metadata, read_spikes, read_state, read_weights, validate  # noqa: F401
-from .sonata_summary import summary  # noqa: F401
+from .sonata_read import SpikeTable, read_metadata, read_spikes, read_state, read_weights, validate
+from .sonata_summary import summary
 from .sonata_write import COMPRESSION, TIME_UNITS, SpikeWriter  # noqa: F401
 
 __all__ = [

@@ -420,7 +420,7 @@ _META_WORDS = {"counts": "a table name -> integer count >= 0", "count": "an inte
 
 
 def _meta_ok(value, kind):
-    count = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+    count = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0
     if kind == "counts":
         return isinstance(value, dict) and all(isinstance(k, str) and count(v) for k, v in value.items())
     if kind == "count":

@@ -271,7 +271,7 @@ def _check(args) -> int:
     held = _heldout(tok, folder, L, snn.graph.vocab_size)
     rng = np.random.default_rng(0)
     prompts = []
-    for i in range(args.prompts):
+    for _ in range(args.prompts):
         s = int(rng.integers(0, max(1, held.size - L)))
         prompts.append(held[s : s + L])
     all_ok, worst = True, 0

@@ -91,7 +91,7 @@ def _source_hash(names: tuple[str, ...], timed: bool, learn: bool = False) -> st
     return h.hexdigest()[:20]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def token_loop(names: tuple[str, ...], timed: bool = False, learn: bool = False):
     """The ``run_token`` compiled for operator kinds ``names`` (see :func:`kinds`); ``learn``: the
     variant with spike units, EI-IF neurons and the learn phase."""

@@ -61,7 +61,7 @@ def tokenizer(folder: Path):
                           "install the lm extra: pip install 'spikelm[lm]'") from None
     try:
         return HFTokenizer(AutoTokenizer.from_pretrained(str(folder), local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable tokenizer here
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FileFormatError(f"{folder}: {present[0]} could not be read as a Hugging Face tokenizer: "
                               f"{first}") from None

@@ -96,7 +96,7 @@ class Counts:
                    sim.shift_adds)
 
     def minus(self, other: "Counts", steps: int) -> "Counts":
-        sub = lambda a, b: {k: a[k] - b[k] for k in a}  # noqa: E731
+        sub = lambda a, b: {k: a[k] - b[k] for k in a}
         return Counts(sub(self.synops, other.synops), sub(self.spikes, other.spikes),
                       sub(self.spikes_pos, other.spikes_pos), sub(self.spikes_neg, other.spikes_neg),
                       sub(self.op_evals, other.op_evals), steps, sub(self.shift_adds, other.shift_adds))

@@ -187,7 +187,7 @@ def run_tasks(client, tasks, desc: str, progress: bool = True):
             for i, (_, func, args) in enumerate(tasks):
                 try:
                     out = (i, func(*args), None)
-                except Exception as e:  # noqa: BLE001 - a failing task is reported, the others go on
+                except Exception as e:
                     out = (i, None, _one_line(e))
                 bar.update()
                 yield out
@@ -203,7 +203,7 @@ def run_tasks(client, tasks, desc: str, progress: bool = True):
                 i = index[fut.key]
                 try:
                     out = (i, fut.result(), None)
-                except Exception as e:  # noqa: BLE001 - as above; KilledWorker included
+                except Exception as e:
                     out = (i, None, _one_line(e))
                 fut.release()
                 bar.update()

@@ -119,7 +119,7 @@ def loop_for(plan, plastic):
     return _make_run(*flags)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _make_run(HAS_LIF, HAS_EIIF, HAS_IZH, HAS_SIF, HAS_POISSON, HAS_TIMES, HAS_NOISE, HAS_PIN, HAS_STEPS,
               HAS_LEARN):
     """Build the time loop with only the code a network needs.

@@ -229,7 +229,7 @@ class LearnState:
             out.update(dw_mean=float(dw.mean()), dw_max=float(dw.max()),
                        w_changed=int(sum((self.weights(k).reshape(-1) != w0).sum() for k, w0 in self.w0.items())))
             dev, idev, sat = 0.0, 0, 0
-            for r, (k, _, rule) in enumerate(self.attached.projections):
+            for r, (k, _, _rule) in enumerate(self.attached.projections):
                 wm = self.masters(r)
                 ri = a["pr_i"][r]
                 crow = a["crow"][ri[K.R_XPOST]: ri[K.R_XPOST] + ri[K.R_NPOST]]
