@@ -311,7 +311,9 @@ def test_demo_run_is_identical_to_the_file_recorded_before_the_restructure():
     order = np.lexsort((nodes, pops, steps))
     assert steps.size == golden["n_events"]
     assert _digest([steps[order], pops[order], nodes[order], vals[order]]) == golden["events_sha256"]
-    assert hashlib.sha256(np.ascontiguousarray(sim.logits).tobytes()).hexdigest() == golden["logits_sha256"]
+    # rounded: the logits' float scales may differ in the last bit between CPUs (BLAS in calibration)
+    rounded = np.ascontiguousarray(np.round(sim.logits, 9))
+    assert hashlib.sha256(rounded.tobytes()).hexdigest() == golden["logits_round9_sha256"]
 
 
 def test_backends_agree_bit_for_bit_through_the_snapshot_helper():
