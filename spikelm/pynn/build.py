@@ -73,7 +73,7 @@ def _identifier(label, taken):
 
 
 def window_steps(start_ms, stop_ms, dt):
-    return int(np.floor(start_ms / dt + 0.5)), int(min(np.floor(stop_ms / dt + 0.5), 2**62))
+    return int(nest_steps(start_ms, dt)), int(min(nest_steps(min(stop_ms, 2**62 * dt), dt), 2**62))
 
 
 def boundaries(state):

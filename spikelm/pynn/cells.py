@@ -42,7 +42,8 @@ def _identity(cls):
 
 def nest_steps(delay_ms, dt):
     """Whole steps of ``delay_ms`` as NEST rounds them (to the nearest step, halves up)."""
-    return np.floor(np.asarray(delay_ms, dtype=float) / dt + 0.5).astype(np.int64)
+    # rounded to 1e-9 steps first, so 0.075 ms at dt = 0.05 is 1.5 steps (not 1.4999999999999998)
+    return np.floor(np.round(np.asarray(delay_ms, dtype=float) / dt, 9) + 0.5).astype(np.int64)
 
 
 class Mapped:
@@ -110,7 +111,7 @@ class IF_curr_exp(Mapped, cells.IF_curr_exp):
 
     def spikelm_state(self, params, initial, dt):
         r_m = self.weight_scale(params, dt)
-        state = {"v": initial["v"]}
+        state = {"v": initial["v"]} if "v" in initial else {}
         for pynn, var in (("isyn_exc", "i_e"), ("isyn_inh", "i_i")):
             if pynn in initial:
                 state[var] = initial[pynn] * r_m
@@ -129,7 +130,7 @@ class IF_curr_delta(Mapped, cells.IF_curr_delta):
         return _lif_params(self, row, 0.0, 0.0)
 
     def spikelm_state(self, params, initial, dt):
-        return {"v": initial["v"]}
+        return {"v": initial["v"]} if "v" in initial else {}
 
 
 class Izhikevich(Mapped, cells.Izhikevich):
@@ -151,7 +152,7 @@ class Izhikevich(Mapped, cells.Izhikevich):
 
     def spikelm_state(self, params, initial, dt):
         state = {var: np.asarray(params[var], float) for var in ("a", "b", "c", "d")}
-        state.update(v=initial["v"], u=initial["u"])
+        state.update({var: initial[var] for var in ("v", "u") if var in initial})
         return state
 
 

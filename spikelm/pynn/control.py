@@ -13,7 +13,8 @@ get_io = require("pyNN.recording", "spikelm.pynn").get_io
 FixedProbabilityConnector = require("pyNN.connectors", "spikelm.pynn").FixedProbabilityConnector
 
 #: setup() options of other backends that spikelm accepts and ignores (one process, no MPI)
-IGNORED = ("threads", "verbosity", "spike_precision", "recording_precision", "t_flush", "rank", "num_processes")
+IGNORED = ("threads", "verbosity", "spike_precision", "recording_precision", "t_flush", "rank", "num_processes",
+           "filename", "label", "file")
 
 
 def setup(timestep=control.DEFAULT_TIMESTEP, min_delay=control.DEFAULT_MIN_DELAY, **extra_params):

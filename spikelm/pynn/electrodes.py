@@ -77,7 +77,7 @@ class CurrentSource(base.StandardCurrentSource):
 
 
 def _grid_step(t_ms, dt):
-    return int(np.floor(float(t_ms) / dt + 0.5))
+    return int(np.floor(round(float(t_ms) / dt, 9) + 0.5))
 
 
 class DCSource(CurrentSource, pynn_electrodes.DCSource):

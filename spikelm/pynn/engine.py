@@ -80,7 +80,7 @@ class Engine:
         for pop in self.state.populations:
             cell = pop.celltype
             cell.check_runnable(pop.label)
-            values = {var: pop._initial_array(var) for var in pop.initial_values}
+            values = {var: pop._initial_array(var) for var in pop._initial}
             out[pop] = cell.spikelm_state(pop._parameters, values, self.state.dt)
         return out
 
@@ -110,7 +110,7 @@ class Engine:
         return out
 
     def _initial_of(self, pop):
-        values = {var: pop._initial_array(var) for var in pop.initial_values}
+        values = {var: pop._initial_array(var) for var in pop._initial}
         pop.celltype.check_runnable(pop.label)
         return pop.celltype.spikelm_state(pop._parameters, values, self.state.dt)
 

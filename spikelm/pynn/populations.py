@@ -67,9 +67,11 @@ class PopulationView(common.PopulationView):
         gp = self.grandparent
         idx = self.index_in_grandparent(np.arange(self.size))
         for variable, value in initial_values.items():
-            current = gp.initial_values[variable].evaluate(simplify=False).astype(float)
+            if variable not in gp._initial:
+                raise errors.NonExistentParameterError(variable, self.celltype, list(gp._initial))
+            current = gp._initial[variable]
             current[idx] = LazyArray(value, shape=(self.size,), dtype=float).evaluate(simplify=False)
-            gp.initial_values[variable] = LazyArray(current, shape=(gp.size,), dtype=float)
+            gp.initial_values[variable] = LazyArray(current.copy(), shape=(gp.size,), dtype=float)
             self._simulator.state.engine.set_state(gp, variable, idx, current[idx])
 
     def _get_view(self, selector, label=None):
@@ -105,7 +107,12 @@ class Population(common.Population):
         if variable not in self.celltype.default_initial_values:
             raise errors.NonExistentParameterError(variable, self.celltype,
                                                    list(self.celltype.default_initial_values))
+        # evaluated once: a random distribution draws here, in the order of the script, as in
+        # pyNN.nest (so a seeded script gives the same initial values on both)
         value = LazyArray(initial_values, shape=(self.size,), dtype=float).evaluate(simplify=False)
+        if not hasattr(self, "_initial"):
+            self._initial = {}
+        self._initial[variable] = np.asarray(value, float).reshape(self.size).copy()
         self._simulator.state.engine.set_state(self, variable, np.arange(self.size), value)
 
     def _get_view(self, selector, label=None):
@@ -126,5 +133,5 @@ class Population(common.Population):
         self._simulator.state.engine.invalidate()
 
     def _initial_array(self, variable):
-        """The initial values of ``variable`` as a float array (PyNN units)."""
-        return self.initial_values[variable].evaluate(simplify=False).astype(float).reshape(self.size)
+        """The initial values of ``variable`` as a float array (PyNN units), as drawn by initialize()."""
+        return self._initial[variable]
