@@ -276,9 +276,12 @@ def _add_projection(net, state, layout, prj):
         raise ConfigError(f"projection '{label}': delay {params['delay'].min():g} ms is below one time step "
                           f"({dt:g} ms)")
     plastic = isinstance(prj.synapse_type, STDPMechanism)
-    pair = np.stack([po, pre_g, qo, post_g], axis=1)
-    for key in np.unique(pair, axis=0):
-        sel = np.flatnonzero(np.all(pair == key, axis=1))
+    sizes = (len(pops), int(pre_g.max()) + 1, len(pops), int(post_g.max()) + 1)
+    codes, which = np.unique(np.ravel_multi_index((po, pre_g, qo, post_g), sizes), return_inverse=True)
+    by_pair = np.argsort(which.reshape(-1), kind="stable")
+    ends = np.cumsum(np.bincount(which.reshape(-1), minlength=codes.size))
+    for code, sel in zip(codes, np.split(by_pair, ends[:-1])):
+        key = np.unravel_index(code, sizes)
         gpre = layout.groups[pops[key[0]]][key[1]]
         gpost = layout.groups[pops[key[2]]][key[3]]
         a = layout.local_of[pops[key[0]]][pi[sel]]
