@@ -8,7 +8,7 @@ what is supported, and what is refused in one line. Needs the ``pynn`` extra
 """
 from __future__ import annotations
 
-from ._require import require
+from spikelm.io.extras import require
 
 require("pyNN", "spikelm.pynn")
 require("neo", "spikelm.pynn")

@@ -30,7 +30,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 
-from ._require import require
+from spikelm.io.extras import require
 
 cells = require("pyNN.standardmodels.cells", "spikelm.pynn")
 build_translations = require("pyNN.standardmodels", "spikelm.pynn").build_translations

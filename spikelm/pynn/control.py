@@ -1,9 +1,9 @@
 """setup / run / reset / end and the procedural API of ``spikelm.pynn``."""
 from __future__ import annotations
 
-from ._require import require
+from spikelm.io.extras import require
 from . import simulator
-from .populations import Population
+from .populations import Population, neo_io
 from .projections import Projection
 from .synapses import StaticSynapse
 
@@ -43,7 +43,8 @@ def setup(timestep=control.DEFAULT_TIMESTEP, min_delay=control.DEFAULT_MIN_DELAY
 def end(compatible_output=True):
     """Write the files asked for by ``record(..., to_file)``; the recorded data stay readable."""
     for population, variables, filename in simulator.state.write_on_end:
-        population.write_data(get_io(filename), variables)
+        io = neo_io(filename)
+        population.write_data(get_io(io) if isinstance(io, str) else io, variables)
     simulator.state.write_on_end = []
 
 

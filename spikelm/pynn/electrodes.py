@@ -12,7 +12,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 
-from ._require import require
+from spikelm.io.extras import require
 from . import simulator
 
 pynn_electrodes = require("pyNN.standardmodels.electrodes", "spikelm.pynn")

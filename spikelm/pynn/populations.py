@@ -6,9 +6,11 @@ before the next run; the running state carries over (docs/pynn.md).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from ._require import require
+from spikelm.io.extras import require
 from . import simulator
 from .recording import Recorder
 
@@ -19,7 +21,23 @@ ParameterSpace, simplify, LazyArray, Sequence = (parameters.ParameterSpace, para
                                                  parameters.LazyArray, parameters.Sequence)
 
 
-class Assembly(common.Assembly):
+def neo_io(io):
+    """A file name ending in ``.sonata.h5`` is spikelm's SONATA file; other names go to PyNN's get_io."""
+    if isinstance(io, (str, os.PathLike)) and os.fspath(io).endswith(".sonata.h5"):
+        from spikelm.io.neo_io import SonataIO
+
+        return SonataIO(io)
+    return io
+
+
+class WritesSonata:
+    """``write_data("run.sonata.h5")`` writes spikelm's SONATA layout (docs/pynn.md)."""
+
+    def write_data(self, io, *args, **kwargs):
+        return super().write_data(neo_io(io), *args, **kwargs)
+
+
+class Assembly(WritesSonata, common.Assembly):
     _simulator = simulator
 
 
@@ -38,7 +56,7 @@ def _native(celltype, names):
     return celltype.get_native_names(*names)
 
 
-class PopulationView(common.PopulationView):
+class PopulationView(WritesSonata, common.PopulationView):
     _assembly_class = Assembly
     _simulator = simulator
 
@@ -78,7 +96,7 @@ class PopulationView(common.PopulationView):
         return PopulationView(self, selector, label)
 
 
-class Population(common.Population):
+class Population(WritesSonata, common.Population):
     __doc__ = common.Population.__doc__
     _simulator = simulator
     _recorder_class = Recorder
@@ -93,6 +111,7 @@ class Population(common.Population):
         space.shape = (self.size,)
         space.evaluate(simplify=False)
         self._parameters = space.as_dict()
+        self._initial = {}
         if "spike_times" in self._parameters:
             _check_spike_times(self._parameters["spike_times"])
         for cell in self.all_cells:
@@ -110,8 +129,6 @@ class Population(common.Population):
         # evaluated once: a random distribution draws here, in the order of the script, as in
         # pyNN.nest (so a seeded script gives the same initial values on both)
         value = LazyArray(initial_values, shape=(self.size,), dtype=float).evaluate(simplify=False)
-        if not hasattr(self, "_initial"):
-            self._initial = {}
         self._initial[variable] = np.asarray(value, float).reshape(self.size).copy()
         self._simulator.state.engine.set_state(self, variable, np.arange(self.size), value)
 

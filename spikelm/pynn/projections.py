@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._require import require
+from spikelm.io.extras import require
 from . import simulator
 from .synapses import StaticSynapse
 

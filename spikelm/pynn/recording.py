@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._require import require
+from spikelm.io.extras import require
 from . import simulator
 
 recording = require("pyNN.recording", "spikelm.pynn")

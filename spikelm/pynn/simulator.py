@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from spikelm.errors import ConfigError
 
-from ._require import require
+from spikelm.io.extras import require
 
 common = require("pyNN.common", "spikelm.pynn")
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 
-from ._require import require
+from spikelm.io.extras import require
 from . import simulator
 
 synapses = require("pyNN.standardmodels.synapses", "spikelm.pynn")

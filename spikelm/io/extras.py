@@ -1,4 +1,4 @@
-"""The one place that imports PyNN and Neo, so a missing extra is one line naming it."""
+"""Optional packages (the ``pynn`` extra: PyNN, Neo, Elephant): a missing one is one line naming the extra."""
 from __future__ import annotations
 
 from spikelm.errors import ConfigError
