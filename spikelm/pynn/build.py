@@ -293,7 +293,7 @@ def _add_projection(net, state, layout, prj):
         rule = None
         if plastic:
             rule = stdp_rule(prj.synapse_type, {k: v[order] for k, v in params.items()},
-                             float(scale[order[0]]), label)
+                             float(scale[order[0]]), label, dt)
         net.connect(gpre.name, gpost.name, sn.FromArrays(pre=a, post=b),
                     weight=params["weight"][order] * scale[order], delay=steps[order] * dt, target=target,
                     name=name, plasticity=rule)

@@ -5,10 +5,13 @@ PyNN's additive rule changes a weight by ``A_plus w_max`` (and ``A_minus w_max``
 trace, as pyNN.nest's ``stdp_synapse`` (mu = 0) does; the multiplicative rule by
 ``A_plus (w_max - w)`` and ``A_minus (w - w_min)`` (mu = 1). spikelm's STDP sees a
 presynaptic spike when it arrives (the whole delay is dendritic: PyNN's
-``dendritic_delay_fraction = 1``, its default). TsodyksMarkramSynapse can be created and
+``dendritic_delay_fraction = 1``, its default), and a pair of a post spike stamped t_post
+and an arrival at t_a changes the weight by A exp(-|t_post - t_a| / tau), as NEST's does. TsodyksMarkramSynapse can be created and
 inspected; ``run()`` refuses it in one line.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -71,7 +74,7 @@ class MultiplicativeWeightDependence(synapses.MultiplicativeWeightDependence):
     spikelm_name = "multiplicative"
 
 
-def stdp_rule(synapse_type, values, scale, label):
+def stdp_rule(synapse_type, values, scale, label, dt):
     """spikelm's STDP for one part of a projection.
 
     ``values``: the per-connection parameters of the part (PyNN units); ``scale``: the factor
@@ -97,5 +100,9 @@ def stdp_rule(synapse_type, values, scale, label):
         a_plus, a_minus = one["A_plus"] * one["w_max"] * scale, one["A_minus"] * one["w_max"] * scale
     else:
         a_plus, a_minus = one["A_plus"], one["A_minus"]
+    # spikelm pairs a post spike of step s (stamped (s + 1) dt here) with arrivals at the start of
+    # a step, so its interval is NEST's t_post - t_arrival less one dt: the amplitudes absorb it
+    a_plus *= math.exp(-dt / one["tau_plus"])
+    a_minus *= math.exp(dt / one["tau_minus"])
     return STDP(a_plus=a_plus, a_minus=a_minus, tau_plus=one["tau_plus"], tau_minus=one["tau_minus"],
                 w_min=one["w_min"] * scale, w_max=one["w_max"] * scale, weight_dependence=wd.spikelm_name)
