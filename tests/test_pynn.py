@@ -347,3 +347,35 @@ def test_missing_extra_names_it(monkeypatch):
     with pytest.raises(MissingExtraError) as e:
         require("neo", "spikelm.pynn")
     assert "spikelm[pynn]" in _one_line(e)
+
+
+def test_connectors_views_and_assemblies_map_onto_spikelm():
+    """PyNN computes the connections; the spikelm network holds exactly them, whatever views say."""
+    sim.setup(timestep=0.1)
+    rng = sim.NumpyRNG(seed=5)
+    a = sim.Population(6, sim.IF_curr_exp(), label="a")
+    b = sim.Population(4, sim.IF_curr_exp(tau_m=[10.0, 10.0, 30.0, 30.0]), label="b")   # two spikelm groups
+    total = sim.Projection(a, b, sim.FixedTotalNumberConnector(7, rng=rng), sim.StaticSynapse(weight=0.5))
+    matrix = np.zeros((6, 4), bool)
+    matrix[[0, 2, 5], [1, 3, 0]] = True
+    arr = sim.Projection(a[1:4] + b, b[2:], sim.ArrayConnector(np.vstack([matrix[:3, 2:], matrix[:4, 2:]])),
+                         sim.StaticSynapse(weight=0.25, delay=0.5))
+    fixed = sim.Projection(a, b, sim.FromListConnector([(0, 1, 0.1, 0.2), (5, 3, 0.2, 0.7)],
+                                                        column_names=["weight", "delay"]))
+    a.record("spikes")
+    sim.run(0.1)
+    assert len(total) == 7
+    net = sim.state.engine.net
+    for prj in (total, arr, fixed):
+        pre, post, params = prj._arrays()
+        stored = sum(net.projections[part.name].n_syn for part in sim.state.engine.layout.parts
+                     if part.projection is prj)
+        assert stored == len(prj) == pre.size
+    r_m = np.array([10.0, 10.0, 30.0, 30.0])          # weights in spikelm: nA x tau_m / cm
+    w = {(int(i), int(j)): x for i, j, x in fixed.get("weight", format="list")}
+    assert w == {(0, 1): pytest.approx(0.1), (5, 3): pytest.approx(0.2)}
+    parts = [p for p in sim.state.engine.layout.parts if p.projection is fixed]
+    got = sorted(float(x) for p in parts for x in net.projections[p.name].w)
+    assert got == pytest.approx(sorted([0.1 * r_m[1], 0.2 * r_m[3]]))
+    delays = sorted(int(d) for p in parts for d in net.projections[p.name].delay)
+    assert delays == [3, 8]                            # round(D / dt) + 1 on exponential synapses
