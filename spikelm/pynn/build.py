@@ -42,6 +42,7 @@ class Part:
     order: np.ndarray            # positions in the PyNN projection's arrays, in spikelm's synapse order
     scale: np.ndarray            # PyNN weight -> spikelm weight, per synapse
     plastic: bool
+    synops_seen: int = 0         # SynOps of this part already added to the engine's count
 
 
 @dataclass

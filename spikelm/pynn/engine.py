@@ -213,8 +213,8 @@ class Engine:
         for part in self.layout.parts:
             syn = self.sim.synops.get(part.name, 0)
             key = part.projection
-            self.synops[key] = self.synops.get(key, 0) + syn - getattr(part, "_synops_seen", 0)
-            part._synops_seen = syn
+            self.synops[key] = self.synops.get(key, 0) + syn - part.synops_seen
+            part.synops_seen = syn
             if part.plastic:
                 w = self.net.projections[part.name].w
                 part.projection._arrays()[2]["weight"][part.order] = w / part.scale
