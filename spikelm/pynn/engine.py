@@ -31,12 +31,16 @@ class Engine:
         self.layout = None
         self.dirty = True
         self.overrides = []            # (population, PyNN variable, indices, values) set since the last build
+        self.touched = set()           # projections whose weights or delays the script set since then
         self.synops = {}
         for rec in self.state.recorders:
             rec._new_segment()
 
-    def invalidate(self):
+    def invalidate(self, projection=None):
+        """Rebuild before the next run; ``projection``: one whose synaptic values the script set."""
         self.dirty = True
+        if projection is not None:
+            self.touched.add(projection)
 
     def set_state(self, pop, variable, idx, values):
         """``initialize()`` after a run: the current state of those neurons takes the values."""
@@ -70,10 +74,21 @@ class Engine:
         sim.t = st.step
         if pending is not None:
             self._restore_pending(sim, net, layout, pending)
+            if _same_synapses(self.net, net):
+                self._carry_plastic(sim, net, layout)
         self.sim, self.net, self.layout, self.monitors = sim, net, layout, monitors
         self.spike_seen = dict.fromkeys(record, 0)
         self.dirty = False
         self.overrides = []
+        self.touched = set()
+
+    def _carry_plastic(self, sim, net, layout):
+        """Same synapses: learned weights carry over bit for bit (not through PyNN's units), and STDP's traces."""
+        for part in layout.parts:
+            if part.plastic and part.projection not in self.touched:
+                net.projections[part.name].w[:] = self.net.projections[part.name].w
+        if sim.learn is not None and self.sim.learn is not None:
+            sim.learn.load_state_dict(self.sim.learn.state_dict())
 
     def _initial(self):
         out = {}
@@ -218,3 +233,15 @@ class Engine:
             if part.plastic:
                 w = self.net.projections[part.name].w
                 part.projection._arrays()[2]["weight"][part.order] = w / part.scale
+
+
+def _same_synapses(old, new):
+    """True when two networks have the same neurons and the same synapses in the same order."""
+    if old.fingerprint() != new.fingerprint():
+        return False
+    for name, a in old.projections.items():
+        b = new.projections[name]
+        if not (np.array_equal(a.indptr, b.indptr) and np.array_equal(a.post_idx, b.post_idx)
+                and np.array_equal(a.delay, b.delay)):
+            return False
+    return True

@@ -39,7 +39,7 @@ class Connection(common.Connection):
 
     def _set(self, name, value):
         self.projection._arrays()[2][name][self.index] = value
-        simulator.state.engine.invalidate()
+        simulator.state.engine.invalidate(self.projection)
 
     weight = property(lambda self: self._get("weight"), lambda self, w: self._set("weight", w))
     delay = property(lambda self: self._get("delay"), lambda self, d: self._set("delay", d))
@@ -120,7 +120,7 @@ class Projection(common.Projection):
                                   f"it has {', '.join(params)}")
             value = np.asarray(value, dtype=float)
             params[name][:] = value if value.ndim == 0 else value[pre, post]
-        self._simulator.state.engine.invalidate()
+        self._simulator.state.engine.invalidate(self)
 
     def _set_initial_value_array(self, variable, value):
         from spikelm.errors import ConfigError
