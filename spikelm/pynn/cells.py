@@ -54,6 +54,8 @@ class Mapped:
     group_by = ()
     #: True when a synapse adds to V directly (delta), False for an exponential current
     delta_synapses = False
+    #: spikelm state variables that are PyNN parameters (set() changes them, runs do not)
+    params_in_state = ()
 
     def check_runnable(self, label):
         if self.spikelm_model is None:
@@ -138,6 +140,7 @@ class Izhikevich(Mapped, cells.Izhikevich):
     translations = _identity(cells.Izhikevich)
     spikelm_model = "izhikevich"
     delta_synapses = True
+    params_in_state = ("a", "b", "c", "d")
     recordables = {"v": ("v", False), "u": ("u", False)}
 
     def weight_scale(self, params, dt):
@@ -151,7 +154,7 @@ class Izhikevich(Mapped, cells.Izhikevich):
         return {"v_peak": 30.0, "tau_e": 0.0, "tau_i": 0.0}
 
     def spikelm_state(self, params, initial, dt):
-        state = {var: np.asarray(params[var], float) for var in ("a", "b", "c", "d")}
+        state = {var: np.asarray(params[var], float) for var in self.params_in_state}
         state.update({var: initial[var] for var in ("v", "u") if var in initial})
         return state
 

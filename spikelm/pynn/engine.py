@@ -91,13 +91,7 @@ class Engine:
             sim.learn.load_state_dict(self.sim.learn.state_dict())
 
     def _initial(self):
-        out = {}
-        for pop in self.state.populations:
-            cell = pop.celltype
-            cell.check_runnable(pop.label)
-            values = {var: pop._initial_array(var) for var in pop._initial}
-            out[pop] = cell.spikelm_state(pop._parameters, values, self.state.dt)
-        return out
+        return {pop: self._initial_of(pop) for pop in self.state.populations}
 
     def _carry(self):
         """The current state of every PyNN neuron, in spikelm's variables, plus the overrides."""
@@ -113,20 +107,21 @@ class Engine:
             for g in self.layout.groups[pop]:
                 for var in variables:
                     state[var][g.members] = self.net.populations[g.name].state[var]
-            # values that are parameters in PyNN (Izhikevich's a, b, c, d) follow set()
+            # state that is a parameter in PyNN (Izhikevich's a, b, c, d) follows set()
             state.update(cell.spikelm_state(pop._parameters, {}, dt))
             out[pop] = state
         for pop, variable, idx, values in self.overrides:
             conv = pop.celltype.spikelm_state({k: np.asarray(v)[idx] for k, v in pop._parameters.items()},
                                               {variable: values}, dt)
             for var, arr in conv.items():
-                if var in out[pop] and var not in ("a", "b", "c", "d"):
+                if var in out[pop] and var not in pop.celltype.params_in_state:
                     out[pop][var][idx] = arr
         return out
 
     def _initial_of(self, pop):
-        values = {var: pop._initial_array(var) for var in pop._initial}
+        """The initial state of ``pop`` in spikelm's variables (as initialize() drew it)."""
         pop.celltype.check_runnable(pop.label)
+        values = {var: pop._initial_array(var) for var in pop._initial}
         return pop.celltype.spikelm_state(pop._parameters, values, self.state.dt)
 
     def _pending(self):
