@@ -35,6 +35,12 @@ if ! "$vpy" -m pip install "nest-simulator" "numpy<2.4" ; then
     status=1
 fi
 
+# PyNN on top of NEST (pyNN.nest), for benchmarks/pynn.py: the same PyNN script on both
+if ! "$vpy" -m pip install "pyNN==0.13.0" "neo>=0.14" "numpy<2.4" ; then
+    echo "setup_peers: FAILED to install pyNN" >&2
+    status=1
+fi
+
 if ! command -v "${CXX:-g++}" >/dev/null 2>&1; then
     echo "setup_peers: WARNING no C++ compiler (g++) found: Brian2 cpp_standalone/cython will not run" >&2
 fi
@@ -43,7 +49,7 @@ echo "--- checking imports"
 PYNEST_QUIET=1 "$vpy" - <<'PY' || status=1
 import importlib
 ok = True
-for mod in ("brian2", "nest"):
+for mod in ("brian2", "nest", "pyNN.nest"):
     try:
         m = importlib.import_module(mod)
         v = getattr(m, "__version__", None)
