@@ -143,7 +143,7 @@ def test_bad_scenario(tmp_path, capsys, case):
 
 def test_missing_scenario_file(tmp_path, capsys):
     rc, _, err = run_cli(capsys, "run", tmp_path / "nope.toml")
-    assert_user_error(rc, err, "nope.toml", "no such scenario file")
+    assert_user_error(rc, err, "nope.toml", "no such file", "scenario")
 
 
 def test_out_into_missing_directory(tmp_path, capsys):

@@ -19,7 +19,12 @@ import numpy as np
 import spikelm
 from spikelm.errors import CheckpointMismatchError, FileFormatError, SpikelmError
 
+from .hdf5 import first_line as _first_line
+from .hdf5 import open_hdf5
+
 FORMAT = "spikelm-checkpoint"
+#: What a checkpoint reader expects, for messages.
+EXPECTED = "a spikelm checkpoint (written by spikelm run --checkpoint)"
 
 
 @contextlib.contextmanager
@@ -74,14 +79,7 @@ def check_file(path) -> None:
 @contextlib.contextmanager
 def _open(path):
     """Open a checkpoint for reading; damaged content raises one FileFormatError line."""
-    if not os.path.isfile(path):
-        raise FileFormatError(f"{path}: no such checkpoint file")
-    if not h5py.is_hdf5(path):
-        raise FileFormatError(f"{path}: not an HDF5 file; a checkpoint is written by spikelm.io.checkpoint.save")
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, RuntimeError, ValueError) as err:
-        raise FileFormatError(f"{path}: unreadable HDF5 file ({_first_line(err)}); is it truncated?") from None
+    f = open_hdf5(path, EXPECTED)
     try:
         with f:
             g = f.get("checkpoint")
@@ -92,11 +90,6 @@ def _open(path):
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
         raise FileFormatError(f"{path}: damaged checkpoint ({_first_line(err)})") from None
-
-
-def _first_line(err):
-    text = " ".join(str(err).split())
-    return text[:200] if text else type(err).__name__
 
 
 def json_object(text):

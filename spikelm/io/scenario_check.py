@@ -239,6 +239,7 @@ def _population(c, name, t, dt):
                     c.numbers(times, f"{w}.params.times[{j}]")
         else:
             c.number(v, f"{w}.params.{k}", integer=model.name == "signed_if")
+    _model_params(c, model, params, f"{w}.params", dt)
     randoms = c.table(t.get("random", {}), f"{w}.random")
     for r, v in randoms.items():
         c.ident(r, f"{w}.random.{r}")
@@ -251,6 +252,25 @@ def _population(c, name, t, dt):
         c.value(v, f"{w}.init.{var}", randoms=list(randoms))
     if "plasticity" in t:
         _rule_table(c, t["plasticity"], f"{w}.plasticity")
+
+
+def _model_params(c, model, params, where, dt):
+    """The model's own checks of its parameters (ranges, relations, the rate against dt), run here
+    so that a file (a NIR import, a sweep point) is refused before anything is built or written."""
+    from spikelm.network.population import make_params
+
+    if model.name == "spike_times" and "times" in params:
+        params = dict(params, times=tuple(tuple(x) for x in params["times"]))
+    try:
+        model.derive(make_params(model, params, where), dt)
+    except ConfigError as e:
+        msg = str(e)
+        # "<Model>Params: parameter 'x' must ..." -> "<where>.x: must ..."
+        head, _, rest = msg.partition(": parameter '")
+        if rest and "Params" in head:
+            name, _, tail = rest.partition("' ")
+            raise c.err(f"{where}.{name}", tail) from None
+        raise c.err(where, msg.split(": ", 1)[1] if msg.split(": ", 1)[0].endswith("Params") else msg) from None
 
 
 def _rule_table(c, t, where):
@@ -335,6 +355,8 @@ def _record(c, rec, pops, projs, dt):
             raise c.err("record.spikes", f"must be \"all\" or a list of populations, got {_show(spikes)}")
         for i, p in enumerate(spikes):
             c.name(p, f"record.spikes[{i}]", list(pops), "population")
+        _unique(c, spikes, "record.spikes", "population")
+    seen = {}
     for i, m in enumerate(c.items(rec.get("state", []), "record.state")):
         w = f"record.state[{i}]"
         c.table(m, w, STATE, ("population",))
@@ -345,10 +367,16 @@ def _record(c, rec, pops, projs, dt):
             raise c.err(f"{w}.variables", f"must be a non-empty list of state variables, got {_show(variables)}")
         for j, var in enumerate(variables):
             c.choice(var, f"{w}.variables[{j}]", model.state_vars)
+            if (m["population"], var) in seen:
+                raise c.err(f"{w}.variables[{j}]", f"{m['population']}.{var} is already recorded by "
+                                                   f"{seen[m['population'], var]}; record each variable once "
+                                                   "(one entry may list several neurons and variables)")
+            seen[m["population"], var] = f"{w}"
         if "every" in m:
             c.duration(m["every"], f"{w}.every", dt)
         if "neurons" in m:
             c.numbers(m["neurons"], f"{w}.neurons", nonneg=True, integer=True, upper=pop["n"] - 1, nonempty=True)
+            _unique(c, m["neurons"], f"{w}.neurons", "neuron")
     if "weights" in rec:
         wt = c.table(rec["weights"], "record.weights", {"every", "projections"}, ("every", "projections"))
         c.duration(wt["every"], "record.weights.every", dt)
@@ -356,6 +384,16 @@ def _record(c, rec, pops, projs, dt):
             raise c.err("record.weights.projections", f"must list defined projections, got {_show(wt['projections'])}")
         for i, p in enumerate(wt["projections"]):
             c.name(p, f"record.weights.projections[{i}]", list(projs), "projection")
+        _unique(c, wt["projections"], "record.weights.projections", "projection")
+
+
+def _unique(c, values, where, what):
+    """Refuse a list naming one entry twice (the record would hold it twice, or clash)."""
+    first = {}
+    for i, v in enumerate(values):
+        if v in first:
+            raise c.err(f"{where}[{i}]", f"{what} {v!r} is listed twice (also at [{first[v]}]); list each once")
+        first[v] = i
 
 
 def _show(v):
