@@ -18,6 +18,7 @@ import sys
 import time
 
 from spikelm.errors import ConfigError, SpikelmError, UsageParser
+from spikelm.io.outputs import OVERWRITE_HELP
 
 
 def _add_run(sub):
@@ -43,6 +44,7 @@ def _add_run(sub):
                    help="memory the network may take, in GB (default: this machine's memory); a larger "
                         "network is refused before it is built")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP + "; a --plot picture is always redrawn")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario field, e.g. exc.tau_m=10 (docs/scale-out.md); repeatable")
 
@@ -153,7 +155,7 @@ def _plot(args):
     from spikelm.io.sonata import validate
 
     validate(args.file)
-    check_output(args.out, "--out", inputs={"FILE": args.file}, suffixes=PLOT_SUFFIXES)
+    check_output(args.out, "--out", inputs={"FILE": args.file}, suffixes=PLOT_SUFFIXES)   # a picture is redrawn
     if args.max_neurons < 1:
         raise ConfigError(f"--max-neurons: must be >= 1, got {args.max_neurons}")
     if args.weights and args.window:
@@ -211,8 +213,11 @@ def _run_options(args, sc):
         v = getattr(args, flag)
         if v is not None:
             check_output(v, f"--{flag}", inputs={**inputs, **outputs},
-                          suffixes=PLOT_SUFFIXES if flag == "plot" else None)
+                         suffixes=PLOT_SUFFIXES if flag == "plot" else None,
+                         overwrite=args.overwrite or flag == "plot")   # a picture is redrawn, a result kept
             outputs[f"--{flag}"] = v
+    if args.out is not None:    # what a killed run left is a record too (spikelm repair reads it)
+        check_output(args.out + ".partial", "--out", inputs={**inputs, **outputs}, overwrite=args.overwrite)
     return steps, limit
 
 

@@ -135,7 +135,7 @@ def test_bad_scenario(tmp_path, capsys, case):
     f = scenario(tmp_path, "bad.toml", text=bad)
     out = tmp_path / "out.h5"
     out.write_bytes(b"precious")  # an existing file must survive a failed run
-    rc, _, err = run_cli(capsys, "run", f, "--out", out, "--no-progress")
+    rc, _, err = run_cli(capsys, "run", f, "--out", out, "--no-progress", "--overwrite")
     assert_user_error(rc, err, str(f), *needles)
     assert out.read_bytes() == b"precious"
     assert not Path(str(out) + ".partial").exists()

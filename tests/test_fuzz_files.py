@@ -225,7 +225,7 @@ def _resume(good, ck, what, refused=True):
     out.write_bytes(b"an earlier result")
     before = digest([ck, good["scenario"], out])
     o = run_cli(["run", good["scenario"], "--resume", ck, "--steps", "2", "--backend", "numpy",
-                 "--no-progress", "--out", out])
+                 "--no-progress", "--out", out, "--overwrite"])
     if refused:
         assert_refused(o, str(ck), what=what)
         assert_unchanged(before, what)

@@ -16,7 +16,7 @@ from spikelm.errors import ConfigError
 #: Formats a plot option can write (matplotlib's Agg canvas).
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 #: The help text of every ``--overwrite`` option.
-OVERWRITE_HELP = "replace output files that already exist (by default an existing output is kept and the command refused)"
+OVERWRITE_HELP = "replace result files that already exist (by default an existing result is kept and the command refused)"
 
 
 def check_output(path, flag, inputs=(), suffixes=None, overwrite=True):
@@ -34,8 +34,9 @@ def check_output(path, flag, inputs=(), suffixes=None, overwrite=True):
     suffixes : sequence of str, optional
         Allowed suffixes (lower case, with the dot).
     overwrite : bool
-        Whether an existing file may be replaced. Commands pass their ``--overwrite`` option;
-        the default (True) is for callers that have none yet.
+        Whether an existing file may be replaced. Commands pass their ``--overwrite`` option
+        for result files (run files, checkpoints, NIR graphs, scenarios, tables) and True for
+        pictures, which are redrawn; the default (True) is for callers that have no option yet.
 
     Raises
     ------

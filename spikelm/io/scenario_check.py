@@ -114,6 +114,9 @@ class Checker:
                 raise self.err(where, f"must be an integer, got {_show(v)}")
         elif isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.err(where, f"must be a number, got {_show(v)}")
+        if isinstance(v, int) and not -(2**63) <= v < 2**63:     # TOML integers are 64-bit
+            raise self.err(where, f"an integer of {len(str(abs(v)))} digits; allowed: 64-bit integers "
+                                  "(below 9.22e+18 in magnitude)")
         if not math.isfinite(v):
             raise self.err(where, f"must be finite, got {v!r}")
         if positive and not v > 0:
