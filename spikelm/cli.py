@@ -3,6 +3,7 @@
 ``spikelm run SCENARIO.toml``  run a scenario, write spikes to HDF5, print a summary
 ``spikelm info FILE.h5``       summary of a run file (or of a NIR graph, FILE.nir)
 ``spikelm plot FILE.h5``       raster + rate plot, state traces (``--state``), weight histograms (``--weights``)
+``spikelm repair FILE``        a killed run's ``.partial`` made readable by every HDF5 tool
 ``spikelm lm ...``             converted language models (generate, check, report)
 ``spikelm sweep SCENARIO.toml`` one run per point of a parameter grid, on Dask (docs/scale-out.md)
 ``spikelm nir ...``            NIR graphs in and out (export, import)
@@ -65,6 +66,15 @@ def main(argv=None) -> int:
                                    "graph: its nodes, and whether spikelm can import it.")
     p.add_argument("file", help="a run file (HDF5, SONATA layout) written by spikelm or another SONATA tool, "
                                 "or a NIR graph")
+    p = sub.add_parser("repair", help="make a run file a killed run left (.partial) readable by any HDF5 tool",
+                       description="A run killed while writing leaves FILE.h5.partial marked open for writing: "
+                                   "spikelm reads it, plain h5py, libsonata and HDFView refuse it. repair copies "
+                                   "what it holds into a plain file (datasets cut to the entries they all hold) "
+                                   "and puts it in place of FILE, or writes it to -o. Only for a file no run "
+                                   "writes any more.")
+    p.add_argument("file", help="a run file, e.g. run.h5.partial")
+    p.add_argument("-o", "--out", help="write the repaired file here instead of replacing FILE")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p = sub.add_parser("plot", help="raster/rate plot, state traces or weight histograms of a run file",
                        description="Draw a run file as a PNG: by default a raster of every population over "
                                    "their rates; --state draws recorded state (e.g. membrane potential); "
@@ -110,6 +120,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "plot":
             return _plot(args)
+        if args.command == "repair":
+            return _repair(args)
         if args.command == "sweep":
             from spikelm.scaleout.cli import run_sweep
 
@@ -168,6 +180,20 @@ def _plot(args):
     else:
         plots.plot_raster(args.file, args.out, t_range=args.window, max_neurons=args.max_neurons)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _repair(args):
+    from spikelm.io.outputs import check_output
+    from spikelm.io.repair import repair
+
+    if args.out is not None:
+        check_output(args.out, "-o", inputs={"FILE": args.file}, overwrite=args.overwrite)
+    done = repair(args.file, args.out)
+    dropped = sum(done["cut"].values())
+    print(f"wrote {done['path']}: " + ("it was marked open for writing (a killed run); " if done["was_open"] else "")
+          + (f"{dropped:,} entries that not every dataset of their group held were dropped; " if dropped else "")
+          + "plain h5py, libsonata and other HDF5 tools read it now")
     return 0
 
 
