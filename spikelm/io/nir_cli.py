@@ -51,7 +51,10 @@ def run(args):
         rec = sc.record_spikes()
         outputs = None if rec == "all" else [p for p in rec if not net.populations[p].model.is_source]
         # (sources are Input nodes: NIR outputs are what the network computes)
-        graph = snir.export_network(net, args.out, outputs, args.time_unit, sc.data.get("run"))
+        try:
+            graph = snir.export_network(net, args.out, outputs, args.time_unit, sc.data.get("run"))
+        except ConfigError as e:
+            raise ConfigError(f"{args.scenario}: {e}") from None
         print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes, {len(graph.edges)} edges "
               f"({len(net.populations)} populations, {len(net.projections)} projections, dt = {net.dt} ms)")
         return 0

@@ -14,7 +14,8 @@ Parameters are chosen so that a weight keeps its exact value both ways (r = tau 
 LIF, r = 1 and w_in = tau_syn / dt for CubaLIF: a NIR weight is then spikelm's jump of V or of
 the synaptic current). What NIR has no field for (names, targets, initial state, the data of
 inputs, the seed) goes into each node's metadata under "spikelm" (JSON), which spikelm's
-import reads back and other tools ignore. What NIR cannot express is refused, naming it.
+import reads back and other tools ignore. What NIR cannot express is refused: every obstacle
+of the network in one message, each naming its population, projection or stimulus.
 """
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def to_graph(net, outputs=None, time_unit="s", run=None):
         ex.projection(proj)
     for i, stim in enumerate(net.stimuli):
         ex.stimulus(i, stim)
+    if ex.problems:     # every obstacle at once: fixing one at a time would take as many tries
+        n = len(ex.problems)
+        raise ConfigError(f"{n} obstacle{'s' if n > 1 else ''} to writing it as NIR: "
+                          + "; ".join(f"({k}) {p}" for k, p in enumerate(ex.problems, 1))
+                          + " (docs/nir.md lists what NIR can express)")
     neurons = [p.name for p in net.populations.values() if not p.model.is_source]
     for name in neurons if outputs is None else outputs:
         if name not in net.populations:
@@ -66,6 +72,7 @@ class _Exporter:
     def __init__(self, net, dt_f, ms_per_unit):
         self.net, self.dt_f, self.u = net, dt_f, ms_per_unit
         self.nodes, self.edges, self.kind = {}, [], {}
+        self.problems = []
 
     def unique(self, name):
         while name in self.nodes or name in self.net.populations:
@@ -73,7 +80,8 @@ class _Exporter:
         return name
 
     def _refuse(self, what, msg):
-        raise ConfigError(f"{what}: {msg}; it cannot be written as NIR")
+        """Note what NIR cannot express; the export goes on to find the others, then refuses them all."""
+        self.problems.append(f"{what}: {msg}")
 
     # -- populations -------------------------------------------------------------------------
     def population(self, pop):
@@ -81,6 +89,7 @@ class _Exporter:
 
         what = f"population '{pop.name}'"
         model = pop.model.name
+        before = len(self.problems)
         if pop.plasticity is not None:
             self._refuse(what, "it has a plasticity rule (NIR graphs hold no learning rules)")
         if model in ("spike_times", "poisson"):
@@ -92,6 +101,7 @@ class _Exporter:
             return
         if model != "lif":
             self._refuse(what, f"model {model} has no NIR node (NIR's neurons are LIF, CubaLIF, IF, LI, CubaLI, I)")
+            return
         p = pop.params
         if round(p.t_ref / self.net.dt) != 0:
             self._refuse(what, f"t_ref = {p.t_ref} ms: NIR neurons have no refractory period (set t_ref = 0)")
@@ -101,6 +111,9 @@ class _Exporter:
         if np.any(st["ref"] != 0) or np.any(st["a"] != 0):
             self._refuse(what, "its state is mid-run (refractory or adapted neurons); export a fresh network")
         tau_syn = self._synapse_tau(pop)
+        if tau_syn is None or len(self.problems) > before:
+            self.kind[pop.name] = "refused"
+            return
         n, dt_f = pop.n, self.dt_f
         tau = np.full(n, p.tau_m / self.u)
         common = dict(r=None, v_leak=np.full(n, p.e_l), v_threshold=np.full(n, next_down(p.v_th)),
@@ -134,9 +147,10 @@ class _Exporter:
             return p.tau_e if p.tau_e == p.tau_i and not currents else 0.0
         taus = {p.tau_e if t == "exc" else p.tau_i for t in used}
         if len(taus) > 1:
-            raise ConfigError(f"population '{pop.name}': its exc and inh inputs have different synaptic time "
-                              f"constants (tau_e = {p.tau_e}, tau_i = {p.tau_i} ms); a NIR neuron has one "
-                              f"(CubaLIF's tau_syn), so it cannot be written as NIR")
+            self._refuse(f"population '{pop.name}'", f"its exc and inh inputs have different synaptic time "
+                                                     f"constants (tau_e = {p.tau_e}, tau_i = {p.tau_i} ms); a NIR "
+                                                     "neuron has one (CubaLIF's tau_syn): set tau_e = tau_i")
+            return None
         return taus.pop()
 
     # -- projections ---------------------------------------------------------------------
@@ -146,6 +160,9 @@ class _Exporter:
         what = f"projection '{proj.name}'"
         if proj.plasticity is not None:
             self._refuse(what, "it has a plasticity rule (NIR graphs hold no learning rules)")
+            return
+        if self.problems:   # the graph will not be written: only look for further obstacles
+            return
         pre, post = proj.pre_idx(), proj.post_idx.astype(np.int64)
         # the k-th synapse of a repeated (pre, post) pair goes to layer k: a dense matrix holds one
         key = pre * proj.post.n + post
@@ -178,6 +195,8 @@ class _Exporter:
 
         pop = self.net.populations[s.population]
         what = f"stimulus {i} ({type(s).__name__} on '{pop.name}')"
+        if pop.name not in self.nodes:      # its population is refused already
+            return
         n = pop.n
         if isinstance(s, PoissonInput):
             data = {"kind": "poisson_input", "rate": s.rate, "target": s.target}
@@ -186,6 +205,7 @@ class _Exporter:
             if self.kind[pop.name] != "delta":
                 self._refuse(what, "a current injected into V has no NIR form on a CubaLIF node (its inputs all "
                                    "enter the synaptic current)")
+                return
             if isinstance(s, ConstantCurrent):
                 data = {"kind": "constant_current", "amplitude": _json(s.amplitude)}
             elif isinstance(s, CurrentSteps):
@@ -195,6 +215,7 @@ class _Exporter:
                 data = {"kind": "noise_current", "mean": s.mean, "std": s.std}
             else:
                 self._refuse(what, "unknown stimulus")
+                return
             node = self.nodes[pop.name]
             scale = pop.params.r_m / node.r  # NIR drives r s x; spikelm r_m x
         data["index"] = i
