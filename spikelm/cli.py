@@ -20,6 +20,7 @@ import time
 
 from spikelm.errors import ConfigError, SpikelmError, UsageParser
 from spikelm.io.outputs import OVERWRITE_HELP
+from spikelm.timing import CompileClock
 
 
 def _add_run(sub):
@@ -248,6 +249,12 @@ def _run_options(args, sc):
 
 
 def _run(args):
+    # Numba's first compile of a kind of network is timed apart from the build and the run
+    with CompileClock() as compiling:
+        return _simulate(args, compiling)
+
+
+def _simulate(args, compiling):
     from spikelm.interrupt import deferred_interrupts
     from spikelm.io import checkpoint
     from spikelm.io.scenario import load_scenario
@@ -275,7 +282,7 @@ def _run(args):
     if args.resume:
         checkpoint.load(sim, args.resume)
     first_step = sim.t
-    build_s = time.perf_counter() - t0
+    build_s, build_compile_s = time.perf_counter() - t0, compiling.seconds
     totals0 = {name: sim.rates.total(name) for name in net.populations}
     writer = None
     if args.out:
@@ -308,7 +315,7 @@ def _run(args):
         raise
     if args.checkpoint:
         checkpoint.save(sim, args.checkpoint)
-    _print_summary(sc, net, sim, result, build_s, totals0)
+    _print_summary(sc, net, sim, result, build_s, totals0, compiling, build_compile_s)
     if args.out:
         print(f"spikes: {args.out}")
     if args.plot:
@@ -323,10 +330,17 @@ def _run(args):
     return 0
 
 
-def _print_summary(sc, net, sim, result, build_s, totals0):
+def _print_summary(sc, net, sim, result, build_s, totals0, compiling=None, build_compile_s=0.0):
+    """The run's table; Numba's compiling (or loading compiled code) is printed apart from build and run."""
     secs = result.steps * net.dt * 1e-3
+    total = compiling.seconds if compiling is not None else 0.0
+    build, run = max(build_s - build_compile_s, 0.0), max(result.wall_s - (total - build_compile_s), 0.0)
+    what = ""
+    if total >= 0.005:
+        what = (f"compile {total:.2f} s (once per kind of network: cached for later runs), "
+                if compiling.compiled > total / 2 else f"load compiled code {total:.2f} s, ")
     print(f"{sc.path}: {result.steps:,} steps of {net.dt} ms ({secs:g} s model time) on {sim.backend_name}")
-    print(f"  build {build_s:.2f} s, run {result.wall_s:.2f} s wall ({result.wall_s / max(secs, 1e-12):.3g} s per model s)")
+    print(f"  build {build:.2f} s, {what}run {run:.2f} s wall ({run / max(secs, 1e-12):.3g} s per model s)")
     print(f"  {'population':<16}{'neurons':>10}{'spikes':>14}{'rate (Hz)':>12}")
     for name, pop in net.populations.items():
         # the rate monitor counts every population, recorded or not

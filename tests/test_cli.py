@@ -7,8 +7,10 @@ on disk was lost or left half-written.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -329,3 +331,42 @@ def test_plot_state_window_and_weight_units(tmp_path, capsys):
     assert [h.get_label() for h in right.get_lines()][0] == "t = 0 ms"
     rc, _, err = run_cli(capsys, "plot", out, "--out", png, "--state", "inh")
     assert_user_error(rc, err, "/report/inh", "no state report")
+
+
+def test_compile_time_is_printed_apart_from_the_run(tmp_path):
+    """A fresh process compiles or loads the kernels of the run: that time is its own figure,
+    not part of "run" (issue 27: "simulated in 17.35 s" cold, 2.10 s warm)."""
+    f = scenario(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "spikelm.cli", "run", str(f), "--no-progress", "--steps", "50"],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.splitlines()[1]
+    m = re.fullmatch(r"  build ([\d.]+) s, (compile|load compiled code) ([\d.]+) s.*, run ([\d.]+) s wall \(.*\)", line)
+    assert m, line
+    assert float(m.group(3)) > 0
+
+
+def test_compile_clock_counts_compiling_once_and_only_inside():
+    from numba import njit
+
+    from spikelm.timing import CompileClock
+
+    @njit
+    def twice(x):
+        return 2 * x
+
+    @njit
+    def outer(x):
+        return twice(x) + 1     # compiles twice() inside outer(): nested, counted once
+
+    t0 = time.perf_counter()
+    with CompileClock() as clock:
+        assert outer(3) == 7
+    wall = time.perf_counter() - t0
+    assert 0 < clock.compiled <= clock.seconds <= wall
+    before = clock.seconds
+    assert outer(4.5) == 10.0           # compiles again, but outside the block
+    assert clock.seconds == before
+    with CompileClock() as warm:
+        assert outer(5) == 11           # already compiled: nothing to count
+    assert warm.seconds == 0.0
