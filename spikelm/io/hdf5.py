@@ -61,11 +61,13 @@ def whole(path) -> bool:
         head = f.read(48)
     if len(head) < 12 or head[:8] != SIGNATURE or head[8] < 2:
         return True
+    # superblock v2/v3: signature, version, sizes of offsets and lengths, flags, then the base,
+    # superblock-extension and end-of-file addresses (HDF5 file format specification, II.A)
     size = head[9]
-    if size not in (2, 4, 8) or len(head) < 12 + 4 * size:
+    if size not in (2, 4, 8) or len(head) < 12 + 3 * size:
         return False
     base = int.from_bytes(head[12:12 + size], "little")
-    eof = int.from_bytes(head[12 + 3 * size:12 + 4 * size], "little")
+    eof = int.from_bytes(head[12 + 2 * size:12 + 3 * size], "little")
     return os.path.getsize(path) >= base + eof
 
 
@@ -106,7 +108,7 @@ def open_hdf5(path, what: str, live: bool = False) -> h5py.File:
         else:
             raise FileFormatError(f"{path}: marked open for writing (a run still writes it, or was killed while "
                                   f"writing it); if no run writes it, clear the mark with: spikelm repair {path}")
-    if isinstance(first, BlockingIOError) or "lock" in str(first):
+    if isinstance(first, BlockingIOError) or "unable to lock file" in str(first):
         raise FileFormatError(f"{path}: locked by a process writing it; try again when it has finished")
     raise FileFormatError(f"{path}: unreadable HDF5 file ({first_line(first)}); expected {what}")
 
