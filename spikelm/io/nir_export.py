@@ -38,12 +38,18 @@ def to_graph(net, outputs=None, time_unit="s", run=None):
         raise ConfigError(f"time_unit: must be one of {', '.join(MS_PER_UNIT)}, got {time_unit!r}")
     dt_f = net.dt / MS_PER_UNIT[time_unit]
     ex = _Exporter(net, dt_f, MS_PER_UNIT[time_unit])
-    for pop in net.populations.values():
-        ex.population(pop)
-    for proj in net.projections.values():
-        ex.projection(proj)
-    for i, stim in enumerate(net.stimuli):
-        ex.stimulus(i, stim)
+    with np.errstate(over="ignore", invalid="ignore"):    # an overflow is refused below, naming the node
+        for pop in net.populations.values():
+            ex.population(pop)
+        for proj in net.projections.values():
+            ex.projection(proj)
+        for i, stim in enumerate(net.stimuli):
+            ex.stimulus(i, stim)
+    for name, node in ex.nodes.items():     # a value too large for its unit overflows to inf on the way
+        for field, value in vars(node).items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                ex.problems.append(f"node '{name}': {field} is not finite after conversion to NIR's units "
+                                   "(a time constant or weight too large)")
     if ex.problems:     # every obstacle at once: fixing one at a time would take as many tries
         n = len(ex.problems)
         raise ConfigError(f"{n} obstacle{'s' if n > 1 else ''} to writing it as NIR: "
@@ -103,7 +109,7 @@ class _Exporter:
             self._refuse(what, f"model {model} has no NIR node (NIR's neurons are LIF, CubaLIF, IF, LI, CubaLI, I)")
             return
         p = pop.params
-        if round(p.t_ref / self.net.dt) != 0:
+        if not p.t_ref < self.net.dt / 2:     # a refractory period of one step or more (any size)
             self._refuse(what, f"t_ref = {p.t_ref} ms: NIR neurons have no refractory period (set t_ref = 0)")
         if p.alpha != 0:
             self._refuse(what, "it has an adaptive threshold (alpha > 0), which NIR neurons have not")

@@ -235,6 +235,8 @@ def _population(c, name, t, dt):
         if model.name == "spike_times" and k == "times":
             if not isinstance(v, list):
                 raise c.err(f"{w}.params.times", f"must be a list of lists of times (ms), one per neuron, got {_show(v)}")
+            if len(v) != t["n"]:
+                raise c.err(f"{w}.params.times", f"{len(v)} lists of times for {t['n']} neurons; give one per neuron")
             for j, times in enumerate(v):
                 if times:
                     c.times(times, f"{w}.params.times[{j}]", dt)
@@ -341,6 +343,20 @@ def _stimulus(c, w, s, pops, dt):
             c.numbers(s[k], f"{w}.{k}", nonempty=True)
         else:
             c.choice(s[k], f"{w}.{k}", TARGETS)
+    # what the stimulus and the network check when built, checked here (so an imported or
+    # overridden file is refused before it is written or run)
+    args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in s.items() if k != "kind"}
+    try:
+        stim = stimulus.STIMULI[kind](**args)
+    except ConfigError as e:
+        raise c.err(w, str(e)) from None
+    pop = pops[s["population"]]
+    if MODELS[pop["model"]].is_source:
+        raise c.err(f"{w}.population", f"population {s['population']!r} is a spike source and takes no input")
+    wrong = sorted(stimulus.amplitude_size(stim) - {pop["n"]})
+    if wrong:
+        raise c.err(w, f"a per-neuron amplitude needs {pop['n']} values (population {s['population']!r}), "
+                       f"got {wrong[0]}")
 
 
 def _amplitude(c, v, where):

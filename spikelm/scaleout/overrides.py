@@ -35,6 +35,7 @@ from spikelm.errors import ConfigError, SpikelmError
 from spikelm.io.scenario import Scenario, _connect_rule
 from spikelm.io.scenario_check import POPULATION, TOP
 from spikelm.io.scenario_check import check as _validate
+from spikelm.io.textfile import MAX_DEPTH, depth
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -179,6 +180,8 @@ def _value(s, where):
                           "scenario field can hold (integers below 2**63, floats)") from None
     except RecursionError:
         raise ConfigError(f"{where}: {_short(s)}: nested too deeply") from None
+    if depth(v) > MAX_DEPTH:
+        raise ConfigError(f"{where}: {_short(s)}: nested {depth(v)} levels deep; allowed: at most {MAX_DEPTH}")
     if not _plain(v):
         raise ConfigError(f"{where}: {s!r}: dates and times are not scenario values")
     return v
