@@ -59,6 +59,7 @@ def _killed_file(tmp_path, compress="none", uneven=""):
 @pytest.mark.parametrize("compress, uneven", [("none", ""), ("scaleoffset", "uneven"), ("deflate", "")])
 def test_repair_makes_a_killed_partial_a_plain_file_with_the_same_record(tmp_path, compress, uneven):
     partial = _killed_file(tmp_path, compress, uneven)
+    assert f"spikelm repair {partial}" in run_cli(["info", partial]).out      # info says what to do
     before = read_spikes(partial)
     state_before = read_state(partial, "a", "v")
     weights_before = read_weights(partial, "ab")
@@ -82,6 +83,7 @@ def test_repair_makes_a_killed_partial_a_plain_file_with_the_same_record(tmp_pat
     for a, b in zip(read_weights(partial, "ab"), weights_before):
         assert np.array_equal(a, b)
     assert read_metadata(partial)["complete"] is False
+    assert "spikelm repair" not in run_cli(["info", partial]).out
     if compress != "deflate":       # libsonata's PyPI build has no deflate filter (docs/files.md)
         libsonata = pytest.importorskip("libsonata", reason="libsonata reads SONATA files (dev extra)")
         reader = libsonata.SpikeReader(str(partial))
