@@ -125,6 +125,22 @@ BAD_SCENARIOS = [
     ("unknown stimulus", lambda s: s + '\n[[stimuli]]\nkind = "laser"\npopulation = "exc"\n', ["stimuli[0].kind", "laser"]),
     ("negative noise", lambda s: s + '\n[[stimuli]]\nkind = "noise_current"\npopulation = "exc"\nstd = -1.0\n',
      ["stimuli[0]", "std"]),
+    # issue 27: refused when the file is read, not after the run started (or never)
+    ("duplicated record.spikes", lambda s: s + '\n[record]\nspikes = ["exc", "inh", "exc"]\n',
+     ["record.spikes[2]", "listed twice"]),
+    ("one state variable recorded twice", lambda s: s + '\n[[record.state]]\npopulation = "exc"\n'
+                                                    '[[record.state]]\npopulation = "exc"\nvariables = ["i_e", "v"]\n',
+     ["record.state[1].variables[1]", "exc.v is already recorded"]),
+    ("a neuron recorded twice", lambda s: s + '\n[[record.state]]\npopulation = "exc"\nneurons = [3, 4, 3]\n',
+     ["record.state[0].neurons[2]", "listed twice"]),
+    ("current steps of unequal lengths", lambda s: s + '\n[[stimuli]]\nkind = "current_steps"\npopulation = "exc"\n'
+                                                   'times = [1.0, 2.0]\namplitudes = [1.0]\n',
+     ["stimuli[0]", "equal length"]),
+    ("spike times for too few neurons", lambda s: s + '\n[populations.src]\nmodel = "spike_times"\nn = 3\n'
+                                                  'params = { times = [[1.0], [2.0]] }\n',
+     ["populations.src.params.times", "2 lists of times for 3 neurons"]),
+    ("an integer beyond 64 bits", lambda s: s.replace("seed = 3", "seed = " + "9" * 30),
+     ["network.seed", "64-bit"]),
 ]
 
 

@@ -237,3 +237,18 @@ def test_any_scheduler_file_is_refused_in_one_line(good, text):
     o = run_cli(["sweep", good["scenario"], "--set", "seed=0,1", "--steps", "2", "--out", good["dir"] / "sweep",
                  "--scheduler", f, "--no-progress"])
     assert_refused(o, str(f), what=f"scheduler file {text[:60]!r}")
+
+
+def test_the_reported_set_and_scheduler_cases(good):
+    """A --set value of 6,000 digits and one nested 3,000 deep raised; a garbage scheduler file raised
+    an AssertionError inside distributed."""
+    run = ["run", good["scenario"], "--steps", "2", "--backend", "numpy", "--no-progress"]
+    assert_refused(run_cli([*run, "--set", "seed=" + "9" * 6000]), "--set seed", "4,300 digits")
+    assert_refused(run_cli([*run, "--set", "seed=" + "[" * 3000 + "]" * 3000]), "--set seed", "nested")
+    assert_refused(run_cli([*run, "--set", "delta.tau_m=" + "9" * 400]), "populations.delta.params.tau_m", "64-bit")
+    pytest.importorskip("distributed", reason="sweeps run on Dask distributed (the distributed extra)")
+    for text in ("garbage", '{"address": 5}', "[1, 2]", '{"address": "nowhere"}'):
+        f = good["dir"] / "scheduler.json"
+        f.write_text(text)
+        o = run_cli(["sweep", good["scenario"], "--set", "seed=0,1", "--out", good["dir"] / "sweep", "--scheduler", f])
+        assert_refused(o, str(f), what=text)
