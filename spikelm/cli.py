@@ -3,6 +3,7 @@
 ``spikelm run SCENARIO.toml``  run a scenario, write spikes to HDF5, print a summary
 ``spikelm info FILE.h5``       summary of a run file (or of a NIR graph, FILE.nir)
 ``spikelm plot FILE.h5``       raster + rate plot, state traces (``--state``), weight histograms (``--weights``)
+``spikelm repair FILE``        a killed run's ``.partial`` made readable by every HDF5 tool
 ``spikelm lm ...``             converted language models (generate, check, report)
 ``spikelm sweep SCENARIO.toml`` one run per point of a parameter grid, on Dask (docs/scale-out.md)
 ``spikelm nir ...``            NIR graphs in and out (export, import)
@@ -18,6 +19,8 @@ import sys
 import time
 
 from spikelm.errors import ConfigError, SpikelmError, UsageParser
+from spikelm.io.outputs import OVERWRITE_HELP
+from spikelm.timing import CompileClock
 
 
 def _add_run(sub):
@@ -43,6 +46,7 @@ def _add_run(sub):
                    help="memory the network may take, in GB (default: this machine's memory); a larger "
                         "network is refused before it is built")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP + "; a --plot picture is always redrawn")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario field, e.g. exc.tau_m=10 (docs/scale-out.md); repeatable")
 
@@ -63,6 +67,15 @@ def main(argv=None) -> int:
                                    "graph: its nodes, and whether spikelm can import it.")
     p.add_argument("file", help="a run file (HDF5, SONATA layout) written by spikelm or another SONATA tool, "
                                 "or a NIR graph")
+    p = sub.add_parser("repair", help="make a run file a killed run left (.partial) readable by any HDF5 tool",
+                       description="A run killed while writing leaves FILE.h5.partial marked open for writing: "
+                                   "spikelm reads it, plain h5py, libsonata and HDFView refuse it. repair copies "
+                                   "what it holds into a plain file (datasets cut to the entries they all hold) "
+                                   "and puts it in place of FILE, or writes it to -o. Only for a file no run "
+                                   "writes any more.")
+    p.add_argument("file", help="a run file, e.g. run.h5.partial")
+    p.add_argument("-o", "--out", help="write the repaired file here instead of replacing FILE")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p = sub.add_parser("plot", help="raster/rate plot, state traces or weight histograms of a run file",
                        description="Draw a run file as a PNG: by default a raster of every population over "
                                    "their rates; --state draws recorded state (e.g. membrane potential); "
@@ -108,6 +121,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "plot":
             return _plot(args)
+        if args.command == "repair":
+            return _repair(args)
         if args.command == "sweep":
             from spikelm.scaleout.cli import run_sweep
 
@@ -153,7 +168,7 @@ def _plot(args):
     from spikelm.io.sonata import validate
 
     validate(args.file)
-    check_output(args.out, "--out", inputs={"FILE": args.file}, suffixes=PLOT_SUFFIXES)
+    check_output(args.out, "--out", inputs={"FILE": args.file}, suffixes=PLOT_SUFFIXES)   # a picture is redrawn
     if args.max_neurons < 1:
         raise ConfigError(f"--max-neurons: must be >= 1, got {args.max_neurons}")
     if args.weights and args.window:
@@ -166,6 +181,20 @@ def _plot(args):
     else:
         plots.plot_raster(args.file, args.out, t_range=args.window, max_neurons=args.max_neurons)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _repair(args):
+    from spikelm.io.outputs import check_output
+    from spikelm.io.repair import repair
+
+    if args.out is not None:
+        check_output(args.out, "-o", inputs={"FILE": args.file}, overwrite=args.overwrite)
+    done = repair(args.file, args.out)
+    dropped = sum(done["cut"].values())
+    print(f"wrote {done['path']}: " + ("it was marked open for writing (a killed run); " if done["was_open"] else "")
+          + (f"{dropped:,} entries that not every dataset of their group held were dropped; " if dropped else "")
+          + "plain h5py, libsonata and other HDF5 tools read it now")
     return 0
 
 
@@ -211,12 +240,21 @@ def _run_options(args, sc):
         v = getattr(args, flag)
         if v is not None:
             check_output(v, f"--{flag}", inputs={**inputs, **outputs},
-                          suffixes=PLOT_SUFFIXES if flag == "plot" else None)
+                         suffixes=PLOT_SUFFIXES if flag == "plot" else None,
+                         overwrite=args.overwrite or flag == "plot")   # a picture is redrawn, a result kept
             outputs[f"--{flag}"] = v
+    if args.out is not None:    # what a killed run left is a record too (spikelm repair reads it)
+        check_output(args.out + ".partial", "--out", inputs={**inputs, **outputs}, overwrite=args.overwrite)
     return steps, limit
 
 
 def _run(args):
+    # Numba's first compile of a kind of network is timed apart from the build and the run
+    with CompileClock() as compiling:
+        return _simulate(args, compiling)
+
+
+def _simulate(args, compiling):
     from spikelm.interrupt import deferred_interrupts
     from spikelm.io import checkpoint
     from spikelm.io.scenario import load_scenario
@@ -244,7 +282,7 @@ def _run(args):
     if args.resume:
         checkpoint.load(sim, args.resume)
     first_step = sim.t
-    build_s = time.perf_counter() - t0
+    build_s, build_compile_s = time.perf_counter() - t0, compiling.seconds
     totals0 = {name: sim.rates.total(name) for name in net.populations}
     writer = None
     if args.out:
@@ -277,7 +315,7 @@ def _run(args):
         raise
     if args.checkpoint:
         checkpoint.save(sim, args.checkpoint)
-    _print_summary(sc, net, sim, result, build_s, totals0)
+    _print_summary(sc, net, sim, result, build_s, totals0, compiling, build_compile_s)
     if args.out:
         print(f"spikes: {args.out}")
     if args.plot:
@@ -292,10 +330,17 @@ def _run(args):
     return 0
 
 
-def _print_summary(sc, net, sim, result, build_s, totals0):
+def _print_summary(sc, net, sim, result, build_s, totals0, compiling=None, build_compile_s=0.0):
+    """The run's table; Numba's compiling (or loading compiled code) is printed apart from build and run."""
     secs = result.steps * net.dt * 1e-3
+    total = compiling.seconds if compiling is not None else 0.0
+    build, run = max(build_s - build_compile_s, 0.0), max(result.wall_s - (total - build_compile_s), 0.0)
+    what = ""
+    if total >= 0.005:
+        what = (f"compile {total:.2f} s (once per kind of network: cached for later runs), "
+                if compiling.compiled > total / 2 else f"load compiled code {total:.2f} s, ")
     print(f"{sc.path}: {result.steps:,} steps of {net.dt} ms ({secs:g} s model time) on {sim.backend_name}")
-    print(f"  build {build_s:.2f} s, run {result.wall_s:.2f} s wall ({result.wall_s / max(secs, 1e-12):.3g} s per model s)")
+    print(f"  build {build:.2f} s, {what}run {run:.2f} s wall ({run / max(secs, 1e-12):.3g} s per model s)")
     print(f"  {'population':<16}{'neurons':>10}{'spikes':>14}{'rate (Hz)':>12}")
     for name, pop in net.populations.items():
         # the rate monitor counts every population, recorded or not

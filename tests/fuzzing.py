@@ -19,6 +19,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import numpy as np
 from hypothesis import HealthCheck, settings
 
 from spikelm.cli import main
@@ -171,3 +173,97 @@ WRONG_TYPES = {
 }
 NON_FINITE = [float("nan"), float("inf"), float("-inf")]
 EXTREME = [1e308, -1e308, 2**63 - 1, -(2**63), 1e-300, 0, -1]
+
+
+# -- generated damage to HDF5 files (run files, checkpoints, NIR graphs) ----------------------
+
+
+def _objects(path):
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: names.append((name, isinstance(obj, h5py.Group))))
+    return names
+
+
+def _attributes(path):
+    out = []
+    with h5py.File(path, "r") as f:
+        out += [("/", k) for k in f.attrs]
+        f.visititems(lambda name, obj: out.extend((name, k) for k in obj.attrs))
+    return out
+
+
+def swap_kind(f, name, is_group):
+    """Replace ``name`` by the other kind of object (a group by a dataset, a dataset by a group)."""
+    del f[name]
+    if is_group:
+        f[name] = np.arange(3.0)
+    else:
+        f.create_group(name)
+
+
+def make_scalar(f, name):
+    data = f[name][()]
+    del f[name]
+    f[name] = np.asarray(data).ravel()[0] if np.asarray(data).size else 0
+
+
+def structural_mutations(path):
+    """(id, mutate(file), expected) for every object and attribute of a good file."""
+    cases = []
+    for name, is_group in _objects(path):
+        cases.append((f"delete {name}", lambda f, n=name: f.__delitem__(n), "either"))
+        cases.append((f"swap {name}", lambda f, n=name, g=is_group: swap_kind(f, n, g), "either"))
+        cases.append((f"self-link {name}", lambda f, n=name: (f.__delitem__(n), f.__setitem__(n, h5py.SoftLink("/" + n))),
+                      "either"))
+        cases.append((f"external {name}", lambda f, n=name: (f.__delitem__(n), f.__setitem__(
+            n, h5py.ExternalLink("/etc/hostname", "/x"))), "either"))
+        if not is_group:
+            cases.append((f"scalar {name}", lambda f, n=name: make_scalar(f, n), "either"))
+    for owner, key in _attributes(path):
+        cases.append((f"delete attr {owner}@{key}", lambda f, o=owner, k=key: f[o].attrs.__delitem__(k), "either"))
+        cases.append((f"string attr {owner}@{key}", lambda f, o=owner, k=key: f[o].attrs.__setitem__(k, "x"), "either"))
+    return cases
+
+
+def json_mutations(tree):
+    """(what, mutated copy) of a JSON value: every key deleted, every value of each wrong type,
+    every number non-finite and extreme (the generator that found a Poisson rate of -80 accepted)."""
+    cases = []
+    for path, value in leaves(tree):
+        if any(isinstance(k, int) and k > 0 for k in path):
+            continue        # the first item of a list stands for the others (one check covers them)
+        cases.append((f"delete {dotted(path)}", replaced(tree, path, DELETE)))
+        kind = kind_of(value)
+        cases += [(f"{dotted(path)} = {w!r}", replaced(tree, path, w)) for w in WRONG_TYPES[kind]]
+        if kind == "number":
+            cases += [(f"{dotted(path)} = {w!r}", replaced(tree, path, w)) for w in NON_FINITE + EXTREME + [2**70]]
+    return cases
+
+
+# -- generated output paths ---------------------------------------------------------------------
+
+
+def bad_outputs(d, inputs):
+    """(what, path, needle) of output paths every writing option must refuse before any work:
+    a directory, a missing directory, a named pipe, each input of the command (by its name, through
+    a link and through ``..``), and an existing result without ``--overwrite``."""
+    d = Path(d)
+    (d / "adir").mkdir(exist_ok=True)
+    fifo = d / "a_pipe"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    cases = [("a directory", d / "adir", "is a directory"), ("in a missing directory", d / "nope" / "x.out", "does not exist"),
+             ("a named pipe", fifo, "not a regular file"), ("an empty name", "", "empty")]
+    for k, src in enumerate(inputs):
+        src = Path(src)
+        link = d / f"link{k}{src.suffix}"
+        if not link.exists():
+            os.symlink(src, link)
+        cases += [(f"the input {src.name}", src, "is also the"), (f"a link to {src.name}", link, "is also the"),
+                  (f"{src.name} through ..", d / "adir" / ".." / src.relative_to(d) if src.is_relative_to(d) else src,
+                   "is also the")]
+    existing = d / "existing.out"
+    existing.write_bytes(b"an earlier result")
+    cases.append(("an existing result", existing, "--overwrite"))
+    return cases

@@ -7,8 +7,10 @@ on disk was lost or left half-written.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -123,6 +125,22 @@ BAD_SCENARIOS = [
     ("unknown stimulus", lambda s: s + '\n[[stimuli]]\nkind = "laser"\npopulation = "exc"\n', ["stimuli[0].kind", "laser"]),
     ("negative noise", lambda s: s + '\n[[stimuli]]\nkind = "noise_current"\npopulation = "exc"\nstd = -1.0\n',
      ["stimuli[0]", "std"]),
+    # issue 27: refused when the file is read, not after the run started (or never)
+    ("duplicated record.spikes", lambda s: s + '\n[record]\nspikes = ["exc", "inh", "exc"]\n',
+     ["record.spikes[2]", "listed twice"]),
+    ("one state variable recorded twice", lambda s: s + '\n[[record.state]]\npopulation = "exc"\n'
+                                                    '[[record.state]]\npopulation = "exc"\nvariables = ["i_e", "v"]\n',
+     ["record.state[1].variables[1]", "exc.v is already recorded"]),
+    ("a neuron recorded twice", lambda s: s + '\n[[record.state]]\npopulation = "exc"\nneurons = [3, 4, 3]\n',
+     ["record.state[0].neurons[2]", "listed twice"]),
+    ("current steps of unequal lengths", lambda s: s + '\n[[stimuli]]\nkind = "current_steps"\npopulation = "exc"\n'
+                                                   'times = [1.0, 2.0]\namplitudes = [1.0]\n',
+     ["stimuli[0]", "equal length"]),
+    ("spike times for too few neurons", lambda s: s + '\n[populations.src]\nmodel = "spike_times"\nn = 3\n'
+                                                  'params = { times = [[1.0], [2.0]] }\n',
+     ["populations.src.params.times", "2 lists of times for 3 neurons"]),
+    ("an integer beyond 64 bits", lambda s: s.replace("seed = 3", "seed = " + "9" * 30),
+     ["network.seed", "64-bit"]),
 ]
 
 
@@ -135,7 +153,7 @@ def test_bad_scenario(tmp_path, capsys, case):
     f = scenario(tmp_path, "bad.toml", text=bad)
     out = tmp_path / "out.h5"
     out.write_bytes(b"precious")  # an existing file must survive a failed run
-    rc, _, err = run_cli(capsys, "run", f, "--out", out, "--no-progress")
+    rc, _, err = run_cli(capsys, "run", f, "--out", out, "--no-progress", "--overwrite")
     assert_user_error(rc, err, str(f), *needles)
     assert out.read_bytes() == b"precious"
     assert not Path(str(out) + ".partial").exists()
@@ -143,7 +161,7 @@ def test_bad_scenario(tmp_path, capsys, case):
 
 def test_missing_scenario_file(tmp_path, capsys):
     rc, _, err = run_cli(capsys, "run", tmp_path / "nope.toml")
-    assert_user_error(rc, err, "nope.toml", "no such scenario file")
+    assert_user_error(rc, err, "nope.toml", "no such file", "scenario")
 
 
 def test_out_into_missing_directory(tmp_path, capsys):
@@ -329,3 +347,42 @@ def test_plot_state_window_and_weight_units(tmp_path, capsys):
     assert [h.get_label() for h in right.get_lines()][0] == "t = 0 ms"
     rc, _, err = run_cli(capsys, "plot", out, "--out", png, "--state", "inh")
     assert_user_error(rc, err, "/report/inh", "no state report")
+
+
+def test_compile_time_is_printed_apart_from_the_run(tmp_path):
+    """A fresh process compiles or loads the kernels of the run: that time is its own figure,
+    not part of "run" (issue 27: "simulated in 17.35 s" cold, 2.10 s warm)."""
+    f = scenario(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "spikelm.cli", "run", str(f), "--no-progress", "--steps", "50"],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.splitlines()[1]
+    m = re.fullmatch(r"  build ([\d.]+) s, (compile|load compiled code) ([\d.]+) s.*, run ([\d.]+) s wall \(.*\)", line)
+    assert m, line
+    assert float(m.group(3)) > 0
+
+
+def test_compile_clock_counts_compiling_once_and_only_inside():
+    from numba import njit
+
+    from spikelm.timing import CompileClock
+
+    @njit
+    def twice(x):
+        return 2 * x
+
+    @njit
+    def outer(x):
+        return twice(x) + 1     # compiles twice() inside outer(): nested, counted once
+
+    t0 = time.perf_counter()
+    with CompileClock() as clock:
+        assert outer(3) == 7
+    wall = time.perf_counter() - t0
+    assert 0 < clock.compiled <= clock.seconds <= wall
+    before = clock.seconds
+    assert outer(4.5) == 10.0           # compiles again, but outside the block
+    assert clock.seconds == before
+    with CompileClock() as warm:
+        assert outer(5) == 11           # already compiled: nothing to count
+    assert warm.seconds == 0.0

@@ -145,6 +145,19 @@ def test_kill_9_during_spikelm_run_leaves_a_readable_file(tmp_path):
     got = read_spikes(partial)
     assert sum(len(t) for t in got.values()) > 0
     assert "incomplete" in summary(partial)
+    # after spikelm repair, plain h5py and libsonata read the same record
+    import h5py
+
+    from spikelm.io.repair import repair
+
+    assert repair(partial)["was_open"]
+    with h5py.File(partial, "r") as f:
+        assert f["spikelm"].attrs["repaired"]
+    fixed = read_spikes(partial)
+    assert all(np.array_equal(fixed[p].node_ids, got[p].node_ids) for p in got)
+    libsonata = pytest.importorskip("libsonata", reason="libsonata reads SONATA files (dev extra)")
+    reader = libsonata.SpikeReader(str(partial))
+    assert sum(len(reader[p].get()) for p in reader.get_population_names()) == sum(map(len, got.values()))
 
 
 @pytest.mark.slow

@@ -127,3 +127,36 @@ def test_design_page_import_arrows_are_the_codes():
     block = text.split("Import arrows", 1)[1].split("```text", 1)[1].split("```", 1)[0]
     documented = {a: {x.strip() for x in b.split(",") if x.strip()} for a, b in _ARROW.findall(block)}
     assert documented == _code_arrows()
+
+
+def _prompt_error(code):
+    """The first SyntaxError the interactive prompt gives for ``code`` pasted line by line, or None.
+
+    The prompt compiles what it has after every line (``codeop``, as ``code.InteractiveConsole``
+    does): a statement after an indented block with no blank line between them, or a blank line
+    inside a block, is a SyntaxError there although the same text runs as a file.
+    """
+    import codeop
+
+    compiler, buf = codeop.CommandCompiler(), []
+    for number, line in enumerate(code.splitlines() + [""], 1):
+        buf.append(line)
+        try:
+            if compiler("\n".join(buf), "<stdin>", "single") is not None:
+                buf = []
+        except SyntaxError as e:
+            return f"line {number}: {e.msg}: {line!r}"
+    return None
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_guide_blocks_paste_into_the_python_prompt(name):
+    bad = [f"block {k + 1}, {err}" for k, code in enumerate(_python_blocks(REPO / "docs" / name))
+           if (err := _prompt_error(code))]
+    assert not bad, f"{name}: " + "; ".join(bad)
+
+
+def test_the_prompt_check_catches_what_the_prompt_refuses():
+    assert _prompt_error("with open('x') as f:\n    f.read()\ny = 1\n") is not None
+    assert _prompt_error("def f():\n    a = 1\n\n    return a\n") is not None
+    assert _prompt_error("with open('x') as f:\n    f.read()\n\ny = 1\n") is None

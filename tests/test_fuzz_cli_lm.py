@@ -40,7 +40,7 @@ def files(tmp_path_factory):
 def _run_argv(d, **over):
     opts = {"--steps": "2", "--backend": "numpy", "--out": str(d / "out.h5")}
     opts.update(over)
-    argv = ["run", str(d / "s.toml"), "--no-progress"]
+    argv = ["run", str(d / "s.toml"), "--no-progress", "--overwrite"]
     for k, v in opts.items():
         if v is not None:
             argv += [k, v]

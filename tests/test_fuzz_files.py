@@ -22,7 +22,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzzing import assert_clean, assert_refused, assert_unchanged, digest, fuzz_settings, run_cli
+from fuzzing import (make_scalar, swap_kind, assert_clean, assert_refused, assert_unchanged, digest, fuzz_settings,
+                     run_cli, structural_mutations)
 
 BASE = Path(__file__).parent / "data" / "every_feature.toml"
 COMMANDS = {   # what reads a run file: the summary and every kind of plot
@@ -43,54 +44,6 @@ def good(tmp_path_factory):
                  "--out", d / "run.h5", "--checkpoint", d / "ck.h5"])
     assert o.rc == 0, o.err
     return {"dir": d, "scenario": scenario, "run": d / "run.h5", "ck": d / "ck.h5"}
-
-
-def _objects(path):
-    names = []
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: names.append((name, isinstance(obj, h5py.Group))))
-    return names
-
-
-def _attributes(path):
-    out = []
-    with h5py.File(path, "r") as f:
-        out += [("/", k) for k in f.attrs]
-        f.visititems(lambda name, obj: out.extend((name, k) for k in obj.attrs))
-    return out
-
-
-def _swap(f, name, is_group):
-    """Replace ``name`` by the other kind of object (a group by a dataset, a dataset by a group)."""
-    del f[name]
-    if is_group:
-        f[name] = np.arange(3.0)
-    else:
-        f.create_group(name)
-
-
-def _scalar(f, name):
-    data = f[name][()]
-    del f[name]
-    f[name] = np.asarray(data).ravel()[0] if np.asarray(data).size else 0
-
-
-def structural_mutations(path):
-    """(id, mutate(file), expected) for every object and attribute of a good file."""
-    cases = []
-    for name, is_group in _objects(path):
-        cases.append((f"delete {name}", lambda f, n=name: f.__delitem__(n), "either"))
-        cases.append((f"swap {name}", lambda f, n=name, g=is_group: _swap(f, n, g), "either"))
-        cases.append((f"self-link {name}", lambda f, n=name: (f.__delitem__(n), f.__setitem__(n, h5py.SoftLink("/" + n))),
-                      "either"))
-        cases.append((f"external {name}", lambda f, n=name: (f.__delitem__(n), f.__setitem__(
-            n, h5py.ExternalLink("/etc/hostname", "/x"))), "either"))
-        if not is_group:
-            cases.append((f"scalar {name}", lambda f, n=name: _scalar(f, n), "either"))
-    for owner, key in _attributes(path):
-        cases.append((f"delete attr {owner}@{key}", lambda f, o=owner, k=key: f[o].attrs.__delitem__(k), "either"))
-        cases.append((f"string attr {owner}@{key}", lambda f, o=owner, k=key: f[o].attrs.__setitem__(k, "x"), "either"))
-    return cases
 
 
 def _set_json(f, key, text):
@@ -114,16 +67,16 @@ KNOWN_DAMAGE = {
     "NaN timestamp": _nan_times,
     "infinite timestamp": lambda f: f["spikes/exc/timestamps"].__setitem__(0, np.inf),
     "node id beyond the population": lambda f: f["spikes/exc/node_ids"].__setitem__(0, 10**6),
-    "scalar mapping/node_ids": lambda f: _scalar(f, "report/exc/mapping/node_ids"),
-    "report group made a dataset": lambda f: _swap(f, "report/exc", True),
-    "report data made a group": lambda f: _swap(f, "report/exc/data", False),
+    "scalar mapping/node_ids": lambda f: make_scalar(f, "report/exc/mapping/node_ids"),
+    "report group made a dataset": lambda f: swap_kind(f, "report/exc", True),
+    "report data made a group": lambda f: swap_kind(f, "report/exc/data", False),
     "decreasing index pointers": lambda f: f["report/exc/mapping/index_pointers"].__setitem__(slice(None), [2, 1, 0]),
     "mapping/time with dt 0": lambda f: f["report/exc/mapping/time"].__setitem__(slice(None), [0.0, 1.0, 0.0]),
     "unknown sorting": lambda f: f["spikes/exc"].attrs.__setitem__("sorting", "by_colour"),
     "unknown time unit": lambda f: f["spikes/exc/timestamps"].attrs.__setitem__("units", "fortnights"),
     "synops names and counts differ": lambda f: (f["spikelm/synops"].__delitem__("counts"),
                                                  f["spikelm/synops"].__setitem__("counts", np.arange(2))),
-    "spikes a dataset": lambda f: _swap(f, "spikes", True),
+    "spikes a dataset": lambda f: swap_kind(f, "spikes", True),
     "external link to another file": lambda f: (f.__delitem__("spikes/exc/node_ids"),
                                                 f.__setitem__("spikes/exc/node_ids", h5py.ExternalLink("/etc/passwd", "/"))),
     "link to itself": lambda f: (f.__delitem__("spikes/exc"), f.__setitem__("spikes/exc", h5py.SoftLink("/spikes/exc"))),
@@ -225,7 +178,7 @@ def _resume(good, ck, what, refused=True):
     out.write_bytes(b"an earlier result")
     before = digest([ck, good["scenario"], out])
     o = run_cli(["run", good["scenario"], "--resume", ck, "--steps", "2", "--backend", "numpy",
-                 "--no-progress", "--out", out])
+                 "--no-progress", "--out", out, "--overwrite"])
     if refused:
         assert_refused(o, str(ck), what=what)
         assert_unchanged(before, what)
@@ -247,7 +200,7 @@ def checkpoint_mutations(path):
         cases.append((f"delete @{key}", lambda c, k=key: c.attrs.__delitem__(k), need))
     for name, is_group in names:
         cases.append((f"delete {name}", lambda c, n=name: c.__delitem__(n), True))
-        cases.append((f"swap {name}", lambda c, n=name, g=is_group: _swap(c, n, g), True))
+        cases.append((f"swap {name}", lambda c, n=name, g=is_group: swap_kind(c, n, g), True))
         if not is_group:
             cases.append((f"reshape {name}", lambda c, n=name: (c.__delitem__(n), c.__setitem__(n, np.zeros(7))), True))
             cases.append((f"strings {name}", lambda c, n=name: (c.__delitem__(n), c.create_dataset(

@@ -72,7 +72,7 @@ def run_scenario(workdir, text, name):
         f.write_text(text)
     out.write_bytes(b"an earlier result")      # must survive a refused run
     before = digest([f])
-    o = run_cli(["run", f, "--steps", "2", "--backend", "numpy", "--no-progress", "--out", out])
+    o = run_cli(["run", f, "--steps", "2", "--backend", "numpy", "--no-progress", "--out", out, "--overwrite"])
     assert_unchanged(before, name)
     if o.rc != 0:
         assert out.read_bytes() == b"an earlier result", f"{name}: the existing output was changed"

@@ -131,3 +131,61 @@ def test_large_raster_draws_every_kth_neuron_and_says_so(tmp_path):
     drawn = sum(p.get_data()[0].sum() * n[name] for p, name in zip(curves, reversed(list(n))))
     bin_ms = curves[0].get_data()[1][1] - curves[0].get_data()[1][0]
     assert drawn * bin_ms / 1000.0 == pytest.approx(sum(len(t) for t in spikes.values()))   # rates use all
+
+
+def _index_axis(raster):
+    (right,) = [a for a in raster.figure.axes if a.get_ylabel() == "neuron index"]
+    return [(t.get_text(), p) for t, p in zip(right.get_yticklabels(), right.get_yticks())]
+
+
+def test_raster_labels_neuron_indices(run_file, tmp_path):
+    """Issue 27: the y axis named populations only. A right-hand axis now gives each row's index
+    in its population: inh (20 neurons) at rows 0..19 from the bottom, exc (80) above it."""
+    raster, _ = plot_axes(lambda: plot_raster(run_file, tmp_path / "r.png"))
+    ticks = _index_axis(raster)
+    assert ticks[-1] == ("79", 20 + 79)             # the top neuron of the top population
+    assert ("0", 0) in ticks and ("0", 20) in ticks  # each population's neuron 0: bottom of its band
+    for label, row in ticks:                        # every label is the row's index in its population
+        assert int(label) == (row - 20 if row >= 20 else row)
+    assert raster.get_ylim() == (-0.5, 99.5)
+    exc_rows = np.concatenate([ln.get_ydata() for ln in raster.get_lines() if ln.get_color() == "#1f77b4"])
+    assert np.array_equal(np.sort(exc_rows - 20), np.sort(read_spikes(run_file)["exc"].node_ids.astype(float)))
+
+
+def test_raster_of_a_simulator_in_memory(tmp_path):
+    import spikelm.network as sn
+    from spikelm.simulator import Simulator
+
+    net = sn.Network(dt=0.5, seed=0)
+    net.add_population("n", "lif", 30, params={"e_l": -45.0, "t_ref": 0.0})
+    sim = Simulator(net, backend="numpy")
+    result = sim.run(200)
+    raster, _ = plot_axes(lambda: plot_raster(sim, tmp_path / "mem.png"))
+    assert raster.get_title().startswith(f"simulation: {result.spikes['n']:,} spikes")
+    assert raster.get_xlim()[1] == pytest.approx(100.0)
+    for bad, says in ((result, "RunResult holds counts"), (42, "got int"), ({"n": [1, 2]}, "got dict"),
+                      (sim.spikes, "got SpikeMonitor")):
+        with pytest.raises(ConfigError, match=says):
+            plot_raster(bad, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+    streaming = Simulator(net, backend="numpy", in_memory=False)
+    with pytest.raises(ConfigError, match="kept no spikes"):
+        plot_raster(streaming, tmp_path / "bad.png")
+
+
+def test_spike_times_and_steps_by_name():
+    """Brian2 users expect times: spikes.times() is steps * dt in ms, spikes.steps() the steps."""
+    import spikelm.network as sn
+    from spikelm.simulator import Simulator
+
+    net = sn.Network(dt=0.25, seed=0)
+    net.add_population("src", "spike_times", 2, params={"times": ((1.0, 2.5), (0.5,))})
+    sim = Simulator(net, backend="numpy")
+    sim.run(20)
+    t, i = sim.spikes.times("src")
+    steps, ids = sim.spikes.steps("src")
+    assert t.dtype == np.float64 and steps.dtype == np.int64
+    assert sorted(zip(t.tolist(), i.tolist())) == [(0.5, 1), (1.0, 0), (2.5, 0)]
+    assert np.array_equal(steps, np.rint(t / 0.25).astype(np.int64)) and np.array_equal(ids, i)
+    with pytest.raises(ConfigError, match="not recorded; recorded populations: src"):
+        sim.spikes.times("nobody")

@@ -348,9 +348,9 @@ def test_bad_files_raise_file_format_error(tmp_path, kind):
 
 
 def test_missing_file_and_directory(tmp_path):
-    with pytest.raises(FileFormatError, match="does not exist"):
+    with pytest.raises(FileFormatError, match="no such file"):
         read_spikes(tmp_path / "nope.h5")
-    with pytest.raises(FileFormatError, match="not a file"):
+    with pytest.raises(FileFormatError, match="is a directory"):
         validate(tmp_path)
 
 

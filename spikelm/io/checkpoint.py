@@ -19,7 +19,13 @@ import numpy as np
 import spikelm
 from spikelm.errors import CheckpointMismatchError, FileFormatError, SpikelmError
 
+from .hdf5 import first_line as _first_line
+from .hdf5 import open_hdf5
+from .stored import MAX_CLOCK, stored_array, stored_int
+
 FORMAT = "spikelm-checkpoint"
+#: What a checkpoint reader expects, for messages.
+EXPECTED = "a spikelm checkpoint (written by spikelm run --checkpoint)"
 
 
 @contextlib.contextmanager
@@ -74,14 +80,7 @@ def check_file(path) -> None:
 @contextlib.contextmanager
 def _open(path):
     """Open a checkpoint for reading; damaged content raises one FileFormatError line."""
-    if not os.path.isfile(path):
-        raise FileFormatError(f"{path}: no such checkpoint file")
-    if not h5py.is_hdf5(path):
-        raise FileFormatError(f"{path}: not an HDF5 file; a checkpoint is written by spikelm.io.checkpoint.save")
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, RuntimeError, ValueError) as err:
-        raise FileFormatError(f"{path}: unreadable HDF5 file ({_first_line(err)}); is it truncated?") from None
+    f = open_hdf5(path, EXPECTED)
     try:
         with f:
             g = f.get("checkpoint")
@@ -92,11 +91,6 @@ def _open(path):
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
         raise FileFormatError(f"{path}: damaged checkpoint ({_first_line(err)})") from None
-
-
-def _first_line(err):
-    text = " ".join(str(err).split())
-    return text[:200] if text else type(err).__name__
 
 
 def json_object(text):
@@ -135,9 +129,7 @@ def load(sim, path) -> None:
         mine = json.loads(sim.network.fingerprint())
         if mine != theirs:
             raise CheckpointMismatchError(f"{path}: checkpoint of another network: {_difference(theirs, mine)}")
-        t = _attr(g, "t")
-        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 2**62:
-            raise FileFormatError(f"{path}: checkpoint/t: {t!r}; expected the step counter, an integer in [0, 2**62)")
+        t = stored_int(_attr(g, "t"), f"{path}: checkpoint/t (the step counter)", 0, MAX_CLOCK - 1)
         arrays = _arrays(sim)
         arrays["window_start"] = np.zeros(len(sim.plan.pops), dtype=np.int64)
         learn = sim.learn if sim.learn is not None and hasattr(sim.learn, "state_dict") else None
@@ -154,6 +146,12 @@ def load(sim, path) -> None:
             raise CheckpointMismatchError(f"{path}: checkpoint/plasticity: unexpected {', '.join(extra)}")
         if values["window_start"].min(initial=0) < 0 or values["window_start"].max(initial=0) > t:
             raise FileFormatError(f"{path}: checkpoint/window_start: outside [0, t = {t}]")
+        for name in ("qcount", "qtotals", "synops"):     # counters: never negative
+            stored_array(values[name], f"{path}: checkpoint/{name}", "int", lo=0)
+        pushed, delivered = (int(x) for x in values["qtotals"])
+        if pushed != delivered + int(values["qcount"].sum()):
+            raise FileFormatError(f"{path}: checkpoint/qtotals: {pushed:,} events pushed, {delivered:,} delivered and "
+                                  f"{int(values['qcount'].sum()):,} pending; expected pushed = delivered + pending")
     for name, arr in _arrays(sim).items():
         arr[...] = values[name]
     for p, ws in zip(sim.plan.pops, values["window_start"]):

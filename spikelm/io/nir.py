@@ -16,12 +16,13 @@ The mapping, the discretisations and the conventions that differ are in docs/nir
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from spikelm.errors import ConfigError, FileFormatError
+
+from .outputs import atomic_output
 
 __all__ = ["export_network", "network_to_nir", "import_nir", "NirImport", "describe", "is_nir_file",
            "require_nir"]
@@ -52,7 +53,8 @@ def export_network(net, path, outputs=None, time_unit="s", run=None):
     leaves an existing file untouched). Returns the graph."""
     nir = require_nir()
     graph = network_to_nir(net, outputs, time_unit, run)
-    _atomic(path, lambda tmp: nir.write(tmp, graph))
+    with atomic_output(path) as tmp:
+        nir.write(tmp, graph)
     return graph
 
 
@@ -106,11 +108,8 @@ class NirImport:
         """Write the scenario TOML to ``path`` (atomically)."""
         text = self.to_toml()
 
-        def put(tmp):
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-
-        _atomic(path, put)
+        with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 def import_nir(graph, dt, discretisation="exact", timing="step-per-edge", time_unit="s") -> NirImport:
@@ -138,13 +137,17 @@ def import_nir(graph, dt, discretisation="exact", timing="step-per-edge", time_u
 
 
 def is_nir_file(path) -> bool:
-    """Whether ``path`` is an HDF5 file laid out as NIR (a /node group and no SONATA /spikes)."""
-    import h5py
+    """Whether ``path`` is an HDF5 file laid out as NIR (a /node group and no SONATA /spikes).
+
+    Never blocks and never raises: what is not a readable regular HDF5 file (a named pipe, a
+    directory, damage) is not a NIR file, and the SONATA reader then says what is wrong.
+    """
+    from .hdf5 import open_hdf5
 
     try:
-        with h5py.File(str(path), "r") as f:
+        with open_hdf5(path, "a NIR graph") as f:
             return "node" in f and "spikes" not in f
-    except (OSError, RuntimeError, ValueError):   # damaged: the SONATA reader says what is wrong
+    except (FileFormatError, OSError, RuntimeError, ValueError):
         return False
 
 
@@ -182,18 +185,3 @@ def _params(node):
             parts.append(f"{k} in [{a.min():.4g}, {a.max():.4g}]")
     return ", ".join(parts)
 
-
-def _atomic(path, write):
-    """Run ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
-    d = os.path.dirname(os.path.abspath(str(path))) or "."
-    if not os.path.isdir(d):
-        raise ConfigError(f"{path}: directory {d} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".spikelm-", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, str(path))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

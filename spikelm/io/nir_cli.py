@@ -1,9 +1,8 @@
 """``spikelm nir export`` and ``spikelm nir import``: the command-line side of :mod:`spikelm.io.nir`."""
 from __future__ import annotations
 
-import os
-
 from spikelm.errors import ConfigError
+from spikelm.io.outputs import OVERWRITE_HELP, check_output
 
 
 def add_parser(sub):
@@ -16,6 +15,7 @@ def add_parser(sub):
     e.add_argument("scenario", help="scenario file (TOML)")
     e.add_argument("-o", "--out", required=True, help="NIR file to write, e.g. net.nir")
     e.add_argument("--seed", type=int, help="override the scenario's seed")
+    e.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     e.add_argument("--time-unit", choices=["s", "ms"], default="s",
                    help="time unit of the file (default s, as snnTorch and Norse read it)")
     i = nsub.add_parser("import", help="turn a NIR graph into a scenario at a chosen dt",
@@ -31,29 +31,35 @@ def add_parser(sub):
                         "edges within their step, as those libraries run a network")
     i.add_argument("--time-unit", choices=["s", "ms"], default="s",
                    help="time unit of the file's time constants and delays (default s)")
+    i.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def run(args):
     """Run a parsed ``spikelm nir ...`` command; returns the exit code."""
     from spikelm.io import nir as snir
 
-    _check_out(args.out)
+    source = args.scenario if args.nir_command == "export" else args.file
+    check_output(args.out, "-o", inputs={"scenario" if args.nir_command == "export" else "NIR file": source},
+                 overwrite=args.overwrite)
     if args.nir_command == "export":
         from spikelm.io.scenario import load_scenario
 
-        if args.seed is not None and args.seed < 0:
-            raise ConfigError(f"--seed: must be >= 0, got {args.seed}")
+        if args.seed is not None and not 0 <= args.seed < 2**63:
+            raise ConfigError(f"--seed: must be an integer in [0, 2**63), got {args.seed}")
         sc = load_scenario(args.scenario)
         net = sc.build(args.seed)
         rec = sc.record_spikes()
         outputs = None if rec == "all" else [p for p in rec if not net.populations[p].model.is_source]
         # (sources are Input nodes: NIR outputs are what the network computes)
-        graph = snir.export_network(net, args.out, outputs, args.time_unit, sc.data.get("run"))
+        try:
+            graph = snir.export_network(net, args.out, outputs, args.time_unit, sc.data.get("run"))
+        except ConfigError as e:
+            raise ConfigError(f"{args.scenario}: {e}") from None
         print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes, {len(graph.edges)} edges "
               f"({len(net.populations)} populations, {len(net.projections)} projections, dt = {net.dt} ms)")
         return 0
     imp = snir.import_nir(args.file, args.dt, args.discretisation, args.timing, args.time_unit)
-    imp.scenario()  # validate before writing anything
+    imp.scenario()  # validate (every field, every model's parameters) before writing anything
     imp.write(args.out)
     pops = imp.data["populations"]
     print(f"wrote {args.out}: {len(pops)} populations, {len(imp.data.get('projections', {}))} projections, "
@@ -65,10 +71,3 @@ def run(args):
         print(f"  {name:<24}{t['model']:<13}{t['n']:>8}{note}")
     return 0
 
-
-def _check_out(path):
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(d):
-        raise ConfigError(f"-o {path}: directory {d} does not exist")
-    if not os.access(d, os.W_OK):
-        raise ConfigError(f"-o {path}: directory {d} is not writable")

@@ -14,7 +14,8 @@ Parameters are chosen so that a weight keeps its exact value both ways (r = tau 
 LIF, r = 1 and w_in = tau_syn / dt for CubaLIF: a NIR weight is then spikelm's jump of V or of
 the synaptic current). What NIR has no field for (names, targets, initial state, the data of
 inputs, the seed) goes into each node's metadata under "spikelm" (JSON), which spikelm's
-import reads back and other tools ignore. What NIR cannot express is refused, naming it.
+import reads back and other tools ignore. What NIR cannot express is refused: every obstacle
+of the network in one message, each naming its population, projection or stimulus.
 """
 from __future__ import annotations
 
@@ -37,12 +38,23 @@ def to_graph(net, outputs=None, time_unit="s", run=None):
         raise ConfigError(f"time_unit: must be one of {', '.join(MS_PER_UNIT)}, got {time_unit!r}")
     dt_f = net.dt / MS_PER_UNIT[time_unit]
     ex = _Exporter(net, dt_f, MS_PER_UNIT[time_unit])
-    for pop in net.populations.values():
-        ex.population(pop)
-    for proj in net.projections.values():
-        ex.projection(proj)
-    for i, stim in enumerate(net.stimuli):
-        ex.stimulus(i, stim)
+    with np.errstate(over="ignore", invalid="ignore"):    # an overflow is refused below, naming the node
+        for pop in net.populations.values():
+            ex.population(pop)
+        for proj in net.projections.values():
+            ex.projection(proj)
+        for i, stim in enumerate(net.stimuli):
+            ex.stimulus(i, stim)
+    for name, node in ex.nodes.items():     # a value too large for its unit overflows to inf on the way
+        for field, value in vars(node).items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                ex.problems.append(f"node '{name}': {field} is not finite after conversion to NIR's units "
+                                   "(a time constant or weight too large)")
+    if ex.problems:     # every obstacle at once: fixing one at a time would take as many tries
+        n = len(ex.problems)
+        raise ConfigError(f"{n} obstacle{'s' if n > 1 else ''} to writing it as NIR: "
+                          + "; ".join(f"({k}) {p}" for k, p in enumerate(ex.problems, 1))
+                          + " (docs/nir.md lists what NIR can express)")
     neurons = [p.name for p in net.populations.values() if not p.model.is_source]
     for name in neurons if outputs is None else outputs:
         if name not in net.populations:
@@ -66,6 +78,7 @@ class _Exporter:
     def __init__(self, net, dt_f, ms_per_unit):
         self.net, self.dt_f, self.u = net, dt_f, ms_per_unit
         self.nodes, self.edges, self.kind = {}, [], {}
+        self.problems = []
 
     def unique(self, name):
         while name in self.nodes or name in self.net.populations:
@@ -73,7 +86,8 @@ class _Exporter:
         return name
 
     def _refuse(self, what, msg):
-        raise ConfigError(f"{what}: {msg}; it cannot be written as NIR")
+        """Note what NIR cannot express; the export goes on to find the others, then refuses them all."""
+        self.problems.append(f"{what}: {msg}")
 
     # -- populations -------------------------------------------------------------------------
     def population(self, pop):
@@ -81,6 +95,7 @@ class _Exporter:
 
         what = f"population '{pop.name}'"
         model = pop.model.name
+        before = len(self.problems)
         if pop.plasticity is not None:
             self._refuse(what, "it has a plasticity rule (NIR graphs hold no learning rules)")
         if model in ("spike_times", "poisson"):
@@ -92,8 +107,9 @@ class _Exporter:
             return
         if model != "lif":
             self._refuse(what, f"model {model} has no NIR node (NIR's neurons are LIF, CubaLIF, IF, LI, CubaLI, I)")
+            return
         p = pop.params
-        if round(p.t_ref / self.net.dt) != 0:
+        if not p.t_ref < self.net.dt / 2:     # a refractory period of one step or more (any size)
             self._refuse(what, f"t_ref = {p.t_ref} ms: NIR neurons have no refractory period (set t_ref = 0)")
         if p.alpha != 0:
             self._refuse(what, "it has an adaptive threshold (alpha > 0), which NIR neurons have not")
@@ -101,6 +117,9 @@ class _Exporter:
         if np.any(st["ref"] != 0) or np.any(st["a"] != 0):
             self._refuse(what, "its state is mid-run (refractory or adapted neurons); export a fresh network")
         tau_syn = self._synapse_tau(pop)
+        if tau_syn is None or len(self.problems) > before:
+            self.kind[pop.name] = "refused"
+            return
         n, dt_f = pop.n, self.dt_f
         tau = np.full(n, p.tau_m / self.u)
         common = dict(r=None, v_leak=np.full(n, p.e_l), v_threshold=np.full(n, next_down(p.v_th)),
@@ -134,9 +153,10 @@ class _Exporter:
             return p.tau_e if p.tau_e == p.tau_i and not currents else 0.0
         taus = {p.tau_e if t == "exc" else p.tau_i for t in used}
         if len(taus) > 1:
-            raise ConfigError(f"population '{pop.name}': its exc and inh inputs have different synaptic time "
-                              f"constants (tau_e = {p.tau_e}, tau_i = {p.tau_i} ms); a NIR neuron has one "
-                              f"(CubaLIF's tau_syn), so it cannot be written as NIR")
+            self._refuse(f"population '{pop.name}'", f"its exc and inh inputs have different synaptic time "
+                                                     f"constants (tau_e = {p.tau_e}, tau_i = {p.tau_i} ms); a NIR "
+                                                     "neuron has one (CubaLIF's tau_syn): set tau_e = tau_i")
+            return None
         return taus.pop()
 
     # -- projections ---------------------------------------------------------------------
@@ -146,6 +166,9 @@ class _Exporter:
         what = f"projection '{proj.name}'"
         if proj.plasticity is not None:
             self._refuse(what, "it has a plasticity rule (NIR graphs hold no learning rules)")
+            return
+        if self.problems:   # the graph will not be written: only look for further obstacles
+            return
         pre, post = proj.pre_idx(), proj.post_idx.astype(np.int64)
         # the k-th synapse of a repeated (pre, post) pair goes to layer k: a dense matrix holds one
         key = pre * proj.post.n + post
@@ -178,6 +201,8 @@ class _Exporter:
 
         pop = self.net.populations[s.population]
         what = f"stimulus {i} ({type(s).__name__} on '{pop.name}')"
+        if pop.name not in self.nodes:      # its population is refused already
+            return
         n = pop.n
         if isinstance(s, PoissonInput):
             data = {"kind": "poisson_input", "rate": s.rate, "target": s.target}
@@ -186,6 +211,7 @@ class _Exporter:
             if self.kind[pop.name] != "delta":
                 self._refuse(what, "a current injected into V has no NIR form on a CubaLIF node (its inputs all "
                                    "enter the synaptic current)")
+                return
             if isinstance(s, ConstantCurrent):
                 data = {"kind": "constant_current", "amplitude": _json(s.amplitude)}
             elif isinstance(s, CurrentSteps):
@@ -195,6 +221,7 @@ class _Exporter:
                 data = {"kind": "noise_current", "mean": s.mean, "std": s.std}
             else:
                 self._refuse(what, "unknown stimulus")
+                return
             node = self.nodes[pop.name]
             scale = pop.params.r_m / node.r  # NIR drives r s x; spikelm r_m x
         data["index"] = i

@@ -200,7 +200,72 @@ def _meta(source, name, metadata):
     meta = json_object(text.decode("utf8", "replace") if isinstance(text, bytes) else text)
     if meta is None:
         raise FileFormatError(f"{source}: node '{name}': metadata '{META_KEY}' must be a JSON object")
+    _check_meta(f"{source}: node '{name}': metadata {META_KEY}", meta, ROOT_META if name == "(root graph)" else NODE_META)
     return meta
+
+
+# -- the types of spikelm's metadata (values are checked where they become scenario fields) -------------
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _numbers(v):
+    return isinstance(v, list) and all(_number(x) for x in v)
+
+
+def _texts(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+_KINDS = {
+    "a number": _number,
+    "an integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "a string": lambda v: isinstance(v, str),
+    "a list of strings": _texts,
+    "a table": lambda v: isinstance(v, dict),
+    '"all" or a list of strings': lambda v: v == "all" or _texts(v),
+    "a list of numbers": _numbers,
+    "a number or a list of numbers": lambda v: _number(v) or _numbers(v),
+    "a list of (numbers or lists of numbers)": lambda v: isinstance(v, list) and all(_number(x) or _numbers(x)
+                                                                                        for x in v),
+    "a list of lists of numbers": lambda v: isinstance(v, list) and all(_numbers(x) for x in v),
+}
+#: Keys of the root graph's and of a node's metadata, with their kinds (other keys are ignored).
+ROOT_META = {"dt": "a number", "seed": "an integer", "order": "a list of strings", "projections": "a list of strings",
+             "record": '"all" or a list of strings', "run": "a table", "time_unit": "a string", "writer": "a string"}
+NODE_META = {"population": "a string", "projection": "a string", "target": "a string", "model": "a string",
+             "params": "a table", "init": "a table", "stimulus": "a table"}
+PARAMS_META = {"rate": "a number", "times": "a list of lists of numbers"}
+#: What each stimulus kind must carry.
+STIMULUS_NEEDS = {"constant_current": ("amplitude",), "current_steps": ("times", "amplitudes"),
+                  "noise_current": ("mean", "std"), "poisson_input": ("rate",)}
+RUN_META = {"duration": "a number", "steps": "an integer", "backend": "a string"}
+STIMULUS_META = {"kind": "a string", "index": "an integer", "amplitude": "a number or a list of numbers",
+                 "amplitudes": "a list of (numbers or lists of numbers)", "times": "a list of numbers",
+                 "mean": "a number", "std": "a number", "rate": "a number", "weight": "a number", "target": "a string"}
+
+
+def _check_meta(where, meta, kinds):
+    """Each known key of ``meta`` holds its kind of value (what spikelm's export writes)."""
+    for key, kind in kinds.items():
+        if key in meta and not _KINDS[kind](meta[key]):
+            raise FileFormatError(f"{where}: {key} is {_shown(meta[key])}; expected {kind}")
+    subs = (("params", PARAMS_META), ("stimulus", STIMULUS_META)) if kinds is NODE_META else (("run", RUN_META),)
+    for key, sub in subs:
+        if isinstance(meta.get(key), dict):
+            _check_meta(f"{where}.{key}", meta[key], sub)
+    stim = meta.get("stimulus") if kinds is NODE_META else None
+    if isinstance(stim, dict):
+        missing = [k for k in STIMULUS_NEEDS.get(stim.get("kind"), ()) if k not in stim]
+        if missing:
+            raise FileFormatError(f"{where}.stimulus: a {stim['kind']} without {', '.join(missing)}")
+    if kinds is NODE_META and isinstance(meta.get("init"), dict):
+        _check_meta(f"{where}.init", meta["init"], dict.fromkeys(meta["init"], "a list of numbers"))
+
+
+def _shown(v):
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _check_edges(g):

@@ -227,12 +227,12 @@ class _Builder:
         for grp in self.groups[dst]:
             ix = grp.idx
             if kind == "constant_current":
-                amp = (t.M @ np.broadcast_to(np.asarray(stim["amplitude"], float), (t.M.shape[1],)))
+                amp = t.M @ _per_input(stim["amplitude"], t.M.shape[1], f"{where}: metadata stimulus.amplitude")
                 self.stimuli.append((stim.get("index", 0), {"kind": kind, "population": grp.pop,
                                                             "amplitude": _vec(amp[ix] * m.current_gain[ix])}))
             elif kind == "current_steps":
-                amps = [_vec((t.M @ np.broadcast_to(np.asarray(a, float), (t.M.shape[1],)))[ix] * m.current_gain[ix])
-                        for a in stim["amplitudes"]]
+                amps = [_vec((t.M @ _per_input(a, t.M.shape[1], f"{where}: metadata stimulus.amplitudes[{k}]"))[ix]
+                             * m.current_gain[ix]) for k, a in enumerate(stim["amplitudes"])]
                 self.stimuli.append((stim.get("index", 0), {"kind": kind, "population": grp.pop,
                                                             "times": list(stim["times"]), "amplitudes": amps}))
             elif kind in ("noise_current", "poisson_input"):
@@ -335,6 +335,14 @@ class _Builder:
         inputs = {p: self.populations[p]["n"] for n, p in self.source_pops.items() if g.nodes[n].kind == "Input"
                   and self.populations[p]["model"] == "spike_times" and "population" not in g.nodes[n].meta}
         return data, inputs, offsets
+
+
+def _per_input(value, n, where):
+    """A stimulus amplitude (one number, or one per element of its Input node) as ``n`` floats."""
+    a = np.asarray(value, dtype=np.float64)
+    if a.ndim > 1 or (a.ndim == 1 and a.size != n):
+        raise FileFormatError(f"{where}: {a.size} values for an Input of {n}; expected one number or {n}")
+    return np.broadcast_to(a, (n,))
 
 
 def _vec(a):

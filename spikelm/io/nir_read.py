@@ -16,6 +16,10 @@ import h5py
 
 from spikelm.errors import FileFormatError
 
+from .hdf5 import open_hdf5, reading
+
+#: What a NIR reader expects, for messages.
+EXPECTED = "a NIR graph (HDF5 with /version and /node)"
 #: Largest number of values any one dataset may hold (checked before it is read).
 MAX_VALUES = 50_000_000
 
@@ -56,13 +60,8 @@ def read_graph(path):
     import nir
 
     src = str(path)
-    try:
-        f = h5py.File(src, "r")
-    except FileNotFoundError:
-        raise FileFormatError(f"{src}: no such file") from None
-    except OSError as e:
-        raise FileFormatError(f"{src}: not an HDF5 file, so not a NIR graph ({e.__class__.__name__})") from None
-    with f:
+    f = open_hdf5(src, EXPECTED)
+    with f, reading(src, EXPECTED):
         if "node" not in f or not isinstance(f["node"], h5py.Group):
             raise FileFormatError(f"{src}: not a NIR file: no /node group (a NIR file holds /version and /node)")
         _check_node(src, f["node"], "(root graph)", root=True)
@@ -75,7 +74,8 @@ def read_graph(path):
 
 def file_version(path):
     """The NIR version string a file was written with ('' when it has none)."""
-    with h5py.File(str(path), "r") as f:
+    src = str(path)
+    with open_hdf5(src, EXPECTED) as f, reading(src, EXPECTED):
         if "version" not in f:
             return ""
         v = f["version"][()]

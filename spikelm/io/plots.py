@@ -37,8 +37,9 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None, max_n
 
     Parameters
     ----------
-    path_or_spikes : str, os.PathLike or dict[str, SpikeTable]
-        A spike file, or what ``read_spikes`` returned.
+    path_or_spikes : str, os.PathLike, Simulator or dict[str, SpikeTable]
+        A spike file, a :class:`~spikelm.simulator.Simulator` that kept its spikes in memory,
+        or what ``read_spikes`` (or ``Simulator.spikes_as_tables``) returned.
     out_png : str or os.PathLike
         Where to write the PNG.
     max_points : int
@@ -58,12 +59,7 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None, max_n
     str
         ``out_png``.
     """
-    if isinstance(path_or_spikes, dict):
-        spikes, meta, title = path_or_spikes, {}, "spikes"
-    else:
-        spikes = read_spikes(path_or_spikes)
-        meta = read_metadata(path_or_spikes)
-        title = os.path.basename(os.fspath(path_or_spikes))
+    spikes, meta, title = _spikes_of(path_or_spikes)
     for name, value in (("max_points", max_points), ("max_neurons", max_neurons)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"plot_raster: {name}: got {value!r}; allowed: an int >= 1")
@@ -134,10 +130,11 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None, max_n
         ticks = ticks[::-1][::step][::-1]  # label every step-th population, from the top one
     ax.set_yticks([p for p, _ in ticks], [n for _, n in ticks], fontsize=8 if many else None)
     ax.set_ylim(-0.5, offset - 0.5)
-    ax.set_ylabel("neuron (by population)")
+    ax.set_ylabel("population")
     if not many:
+        _index_axis(ax, pops, sizes)
         ax.legend(handles=[h for name in pops for h in handles[name]], loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+                  bbox_to_anchor=(1.09, 1.0), fontsize=8, frameon=False)
     elif any(spikes[n].values is not None for n in pops):
         ax.legend(handles=[_handle("0.5", "+1: population colour"), _handle(_NEGATIVE, "-1")], loc="upper left",
                   bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
@@ -156,6 +153,53 @@ def plot_raster(path_or_spikes, out_png, max_points=200_000, t_range=None, max_n
     fig.tight_layout()
     fig.savefig(os.fspath(out_png))
     return os.fspath(out_png)
+
+
+def _spikes_of(source):
+    """(spike tables, metadata, title) of what ``plot_raster`` was given; anything else is one line."""
+    from spikelm.io.sonata import SpikeTable
+
+    if isinstance(source, (str, os.PathLike)):
+        return read_spikes(source), read_metadata(source), os.path.basename(os.fspath(source))
+    if hasattr(source, "spikes_as_tables") and hasattr(source, "network"):     # a Simulator
+        if not source.spikes.keep:
+            raise ConfigError("plot_raster: this Simulator kept no spikes in memory (in_memory=False); "
+                              "plot its run file instead")
+        meta = {"dt": source.network.dt, "steps": int(source.t), "start_step": 0}
+        return source.spikes_as_tables(), meta, "simulation"
+    if isinstance(source, dict) and all(isinstance(k, str) and isinstance(v, SpikeTable) for k, v in source.items()):
+        return source, {}, "spikes"
+    hint = (" (a RunResult holds counts, not spikes: pass the Simulator)" if hasattr(source, "quiescent") else "")
+    raise ConfigError(f"plot_raster: got {type(source).__name__}{hint}; allowed: a run file path, a Simulator, "
+                      "or a dict of SpikeTable (read_spikes, Simulator.spikes_as_tables)")
+
+
+def _index_axis(ax, pops, sizes):
+    """Neuron indices on a right-hand axis: a few round indices of each population, from 0 to n - 1."""
+    from matplotlib.ticker import MaxNLocator
+
+    positions, labels, offset = [], [], 0
+    per = max(2, 8 // max(len(pops), 1))
+    gap = sum(sizes.values()) / 30      # labels closer than this would overlap
+    for i, name in enumerate(reversed(pops)):     # drawn bottom up, as the raster stacks them
+        n = sizes[name]
+        local = {int(v) for v in MaxNLocator(nbins=per, integer=True).tick_values(0, n - 1) if 0 <= v < n}
+        # the top neuron of the top population; below, the next population's 0 marks the boundary
+        local.add(n - 1) if i == len(pops) - 1 else local.discard(n - 1)
+        for k in sorted(local | {0}):
+            if positions and offset + k - positions[-1] < gap and k != 0:
+                continue
+            if positions and offset + k - positions[-1] < gap:      # a population's 0 wins over the tick below
+                positions.pop()
+                labels.pop()
+            positions.append(offset + k)
+            labels.append(str(k))
+        offset += n
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(positions, labels, fontsize=8)
+    right.set_ylabel("neuron index")
+    return right
 
 
 def _handle(colour, label):

@@ -7,16 +7,9 @@ reads and validates a file and returns a :class:`Scenario` whose ``build(seed)``
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from spikelm.errors import ConfigError, SpikelmError
 from spikelm.network import Network, Normal, Uniform, connectivity, stimulus
@@ -25,6 +18,7 @@ from spikelm.network.values import draw
 from spikelm.simulator.monitors import StateMonitor
 
 from .scenario_check import check
+from .textfile import parse_toml, read_text
 
 #: Steps a run may take unless the user allows more (``[run] max_steps``, ``--max-steps``):
 #: about 28 hours of model time at dt = 0.1 ms. A longer run is refused before it starts.
@@ -85,25 +79,12 @@ class Scenario:
 
 def load_scenario(path) -> Scenario:
     """Read, parse and validate a scenario file."""
-    p = Path(path)
-    src = str(path)
-    if not p.is_file():
-        raise ConfigError(f"{src}: no such scenario file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{src}: cannot read the file as UTF-8 text ({e.__class__.__name__})") from None
-    return loads_scenario(text, src)
+    return loads_scenario(read_text(path, "a scenario file (TOML)"), str(path))
 
 
 def loads_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Parse and validate scenario TOML ``text``; ``source`` names it in errors (a file name)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
+    data = parse_toml(text, source)
     sc = Scenario(source, text, data)
     check(sc)
     return sc

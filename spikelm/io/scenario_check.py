@@ -114,6 +114,9 @@ class Checker:
                 raise self.err(where, f"must be an integer, got {_show(v)}")
         elif isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.err(where, f"must be a number, got {_show(v)}")
+        if isinstance(v, int) and not -(2**63) <= v < 2**63:     # TOML integers are 64-bit
+            raise self.err(where, f"an integer of {len(str(abs(v)))} digits; allowed: 64-bit integers "
+                                  "(below 9.22e+18 in magnitude)")
         if not math.isfinite(v):
             raise self.err(where, f"must be finite, got {v!r}")
         if positive and not v > 0:
@@ -232,6 +235,8 @@ def _population(c, name, t, dt):
         if model.name == "spike_times" and k == "times":
             if not isinstance(v, list):
                 raise c.err(f"{w}.params.times", f"must be a list of lists of times (ms), one per neuron, got {_show(v)}")
+            if len(v) != t["n"]:
+                raise c.err(f"{w}.params.times", f"{len(v)} lists of times for {t['n']} neurons; give one per neuron")
             for j, times in enumerate(v):
                 if times:
                     c.times(times, f"{w}.params.times[{j}]", dt)
@@ -239,6 +244,7 @@ def _population(c, name, t, dt):
                     c.numbers(times, f"{w}.params.times[{j}]")
         else:
             c.number(v, f"{w}.params.{k}", integer=model.name == "signed_if")
+    _model_params(c, model, params, f"{w}.params", dt)
     randoms = c.table(t.get("random", {}), f"{w}.random")
     for r, v in randoms.items():
         c.ident(r, f"{w}.random.{r}")
@@ -251,6 +257,25 @@ def _population(c, name, t, dt):
         c.value(v, f"{w}.init.{var}", randoms=list(randoms))
     if "plasticity" in t:
         _rule_table(c, t["plasticity"], f"{w}.plasticity")
+
+
+def _model_params(c, model, params, where, dt):
+    """The model's own checks of its parameters (ranges, relations, the rate against dt), run here
+    so that a file (a NIR import, a sweep point) is refused before anything is built or written."""
+    from spikelm.network.population import make_params
+
+    if model.name == "spike_times" and "times" in params:
+        params = dict(params, times=tuple(tuple(x) for x in params["times"]))
+    try:
+        model.derive(make_params(model, params, where), dt)
+    except ConfigError as e:
+        msg = str(e)
+        # "<Model>Params: parameter 'x' must ..." -> "<where>.x: must ..."
+        head, _, rest = msg.partition(": parameter '")
+        if rest and "Params" in head:
+            name, _, tail = rest.partition("' ")
+            raise c.err(f"{where}.{name}", tail) from None
+        raise c.err(where, msg.split(": ", 1)[1] if msg.split(": ", 1)[0].endswith("Params") else msg) from None
 
 
 def _rule_table(c, t, where):
@@ -318,6 +343,20 @@ def _stimulus(c, w, s, pops, dt):
             c.numbers(s[k], f"{w}.{k}", nonempty=True)
         else:
             c.choice(s[k], f"{w}.{k}", TARGETS)
+    # what the stimulus and the network check when built, checked here (so an imported or
+    # overridden file is refused before it is written or run)
+    args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in s.items() if k != "kind"}
+    try:
+        stim = stimulus.STIMULI[kind](**args)
+    except ConfigError as e:
+        raise c.err(w, str(e)) from None
+    pop = pops[s["population"]]
+    if MODELS[pop["model"]].is_source:
+        raise c.err(f"{w}.population", f"population {s['population']!r} is a spike source and takes no input")
+    wrong = sorted(stimulus.amplitude_size(stim) - {pop["n"]})
+    if wrong:
+        raise c.err(w, f"a per-neuron amplitude needs {pop['n']} values (population {s['population']!r}), "
+                       f"got {wrong[0]}")
 
 
 def _amplitude(c, v, where):
@@ -335,6 +374,8 @@ def _record(c, rec, pops, projs, dt):
             raise c.err("record.spikes", f"must be \"all\" or a list of populations, got {_show(spikes)}")
         for i, p in enumerate(spikes):
             c.name(p, f"record.spikes[{i}]", list(pops), "population")
+        _unique(c, spikes, "record.spikes", "population")
+    seen = {}
     for i, m in enumerate(c.items(rec.get("state", []), "record.state")):
         w = f"record.state[{i}]"
         c.table(m, w, STATE, ("population",))
@@ -345,10 +386,16 @@ def _record(c, rec, pops, projs, dt):
             raise c.err(f"{w}.variables", f"must be a non-empty list of state variables, got {_show(variables)}")
         for j, var in enumerate(variables):
             c.choice(var, f"{w}.variables[{j}]", model.state_vars)
+            if (m["population"], var) in seen:
+                raise c.err(f"{w}.variables[{j}]", f"{m['population']}.{var} is already recorded by "
+                                                   f"{seen[m['population'], var]}; record each variable once "
+                                                   "(one entry may list several neurons and variables)")
+            seen[m["population"], var] = f"{w}"
         if "every" in m:
             c.duration(m["every"], f"{w}.every", dt)
         if "neurons" in m:
             c.numbers(m["neurons"], f"{w}.neurons", nonneg=True, integer=True, upper=pop["n"] - 1, nonempty=True)
+            _unique(c, m["neurons"], f"{w}.neurons", "neuron")
     if "weights" in rec:
         wt = c.table(rec["weights"], "record.weights", {"every", "projections"}, ("every", "projections"))
         c.duration(wt["every"], "record.weights.every", dt)
@@ -356,6 +403,16 @@ def _record(c, rec, pops, projs, dt):
             raise c.err("record.weights.projections", f"must list defined projections, got {_show(wt['projections'])}")
         for i, p in enumerate(wt["projections"]):
             c.name(p, f"record.weights.projections[{i}]", list(projs), "projection")
+        _unique(c, wt["projections"], "record.weights.projections", "projection")
+
+
+def _unique(c, values, where, what):
+    """Refuse a list naming one entry twice (the record would hold it twice, or clash)."""
+    first = {}
+    for i, v in enumerate(values):
+        if v in first:
+            raise c.err(f"{where}[{i}]", f"{what} {v!r} is listed twice (also at [{first[v]}]); list each once")
+        first[v] = i
 
 
 def _show(v):

@@ -8,7 +8,6 @@ killed) is opened in HDF5 SWMR mode, so ``spikelm info run.h5.partial`` works du
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -16,7 +15,10 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from spikelm.errors import ConfigError, FileFormatError, SpikelmError
+from spikelm.errors import ConfigError, FileFormatError
+
+from .hdf5 import first_line as _first_line
+from .hdf5 import open_hdf5, reading
 from .sonata_format import SORTING, _SORTING_STRINGS, _TIME_UNITS, _py
 
 # ----------------------------------------------------------------------------------- reading
@@ -64,54 +66,18 @@ class SpikeTable:
         return np.rint(self.timestamps / dt).astype(np.int64)
 
 
-def _first_line(err):
-    text = " ".join(str(err).split())
-    return text[:200] if text else type(err).__name__
+#: What a reader expects, for messages.
+EXPECTED = "a SONATA spike file"
 
 
-@contextlib.contextmanager
 def _reading(path):
     """Turn what h5py or NumPy raise on damaged content into one FileFormatError line."""
-    try:
-        yield
-    except SpikelmError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError,
-            RecursionError) as err:
-        raise FileFormatError(f"{path}: damaged or unexpected content ({_first_line(err)}); expected a "
-                              "SONATA spike file") from None
+    return reading(path, EXPECTED)
 
 
 def _open_h5(path):
     """Open for reading; a file that a writer holds (or held when it was killed) opens with SWMR."""
-    try:
-        return h5py.File(path, "r")
-    except (OSError, RuntimeError, ValueError) as err:
-        first = err
-    # SWMR only for what it is meant for: a file marked open for writing. A SWMR reader skips
-    # the end-of-file check and retries damaged metadata for minutes, so a truncated file is
-    # refused here by its own superblock instead
-    if "open for write" in str(first) and _whole(path):
-        try:
-            return h5py.File(path, "r", swmr=True)
-        except (OSError, RuntimeError, ValueError):
-            pass
-    raise FileFormatError(f"{path}: unreadable HDF5 file ({_first_line(first)}); expected a complete "
-                          "SONATA spike file")
-
-
-def _whole(path):
-    """False when the file is shorter than the end-of-file address its superblock (v2/v3) records."""
-    with open(path, "rb") as f:
-        head = f.read(48)
-    if len(head) < 12 or head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] < 2:
-        return True     # older superblocks: HDF5's own checks apply
-    size = head[9]
-    if len(head) < 12 + 4 * size:
-        return False
-    base = int.from_bytes(head[12:12 + size], "little")
-    eof = int.from_bytes(head[12 + 3 * size:12 + 4 * size], "little")
-    return os.path.getsize(path) >= base + eof
+    return open_hdf5(path, EXPECTED, live=True)
 
 
 def _member(group, name, where, kind=None):
@@ -152,13 +118,6 @@ def validate(path):
     snapshot series with consistent shapes; no object is a link to another file.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileFormatError(f"{path}: not a file (it does not exist)")
-    if not os.path.isfile(path):
-        raise FileFormatError(f"{path}: not a file (it is a directory or special file)")
-    if not h5py.is_hdf5(path):
-        raise FileFormatError(f"{path}: not an HDF5 file (no HDF5 signature); expected a "
-                              "SONATA spike file")
     f = _open_h5(path)
     with f, _reading(path):
         _validate_open(f, path)

@@ -43,6 +43,7 @@ def summary(path):
     ``start_step``, and its rates are those the run printed.
     """
     path, f = _open(path)
+    live = bool(getattr(f, "swmr_mode", False))     # marked open for writing: a run writes it, or was killed
     with f, _reading(path):
         meta = _metadata(f, path)
         spikes = _spikes(f, meta, path)
@@ -56,6 +57,9 @@ def summary(path):
     length = None
     if meta:
         state = "complete" if meta.get("complete") else "incomplete (run did not finish)"
+        if live:
+            state += (f"; marked open for writing: if no run writes it any more, `spikelm repair {path}` "
+                      "makes it readable by other HDF5 tools")
         lines.append(f"written by: spikelm {meta.get('version', '?')}, {state}")
         if unit == "step":
             lines.append("time unit: step (timestamps count rounds of spike propagation, not milliseconds)")

@@ -16,6 +16,7 @@ the client; :func:`open_client` checks that before anything is submitted.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -89,11 +90,12 @@ def open_client(scheduler: str, what: str, option: str = "--scheduler"):
         else:
             if kind == "file":
                 _wait_for_file(arg, option)
+                arg = read_scheduler_file(arg, option)
             try:
-                client = (Client(scheduler_file=arg, timeout="30s") if kind == "file"
-                          else Client(arg, timeout="30s"))
-            except (OSError, TimeoutError, ValueError) as e:
-                raise ConfigError(f"{option} {scheduler}: cannot reach the scheduler ({e})") from None
+                client = Client(arg, timeout="30s")
+            except (OSError, TimeoutError, ValueError, TypeError, AssertionError) as e:
+                raise ConfigError(f"{option} {scheduler}: cannot reach the scheduler at {arg} "
+                                  f"({type(e).__name__}: {e})") from None
             try:  # workers started beside the scheduler (a batch job) may still be connecting
                 client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
             except TimeoutError:
@@ -153,9 +155,35 @@ def _check_versions(client, option, scheduler):
                           "dask worker SCHEDULER_ADDRESS --nthreads 1")
 
 
+def read_scheduler_file(path, option: str = "--scheduler") -> str:
+    """The scheduler address a scheduler file (``dask scheduler --scheduler-file``) holds.
+
+    The file is read here, not by Dask: a damaged one is one line naming it and its field,
+    where ``distributed`` would fail with an AssertionError or a TypeError.
+    """
+    from spikelm.errors import FileFormatError
+    from spikelm.io.textfile import read_text
+
+    what = "a Dask scheduler file (JSON with an 'address')"
+    text = read_text(path, what, max_bytes=1 << 20)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise FileFormatError(f"{option} {path}: not JSON ({str(e)[:100]}); expected {what}") from None
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{option} {path}: a JSON {type(data).__name__}; expected {what}")
+    address = data.get("address")
+    if not isinstance(address, str) or not _ADDRESS.match(address):
+        raise FileFormatError(f"{option} {path}: address: {str(address)[:80]!r}; expected a scheduler address "
+                              "such as tcp://HOST:PORT")
+    return address
+
+
 def _wait_for_file(path, option):
     """A batch job may start the scheduler and spikelm together: give the scheduler time to write its file."""
     deadline = time.monotonic() + WAIT_FOR_WORKERS_S
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ConfigError(f"{option} {path}: not a regular file (a directory or a pipe); expected a scheduler file")
     if not os.path.isfile(path):
         print(f"waiting up to {WAIT_FOR_WORKERS_S} s for the scheduler file {path}", file=sys.stderr)
     while not os.path.isfile(path):

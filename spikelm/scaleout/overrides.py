@@ -35,6 +35,7 @@ from spikelm.errors import ConfigError, SpikelmError
 from spikelm.io.scenario import Scenario, _connect_rule
 from spikelm.io.scenario_check import POPULATION, TOP
 from spikelm.io.scenario_check import check as _validate
+from spikelm.io.textfile import MAX_DEPTH, depth
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -126,7 +127,11 @@ def parse_values(raw: str, where: str) -> tuple:
     """The values of ``A,B,C`` (TOML values or bare words) or of the integer range ``A..B``."""
     m = _RANGE.match(raw)
     if m:
-        lo, hi = int(m.group(1)), int(m.group(2))
+        try:
+            lo, hi = int(m.group(1)), int(m.group(2))
+        except ValueError:      # more digits than Python converts (4,300): far beyond any seed
+            raise ConfigError(f"{where}: range {raw.strip()[:40]}...: a bound of more than 4,300 digits; "
+                              "allowed: integers below 2**63") from None
         if hi < lo:
             raise ConfigError(f"{where}: range {raw.strip()} is empty; write A..B with A <= B")
         if hi - lo + 1 > MAX_POINTS:
@@ -168,11 +173,23 @@ def _value(s, where):
     except tomllib.TOMLDecodeError:
         if _WORD.match(s):
             return s
-        raise ConfigError(f"{where}: {s!r} is not a value; write a number, true/false, a word, a \"string\", "
+        raise ConfigError(f"{where}: {_short(s)} is not a value; write a number, true/false, a word, a \"string\", "
                           "[a, list] or { a = table }") from None
+    except ValueError:          # an integer of more digits than Python converts (4,300)
+        raise ConfigError(f"{where}: {_short(s)}: a number of more than 4,300 digits; allowed: numbers a "
+                          "scenario field can hold (integers below 2**63, floats)") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: {_short(s)}: nested too deeply") from None
+    if depth(v) > MAX_DEPTH:
+        raise ConfigError(f"{where}: {_short(s)}: nested {depth(v)} levels deep; allowed: at most {MAX_DEPTH}")
     if not _plain(v):
         raise ConfigError(f"{where}: {s!r}: dates and times are not scenario values")
     return v
+
+
+def _short(s):
+    """A value as a message quotes it: at most 40 characters."""
+    return repr(s) if len(s) <= 40 else repr(s[:37] + "...") + f" ({len(s):,} characters)"
 
 
 def _plain(v):
@@ -294,4 +311,5 @@ def _check_built_field(sc, path):
 
 
 def _show(v):
-    return v if isinstance(v, (int, float, bool)) else repr(v)
+    text = str(v) if isinstance(v, (int, float, bool)) else repr(v)
+    return text if len(text) <= 60 else f"{text[:57]}... ({len(text):,} characters)"

@@ -122,6 +122,7 @@ def figures_from_file(path: str, key: str | None = None) -> dict:
     Populations whose spikes were not recorded get NaN.
     """
     from spikelm.io.sonata import read_metadata, read_spikes
+    from spikelm.io.stored import stored_float, stored_int
 
     meta = read_metadata(path)
     if not meta.get("complete"):
@@ -129,28 +130,39 @@ def figures_from_file(path: str, key: str | None = None) -> dict:
     if key is not None and meta.get("sweep_key") != key:
         raise ConfigError(f"{path}: belongs to another point (key {meta.get('sweep_key')!r}); remove it to rerun")
     spikes = read_spikes(path)
-    secs = (int(meta["steps"]) - int(meta.get("start_step", 0))) * float(meta["dt"]) * 1e-3
+    steps = stored_int(meta.get("steps"), f"{path}: /spikelm steps")
+    start = stored_int(meta.get("start_step", 0), f"{path}: /spikelm start_step", 0, steps)
+    secs = (steps - start) * stored_float(meta.get("dt"), f"{path}: /spikelm dt", positive=True) * 1e-3
     out = {}
+    kept = _recorded(meta, path)
     for pop, n in meta["populations"].items():
         t = spikes.get(pop)
-        recorded = t is not None and pop in _recorded(meta)
+        recorded = t is not None and pop in kept
         out[f"rate.{pop}"] = len(t) / n / secs if recorded and secs > 0 and n else math.nan
         out[f"cv_isi.{pop}"] = cv_isi(t.node_ids, t.timestamps) if recorded else math.nan
     out["synops"] = int(sum(meta.get("synops", {}).values()))
-    out["steps"] = int(meta["steps"])
-    out["seed"] = int(meta["seed"])
+    out["steps"] = steps
+    out["seed"] = stored_int(meta.get("seed"), f"{path}: /spikelm seed", 0, 2**63 - 1)
     out["wall_s"] = float(meta.get("wall_s", math.nan))
     out["build_s"] = float(meta.get("build_s", math.nan))
     return out
 
 
-def _recorded(meta):
-    from spikelm.io.scenario import tomllib
+def _recorded(meta, path):
+    from spikelm.errors import FileFormatError
+    from spikelm.io.textfile import parse_toml
 
-    rec = tomllib.loads(meta["scenario"]).get("record", {}).get("spikes", "all")
-    for path, v in meta.get("overrides", []):
-        if path == "record.spikes":
-            rec = v
+    text = meta.get("scenario")
+    if not isinstance(text, str):
+        raise FileFormatError(f"{path}: /spikelm scenario: missing or not text; expected the scenario the point ran")
+    record = parse_toml(text, f"{path}: /spikelm scenario").get("record", {})
+    rec = record.get("spikes", "all") if isinstance(record, dict) else "all"
+    overrides = meta.get("overrides", [])
+    for item in overrides if isinstance(overrides, list) else ():
+        if isinstance(item, list) and len(item) == 2 and item[0] == "record.spikes":
+            rec = item[1]
+    if rec != "all" and not (isinstance(rec, list) and all(isinstance(x, str) for x in rec)):
+        raise FileFormatError(f"{path}: /spikelm scenario: record.spikes is {rec!r:.40}; expected \"all\" or names")
     return set(meta["populations"]) if rec == "all" else set(rec)
 
 

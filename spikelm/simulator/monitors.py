@@ -21,11 +21,16 @@ def _not_kept(what):
 
 
 class SpikeMonitor:
-    """Spikes as sparse (step, index, value) lists per population (index local to it)."""
+    """Spikes as sparse (step, index, value) lists per population (index local to it).
 
-    def __init__(self, populations, keep=True):
+    :meth:`get` gives steps (what the engine counts); :meth:`times` gives times in ms (what
+    Brian2's ``SpikeMonitor.t`` and NEST's ``times`` give), :meth:`steps` the steps by name.
+    """
+
+    def __init__(self, populations, keep=True, dt=None):
         self.populations = list(populations)
         self.keep = bool(keep)
+        self.dt = dt
         self._chunks = {p: [] for p in self.populations}
         self._counts = dict.fromkeys(self.populations, 0)
 
@@ -36,13 +41,32 @@ class SpikeMonitor:
                 self._chunks[pop].append((steps.copy(), idx.copy(), val.copy()))
 
     def get(self, pop):
-        """Return (steps int64, neuron ids int64, values int8) of population ``pop``, in time order."""
+        """Return (steps int64, neuron ids int64, values int8) of population ``pop``, in time order.
+
+        Steps, not ms: :meth:`times` gives ms."""
+        if pop not in self._chunks:
+            raise ConfigError(f"spikes of {pop!r}: not recorded; recorded populations: "
+                              f"{', '.join(self.populations) or 'none'}")
         if not self.keep:
             raise _not_kept(f"spikes of {pop!r}")
         ch = self._chunks[pop]
         if not ch:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
         return tuple(np.concatenate([c[i] for c in ch]) for i in range(3))
+
+    def steps(self, pop):
+        """Return (steps int64, neuron ids int64) of population ``pop``: spike i is neuron ids[i] at step steps[i]."""
+        steps, ids, _ = self.get(pop)
+        return steps, ids
+
+    def times(self, pop):
+        """Return (times in ms float64, neuron ids int64) of population ``pop``: time = step * dt, as Brian2's
+        ``SpikeMonitor.t`` (in ms) and ``.i``."""
+        if self.dt is None:
+            raise ConfigError(f"spikes of {pop!r}: times need the step width; this monitor has none "
+                              "(use steps(), or a SpikeMonitor made by a Simulator)")
+        steps, ids, _ = self.get(pop)
+        return steps * self.dt, ids
 
     def count(self, pop=None):
         pops = self.populations if pop is None else [pop]

@@ -67,7 +67,7 @@ class Simulator:
         record = list(record or [])
         for r in record:
             network.population(r, "record: ")
-        self.spikes = SpikeMonitor(record, keep=in_memory)
+        self.spikes = SpikeMonitor(record, keep=in_memory, dt=network.dt)
         self.rates = RateMonitor(names, {p: network.populations[p].n for p in names}, network.dt, keep=in_memory)
         self.state_monitors = list(state)
         for m in self.state_monitors:
