@@ -26,6 +26,7 @@ from spikelm.errors import CheckpointMismatchError, SpikelmError
 from spikelm.lm import ops
 from spikelm.lm.codings import coding_id
 from spikelm.lm.graph import ACCUMULATE, LMGraph
+from spikelm.lm.layout import Layout
 from spikelm.lm.learn import reference as learn_ref
 from spikelm.lm.neuron import signed_if_step
 from spikelm.lm.reference import logits as read_logits
@@ -35,21 +36,6 @@ class QuiescenceError(SpikelmError, RuntimeError):
     """A token did not reach quiescence within max_steps."""
 
 
-@dataclass
-class Layout:
-    """Where each population's neurons of one position lie in the flat per-position arrays."""
-
-    offsets: np.ndarray  # [P + 1]; the readout (last population) follows the spiking neurons
-    n_spiking: int  # neurons per position that spike (all but the readout)
-
-    @classmethod
-    def of(cls, graph: LMGraph) -> "Layout":
-        sizes = np.array([p.size for p in graph.pops], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        return cls(offsets, int(offsets[graph.readout]))
-
-    def seg(self, p: int) -> slice:
-        return slice(int(self.offsets[p]), int(self.offsets[p + 1]))
 
 
 #: counter names (shared with the engine's words: SynOps, spikes, events)

@@ -37,6 +37,7 @@ from spikelm.errors import CheckpointMismatchError
 from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.attach import Attached, weight_bound
 from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, TargetSpikes
+from spikelm.lm.layout import Layout, flat_weights
 
 #: longest decay table per time constant (beyond it the table's last entry is multiplied out)
 MAX_TABLE = 1 << 16
@@ -72,9 +73,6 @@ class LearnState:
     """
 
     def __init__(self, attached: Attached):
-        from spikelm.lm.numba_runner import flat_weights
-        from spikelm.lm.runner import Layout
-
         g = self.graph = attached.graph
         self.attached = attached
         lay = self.layout = Layout.of(g)

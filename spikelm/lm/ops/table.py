@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from spikelm.lm.ops import Operator, register
+from spikelm.lm.ops.registry import Operator, register
 
 
 @dataclass
