@@ -137,7 +137,7 @@ def main(argv=None):
           f"{args.bits}-bit activations; {L} tokens x {len(prompts)} prompts; "
           f"{platform.processor() or platform.machine()}, numba {numba.__version__}, torch {torch.__version__}")
 
-    from spikelm.lm.gpt import TinyGPT
+    from spikelm.lm import TinyGPT
 
     model = TinyGPT(snn.config).eval()
     model.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in snn.params.items()}, strict=False)

@@ -1,4 +1,5 @@
-"""``convert``: a float GPT-2-style model -> :class:`SpikingLM` (quantized graph + executors)."""
+"""``convert``: a float language model of any registered family -> :class:`SpikingLM` (the
+quantized graph and its executors)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import numpy as np
 from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
 from spikelm.lm.codings import DEFAULT as DEFAULT_CODING
-from spikelm.lm.build_gpt2 import build
-from spikelm.lm.gpt import GPTConfig
 from spikelm.lm.graph import LMGraph
-from spikelm.lm.quantize import check_tokens, float_forward
+from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
 from spikelm.lm.report import Counts, layer_names, macs_per_layer
 
@@ -120,16 +119,20 @@ class SpikingLM:
     def _ids(self, ids, what="token_ids"):
         return check_tokens(ids, self.graph.vocab_size, what, self.context)
 
+    @property
+    def family(self):
+        """The model's family (:mod:`spikelm.lm.families`)."""
+        from spikelm.lm import families
+
+        return families.of_config_object(self.config)
+
     def float_logits(self, token_ids) -> np.ndarray:
-        """Logits of the float model (float64) on the same positions, for comparisons."""
+        """Logits of the float model (float64) on the same positions, for comparisons (after
+        the graph's constant prefix, which the float model reads too)."""
         ids = self._ids(token_ids)
         g = self.graph
-        if isinstance(self.config, GPTConfig):
-            return float_forward(self.config, self.params, ids)
-        from spikelm.lm import llama
-
         full = np.concatenate([g.prefix.ids, ids]) if g.prefix is not None else ids
-        return llama.float_forward(self.config, self.params, full)[g.n_prefix :]
+        return self.family.float_logits(self.config, self.params, full)[g.n_prefix :]
 
     def reference(self, token_ids) -> Reference:
         """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``."""
@@ -271,49 +274,38 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
     Parameters
     ----------
     model : torch.nn.Module, str, os.PathLike, dict or LoadedModel
-        GPT-2 family: spikelm's ``TinyGPT``, a transformers ``GPT2LMHeadModel``, a Hugging Face
-        folder. Llama family (Llama, Qwen2, Mistral, SmolLM2): a transformers
-        ``LlamaForCausalLM`` / ``Qwen2ForCausalLM`` / ``MistralForCausalLM``, a Hugging Face
+        A model of a registered family (:mod:`spikelm.lm.families`; docs/lm.md lists them and
+        what each reads): a transformers module or spikelm's ``TinyGPT``, a Hugging Face
         folder (config.json + safetensors, sharded or not, any float dtype, or
-        pytorch_model.bin), or a ``.gguf`` file (through transformers). Or a state dict with
+        pytorch_model.bin), a ``.gguf`` file (through transformers), a state dict with
         ``config``, or what :func:`spikelm.lm.load.open_model` returned.
     calibration : 1-D array of int
         Token ids of sample text (at least 8); activation scales are their max |x|.
     bits : int, str, dict or Precision
         Activation code widths: one width (2 to 16) for every quantizer point, or per point
-        group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Default: 8
-        (GPT-2), ``lin=8,act=8,res=12,att=12,oth=12`` (Llama family).
-    config : GPTConfig, LlamaConfig, dict or a transformers config, optional
+        group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Default: the
+        family's.
+    config : a family's config, a config dict or a transformers config, optional
         The model's shape, for a bare state dict.
     coding : str
         Spike coding of every neuron: ``unit``, ``bitplane`` or ``signed_digit`` (the default:
         fewest SynOps) (:mod:`spikelm.lm.codings`); the codes and logits do not depend on it.
-    weight_bits : int, optional
-        Llama family: bits of the folded integer weights (default 12). GPT-2: 8.
-    context : int, optional
-        Llama family: positions to build neurons for (default min(max_position_embeddings, 1024)).
-    clamp : int, optional
-        Llama family: the code range over the calibration maximum, same step (default 8).
-    sink : bool
-        Llama family: start every sequence with the BOS token as a constant prefix (the
-        attention sink; docs/lm.md). Default True.
+    weight_bits, context, clamp, sink
+        Options of the families that take them (each family's ``options`` and docstring;
+        another family refuses them in one line): the bits of folded integer weights, the
+        positions to build neurons for, the code range over the calibration maximum, and the
+        BOS attention sink as a constant prefix (docs/lm-llama.md).
     """
     from spikelm.lm.codings import check_coding
-    from spikelm.lm.load import open_model
+    from spikelm.lm.load import check_options, open_model
 
     coding = check_coding(coding)
     loaded = open_model(model, config, context)
-    if isinstance(loaded.config, GPTConfig):
-        for name, v in (("weight_bits", weight_bits), ("clamp", clamp)):
-            if v is not None:
-                raise ConfigError(f"{name}={v!r}: only for Llama-family models (GPT-2 weights are int8)")
-        graph = build(loaded.config, loaded.params, calibration, 8 if bits is None else bits, coding)
-    else:
-        from spikelm.lm import build_llama
-
-        graph = build_llama.build(loaded.config, loaded.params, calibration, bits, coding,
-                                  weight_bits=build_llama.DEFAULT_WEIGHT_BITS if weight_bits is None else weight_bits,
-                                  clamp=build_llama.DEFAULT_CLAMP if clamp is None else clamp, sink=sink)
+    family = loaded.family
+    check_options(family, weight_bits=weight_bits, clamp=clamp)
+    options = {k: v for k, v in (("weight_bits", weight_bits), ("clamp", clamp), ("sink", sink))
+               if v is not None and k in family.options}
+    graph = family.build(loaded.config, loaded.params, calibration, bits, coding, **options)
     if loaded.source and (Path(loaded.source) / LEARNED_FILE).is_file():
         from spikelm.lm.learn.export import apply
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from spikelm.lm.torch_optional import matmul
+
 SCORES, MIX, MUL = 0, 1, 2
 KIND_IDS = {"scores": SCORES, "mix": MIX, "mul": MUL}
 
@@ -35,9 +37,7 @@ def imatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * a.shape[-1]
     if bound >= 2.0**53:
         return a @ b
-    from spikelm.lm.quantize import _mm
-
-    return _mm(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    return matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
 
 
 def _by_head(x, L, heads, dh, group):

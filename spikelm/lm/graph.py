@@ -28,7 +28,7 @@ integer spike ``unit`` per neuron makes it fire spikes worth ``unit`` codes, tow
 channel of a population, the same at every token, as its weights are.
 
 Populations are listed in a topological order (every input before its reader); the builders
-(:mod:`spikelm.lm.build_gpt2`) choose one, and any other topological order runs the same.
+(each family's ``build``, :mod:`spikelm.lm.families`) choose one, and any other topological order runs the same.
 """
 
 from __future__ import annotations

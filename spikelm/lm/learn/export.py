@@ -76,23 +76,18 @@ def save(learning, folder, source=None) -> str:
 
 
 def _model_files(snn, src, out: Path):
-    """The source model's files (a folder), or a GPT-2 config and weights written from memory."""
+    """The source model's files (a folder), or its family's config and weights written from memory."""
     from spikelm.lm.convert import LEARNED_FILE
-    from spikelm.lm.gpt import GPTConfig
 
     if src is not None and src.is_dir():
         for p in sorted(src.iterdir()):
             if p.is_file() and p.name != LEARNED_FILE:
                 shutil.copy2(p, out / p.name)
         return
-    if src is None and isinstance(snn.config, GPTConfig):
-        from safetensors.numpy import save_file
-
-        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in snn.params.items()},
-                  str(out / "model.safetensors"))
-        (out / "config.json").write_text(json.dumps(snn.config.to_dict(), indent=1) + "\n")
+    if src is None and snn.family is not None:
+        snn.family.save_folder(snn.config, snn.params, out)
         return
-    raise ConfigError(f"save_model: the model came from {src or 'memory'}; give source= its Hugging Face folder")
+    raise ConfigError(f"save_model: the model came from {src}; give source= its Hugging Face folder")
 
 
 def apply(graph: LMGraph, path) -> LMGraph:
