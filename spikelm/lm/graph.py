@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikelm.errors import ConfigError
+from spikelm.lm import ops
 from spikelm.lm.codings import CODINGS
 
 ACCUMULATE = "accumulate"
@@ -161,10 +162,15 @@ class LMGraph:
         """Positions taken by the constant prefix (0 without one); text starts there."""
         return 0 if self.prefix is None else len(self.prefix.ids)
 
+    def is_stimulus(self, p: int) -> bool:
+        """Population ``p`` gets the token's codes from an operator the runner injects (the embedding)."""
+        op = self.pops[p].op
+        return op != ACCUMULATE and ops.get(op).stimulus
+
     @property
     def stimulus(self) -> int:
-        """The population the token's codes are injected into (its ``op`` is ``embed``)."""
-        return next(i for i, p in enumerate(self.pops) if p.op == "embed")
+        """The population the token's codes are injected into (an operator with ``stimulus``)."""
+        return next(i for i in range(len(self.pops)) if self.is_stimulus(i))
 
     @property
     def readout(self) -> int:
@@ -176,12 +182,16 @@ class LMGraph:
         return ([k for k, pr in enumerate(self.projections) if pr.post == p],
                 [e for e, ed in enumerate(self.edges) if ed.out == p and ed.kind != "scores"])
 
+    def scores_into(self, p: int) -> int | None:
+        """The index of the scores edge whose accumulators population ``p`` reads, or None."""
+        return next((e for e, ed in enumerate(self.edges) if ed.kind == "scores" and ed.out == p), None)
+
     def scores_edge(self, p: int) -> int:
-        """The index of the scores edge read by softmax population ``p``."""
-        for e, ed in enumerate(self.edges):
-            if ed.kind == "scores" and ed.out == p:
-                return e
-        raise ConfigError(f"population {self.pops[p].name!r}: no scores edge feeds it")
+        """The index of the scores edge read by population ``p`` (an error if there is none)."""
+        e = self.scores_into(p)
+        if e is None:
+            raise ConfigError(f"population {self.pops[p].name!r}: no scores edge feeds it")
+        return e
 
     @staticmethod
     def _check_neuron(p: LMPopulation):
@@ -224,8 +234,8 @@ class LMGraph:
             if p.coding not in CODINGS:
                 raise ConfigError(f"graph: population {p.name!r}: coding={p.coding!r}; allowed: {', '.join(CODINGS)}")
             self._check_neuron(p)
-        if sum(p.op == "embed" for p in self.pops) != 1 or sum(not p.spiking for p in self.pops) != 1:
-            raise ConfigError("graph: needs exactly one embed population and one readout population")
+        if sum(self.is_stimulus(i) for i in range(n)) != 1 or sum(not p.spiking for p in self.pops) != 1:
+            raise ConfigError("graph: needs exactly one stimulus population (an embedding) and one readout population")
         for pr in self.projections:
             if not (0 <= pr.pre < pr.post < n):
                 raise ConfigError(f"graph: projection {pr.pre}->{pr.post} is not forward")

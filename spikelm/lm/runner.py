@@ -122,7 +122,7 @@ class Runner:
         g = self.graph
         p = g.stimulus
         ctx = ops.OpContext(ids=np.array([token]), positions=np.array([n]), n_positions=g.n_positions)
-        return ops.get("embed").evaluate(g, g.pops[p], [], ctx)[0]
+        return ops.get(g.pops[p].op).evaluate(g, g.pops[p], [], ctx)[0]
 
     def logits(self, n: int) -> np.ndarray:
         return read_logits(self.graph, self.head_acc[n])
@@ -267,7 +267,8 @@ class NumpyRunner(Runner):
     def _start(self, p, pop, acc, S, n):
         g, lay = self.graph, self.layout
         ins = [self.counts[n : n + 1, lay.seg(i)] for i in pop.inputs]
-        scores = S[g.scores_edge(p)][None] if pop.op == "softmax" else None
+        e = g.scores_into(p)  # an operator reading Q·K^T accumulators (a softmax)
+        scores = None if e is None else S[e][None]
         ctx = ops.OpContext(ids=np.zeros(1, np.int64), positions=np.array([n]), n_positions=g.n_positions,
                             scores=scores)
         acc[lay.seg(p)] = ops.get(pop.op).evaluate(g, pop, ins, ctx)[0]

@@ -24,6 +24,7 @@ class EmbedParams:
 
 class Embed(Operator):
     name = "embed"
+    stimulus = True
 
     def evaluate(self, graph, pop, inputs, ctx):
         P = pop.params

@@ -38,8 +38,9 @@ from spikelm.errors import ConfigError
 class OpContext:
     """What an operator may read besides its inputs' codes, for rows at ``positions``.
 
-    ids: token ids of the rows; scores: the Q·K^T accumulators of the population's scores edge,
-    int64 [L, heads, keys] (softmax only); n_positions: the model's context.
+    ids: token ids of the rows; scores: the Q·K^T accumulators of the scores edge into the
+    population, int64 [L, heads, keys] (None when no scores edge feeds it; the softmax reads
+    them); n_positions: the model's context.
     """
 
     ids: np.ndarray
@@ -55,6 +56,9 @@ class Operator:
     #: the Numba twin (an njit function with the fixed signature), or None where the compiled
     #: loop never starts this operator (the embedding: the runner injects it).
     start = None
+    #: True for the graph's stimulus: the operator the runner evaluates when a token arrives
+    #: and injects into its population (the embedding; a graph has exactly one)
+    stimulus = False
 
     def evaluate(self, graph, pop, inputs: list, ctx: OpContext) -> np.ndarray:
         """Codes [L, pop.size] (int64) of the rows in ``ctx`` from the inputs' codes [L, size_i]."""
@@ -66,7 +70,8 @@ class Operator:
         return (np.zeros(1, np.int64),)
 
     def evaluations(self, graph, p: int, position: int) -> int:
-        """Output elements computed at one position (what ``start`` returns; default: all)."""
+        """Output elements computed at one position (what ``start`` returns; default: all);
+        also the activations the population holds there (:func:`spikelm.lm.report.activations`)."""
         return graph.pops[p].size
 
     def macs(self, graph, pop, position: int) -> int:
