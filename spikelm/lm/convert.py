@@ -3,7 +3,6 @@ quantized graph and its executors)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,14 @@ from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
 from spikelm.lm.codings import DEFAULT as DEFAULT_CODING
 from spikelm.lm.graph import LMGraph
+from spikelm.lm.learn.export import LEARNED_FILE, apply
 from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
-from spikelm.lm.report import Counts, layer_names, macs_per_layer
+from spikelm.lm.report import layer_names
+from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy
 
-#: the file of a model folder holding what learning changed (spikelm.lm.learn.export)
-LEARNED_FILE = "learned.h5"
+__all__ = ["Generation", "Simulation", "SpikingLM", "convert", "demo_model_path", "load_demo"]
+
 
 
 def demo_model_path() -> Path:
@@ -33,46 +34,6 @@ def load_demo(bits=8, calibration_chars: int = 4000, coding: str = DEFAULT_CODIN
     tok = CharTokenizer.load(folder / "tokenizer.json")
     calib = tok.encode(tok.clean((folder / "calibration.txt").read_text())[:calibration_chars])
     return convert(folder, calibration=calib, bits=bits, coding=coding), tok
-
-
-@dataclass
-class Simulation:
-    """An event-driven run, token by token, to quiescence.
-
-    logits: float64 [L, vocab], equal to the reference's; steps: steps to quiescence per token;
-    synops / spikes / spikes_pos / spikes_neg / op_evals / macs: dict layer -> count, plus
-    ``"total"``; counts: population -> net spike counts [L, neurons per position] (integer views
-    into the executor's state);
-    per_token: one :class:`Counts` per token; events: (step, population, node, value) arrays
-    when recorded.
-    """
-
-    logits: np.ndarray
-    steps: np.ndarray
-    synops: dict
-    spikes: dict
-    spikes_pos: dict
-    spikes_neg: dict
-    op_evals: dict
-    macs: dict
-    counts: dict
-    per_token: list = field(default_factory=list)
-    events: tuple | None = None
-    backend: str = "numba"
-    shift_adds: dict | None = None
-    drift: object = None  # a learning run's per-token drift from the exact reference (spikelm.lm.learn.drift)
-
-    def totals(self) -> Counts:
-        return Counts.from_simulation(self)
-
-
-@dataclass
-class Generation:
-    """Greedy generation: ``tokens`` = prompt + new tokens; ``new_tokens``; the simulation."""
-
-    tokens: np.ndarray
-    new_tokens: np.ndarray
-    simulation: Simulation
 
 
 class SpikingLM:
@@ -106,10 +67,13 @@ class SpikingLM:
         coding = check_coding(coding)
         g = self.graph
         pops = [dataclasses.replace(p, coding=coding) for p in g.pops]
-        graph = LMGraph(config=g.config, pops=pops, projections=g.projections, edges=g.edges,
-                        n_positions=g.n_positions, vocab_size=g.vocab_size, meta={**g.meta, "coding": coding},
-                        prefix=g.prefix)
-        return SpikingLM(graph, self.params, self.source)
+        return self.with_graph(LMGraph(config=g.config, pops=pops, projections=g.projections, edges=g.edges,
+                                       n_positions=g.n_positions, vocab_size=g.vocab_size,
+                                       meta={**g.meta, "coding": coding}, prefix=g.prefix))
+
+    def with_graph(self, graph: LMGraph) -> "SpikingLM":
+        """The same float model with another graph of it (other codings, neurons or learned weights)."""
+        return type(self)(graph, self.params, self.source)
 
     @property
     def context(self) -> int:
@@ -168,7 +132,7 @@ class SpikingLM:
         if plasticity is not None or not self.graph.plain:
             return self.learning(plasticity, backend).feed(ids, max_steps, on_token, record)
         runner = self.runner(backend, record)
-        return self._drive(runner, ids, max_steps, on_token, backend)
+        return drive(runner, ids, max_steps, on_token, backend)
 
     def generate(self, prompt_ids, n_tokens: int, backend: str = "numba", max_steps: int | None = None,
                  record: bool = False, on_token=None, plasticity=None) -> Generation:
@@ -178,75 +142,11 @@ class SpikingLM:
         own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`;
         ``plasticity`` as there (``.simulation.drift``).
         """
-        ids = self._generation_ids(prompt_ids, n_tokens)
+        ids = generation_ids(prompt_ids, n_tokens, self.graph.vocab_size, self.context)
         if plasticity is not None or not self.graph.plain:
             return self.learning(plasticity, backend).generate(ids, n_tokens, max_steps, on_token, record)
         runner = self.runner(backend, record)
-        return self._generate(ids, n_tokens, runner, lambda x: self._drive(runner, x, max_steps, on_token, backend),
-                              backend)
-
-    # ------------------------------------------------------------------ internals
-
-    def _generation_ids(self, prompt_ids, n_tokens) -> np.ndarray:
-        ids = check_tokens(prompt_ids, self.graph.vocab_size, "prompt", self.context)
-        if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 0:
-            raise ConfigError(f"n_tokens={n_tokens!r}; allowed: an integer >= 0")
-        ctx = self.context
-        if ids.size + max(n_tokens - 1, 0) > ctx:
-            raise ConfigError(
-                f"prompt: {ids.size} tokens + {n_tokens} new tokens exceed the model's context of {ctx}"
-            )
-        return ids
-
-    def _generate(self, ids, n_tokens, runner, feed, backend) -> Generation:
-        """Greedy decoding through ``feed(ids) -> Simulation`` on ``runner``."""
-        tokens = list(ids)
-        sim = feed(ids)
-        logits = [sim.logits]
-        per_token = list(sim.per_token)
-        for i in range(n_tokens):
-            nxt = int(np.argmax(logits[-1][-1]))
-            tokens.append(nxt)
-            if i == n_tokens - 1:
-                break
-            more = feed(np.array([nxt]))
-            logits.append(more.logits)
-            per_token += more.per_token
-        sim = self._summary(runner, np.concatenate(logits), per_token, backend)
-        tokens = np.array(tokens, dtype=np.int64)
-        return Generation(tokens, tokens[ids.size :], sim)
-
-    def _drive(self, runner, ids, max_steps, on_token, backend) -> Simulation:
-        rows, per_token = [], []
-        for t in ids:
-            before = Counts.from_runner(runner)
-            n = runner.n
-            steps = runner.step_token(int(t), max_steps)
-            after = Counts.from_runner(runner)
-            delta = after.minus(before, steps)
-            per_token.append(delta)
-            rows.append(runner.logits(n))
-            if on_token is not None:
-                on_token(n, rows[-1], delta)
-        return self._summary(runner, np.array(rows), per_token, backend)
-
-    def _summary(self, runner, logits, per_token, backend) -> Simulation:
-        g, lay = self.graph, runner.layout
-        P0, end = g.n_prefix, runner.n
-        tot = Counts.from_runner(runner)
-        # views into the runner's counts (no copy: at a long context they are the run's largest array)
-        counts = {p.name: runner.counts[P0:end, lay.seg(i)] for i, p in enumerate(g.pops) if p.spiking}
-        macs = macs_per_layer(g, end - P0, start=P0)
-        ev = None
-        if runner.events is not None and runner.events.sink is None:
-            ev = runner.events.arrays()
-        return Simulation(
-            logits=logits,
-            steps=np.array([c.steps for c in per_token], dtype=np.int64),
-            synops=tot.synops, spikes=tot.spikes, spikes_pos=tot.spikes_pos,
-            spikes_neg=tot.spikes_neg, op_evals=tot.op_evals, macs=macs, counts=counts,
-            per_token=per_token, events=ev, backend=backend, shift_adds=tot.shift_adds,
-        )
+        return greedy(ids, n_tokens, runner, lambda x: drive(runner, x, max_steps, on_token, backend), backend)
 
     def population_sizes(self) -> dict:
         """SONATA populations of a run: name -> neurons over the whole context."""
@@ -307,7 +207,5 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
                if v is not None and k in family.options}
     graph = family.build(loaded.config, loaded.params, calibration, bits, coding, **options)
     if loaded.source and (Path(loaded.source) / LEARNED_FILE).is_file():
-        from spikelm.lm.learn.export import apply
-
         graph = apply(graph, Path(loaded.source) / LEARNED_FILE)
     return SpikingLM(graph, loaded.params, loaded.source)

@@ -33,6 +33,7 @@ Populations are listed in a topological order (every input before its reader); t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -278,3 +279,14 @@ class ReadoutParams:
 
     scale: np.ndarray
     bias: np.ndarray
+
+
+def plain_graph(graph: LMGraph) -> LMGraph:
+    """The exact graph: plain SignedIF neurons everywhere (EI-IF populations fire unit coding)."""
+    if graph.plain:
+        return graph
+    pops = [p if p.plain else dataclasses.replace(p, neuron="signed_if", unit=None, eiif=None,
+                                                  coding="unit" if p.neuron == "eiif" else p.coding)
+            for p in graph.pops]
+    return LMGraph(config=graph.config, pops=pops, projections=graph.projections, edges=graph.edges,
+                   n_positions=graph.n_positions, vocab_size=graph.vocab_size, meta=graph.meta, prefix=graph.prefix)

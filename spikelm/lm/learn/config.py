@@ -168,6 +168,17 @@ def load(path) -> Plasticity:
     return Plasticity.from_dict(data, str(path))
 
 
+def as_plasticity(plasticity) -> Plasticity | None:
+    """A :class:`Plasticity` from one, a file path or a dict (None stays None)."""
+    if plasticity is None or isinstance(plasticity, Plasticity):
+        return plasticity
+    if isinstance(plasticity, (str, Path)):
+        return load(plasticity)
+    if isinstance(plasticity, dict):
+        return Plasticity.from_dict(plasticity)
+    raise ConfigError(f"plasticity: a Plasticity, a TOML file path or a dict, got {type(plasticity).__name__}")
+
+
 def rule_table(rule) -> dict:
     """A rule as its file table (``rule`` plus every field; infinities as strings)."""
     d = {"rule": RULE_NAMES[type(rule)]}

@@ -21,17 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from spikelm.errors import ConfigError, FileFormatError
+from spikelm.lm.fingerprint import difference, fingerprint, summary
 from spikelm.lm.graph import LMGraph, LMProjection
 
 FORMAT = "spikelm-learned-model"
+#: the file of a model folder holding what learning changed
+LEARNED_FILE = "learned.h5"
 
 
 def save(learning, folder, source=None) -> str:
     """Write ``learning``'s learned state as a model folder (see the module docstring)."""
     import h5py
-
-    from spikelm.lm.checkpoint import fingerprint, summary
-    from spikelm.lm.convert import LEARNED_FILE
 
     snn = learning.snn
     folder = Path(folder)
@@ -77,8 +77,6 @@ def save(learning, folder, source=None) -> str:
 
 def _model_files(snn, src, out: Path):
     """The source model's files (a folder), or its family's config and weights written from memory."""
-    from spikelm.lm.convert import LEARNED_FILE
-
     if src is not None and src.is_dir():
         for p in sorted(src.iterdir()):
             if p.is_file() and p.name != LEARNED_FILE:
@@ -95,7 +93,6 @@ def apply(graph: LMGraph, path) -> LMGraph:
     import h5py
 
     from spikelm.io.checkpoint import json_object
-    from spikelm.lm.checkpoint import difference, fingerprint, summary
 
     path = Path(path)
     if not h5py.is_hdf5(path):
