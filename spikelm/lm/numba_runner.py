@@ -1,15 +1,18 @@
-"""The compiled executor: one call of the generated token loop (:mod:`spikelm.lm.loop`) per token."""
+"""The compiled executor: the graph packed into named bundles (:mod:`spikelm.lm.bundles`) once, then
+one call of the generated token loop (:mod:`spikelm.lm.loop`) per token."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from spikelm.lm import ops
+from spikelm.lm.bundles import CounterArrays, EventBuffer, LoopGraph, OpGraph, TokenState
 from spikelm.lm.codings import coding_id
 from spikelm.lm.compile import kinds, token_loop
 from spikelm.lm.edges import KIND_IDS
 from spikelm.lm.graph import ACCUMULATE, LMGraph
 from spikelm.lm.layout import acc_dtype, flat_weights
+from spikelm.lm.loop import BUFFER_FULL, MAX_STEPS
 from spikelm.lm.runner import QuiescenceError, Runner
 
 
@@ -70,21 +73,23 @@ class NumbaRunner(Runner):
             if ed.kind == "scores":
                 kslot[ed.b] = slot[e]
         E = g.edges
-        self.struct = (
-            _i64(lay.offsets),
-            _i64(np.concatenate([[0], np.cumsum([len(p.inputs) for p in g.pops])])),
-            _i64([i for p in g.pops for i in p.inputs] or [0]),
-            _i64([p.qmin for p in g.pops]), _i64([p.qmax for p in g.pops]),
-            _i64([p.shift for p in g.pops]), gain, offset, op_kind, op_arg,
-            _i64([p.spiking for p in g.pops]), _i64([coding_id(p.coding) for p in g.pops]),
-            np.int64(g.stimulus),
-            _i64(out_ptr), _i64(order), _i64([pr.post for pr in g.projections]),
-            woff, _i64([pr.weights.shape[1] for pr in g.projections]),
-            W, fac_edge, fac_side,
-            _i64([KIND_IDS[ed.kind] for ed in E] or [0]), _i64([ed.a for ed in E] or [0]),
-            _i64([ed.b for ed in E] or [0]), _i64([ed.out for ed in E] or [0]),
-            _i64([ed.heads for ed in E] or [1]), _i64([ed.group for ed in E] or [1]),
-            _i64([ed.head_dim for ed in E] or [1]), slot, kslot,
+        qmin, qmax = _i64([p.qmin for p in g.pops]), _i64([p.qmax for p in g.pops])
+        in_ptr = _i64(np.concatenate([[0], np.cumsum([len(p.inputs) for p in g.pops])]))
+        in_idx = _i64([i for p in g.pops for i in p.inputs] or [0])
+        offsets = _i64(lay.offsets)
+        self.struct = LoopGraph(
+            off=offsets, in_ptr=in_ptr, in_idx=in_idx, qmin=qmin, qmax=qmax,
+            shift=_i64([p.shift for p in g.pops]), gain=gain, offset=offset, op_kind=op_kind, op_arg=op_arg,
+            spiking=_i64([p.spiking for p in g.pops]), coding=_i64([coding_id(p.coding) for p in g.pops]),
+            stim=np.int64(g.stimulus),
+            out_ptr=_i64(out_ptr), out_idx=_i64(order), pj_post=_i64([pr.post for pr in g.projections]),
+            pj_woff=woff, pj_npost=_i64([pr.weights.shape[1] for pr in g.projections]), W=W,
+            fac_edge=fac_edge, fac_side=fac_side,
+            ed_kind=_i64([KIND_IDS[ed.kind] for ed in E] or [0]), ed_a=_i64([ed.a for ed in E] or [0]),
+            ed_b=_i64([ed.b for ed in E] or [0]), ed_out=_i64([ed.out for ed in E] or [0]),
+            ed_heads=_i64([ed.heads for ed in E] or [1]), ed_group=_i64([ed.group for ed in E] or [1]),
+            ed_dh=_i64([ed.head_dim for ed in E] or [1]), ed_slot=slot, kslot=kslot,
+            op_graph=OpGraph(off=offsets, in_ptr=in_ptr, in_idx=in_idx, qmin=qmin, qmax=qmax),
         )
         n_heads = max([E[e].heads for e in scores] or [1])
         k_size = max([g.pops[E[e].b].size for e in scores] or [1])
@@ -96,17 +101,18 @@ class NumbaRunner(Runner):
         self._fill_kcache(g.n_prefix)  # K codes of the constant prefix
         n_sp = lay.n_spiking
         self.st = np.zeros(1, np.int64)
-        self.state = (self.counts, self.acc, self.S, self.kcache, np.zeros(P, np.uint8), np.zeros(P, np.uint8),
-                      np.zeros(n_sp, np.int32), np.zeros(P, np.int64), np.zeros(n_sp, np.int32),
-                      np.zeros(n_sp, np.int64), np.zeros(P, np.int64), np.zeros(P, np.int64),
-                      np.zeros(max(max(p.size for p in g.pops), ctx), np.int64), self.st)
+        self.state = TokenState(
+            counts=self.counts, acc=self.acc, S=self.S, kcache=self.kcache, started=np.zeros(P, np.uint8),
+            done=np.zeros(P, np.uint8), alist=np.zeros(n_sp, np.int32), alen=np.zeros(P, np.int64),
+            stepval=np.zeros(n_sp, np.int32), sp=np.zeros(n_sp, np.int64), pstart=np.zeros(P, np.int64),
+            pend=np.zeros(P, np.int64), scratch=np.zeros(max(max(p.size for p in g.pops), ctx), np.int64), st=self.st)
         self.timing = np.zeros(2, np.int64)
         C = self.counters
-        self.counter_arrays = (C.spikes_pos, C.spikes_neg, C.op_evals, C.synops, C.synops_products,
-                               C.shift_adds, self.timing)
+        self.counter_arrays = CounterArrays(C.spikes_pos, C.spikes_neg, C.op_evals, C.synops, C.synops_products,
+                                            C.shift_adds, self.timing)
         n_ev = max(self.EVENT_CHUNK, 2 * n_sp) if record else 1
         self.ev = (np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64),
-                   np.zeros(n_ev, np.int32))
+                   np.zeros(n_ev, np.int32))  # step, population, node, value
         self.ev_n = np.zeros(1, np.int64)
 
     def _fill_kcache(self, upto: int):
@@ -130,14 +136,14 @@ class NumbaRunner(Runner):
         emb = self.emb_codes(token, n)
         fresh = True
         while True:
-            rec = (self.events is not None, np.int64(self.clock), *self.ev, self.ev_n)
+            rec = EventBuffer(self.events is not None, np.int64(self.clock), *self.ev, self.ev_n)
             status = self.run_token(fresh, n, emb, max_steps, self.struct, self.state, self.counter_arrays, rec,
                                     self.op_params, self.lrn)
             fresh = False
             self._flush()
-            if status == 2:
+            if status == BUFFER_FULL:
                 continue
-            if status == 1:
+            if status == MAX_STEPS:
                 raise QuiescenceError(f"token at position {n}: no quiescence within max_steps={max_steps}")
             break
         self.head_acc[n] = self.acc[self.layout.seg(self.graph.readout)]

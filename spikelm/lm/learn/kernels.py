@@ -1,18 +1,20 @@
 """The learning parts of the compiled token loop (Numba), called under the loop's ``LEARN`` flag.
 
 Twins of :mod:`spikelm.lm.learn.reference` (the NumPy reference), operation for operation
-and in the same floating-point order, so that both backends agree bit for bit:
+and in the same floating-point order, so that both backends agree bit for bit. A learning
+neuron's spike is decided in the loop's update phase itself (:mod:`spikelm.lm.loop`, with the
+one emission block every neuron kind shares) by the scalar twins of
+:mod:`spikelm.lm.learn.neurons`; here:
 
-- :func:`fire_learn`: the update phase of a population with spike units or EI-IF neurons;
 - :func:`start_learn`: what such a population does when it starts (its active list, EI-IF
   membranes and inputs, the step its window opens);
 - :func:`pending_learn`: which EI-IF neurons may still fire (the schedule's quiescence);
 - :func:`learn_step`: the learn phase (after update, before propagate): STDP and BrainGPT
   STDP on projections, BrainGPT homeostasis on EI-IF populations.
 
-Bundles (packed by :class:`spikelm.lm.learn.state.LearnState`): ``neur`` (per-neuron
-parameters and per-token scratch) and ``plast`` (rule tables, master weights, traces). The
-column constants below are the only copies (the NumPy side imports them).
+Bundles (:mod:`spikelm.lm.bundles`, packed by :class:`spikelm.lm.learn.state.LearnState`):
+``neur`` (per-neuron parameters and per-token scratch) and ``plast`` (rule tables, master
+weights, traces). The column constants below are the only copies (the NumPy side imports them).
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from spikelm.lm import bundles as _bundles
 from spikelm.lm import codings as _codings
 from spikelm.lm.learn import neurons as _neurons
-from spikelm.lm.learn.neurons import (eiif_fire_nb, eiif_pending_nb, potential_nb, unit_remainder_nb,
-                                      unit_spike_nb)
+from spikelm.lm.learn.neurons import eiif_pending_nb, potential_nb, unit_remainder_nb
 from spikelm.simulator._numba_cache import invalidate_if_changed
 
-# the kernels inline the neurons' and codings' Numba twins: rebuild their cache when those change
-invalidate_if_changed(__file__, [_neurons.__file__, _codings.__file__])
+# the kernels inline the neurons' and codings' Numba twins and read the bundles' fields:
+# rebuild their cache when those change
+invalidate_if_changed(__file__, [_neurons.__file__, _codings.__file__, _bundles.__file__])
 
 #: neuron kinds of the ``lkind`` array: plain SignedIF (the loop's own path), units, EI-IF
 PLAIN, UNITS, EIIF = -1, 0, 1
@@ -71,18 +74,6 @@ def bump_trace(x, tl, i, t, etab, base, L, nearest):
 
 
 @njit(cache=True, inline="always")
-def record_event(rec, steps, p, node, s):
-    """Append one spike (global step, population, node, value) to the event buffer."""
-    record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n = rec
-    e = ev_n[0]
-    ev_step[e] = clock + steps
-    ev_pop[e] = p
-    ev_node[e] = node
-    ev_val[e] = s
-    ev_n[0] = e + 1
-
-
-@njit(cache=True, inline="always")
 def _set_weight(wm, W, mi, wi, new, qw):
     """Store a master weight and re-derive its integer (round half up, clipped); 1 if it changed."""
     wm[mi] = new
@@ -99,108 +90,56 @@ def _set_weight(wm, W, mi, wi, new, qw):
 
 
 @njit(cache=True)
-def fire_learn(p, n, nsp, steps, struct, state, counters, rec, neur):
-    """Update phase of population p (spike units or EI-IF); returns the new spike list length."""
-    off, qmin, qmax, shift, gain, offset, coding, kslot = struct[0], struct[3], struct[4], struct[5], struct[6], \
-        struct[7], struct[11], struct[29]
-    counts, acc, kcache, alist, alen, stepval, sp = state[0], state[1], state[3], state[6], state[7], state[8], \
-        state[9]
-    lkind, unit, thb, alp, rr, vmem, xin, tstart, nspk, active = (neur[0], neur[1], neur[2], neur[3], neur[4],
-                                                                   neur[5], neur[6], neur[7], neur[8], neur[9])
-    b = off[p]
-    size = off[p + 1] - b
-    crow = counts[n]
-    lo_q = qmin[p]
-    hi_q = qmax[p]
-    ks = kslot[p]
-    start = nsp
-    n_pos = 0
-    active[p] = 1
-    eiif = lkind[p] == EIIF
-    t = steps - tstart[p]
-    m = 0
-    todo = size if eiif else alen[p]
-    for tt in range(todo):
-        i = tt if eiif else alist[b + tt]
-        g = b + i
-        c = np.int64(crow[g])
-        if eiif:
-            s, v = eiif_fire_nb(vmem[g], xin[g], t, thb[g], alp[g], rr[g], c, lo_q, hi_q)
-            vmem[g] = v
-        else:
-            rem = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], lo_q, hi_q, unit[g])
-            s = unit_spike_nb(coding[p], rem, unit[g])
-            if s != 0 and rem != s:  # fires again next step
-                alist[b + m] = i
-                m += 1
-        if s == 0:
-            continue
-        crow[g] = c + s
-        stepval[g] = s
-        sp[nsp] = g
-        nsp += 1
-        nspk[g] += 1
-        if ks >= 0:
-            kcache[ks, i, n] += s
-        if s > 0:
-            n_pos += 1
-        if rec[0]:
-            record_event(rec, steps, p, n * size + i, s)
-    if not eiif:
-        alen[p] = m
-    counters[0][p] += n_pos
-    counters[1][p] += nsp - start - n_pos
-    return nsp
-
-
-@njit(cache=True)
 def start_learn(p, n, first_step, struct, state, neur):
     """Population p starts: its window opens at ``first_step``; list the neurons that may fire."""
-    off, qmin, qmax, shift, gain, offset = struct[0], struct[3], struct[4], struct[5], struct[6], struct[7]
-    counts, acc, alist, alen = state[0], state[1], state[6], state[7]
-    lkind, unit, thb, alp, rr, vmem, xin, tstart = neur[0], neur[1], neur[2], neur[3], neur[4], neur[5], neur[6], \
-        neur[7]
+    off, gain, offset, shift = struct.off, struct.gain, struct.offset, struct.shift
+    acc, alist = state.acc, state.alist
+    counts_n = state.counts[n]
+    qmin, qmax = struct.qmin[p], struct.qmax[p]
     b = off[p]
-    tstart[p] = first_step
+    neur.tstart[p] = first_step
     m = 0
     for i in range(off[p + 1] - b):
         g = b + i
-        c = np.int64(counts[n, g])
-        if lkind[p] == EIIF:
-            vmem[g] = 0.0
-            xin[g] = potential_nb(acc[g], gain[g], offset[g], shift[p])
-            ok = eiif_pending_nb(0.0, xin[g], 0, thb[g], alp[g], rr[g], c, qmin[p], qmax[p])
+        c = np.int64(counts_n[g])
+        if neur.lkind[p] == EIIF:
+            neur.vmem[g] = 0.0
+            neur.xin[g] = potential_nb(acc[g], gain[g], offset[g], shift[p])
+            ok = eiif_pending_nb(0.0, neur.xin[g], 0, neur.theta_base[g], neur.alpha[g], neur.r[g], c, qmin, qmax)
         else:
-            ok = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], qmin[p], qmax[p], unit[g]) != 0
+            ok = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], qmin, qmax, neur.unit[g]) != 0
         if ok:
             alist[b + m] = i
             m += 1
-    alen[p] = m
+    state.alen[p] = m
 
 
 @njit(cache=True)
 def pending_learn(p, n, steps, struct, state, neur):
-    """After step ``steps``: how many EI-IF neurons of p may still fire (into ``alen[p]``)."""
-    off, qmin, qmax = struct[0], struct[3], struct[4]
-    counts, alen = state[0], state[7]
-    thb, alp, rr, vmem, xin, tstart = neur[2], neur[3], neur[4], neur[5], neur[6], neur[7]
+    """After step ``steps``: how many EI-IF neurons of p may still fire (into ``state.alen[p]``)."""
+    off = struct.off
+    counts_n = state.counts[n]
     b = off[p]
-    t_next = steps - tstart[p] + 1
+    t_next = steps - neur.tstart[p] + 1
     m = 0
     for g in range(b, off[p + 1]):
-        if eiif_pending_nb(vmem[g], xin[g], t_next, thb[g], alp[g], rr[g], np.int64(counts[n, g]), qmin[p], qmax[p]):
+        if eiif_pending_nb(neur.vmem[g], neur.xin[g], t_next, neur.theta_base[g], neur.alpha[g], neur.r[g],
+                           np.int64(counts_n[g]), struct.qmin[p], struct.qmax[p]):
             m += 1
-    alen[p] = m
+    state.alen[p] = m
 
 
 @njit(cache=True)
 def learn_step(n, steps, clock, first, last, nsp, struct, state, neur, plast):
     """The learn phase of one step (see the module docstring and docs/lm.md)."""
-    off, W = struct[0], struct[18]
-    stepval, sp, pstart, pend = state[8], state[9], state[10], state[11]
-    vmem, active, psp, ppst, ppen = neur[5], neur[9], neur[10], neur[11], neur[12]
-    thb, alp, rr = neur[2], neur[3], neur[4]
-    pr_i, pr_f, wm, xpre, tpre, xpost, tpost, crow, mark, etab, hr_i, hr_f, sbar, vbar, lcnt = plast
+    off, W = struct.off, struct.W
+    stepval, sp, pstart, pend = state.stepval, state.sp, state.pstart, state.pend
+    vmem, active, psp, ppst, ppen = neur.vmem, neur.active, neur.psp, neur.ppst, neur.ppen
+    thb, alp, rr = neur.theta_base, neur.alpha, neur.r
+    pr_i, pr_f, wm, xpre, tpre, xpost, tpost = plast.pr_i, plast.pr_f, plast.wm, plast.xpre, plast.tpre, plast.xpost, \
+        plast.tpost
+    crow, mark, etab, hr_i, hr_f, sbar, vbar, lcnt = plast.crow, plast.mark, plast.etab, plast.hr_i, plast.hr_f, \
+        plast.sbar, plast.vbar, plast.lcnt
     t = clock + steps
     P = off.shape[0] - 1
     for r in range(pr_i.shape[0]):

@@ -15,13 +15,9 @@ the integer rows are the converted ones bit for bit, so the run is the exact one
 8 bytes per plastic synapse plus the integer copy, one rounding per update; both are counted
 (``learn_ops``: master updates, ``weight_flips``: integer weights that changed).
 
-Bundles for the compiled loop (:mod:`spikelm.lm.learn.kernels` has the column constants):
-
-- ``neur``: lkind [P] (-1 plain, 0 units, 1 EI-IF), unit [N], theta_base, alpha, r [N],
-  vmem [N] (EI-IF membrane), xin [N] (its input), tstart [P] (window start), nspk [N] (spikes
-  this token), active [P], psp [N], ppst, ppen [P] (last step's spikes, which arrive now);
-- ``plast``: pr_i, pr_f (projection rules), wm (masters), xpre, tpre, xpost, tpost, crow
-  (C_i), mark, etab (decay tables), hr_i, hr_f (homeostasis), sbar, vbar, lcnt.
+The compiled loop reads the same arrays by name as a
+:class:`~spikelm.lm.bundles.LearnBundle` (``neur``: neuron parameters and per-token scratch;
+``plast``: rule tables, master weights, traces; :meth:`LearnState.bundle`).
 
 N is the number of spiking neurons of one position: a neuron is a channel, shared by every
 position, as its weights are.
@@ -34,6 +30,7 @@ import math
 import numpy as np
 
 from spikelm.errors import CheckpointMismatchError
+from spikelm.lm.bundles import LearnBundle, LearnNeurons, LearnRules
 from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.attach import Attached, weight_bound
 from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, TargetSpikes
@@ -41,23 +38,21 @@ from spikelm.lm.layout import Layout, flat_weights
 
 #: longest decay table per time constant (beyond it the table's last entry is multiplied out)
 MAX_TABLE = 1 << 16
-NEUR = ("lkind", "unit", "theta_base", "alpha", "r", "vmem", "xin", "tstart", "nspk", "active", "psp", "ppst",
-        "ppen")
-PLAST = ("pr_i", "pr_f", "wm", "xpre", "tpre", "xpost", "tpost", "crow", "mark", "etab", "hr_i", "hr_f", "sbar",
-         "vbar", "lcnt")
 #: what a checkpoint keeps besides the plastic integer rows (tables and rule columns are rebuilt)
 MUTABLE = ("unit", "theta_base", "alpha", "r", "psp", "ppst", "ppen", "wm", "xpre", "tpre", "xpost", "tpost",
            "crow", "mark", "sbar", "vbar", "lcnt", "uth")
 
 
-def empty_bundle():
+def empty_bundle() -> LearnBundle:
     """A learning bundle of the right types and no content (for the loop compiled without LEARN)."""
     i64, f64 = np.zeros(1, np.int64), np.zeros(1)
-    neur = (i64, i64, f64, f64, f64, f64, f64, i64, i64, np.zeros(1, np.uint8), i64, i64, i64)
-    plast = (np.zeros((0, K.RI), np.int64), np.zeros((0, K.RF)), f64, f64, i64, f64, i64, f64,
-             np.zeros(1, np.uint8), f64, np.zeros((0, K.HI), np.int64), np.zeros((0, K.HF)), f64, f64,
-             np.zeros(2, np.int64))
-    return neur, plast
+    neur = LearnNeurons(lkind=i64, unit=i64, theta_base=f64, alpha=f64, r=f64, vmem=f64, xin=f64, tstart=i64, nspk=i64,
+                        active=np.zeros(1, np.uint8), psp=i64, ppst=i64, ppen=i64)
+    plast = LearnRules(pr_i=np.zeros((0, K.RI), np.int64), pr_f=np.zeros((0, K.RF)), wm=f64, xpre=f64, tpre=i64,
+                       xpost=f64, tpost=i64, crow=f64, mark=np.zeros(1, np.uint8), etab=f64,
+                       hr_i=np.zeros((0, K.HI), np.int64), hr_f=np.zeros((0, K.HF)), sbar=f64, vbar=f64,
+                       lcnt=np.zeros(2, np.int64))
+    return LearnBundle(neur, plast)
 
 
 def _table(tau: float) -> np.ndarray:
@@ -184,10 +179,11 @@ class LearnState:
         self.a["hr_i"] = np.array(hi, np.int64).reshape(-1, K.HI)
         self.a["hr_f"] = np.array(hf, np.float64).reshape(-1, K.HF)
 
-    def bundle(self):
-        """``(neur, plast)`` for the compiled loop: the arrays themselves, not copies."""
+    def bundle(self) -> LearnBundle:
+        """The learning bundle of the compiled loop: the arrays themselves, not copies."""
         a = self.a
-        return tuple(a[k] for k in NEUR), tuple(a[k] for k in PLAST)
+        return LearnBundle(LearnNeurons(**{k: a[k] for k in LearnNeurons._fields}),
+                           LearnRules(**{k: a[k] for k in LearnRules._fields}))
 
     def weights(self, k: int) -> np.ndarray:
         """Projection k's integer rows as the executors read them (a view into the flat array)."""

@@ -18,7 +18,8 @@ The Numba twin's signature is fixed::
     start(n, p, arg, struct, counts, acc, S, params, scratch) -> op evaluations
 
 n: the position; p: the population; arg: its index among the populations of this kind (the
-row of ``params``); struct: (off, in_ptr, in_idx, qmin, qmax) of the graph (population p's
+row of ``params``); struct: the graph's :class:`~spikelm.lm.bundles.OpGraph` (fields ``off``,
+``in_ptr``, ``in_idx``, ``qmin``, ``qmax``; population p's
 neurons of position n are ``acc[off[p]:off[p + 1]]``, its inputs are
 ``in_idx[in_ptr[p]:in_ptr[p + 1]]``, whose codes are ``counts[n, off[i]:off[i + 1]]``);
 S: the Q·K^T accumulators [slot, head, key]; params: what ``pack`` returned; scratch: an

@@ -54,7 +54,7 @@ _fix_nb = njit(cache=True, inline="always")(_fix)
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
-    off, in_ptr, in_idx, qmin, qmax = struct
+    off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     cos, sin, gain, head_dim = params
     i = off[in_idx[in_ptr[p]]]
     b = off[p]

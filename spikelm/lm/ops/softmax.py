@@ -77,7 +77,7 @@ def softmax_row(S, n, hi, lo, shift, qmax, out):
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
-    off, in_ptr, in_idx, qmin, qmax = struct
+    off, qmax = struct.off, struct.qmax
     hi, lo, shift, slot, heads = params
     b = off[p]
     H = heads[arg]

@@ -19,7 +19,7 @@ class TableParams:
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
-    off, in_ptr, in_idx, qmin, qmax = struct
+    off, in_ptr, in_idx = struct.off, struct.in_ptr, struct.in_idx
     lut, lo = params
     i = in_idx[in_ptr[p]]
     b = off[p]
