@@ -22,13 +22,15 @@ head) only accumulates; the logits are read from it.
 
 A population's ``neuron`` is ``signed_if`` (the exact quantizer neuron above; an optional
 integer spike ``unit`` per neuron makes it fire spikes worth ``unit`` codes, toward
-``unit round(V / unit)``) or ``eiif`` (BrainGPT's EI-IF neuron, eq. 1, with ``theta_base``,
-``alpha`` and ``r`` per neuron; exact at 1/2, 1, 1 with t counted from 0:
-:mod:`spikelm.lm.learn.neurons`). Both are shared by every position: a neuron here is one
+``unit round(V / unit)``) or ``eiif_exact`` (BrainGPT's EI-IF neuron, eq. 1, with
+``theta_base``, ``alpha`` and ``r`` per neuron, in the variant that is exact at 1/2, 1, 1: t
+counted from 0, the negative side strict; :mod:`spikelm.lm.learn.neurons`. The engine's
+``eiif`` model is eq. 1 as printed). Both are shared by every position: a neuron here is one
 channel of a population, the same at every token, as its weights are.
 
 Populations are listed in a topological order (every input before its reader); the builders
-(each family's ``build``, :mod:`spikelm.lm.families`) choose one, and any other topological order runs the same.
+(each family's ``build``, :mod:`spikelm.lm.families`) choose one, and any other topological
+order runs the same.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ ACCUMULATE = "accumulate"
 #: Product edge kinds: Q·K^T scores (read by a softmax population), A·V, elementwise a·b.
 EDGE_KINDS = ("scores", "mix", "mul")
 #: Neuron models of a spiking population (see the module docstring).
-NEURONS = ("signed_if", "eiif")
+NEURONS = ("signed_if", "eiif_exact")
 
 
 @dataclass
@@ -61,8 +63,8 @@ class LMPopulation:
     params: the operator's parameters for this population (the operator's own type);
     gain/offset/shift: M, B, k of an accumulating population; spiking: False for a readout;
     coding: the spike coding of its neurons (:mod:`spikelm.lm.codings`); neuron: ``signed_if``
-    or ``eiif``; unit: int64 [size] spike units of a signed_if population (None: all 1, exact);
-    eiif: (theta_base, alpha, r), float64 [size] each, of an eiif population.
+    or ``eiif_exact``; unit: int64 [size] spike units of a signed_if population (None: all 1,
+    exact); eiif: (theta_base, alpha, r), float64 [size] each, of an eiif_exact population.
     """
 
     name: str
@@ -206,8 +208,8 @@ class LMGraph:
                     or (u < 1).any():
                 raise ConfigError(f"graph: population {p.name!r}: unit must be {p.size} integers >= 1 "
                                   "of a signed_if population")
-        if (p.neuron == "eiif") != (p.eiif is not None):
-            raise ConfigError(f"graph: population {p.name!r}: an eiif population needs (theta_base, alpha, r), "
+        if (p.neuron == "eiif_exact") != (p.eiif is not None):
+            raise ConfigError(f"graph: population {p.name!r}: an eiif_exact population needs (theta_base, alpha, r), "
                               "and only it")
         if p.eiif is not None:
             th, al, r = (np.asarray(x, dtype=np.float64) for x in p.eiif)
@@ -286,7 +288,7 @@ def plain_graph(graph: LMGraph) -> LMGraph:
     if graph.plain:
         return graph
     pops = [p if p.plain else dataclasses.replace(p, neuron="signed_if", unit=None, eiif=None,
-                                                  coding="unit" if p.neuron == "eiif" else p.coding)
+                                                  coding="unit" if p.neuron == "eiif_exact" else p.coding)
             for p in graph.pops]
     return LMGraph(config=graph.config, pops=pops, projections=graph.projections, edges=graph.edges,
                    n_positions=graph.n_positions, vocab_size=graph.vocab_size, meta=graph.meta, prefix=graph.prefix)

@@ -120,15 +120,15 @@ def apply(graph: LMGraph, path) -> LMGraph:
                 raise FileFormatError(f"{path}: populations/{name}: no such population in this model")
             p = graph.index[name]
             neuron = h.attrs.get("neuron")
-            if neuron == "eiif":
-                pops[p] = dataclasses.replace(pops[p], neuron="eiif", unit=None, eiif=tuple(
+            if neuron in ("eiif_exact", "eiif"):  # "eiif": its name in files written before it had its own
+                pops[p] = dataclasses.replace(pops[p], neuron="eiif_exact", unit=None, eiif=tuple(
                     h[x][...].astype(np.float64) for x in ("theta_base", "alpha", "r")))
             elif neuron == "signed_if":
                 unit = h["unit"][...].astype(np.int64)
                 pops[p] = dataclasses.replace(pops[p], neuron="signed_if", eiif=None,
                                               unit=None if (unit == 1).all() else unit)
             else:
-                raise FileFormatError(f"{path}: populations/{name}: neuron {neuron!r}; allowed: signed_if, eiif")
+                raise FileFormatError(f"{path}: populations/{name}: neuron {neuron!r}; allowed: signed_if, eiif_exact")
     return LMGraph(config=graph.config, pops=pops, projections=projections, edges=graph.edges,
                    n_positions=graph.n_positions, vocab_size=graph.vocab_size,
                    meta={**graph.meta, "learned": str(path), "masters": masters}, prefix=graph.prefix)

@@ -52,7 +52,7 @@ class Learning:
         if not isinstance(enabled, bool):
             raise ConfigError(f"enabled={enabled!r}; allowed: True or False")
         a = self.state.a
-        a["pr_i"][:, K.R_ON] = int(enabled)
+        a["pr_i"][:, K.P_ON] = int(enabled)
         a["hr_i"][:, K.H_ON] = int(enabled)
         self.state.tokens_on = enabled
 
