@@ -25,9 +25,6 @@ import numpy as np
 from spikelm.errors import ConfigError
 from spikelm.interrupt import deferred_interrupts
 
-SAMPLE_PROMPTS = ("Return the ", "The default value is ", "If the file ", "This module provides ")
-
-
 def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
     """Add the ``lm`` command (and its sub-commands) to an argparse sub-parser collection.
 
@@ -36,27 +33,34 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
     ``evaluate`` sub-command."""
     lm = subparsers.add_parser(
         "lm", help="converted language models: generate, check, report",
-        description="Run a converted GPT-2-style language model spike by spike.",
+        description="Run a converted language model spike by spike.",
     )
-    from spikelm.lm import backends
+    from spikelm.lm import backends, families
     from spikelm.lm.codings import CODINGS, DEFAULT as DEFAULT_CODING
     from spikelm.lm.learn import cli as learn_cli
 
     lm.set_defaults(func=run, lm_command=None)
     sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report,evaluate}")
 
+    fams = families.all_families()
+
+    def takers(option):
+        return " and ".join(f.label for f in fams if option in f.options) or "no"
+
     def common(p):
         p.add_argument("--model", default=None,
-                       help="a model folder (config.json + safetensors or pytorch_model.bin; GPT-2, Llama, Qwen2, "
-                            "Mistral) or a .gguf file; default: the shipped demo")
+                       help="a model folder (config.json + safetensors, sharded or not, or pytorch_model.bin) or a "
+                            f".gguf file, of a known family ({', '.join(f.label for f in fams)}: model_type "
+                            f"{', '.join(m for f in fams for m in f.model_types)}); default: the shipped demo")
         p.add_argument("--bits", default=None,
                        help="activation bits: one width 2-16 for every point, or per point group, e.g. "
-                            "lin=8,act=8,res=12,att=12,oth=8 (groups: lin, act, res, att, oth; default 8 for "
-                            "GPT-2, lin=8,act=8,res=12,att=12,oth=12 for Llama-family models)")
+                            "lin=8,act=8,res=12,att=12,oth=8 (groups: lin, act, res, att, oth; default: the "
+                            f"family's: {'; '.join(f'{f.default_bits} for {f.label}' for f in fams)})")
         p.add_argument("--context", type=int, default=None,
-                       help="Llama family: positions to build neurons for (default min(the model's, 1024))")
+                       help=f"{takers('context')} models: positions to build neurons for (default: the family's)")
         p.add_argument("--weight-bits", type=int, default=None,
-                       help="Llama family: bits of the folded integer weights, 4-16 (default 12)")
+                       help=f"{takers('weight_bits')} models: bits of the folded integer weights, 4-16 "
+                            "(default: the family's)")
         if p.prog.split()[-1] != "report":
             p.add_argument("--coding", default=DEFAULT_CODING, choices=CODINGS,
                            help=f"spike coding (default {DEFAULT_CODING}: fewest SynOps; the logits do not depend on it)")

@@ -14,7 +14,6 @@ from spikelm.lm.graph import LMGraph
 from spikelm.lm.learn.export import LEARNED_FILE, apply
 from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
-from spikelm.lm.report import layer_names
 from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy
 
 __all__ = ["Generation", "Simulation", "SpikingLM", "convert", "demo_model_path", "load_demo"]
@@ -161,9 +160,6 @@ class SpikingLM:
         cid = coding_id(self.coding)
         return {p.name: max(1, int(spike_values(cid, [max(-p.qmin, p.qmax, 1)])[0]))
                 for p in self.graph.pops if p.spiking}
-
-    def layers(self) -> list:
-        return layer_names(self.graph)
 
 
 def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CODING, *,

@@ -127,7 +127,7 @@ class ProductEdge:
 class Prefix:
     """Positions before the text whose codes are constants of the converted model.
 
-    The attention sink of Llama-family models: every sequence starts with ``ids`` (the BOS
+    The attention sink: a family's builder may start every sequence with ``ids`` (the BOS
     token), whose K and V codes were computed once from the float model. ``codes`` maps the
     populations read across positions (keys, values) to int64 [len(ids), size]; the
     executors preload them, so those positions never spike and produce no logits.

@@ -2,7 +2,7 @@
 extra, and the float64 matrix product the float forwards and the reference share.
 
 The core install converts the shipped safetensors demo without torch; reading a PyTorch
-checkpoint, building spikelm's ``TinyGPT`` or a transformers model needs it.
+checkpoint or building a torch model (spikelm's own or a transformers one) needs it.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ class Family:
         Its configuration (a frozen dataclass). Besides its own fields it offers the names the
         rest of lm/ reads: ``vocab_size``, ``n_positions`` (the context it is built for),
         ``n_layer``, ``n_embd``, ``tie_word_embeddings`` and ``to_dict()``.
+    default_bits : int or str
+        Its activation precision when none is given (:mod:`spikelm.lm.precision`).
     options : dict
         Conversion options it takes besides ``bits`` and ``coding`` (name -> default), among
         ``context``, ``weight_bits``, ``clamp``, ``sink``.
@@ -46,6 +48,7 @@ class Family:
     model_types: tuple = ()
     architectures: tuple = ()
     config_class: type = type(None)
+    default_bits: int | str = 8
     options: dict = {}
     missing: dict = {}
     reads_untyped = False

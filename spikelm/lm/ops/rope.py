@@ -1,5 +1,5 @@
 """RoPE on integer codes: rotate each head's channel pairs (i, i + head_dim/2) by the angle of
-the position (the rotate_half convention of Llama-family models).
+the position (the rotate_half convention of Hugging Face's rotary models).
 
 With input codes x (per-channel scales s_c) and one output scale t::
 

@@ -26,6 +26,7 @@ class GPT2(Family):
     model_types = ("gpt2",)
     architectures = ("GPT2LMHeadModel", "GPT2Model")
     config_class = GPTConfig
+    default_bits = builder.DEFAULT_BITS
     options: dict = {}
     missing = {"context": "GPT-2's is its n_positions", "weight_bits": "GPT-2 weights are int8",
                "clamp": "GPT-2 weights are int8"}
@@ -50,7 +51,7 @@ class GPT2(Family):
         return forward.float_forward(cfg, params, ids)
 
     def build(self, cfg, params, calibration, bits, coding, **options):
-        return builder.build(cfg, params, calibration, builder.DEFAULT_BITS if bits is None else bits, coding)
+        return builder.build(cfg, params, calibration, self.default_bits if bits is None else bits, coding)
 
     def save_folder(self, cfg, params, folder):
         from safetensors.numpy import save_file

@@ -87,7 +87,7 @@ class _Transformer(_Module):
 
 
 class TinyGPT(_Module):
-    """A GPT-2-style decoder with Hugging Face parameter names.
+    """A GPT-2 decoder with Hugging Face parameter names.
 
     ``forward(ids)`` takes token ids ``[batch, length]`` (or ``[length]``) and returns logits
     ``[batch, length, vocab]``.

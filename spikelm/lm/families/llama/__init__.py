@@ -24,6 +24,7 @@ class Llama(Family):
     model_types = MODEL_TYPES
     architectures = tuple(ARCHITECTURES)
     config_class = LlamaConfig
+    default_bits = builder.DEFAULT_BITS
     options = {"context": None, "weight_bits": builder.DEFAULT_WEIGHT_BITS, "clamp": builder.DEFAULT_CLAMP,
                "sink": True}
 
