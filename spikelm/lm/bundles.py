@@ -1,8 +1,8 @@
 """The compiled token loop's arguments, as named bundles.
 
 Each bundle is a NamedTuple of typed arrays (Numba types every field, and a kernel reads
-``struct.kslot``, never ``struct[29]``): inserting a field moves no index, and two arrays of
-one type cannot swap unnoticed. :class:`spikelm.lm.numba_runner.NumbaRunner` packs them once
+``struct.kslot``, never an element by its position): inserting a field moves no index, and two
+arrays of one type cannot swap unnoticed. :class:`spikelm.lm.numba_runner.NumbaRunner` packs them once
 per graph (``rec`` once per call, for its clock); :mod:`spikelm.lm.loop`, the operators'
 Numba twins and :mod:`spikelm.lm.learn.kernels` read them by name.
 

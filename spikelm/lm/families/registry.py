@@ -182,5 +182,10 @@ def of_module(model) -> Family:
 
 
 def of_config_object(cfg) -> Family | None:
-    """The family whose ``config_class`` ``cfg`` is an instance of (None: none)."""
-    return next((f for f in _REGISTRY.values() if isinstance(cfg, f.config_class)), None)
+    """The family whose ``config_class`` ``cfg`` is an instance of, the most specific first (a
+    variant's config may subclass its base family's); None: none."""
+    for cls in type(cfg).__mro__:
+        for f in _REGISTRY.values():
+            if f.config_class is cls:
+                return f
+    return None

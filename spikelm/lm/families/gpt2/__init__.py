@@ -39,8 +39,11 @@ class GPT2(Family):
         return tensors.LAYOUT
 
     def reads_module(self, model):
-        # a bare GPT2Model has no head: only the LM module converts
-        return isinstance(model, TinyGPT) or type(model).__name__ == self.architectures[0]
+        # spikelm's TinyGPT is this family's when its config is (a variant's config class claims
+        # it for the variant); a bare GPT2Model has no head: only the LM module converts
+        if isinstance(model, TinyGPT):
+            return type(model.config) is self.config_class
+        return type(model).__name__ == self.architectures[0]
 
     def from_module(self, model, context=None):
         if isinstance(model, TinyGPT):
