@@ -17,12 +17,11 @@ packed parameters, in kind order) and ``lrn`` (spike units, EI-IF neurons and pl
 used only under ``LEARN``). :func:`run_token` reads their fields once per call, then runs the
 steps; each step's phases are marked in it: **update** (every neuron kind decides its spike,
 then one emission block records it), **learn** (:func:`spikelm.lm.learn.kernels.learn_step`),
-**propagate** (rows, then the product edges), **settle** and **start** (:func:`start_ready`).
-The per-step phases stay in this one function on purpose: a helper called every step re-reads
-the bundles' arrays, and every array read out of a bundle or passed to a call costs Numba an
-atomic reference count; measured on the demo, per-step helpers made a token 1.9x slower. The
-helpers below run once per token (:func:`begin_token`) or once per population start
-(:func:`activate`, :func:`start_ready`).
+**propagate** (rows, then the product edges), **settle** and **start**. They stay in this one
+function on purpose: a helper called every step re-reads the bundles' arrays, and every array
+read out of a bundle costs Numba an atomic reference count; measured on the demo, per-step
+helpers made a token 1.9x slower, and a helper for the start phase alone 3 % slower. The
+helpers run once per token (:func:`begin_token`) or take plain arrays (:func:`activate`).
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ LEARN = False
 QUIESCENT, MAX_STEPS, BUFFER_FULL = 0, 1, 2
 
 #: the functions of this file that the generated module compiles (in its footer)
-COMPILED = ("activate", "begin_token", "start_ready", "run_token")
+COMPILED = ("activate", "begin_token", "run_token")
 
 
 def op_start(kind, n, p, arg, struct, counts, acc, S, op_params, scratch):  # pragma: no cover
@@ -59,19 +58,18 @@ def now_ns():  # pragma: no cover - rebound to a compiled clock in TIMED modules
     return 0
 
 
-def activate(p, n, struct, state):
-    """List the neurons of plain population p that still have a remainder to fire."""
-    off, gain, offset = struct.off, struct.gain, struct.offset
-    acc, counts_n, alist = state.acc, state.counts[n], state.alist
+def activate(p, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen):
+    """List the neurons of plain population p that still have a remainder to fire (arrays
+    passed one by one: it runs at every population start, where reading them out of the
+    bundles again would cost their reference counts)."""
     b = off[p]
-    k, lo, hi = struct.shift[p], struct.qmin[p], struct.qmax[p]
     m = 0
     for i in range(off[p + 1] - b):
         g = b + i
-        if remainder_nb(acc[g], counts_n[g], gain[g], offset[g], k, lo, hi) != 0:
+        if remainder_nb(acc[g], counts_n[g], gain[g], offset[g], shift[p], qmin[p], qmax[p]) != 0:
             alist[b + m] = i
             m += 1
-    state.alen[p] = m
+    alen[p] = m
 
 
 def begin_token(n, emb, struct, state, counters, lrn):
@@ -94,39 +92,9 @@ def begin_token(n, emb, struct, state, counters, lrn):
     if LEARN and lrn.neur.lkind[stim] != PLAIN:
         start_learn(stim, n, 0, struct, state, lrn.neur)
     else:
-        activate(stim, n, struct, state)
+        activate(stim, struct.off, struct.shift, struct.gain, struct.offset, struct.qmin, struct.qmax,
+                 state.counts[n], state.acc, state.alist, state.alen)
     state.st[0] = 0
-
-
-def start_ready(n, steps, first, last, struct, state, counters, op_params, lrn):
-    """Populations whose inputs are all done start (an operator evaluates now, its neurons are
-    listed); returns the last started population."""
-    in_ptr, in_idx, done, started = struct.in_ptr, struct.in_idx, state.done, state.started
-    P = struct.off.shape[0] - 1
-    for p in range(first, P):
-        if started[p] == 1:
-            continue
-        ready = True
-        for e in range(in_ptr[p], in_ptr[p + 1]):
-            if done[in_idx[e]] == 0:
-                ready = False
-                break
-        if not ready:
-            continue
-        started[p] = 1
-        if p > last:
-            last = p
-        kind = struct.op_kind[p]
-        if kind >= 0:
-            counters.op_evals[p] += op_start(kind, n, p, struct.op_arg[p], struct.op_graph, state.counts, state.acc,
-                                             state.S, op_params, state.scratch)
-        if struct.spiking[p] == 0:
-            done[p] = 1
-        elif LEARN and lrn.neur.lkind[p] != PLAIN:
-            start_learn(p, n, steps + 1, struct, state, lrn.neur)
-        else:
-            activate(p, n, struct, state)
-    return last
 
 
 def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params, lrn):
@@ -150,6 +118,9 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
     spikes_pos, spikes_neg, synops, synops_products, shift_adds, timing = counters.spikes_pos, counters.spikes_neg, \
         counters.synops, counters.synops_products, counters.shift_adds, counters.timing
     record, ev_n, ev_size = rec.record, rec.n, rec.step.shape[0]
+    in_ptr, in_idx, op_kind, op_arg, op_graph = struct.in_ptr, struct.in_idx, struct.op_kind, struct.op_arg, \
+        struct.op_graph
+    op_evals, scratch = counters.op_evals, state.scratch
     neur = lrn.neur
     lkind, unit, vmem, xin, tstart, nspk, active = neur.lkind, neur.unit, neur.vmem, neur.xin, neur.tstart, \
         neur.nspk, neur.active
@@ -325,7 +296,28 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
 
         # ---- start: populations whose inputs are now all done
         if finished:
-            last = start_ready(n, steps, first, last, struct, state, counters, op_params, lrn)
+            for p in range(first, P):
+                if started[p] == 1:
+                    continue
+                ready = True
+                for e in range(in_ptr[p], in_ptr[p + 1]):
+                    if done[in_idx[e]] == 0:
+                        ready = False
+                        break
+                if not ready:
+                    continue
+                started[p] = 1
+                if p > last:
+                    last = p
+                kind = op_kind[p]
+                if kind >= 0:
+                    op_evals[p] += op_start(kind, n, p, op_arg[p], op_graph, counts, acc, S, op_params, scratch)
+                if spiking[p] == 0:
+                    done[p] = 1
+                elif LEARN and lkind[p] != PLAIN:
+                    start_learn(p, n, steps + 1, struct, state, neur)
+                else:
+                    activate(p, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen)
         steps += 1
 
 

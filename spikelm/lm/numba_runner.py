@@ -29,6 +29,40 @@ def _i64(x):
 
 
 
+#: (loop, argument layout) -> the entry point of the loop's overload for those argument types
+_ENTRIES: dict = {}
+
+
+def _layout(x):
+    """What Numba's type of an argument depends on: an array's dtype, ndim, contiguity and
+    writeability, a scalar's type, a bundle's class and fields."""
+    if isinstance(x, tuple):
+        return type(x), tuple(_layout(y) for y in x)
+    if isinstance(x, np.ndarray):
+        return x.dtype.str, x.ndim, x.flags.c_contiguous, x.flags.f_contiguous, x.flags.writeable, x.flags.aligned
+    return type(x)
+
+
+def call_loop(runner, args):
+    """Call ``runner``'s compiled loop with ``args`` at the entry point of its compiled overload.
+
+    Numba's dispatcher types every argument on every call, and typing the six bundles (about
+    70 arrays) costs as much as a short token: measured on the demo, ~20 us a call through the
+    dispatcher, ~2 ms to look an overload up by its types, against ~1 ms a signed-digit
+    token. So the first call with a new argument layout goes through the dispatcher (it
+    compiles or loads the loop), and the overload it used is kept for every later runner
+    whose arguments have that layout, hence the same Numba types."""
+    if runner._entry is None:
+        key = (runner.run_token, _layout(args))
+        runner._entry = _ENTRIES.get(key)
+        if runner._entry is None:
+            status = runner.run_token(*args)
+            sig = tuple(runner.run_token.typeof_pyval(a) for a in args)
+            runner._entry = _ENTRIES[key] = runner.run_token.overloads[sig].entry_point
+            return status
+    return runner._entry(*args)
+
+
 class NumbaRunner(Runner):
     """Packs the graph into typed arrays once; :meth:`_run` calls the compiled loop per token."""
 
@@ -43,6 +77,7 @@ class NumbaRunner(Runner):
         # the LEARN variant carries spike units, EI-IF neurons and the learn phase; without
         # them the loop is generated with none of that code
         self.run_token = token_loop(self.kinds, timed, learn is not None)
+        self._entry = None  # the compiled overload's entry point, from the first call (call_loop)
         self.lrn = learn.bundle() if learn is not None else no_learning()
         by_kind = {name: [p for p, pop in enumerate(g.pops) if pop.op == name] for name in self.kinds}
         op_kind = np.full(P, -1, np.int64)
@@ -137,8 +172,8 @@ class NumbaRunner(Runner):
         fresh = True
         while True:
             rec = EventBuffer(self.events is not None, np.int64(self.clock), *self.ev, self.ev_n)
-            status = self.run_token(fresh, n, emb, max_steps, self.struct, self.state, self.counter_arrays, rec,
-                                    self.op_params, self.lrn)
+            status = call_loop(self, (fresh, n, emb, max_steps, self.struct, self.state, self.counter_arrays, rec,
+                                      self.op_params, self.lrn))
             fresh = False
             self._flush()
             if status == BUFFER_FULL:

@@ -14,6 +14,8 @@ is an instance of. What no family claims is one line naming the field and what i
 
 from __future__ import annotations
 
+import numpy as np
+
 from spikelm.errors import ConfigError
 
 
@@ -82,7 +84,7 @@ class Family:
 
     # ---------------------------------------------------------------- the float model and conversion
 
-    def float_logits(self, cfg, params: dict, ids) -> "np.ndarray":  # noqa: F821
+    def float_logits(self, cfg, params: dict, ids) -> np.ndarray:
         """Float64 logits [L, vocab] of the float model on token ids ``ids`` (one sequence)."""
         raise NotImplementedError
 
