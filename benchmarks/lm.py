@@ -28,7 +28,7 @@ from spikelm.lm import convert, demo_model_path
 from spikelm.lm.codings import CODINGS
 from spikelm.lm.loop import row_accumulate
 from spikelm.lm.numba_runner import NumbaRunner
-from spikelm.lm.report import E_AC_PJ, E_MAC_PJ
+from spikelm.lm.report import E_AC_PJ, E_MAC_PJ, activations as report_activations
 from spikelm.lm.tokenizer import CharTokenizer
 
 # CPU time of this thread: on a shared machine, wall time measures the neighbours too.
@@ -57,19 +57,8 @@ def per_token_times(snn, ids):
 
 
 def activations(snn, L):
-    """Activation elements of L tokens: every spiking neuron of each position (attention
-    probabilities: heads x (n + 1) at position n)."""
-    g = snn.graph
-    total = 0
-    for p, pop in enumerate(g.pops):
-        if not pop.spiking:
-            continue
-        if pop.op == "softmax":
-            heads = g.edges[g.scores_edge(p)].heads
-            total += heads * L * (L + 1) // 2
-        else:
-            total += pop.size * L
-    return total
+    """Activation elements of L tokens (attention probabilities: heads x (n + 1) at position n)."""
+    return report_activations(snn.graph, L)
 
 
 def synaptic_phase_rate(snn, ids):
@@ -137,7 +126,7 @@ def main(argv=None):
           f"{args.bits}-bit activations; {L} tokens x {len(prompts)} prompts; "
           f"{platform.processor() or platform.machine()}, numba {numba.__version__}, torch {torch.__version__}")
 
-    from spikelm.lm.gpt import TinyGPT
+    from spikelm.lm import TinyGPT
 
     model = TinyGPT(snn.config).eval()
     model.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in snn.params.items()}, strict=False)

@@ -42,7 +42,7 @@ RULES = {
     "braingpt_stdp": ("unit", [1e-6, 1e-5, 1e-4, 1e-3, 1e-2], lambda eta: {"projections": {"*": {"plasticity": {
         "rule": "braingpt_stdp", "eta_w": eta, "a_plus": 1.0, "a_minus": 1.0, "tau_plus": 20.0, "tau_minus": 20.0}}}}),
     "braingpt_homeostasis": ("unit", [1e-4, 1e-3, 1e-2, 1e-1], lambda eta: {"populations": {"*": {
-        "neuron": "eiif", "plasticity": {"rule": "braingpt_homeostasis", "eta_theta": eta, "s_target": 0.1,
+        "neuron": "eiif_exact", "plasticity": {"rule": "braingpt_homeostasis", "eta_theta": eta, "s_target": 0.1,
                                          "tau_avg": 20.0}}}}),
     "target_spikes": ("unit", [0.01, 0.03, 0.1], lambda eta, target=2.0: {"populations": {"*": {"plasticity": {
         "rule": "target_spikes", "target": target, "eta": eta}}}}),

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikelm.lm.gpt import GPTConfig, TinyGPT
+from spikelm.lm import GPTConfig, TinyGPT
 from spikelm.lm.tokenizer import CharTokenizer
 
 

@@ -151,12 +151,13 @@ def _broken_pipe():
 def _lm(rest):
     try:
         from spikelm.lm import cli as lm_cli
+        from spikelm.scaleout import cli as scaleout_cli  # runs `lm evaluate` (scaleout imports lm)
     except ImportError as e:
         print(f"spikelm: error: spikelm lm cannot start ({e}); install the lm extra: pip install 'spikelm[lm]'",
               file=sys.stderr)
         return 2
     try:
-        return lm_cli.main(["lm", *rest])
+        return lm_cli.main(["lm", *rest], evaluate=scaleout_cli)
     except KeyboardInterrupt:
         print("spikelm: interrupted", file=sys.stderr)
         return 130

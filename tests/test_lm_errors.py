@@ -108,7 +108,7 @@ def test_missing_weights_and_config(model, tmp_path):
         convert(tmp_path / "empty", calibration=np.arange(10))
     folder = save_folder(model, tmp_path / "m")
     (folder / "model.safetensors").unlink()
-    with pytest.raises(FileFormatError, match="no model.safetensors or pytorch_model.bin"):
+    with pytest.raises(FileFormatError, match="no model.safetensors, model.safetensors.index.json or pytorch_model.bin"):
         convert(folder, calibration=np.arange(10))
 
 

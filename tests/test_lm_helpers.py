@@ -1,4 +1,4 @@
-"""Shared helpers of the lm tests (no tests here): small random GPT-2-style models (no
+"""Shared helpers of the lm tests (no tests here): small random GPT-2 models (no
 download, seeded), the run snapshot and the one agreement helper, and example counts that
 scale with the hypothesis profile."""
 

@@ -111,7 +111,7 @@ def test_eiif_populations_at_their_defaults_are_exactly_unit_coding(seed, backen
     snn = tiny(seed, coding="unit")
     ids = token_ids(seed, 6, VOCAB)
     ref = snn.simulate(ids, backend=backend, record=True)
-    run, sim = learn(snn, {"populations": {"*": {"neuron": "eiif"}}}, ids, backend)
+    run, sim = learn(snn, {"populations": {"*": {"neuron": "eiif_exact"}}}, ids, backend)
     assert_lm_agree(ref, sim)
     assert sim.drift.max_dlogit.max() == 0 and sim.drift.agree.all()
 
@@ -267,7 +267,7 @@ def test_braingpt_homeostasis_matches_a_transcription_of_eqs_12_to_14():
     ids = token_ids(7, 8, VOCAB)
     rule = {"rule": "braingpt_homeostasis", "s_target": 0.3, "eta_theta": 0.08, "eta_alpha": 0.01,
             "v_target": 0.2, "eta_r": 0.02, "v_rest": 0.1, "tau_avg": 6.0}
-    pl = {"populations": {"h0.q": {"neuron": "eiif", "theta_base": 0.5, "alpha": 1.0, "r": 1.0, "plasticity": rule}}}
+    pl = {"populations": {"h0.q": {"neuron": "eiif_exact", "theta_base": 0.5, "alpha": 1.0, "r": 1.0, "plasticity": rule}}}
     run, sim = learn(snn, pl, ids, "numpy")
     acc, pop = _input_potentials(snn, ids, "h0.q")
     x_all = (acc * pop.gain + pop.offset).astype(np.float64) / 2.0**pop.shift
@@ -331,9 +331,9 @@ def test_target_spikes_rule_matches_a_transcription_and_its_units_the_rounded_mu
 EVERYTHING = {
     "projections": {"h0.q": {"plasticity": RULES[0]}, "h0.fc": {"plasticity": RULES[3]},
                     "h0.proj": {"plasticity": RULES[1]}, "h0.fc2": {"plasticity": RULES[2]}},
-    "populations": {"h0.k": {"neuron": "eiif", "plasticity": {"rule": "braingpt_homeostasis", "eta_theta": 0.05,
+    "populations": {"h0.k": {"neuron": "eiif_exact", "plasticity": {"rule": "braingpt_homeostasis", "eta_theta": 0.05,
                                                               "eta_r": 0.01, "v_rest": 0.2, "tau_avg": 4.0}},
-                    "h0.att": {"neuron": "eiif", "theta_base": 0.4, "alpha": 0.9, "r": 0.8},
+                    "h0.att": {"neuron": "eiif_exact", "theta_base": 0.4, "alpha": 0.9, "r": 0.8},
                     "h0.v": {"plasticity": {"rule": "target_spikes", "target": 1.0, "eta": 0.2}},
                     "h0.res1": {"unit": 2}},
 }

@@ -31,7 +31,7 @@ a_plus = 2.0
 tau_plus = 4.0
 
 [populations."h0.q"]
-neuron = "eiif"
+neuron = "eiif_exact"
 theta_base = 0.5
 
 [populations."h0.q".plasticity]
@@ -59,19 +59,21 @@ BAD = [
     ('[projections."h9.fc".plasticity]\nrule = "stdp"\n', "projections.h9.fc: no synaptic target of this model is 'h9.fc'"),
     ('[projections."head".plasticity]\nrule = "stdp"\n', "the readout, which does not spike"),
     ('[projections."h0.fc"]\nrule = "stdp"\n', "projections.h0.fc.rule: unknown field"),
-    ('[populations."h9.q"]\nneuron = "eiif"\n', "populations.h9.q: no spiking population of this model is 'h9.q'"),
-    ('[populations."h0.q"]\nneuron = "lif"\n', "populations.h0.q.neuron: 'lif'; allowed: signed_if, eiif"),
-    ('[populations."h0.q"]\nneuron = "eiif"\nr = 1.5\n', "populations.h0.q.r: must be a finite number in [0, 1]"),
-    ('[populations."h0.q"]\nneuron = "eiif"\nalpha = nan\n', "populations.h0.q.alpha: must be a finite number"),
-    ('[populations."h0.q"]\nneuron = "eiif"\nunit = 2\n', "populations.h0.q.unit: not a parameter of a eiif neuron"),
+    ('[populations."h9.q"]\nneuron = "eiif_exact"\n', "populations.h9.q: no spiking population of this model is 'h9.q'"),
+    ('[populations."h0.q"]\nneuron = "lif"\n', "populations.h0.q.neuron: 'lif'; allowed: signed_if, eiif_exact"),
+    # the engine's EI-IF (eq. 1 as printed) is another neuron than the LM's: named, not taken for it
+    ('[populations."h0.q"]\nneuron = "eiif"\n', "populations.h0.q.neuron: 'eiif' is the engine's EI-IF"),
+    ('[populations."h0.q"]\nneuron = "eiif_exact"\nr = 1.5\n', "populations.h0.q.r: must be a finite number in [0, 1]"),
+    ('[populations."h0.q"]\nneuron = "eiif_exact"\nalpha = nan\n', "populations.h0.q.alpha: must be a finite number"),
+    ('[populations."h0.q"]\nneuron = "eiif_exact"\nunit = 2\n', "populations.h0.q.unit: not a parameter of a eiif_exact neuron"),
     ('[populations."h0.q"]\nunit = 0\n', "populations.h0.q.unit: must be an integer from 1"),
     ('[populations."h0.q"]\nspeed = 0\n', "populations.h0.q.speed: unknown field"),
-    ('[populations."h0.q".plasticity]\nrule = "braingpt_homeostasis"\n', "cannot act on h0.q, a signed_if population; it applies to eiif"),
-    ('[populations."h0.q"]\nneuron = "eiif"\n[populations."h0.q".plasticity]\nrule = "target_spikes"\n',
-     "rule 'target_spikes' cannot act on h0.q, a eiif population"),
+    ('[populations."h0.q".plasticity]\nrule = "braingpt_homeostasis"\n', "cannot act on h0.q, a signed_if population; it applies to eiif_exact"),
+    ('[populations."h0.q"]\nneuron = "eiif_exact"\n[populations."h0.q".plasticity]\nrule = "target_spikes"\n',
+     "rule 'target_spikes' cannot act on h0.q, a eiif_exact population"),
     ('[populations."h0.q".plasticity]\nrule = "target_spikes"\ntarget = 0.0\n', "plasticity.target: must be > 0"),
     ('[populations."h0.q".plasticity]\nrule = "target_spikes"\ntheta_min = 0.5\n', "plasticity.theta_min: must be >= 1"),
-    ('[populations."head"]\nneuron = "eiif"\n', "population 'head' does not spike"),
+    ('[populations."head"]\nneuron = "eiif_exact"\n', "population 'head' does not spike"),
     ('[layers]\nx = 1\n', ": layers: unknown section; allowed: projections, populations"),
     ('[projections]\n"h0.fc" = 3\n', "projections.h0.fc: must be a table"),
     ('projections = [1, 2\n', "not valid TOML"),
@@ -119,7 +121,7 @@ def test_a_good_file_round_trips_and_attaches(tmp_path):
     run = Learning(snn, pl)
     g = run.graph
     assert [g.pops[g.projections[k].post].name for k, _, _ in run.state.attached.projections] == ["h0.fc", "h1.fc"]
-    assert g.pops[g.index["h0.q"]].neuron == "eiif" and snn.graph.pops[snn.graph.index["h0.q"]].neuron == "signed_if"
+    assert g.pops[g.index["h0.q"]].neuron == "eiif_exact" and snn.graph.pops[snn.graph.index["h0.q"]].neuron == "signed_if"
 
 
 def _cli(*args, cwd=None):
@@ -246,7 +248,7 @@ def test_a_learned_model_folder_is_read_back_by_convert(tmp_path):
         mine = run.graph.pops[p]
         assert g.pops[p].neuron == mine.neuron
         seg = st_.layout.seg(p)
-        if mine.neuron == "eiif":
+        if mine.neuron == "eiif_exact":
             assert all(np.array_equal(a, st_.a[k][seg]) for a, k in zip(g.pops[p].eiif, ("theta_base", "alpha", "r")))
         else:
             unit = g.pops[p].unit if g.pops[p].unit is not None else np.ones(g.pops[p].size, np.int64)

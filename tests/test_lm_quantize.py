@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from test_lm_helpers import random_hf_gpt2, random_tiny_gpt, token_ids
 from spikelm.lm import convert
-from spikelm.lm.gpt import gelu
+from spikelm.lm.families.gpt2.forward import gelu
 from spikelm.lm.neuron import requantize, signed_if_step, signed_if_step_nb
 from spikelm.lm.ops.layernorm import layernorm, layernorm_row
 from spikelm.lm.ops.softmax import softmax, softmax_row, tables

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from numba import njit
 
 from test_lm_helpers import assert_lm_agree, assert_matches_reference, random_tiny_gpt, scaled, token_ids
 from spikelm.errors import ConfigError
-from spikelm.lm import codings, compile as lm_compile, convert, edges, graph as G, ops
+from spikelm.lm import codings, compile as lm_compile, convert, edges, families, graph as G, ops
 from spikelm.lm.neuron import signed_if_step, signed_if_step_nb
 from spikelm.network.models import signed_if as classic_sif
 
@@ -151,6 +152,76 @@ def test_no_order_or_name_assumptions_in_the_executors():
         edges))
     for pattern in ("lbase", "lb + 5", ".split(\".\")", "ln1", "\"head\"", "base = p -", "TELE_"):
         assert pattern not in src, pattern
+
+
+# ---------------------------------------------------------------- named bundles, no names in the executors (issue 20)
+
+LM = Path(__file__).resolve().parent.parent / "spikelm" / "lm"
+#: the modules that execute a graph: they may read only what the graph and its bundles say
+EXECUTORS = ("reference", "runner", "numba_runner", "loop", "compile", "report", "results", "backends", "layout",
+             "events", "bundles", "edges")
+
+
+def _code(path: Path) -> tuple[set, set]:
+    """(identifiers, string constants) of a module's code; docstrings and comments left out."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    names, strings = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.update(node.name.split(".") + ([node.asname] if node.asname else []))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.update(node.module.split("."))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            strings.add(node.value)
+    return names, strings
+
+
+def test_no_positional_bundle_indexing_in_lm():
+    """Bundles are read by field: struct.kslot, never struct[29] (a grep, as the issue asks)."""
+    bad = re.compile(r"\b(struct|state|counters|rec|lrn|neur|plast|ostruct)\[\s*-?\d")
+    hits = [f"{f.relative_to(LM)}:{i}" for f in LM.rglob("*.py") for i, line in enumerate(f.read_text().splitlines(), 1)
+            if bad.search(line)]
+    assert not hits, hits
+    assert bad.search("x = struct[29]") and bad.search("neur[0]") and not bad.search("struct.kslot[p]")
+
+
+def test_no_operator_or_family_name_in_the_executors():
+    fams = [families.get(n) for n in families.names()]
+    family_words = {w for f in fams for w in (f.name, *f.model_types, *f.architectures, f.config_class.__name__)}
+    for name in EXECUTORS:
+        idents, strings = _code(LM / f"{name}.py")
+        assert not strings & set(ops.names()), (name, strings & set(ops.names()))
+        assert not (idents | strings) & family_words, (name, (idents | strings) & family_words)
+
+
+def test_nothing_outside_a_family_folder_names_a_family():
+    """Family names appear in code only in their own folders, and in the one line of
+    families/__init__.py that registers the built-in ones (lm/__init__ re-exports the public
+    GPTConfig and TinyGPT, which the docs and the demo use)."""
+    fams = [families.get(n) for n in families.names()]
+    words = {w for f in fams for w in (f.name, *f.model_types, *f.architectures, f.config_class.__name__)}
+    words |= {"TinyGPT", "GPTConfig", "LlamaConfig"}
+    for path in LM.rglob("*.py"):
+        rel = path.relative_to(LM)
+        if rel.parts[0] == "families" and len(rel.parts) > 2 or rel.as_posix() == "__init__.py":
+            continue  # a family's own folder; lm/__init__'s public re-export
+        if rel.as_posix() == "families/__init__.py":  # its one registration line names the built-in folders
+            idents, _ = _code(path)
+            assert {"gpt2", "llama"} <= idents
+            continue
+        idents, strings = _code(path)
+        assert not (idents | strings) & words, (rel.as_posix(), (idents | strings) & words)
 
 
 # ---------------------------------------------------------------- codings and the neuron

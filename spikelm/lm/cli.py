@@ -1,11 +1,12 @@
 """``spikelm lm``: generate, check and report on converted language models.
 
-Hooked into the top-level command by ``spikelm/cli.py``::
+Hooked into the top-level command by ``spikelm/cli.py``, which also hands over the corpus
+evaluator (``spikelm lm evaluate`` runs in :mod:`spikelm.scaleout`, which imports lm, so lm
+does not import it)::
 
     from spikelm.lm import cli as lm_cli
-    lm_cli.add_parser(subparsers)        # adds "lm" with generate / check / report
-    ...
-    return args.func(args)               # lm_cli.run, returns the exit code
+    from spikelm.scaleout import cli as scaleout_cli
+    lm_cli.main(["lm", *argv], evaluate=scaleout_cli)   # generate / check / report / evaluate
 
 Errors are :mod:`spikelm.errors` exceptions; the top-level command prints them as one line
 and exits 2.
@@ -24,34 +25,42 @@ import numpy as np
 from spikelm.errors import ConfigError
 from spikelm.interrupt import deferred_interrupts
 
-SAMPLE_PROMPTS = ("Return the ", "The default value is ", "If the file ", "This module provides ")
+def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
+    """Add the ``lm`` command (and its sub-commands) to an argparse sub-parser collection.
 
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the ``lm`` command (and its sub-commands) to an argparse sub-parser collection."""
+    ``evaluate``: what runs ``lm evaluate`` (an object with ``add_evaluate_options(parser)``
+    and ``run_evaluate(args)``: :mod:`spikelm.scaleout.cli`); without it there is no
+    ``evaluate`` sub-command."""
     lm = subparsers.add_parser(
         "lm", help="converted language models: generate, check, report",
-        description="Run a converted GPT-2-style language model spike by spike.",
+        description="Run a converted language model spike by spike.",
     )
-    from spikelm.lm import backends
+    from spikelm.lm import backends, families
     from spikelm.lm.codings import CODINGS, DEFAULT as DEFAULT_CODING
     from spikelm.lm.learn import cli as learn_cli
 
     lm.set_defaults(func=run, lm_command=None)
     sub = lm.add_subparsers(dest="lm_command", metavar="{generate,check,report,evaluate}")
 
+    fams = families.all_families()
+
+    def takers(option):
+        return " and ".join(f.label for f in fams if option in f.options) or "no"
+
     def common(p):
         p.add_argument("--model", default=None,
-                       help="a model folder (config.json + safetensors or pytorch_model.bin; GPT-2, Llama, Qwen2, "
-                            "Mistral) or a .gguf file; default: the shipped demo")
+                       help="a model folder (config.json + safetensors, sharded or not, or pytorch_model.bin) or a "
+                            f".gguf file, of a known family ({', '.join(f.label for f in fams)}: model_type "
+                            f"{', '.join(m for f in fams for m in f.model_types)}); default: the shipped demo")
         p.add_argument("--bits", default=None,
                        help="activation bits: one width 2-16 for every point, or per point group, e.g. "
-                            "lin=8,act=8,res=12,att=12,oth=8 (groups: lin, act, res, att, oth; default 8 for "
-                            "GPT-2, lin=8,act=8,res=12,att=12,oth=12 for Llama-family models)")
+                            "lin=8,act=8,res=12,att=12,oth=8 (groups: lin, act, res, att, oth; default: the "
+                            f"family's: {'; '.join(f'{f.default_bits} for {f.label}' for f in fams)})")
         p.add_argument("--context", type=int, default=None,
-                       help="Llama family: positions to build neurons for (default min(the model's, 1024))")
+                       help=f"{takers('context')} models: positions to build neurons for (default: the family's)")
         p.add_argument("--weight-bits", type=int, default=None,
-                       help="Llama family: bits of the folded integer weights, 4-16 (default 12)")
+                       help=f"{takers('weight_bits')} models: bits of the folded integer weights, 4-16 "
+                            "(default: the family's)")
         if p.prog.split()[-1] != "report":
             p.add_argument("--coding", default=DEFAULT_CODING, choices=CODINGS,
                            help=f"spike coding (default {DEFAULT_CODING}: fewest SynOps; the logits do not depend on it)")
@@ -89,12 +98,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--json", default=None, help="also write the counts to this JSON file")
     learn_cli.add_options(r, "report")
 
-    from spikelm.scaleout.cli import add_evaluate_options  # the --docs corpus path runs on Dask
-
-    e = sub.add_parser("evaluate", help="float/QANN/SNN perplexity of a text (--text) or a corpus (--docs, on Dask)")
-    common(e)
-    add_evaluate_options(e)
-    learn_cli.add_options(e, "evaluate")
+    if evaluate is not None:
+        e = sub.add_parser("evaluate", help="float/QANN/SNN perplexity of a text (--text) or a corpus (--docs, on Dask)")
+        common(e)
+        evaluate.add_evaluate_options(e)
+        learn_cli.add_options(e, "evaluate")
+        e.set_defaults(run_evaluate=evaluate.run_evaluate)
     return lm
 
 
@@ -147,12 +156,10 @@ def run(args) -> int:
 
 def _evaluate(args) -> int:
     from spikelm.lm.learn import cli as learn_cli
-    from spikelm.scaleout.cli import run_evaluate
 
     if learn_cli.wanted(args):
         return learn_cli.evaluate(args, _load)
-
-    return run_evaluate(args)
+    return args.run_evaluate(args)
 
 
 def _generate(args) -> int:
@@ -350,12 +357,13 @@ def _report_options(args):
         raise ConfigError(f"--e-shift {args.e_shift}: allowed: a finite energy >= 0 (pJ)")
 
 
-def main(argv=None) -> int:
-    """Stand-alone entry (``python -m spikelm.lm.cli lm ...``) until the top-level command hooks it."""
+def main(argv=None, evaluate=None) -> int:
+    """``spikelm lm ...`` (``spikelm/cli.py`` calls it with ``evaluate``, see :func:`add_parser`;
+    ``python -m spikelm.lm.cli lm ...`` runs it without ``lm evaluate``)."""
     from spikelm.errors import SpikelmError, UsageParser
 
     ap = UsageParser(prog="spikelm")
-    add_parser(ap.add_subparsers(dest="command"))
+    add_parser(ap.add_subparsers(dest="command"), evaluate)
     args = ap.parse_args(argv)
     if not hasattr(args, "func"):
         ap.print_usage()

@@ -3,9 +3,10 @@
 Numba caches a function by the file that defines it, and cannot cache a function that
 receives or closes over other compiled functions. So the loop is generated as a module file:
 the text of :mod:`spikelm.lm.loop` followed by a dispatcher that calls each operator's Numba
-twin (``Operator.start``) by its kind number. The file's name is a hash of everything the
-loop compiles in (the loop, the neuron, the codings, the product edges, every operator's
-module, the learning kernels, the flags and the Numba version), so an edit anywhere gives a new file and a fresh
+twin (``Operator.start``) by its kind number, then compiles the loop's functions. The file's
+name is a hash of everything the loop compiles in (the loop, the neuron, the codings, the
+product edges, the event recording, the bundles, every operator's module, the learning
+kernels, the flags and the Numba version), so an edit anywhere gives a new file and a fresh
 compile: the loop's disk cache can never be stale. Files live in ``$SPIKELM_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/spikelm`` or ``~/.cache/spikelm``, else the system's temporary folder.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numba
 
-from spikelm.lm import codings, edges, loop, neuron, ops
+from spikelm.lm import bundles, codings, edges, events, loop, neuron, ops
 from spikelm.lm.learn import kernels as learn_kernels, neurons as learn_neurons
 
 
@@ -76,13 +77,15 @@ def _footer(names: tuple[str, ...], timed: bool, learn: bool = False) -> str:
     for k in range(len(names)):
         lines += [f"    if kind == {k}:",
                   f"        return _op{k}(n, p, arg, struct, counts, acc, S, op_params[{k}], scratch)"]
-    lines += ["    return 0", "", "", f"run_token = _njit(cache={cache})(run_token)", ""]
+    lines += ["    return 0", "", "", "# the loop's functions, compiled in this module (they read its flags and dispatcher)"]
+    lines += [f"{name} = _njit(cache={cache})({name})" for name in loop.COMPILED]
+    lines.append("")
     return "\n".join(lines)
 
 
 def _source_hash(names: tuple[str, ...], timed: bool, learn: bool = False) -> str:
     h = hashlib.sha256()
-    for mod in (loop, neuron, codings, edges, learn_kernels, learn_neurons):
+    for mod in (loop, neuron, codings, edges, events, bundles, learn_kernels, learn_neurons):
         h.update(Path(mod.__file__).read_bytes())
     for name in names:
         h.update(name.encode())

@@ -1,8 +1,8 @@
-"""``convert``: a float GPT-2-style model -> :class:`SpikingLM` (quantized graph + executors)."""
+"""``convert``: a float language model of any registered family -> :class:`SpikingLM` (the
+quantized graph and its executors)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +10,14 @@ import numpy as np
 from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
 from spikelm.lm.codings import DEFAULT as DEFAULT_CODING
-from spikelm.lm.build_gpt2 import build
-from spikelm.lm.gpt import GPTConfig
 from spikelm.lm.graph import LMGraph
-from spikelm.lm.quantize import check_tokens, float_forward
+from spikelm.lm.learn.export import LEARNED_FILE, apply
+from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
-from spikelm.lm.report import Counts, layer_names, macs_per_layer
+from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy
 
-#: the file of a model folder holding what learning changed (spikelm.lm.learn.export)
-LEARNED_FILE = "learned.h5"
+__all__ = ["Generation", "Simulation", "SpikingLM", "convert", "demo_model_path", "load_demo"]
+
 
 
 def demo_model_path() -> Path:
@@ -34,46 +33,6 @@ def load_demo(bits=8, calibration_chars: int = 4000, coding: str = DEFAULT_CODIN
     tok = CharTokenizer.load(folder / "tokenizer.json")
     calib = tok.encode(tok.clean((folder / "calibration.txt").read_text())[:calibration_chars])
     return convert(folder, calibration=calib, bits=bits, coding=coding), tok
-
-
-@dataclass
-class Simulation:
-    """An event-driven run, token by token, to quiescence.
-
-    logits: float64 [L, vocab], equal to the reference's; steps: steps to quiescence per token;
-    synops / spikes / spikes_pos / spikes_neg / op_evals / macs: dict layer -> count, plus
-    ``"total"``; counts: population -> net spike counts [L, neurons per position] (integer views
-    into the executor's state);
-    per_token: one :class:`Counts` per token; events: (step, population, node, value) arrays
-    when recorded.
-    """
-
-    logits: np.ndarray
-    steps: np.ndarray
-    synops: dict
-    spikes: dict
-    spikes_pos: dict
-    spikes_neg: dict
-    op_evals: dict
-    macs: dict
-    counts: dict
-    per_token: list = field(default_factory=list)
-    events: tuple | None = None
-    backend: str = "numba"
-    shift_adds: dict | None = None
-    drift: object = None  # a learning run's per-token drift from the exact reference (spikelm.lm.learn.drift)
-
-    def totals(self) -> Counts:
-        return Counts.from_simulation(self)
-
-
-@dataclass
-class Generation:
-    """Greedy generation: ``tokens`` = prompt + new tokens; ``new_tokens``; the simulation."""
-
-    tokens: np.ndarray
-    new_tokens: np.ndarray
-    simulation: Simulation
 
 
 class SpikingLM:
@@ -107,10 +66,13 @@ class SpikingLM:
         coding = check_coding(coding)
         g = self.graph
         pops = [dataclasses.replace(p, coding=coding) for p in g.pops]
-        graph = LMGraph(config=g.config, pops=pops, projections=g.projections, edges=g.edges,
-                        n_positions=g.n_positions, vocab_size=g.vocab_size, meta={**g.meta, "coding": coding},
-                        prefix=g.prefix)
-        return SpikingLM(graph, self.params, self.source)
+        return self.with_graph(LMGraph(config=g.config, pops=pops, projections=g.projections, edges=g.edges,
+                                       n_positions=g.n_positions, vocab_size=g.vocab_size,
+                                       meta={**g.meta, "coding": coding}, prefix=g.prefix))
+
+    def with_graph(self, graph: LMGraph) -> "SpikingLM":
+        """The same float model with another graph of it (other codings, neurons or learned weights)."""
+        return type(self)(graph, self.params, self.source)
 
     @property
     def context(self) -> int:
@@ -120,16 +82,20 @@ class SpikingLM:
     def _ids(self, ids, what="token_ids"):
         return check_tokens(ids, self.graph.vocab_size, what, self.context)
 
+    @property
+    def family(self):
+        """The model's family (:mod:`spikelm.lm.families`)."""
+        from spikelm.lm import families
+
+        return families.of_config_object(self.config)
+
     def float_logits(self, token_ids) -> np.ndarray:
-        """Logits of the float model (float64) on the same positions, for comparisons."""
+        """Logits of the float model (float64) on the same positions, for comparisons (after
+        the graph's constant prefix, which the float model reads too)."""
         ids = self._ids(token_ids)
         g = self.graph
-        if isinstance(self.config, GPTConfig):
-            return float_forward(self.config, self.params, ids)
-        from spikelm.lm import llama
-
         full = np.concatenate([g.prefix.ids, ids]) if g.prefix is not None else ids
-        return llama.float_forward(self.config, self.params, full)[g.n_prefix :]
+        return self.family.float_logits(self.config, self.params, full)[g.n_prefix :]
 
     def reference(self, token_ids) -> Reference:
         """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``."""
@@ -165,7 +131,7 @@ class SpikingLM:
         if plasticity is not None or not self.graph.plain:
             return self.learning(plasticity, backend).feed(ids, max_steps, on_token, record)
         runner = self.runner(backend, record)
-        return self._drive(runner, ids, max_steps, on_token, backend)
+        return drive(runner, ids, max_steps, on_token, backend)
 
     def generate(self, prompt_ids, n_tokens: int, backend: str = "numba", max_steps: int | None = None,
                  record: bool = False, on_token=None, plasticity=None) -> Generation:
@@ -175,75 +141,11 @@ class SpikingLM:
         own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`;
         ``plasticity`` as there (``.simulation.drift``).
         """
-        ids = self._generation_ids(prompt_ids, n_tokens)
+        ids = generation_ids(prompt_ids, n_tokens, self.graph.vocab_size, self.context)
         if plasticity is not None or not self.graph.plain:
             return self.learning(plasticity, backend).generate(ids, n_tokens, max_steps, on_token, record)
         runner = self.runner(backend, record)
-        return self._generate(ids, n_tokens, runner, lambda x: self._drive(runner, x, max_steps, on_token, backend),
-                              backend)
-
-    # ------------------------------------------------------------------ internals
-
-    def _generation_ids(self, prompt_ids, n_tokens) -> np.ndarray:
-        ids = check_tokens(prompt_ids, self.graph.vocab_size, "prompt", self.context)
-        if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, np.integer)) or n_tokens < 0:
-            raise ConfigError(f"n_tokens={n_tokens!r}; allowed: an integer >= 0")
-        ctx = self.context
-        if ids.size + max(n_tokens - 1, 0) > ctx:
-            raise ConfigError(
-                f"prompt: {ids.size} tokens + {n_tokens} new tokens exceed the model's context of {ctx}"
-            )
-        return ids
-
-    def _generate(self, ids, n_tokens, runner, feed, backend) -> Generation:
-        """Greedy decoding through ``feed(ids) -> Simulation`` on ``runner``."""
-        tokens = list(ids)
-        sim = feed(ids)
-        logits = [sim.logits]
-        per_token = list(sim.per_token)
-        for i in range(n_tokens):
-            nxt = int(np.argmax(logits[-1][-1]))
-            tokens.append(nxt)
-            if i == n_tokens - 1:
-                break
-            more = feed(np.array([nxt]))
-            logits.append(more.logits)
-            per_token += more.per_token
-        sim = self._summary(runner, np.concatenate(logits), per_token, backend)
-        tokens = np.array(tokens, dtype=np.int64)
-        return Generation(tokens, tokens[ids.size :], sim)
-
-    def _drive(self, runner, ids, max_steps, on_token, backend) -> Simulation:
-        rows, per_token = [], []
-        for t in ids:
-            before = Counts.from_runner(runner)
-            n = runner.n
-            steps = runner.step_token(int(t), max_steps)
-            after = Counts.from_runner(runner)
-            delta = after.minus(before, steps)
-            per_token.append(delta)
-            rows.append(runner.logits(n))
-            if on_token is not None:
-                on_token(n, rows[-1], delta)
-        return self._summary(runner, np.array(rows), per_token, backend)
-
-    def _summary(self, runner, logits, per_token, backend) -> Simulation:
-        g, lay = self.graph, runner.layout
-        P0, end = g.n_prefix, runner.n
-        tot = Counts.from_runner(runner)
-        # views into the runner's counts (no copy: at a long context they are the run's largest array)
-        counts = {p.name: runner.counts[P0:end, lay.seg(i)] for i, p in enumerate(g.pops) if p.spiking}
-        macs = macs_per_layer(g, end - P0, start=P0)
-        ev = None
-        if runner.events is not None and runner.events.sink is None:
-            ev = runner.events.arrays()
-        return Simulation(
-            logits=logits,
-            steps=np.array([c.steps for c in per_token], dtype=np.int64),
-            synops=tot.synops, spikes=tot.spikes, spikes_pos=tot.spikes_pos,
-            spikes_neg=tot.spikes_neg, op_evals=tot.op_evals, macs=macs, counts=counts,
-            per_token=per_token, events=ev, backend=backend, shift_adds=tot.shift_adds,
-        )
+        return greedy(ids, n_tokens, runner, lambda x: drive(runner, x, max_steps, on_token, backend), backend)
 
     def population_sizes(self) -> dict:
         """SONATA populations of a run: name -> neurons over the whole context."""
@@ -259,9 +161,6 @@ class SpikingLM:
         return {p.name: max(1, int(spike_values(cid, [max(-p.qmin, p.qmax, 1)])[0]))
                 for p in self.graph.pops if p.spiking}
 
-    def layers(self) -> list:
-        return layer_names(self.graph)
-
 
 def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CODING, *,
             weight_bits: int | None = None, context: int | None = None, clamp: int | None = None,
@@ -271,51 +170,38 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
     Parameters
     ----------
     model : torch.nn.Module, str, os.PathLike, dict or LoadedModel
-        GPT-2 family: spikelm's ``TinyGPT``, a transformers ``GPT2LMHeadModel``, a Hugging Face
-        folder. Llama family (Llama, Qwen2, Mistral, SmolLM2): a transformers
-        ``LlamaForCausalLM`` / ``Qwen2ForCausalLM`` / ``MistralForCausalLM``, a Hugging Face
+        A model of a registered family (:mod:`spikelm.lm.families`; docs/lm.md lists them and
+        what each reads): a transformers module or spikelm's ``TinyGPT``, a Hugging Face
         folder (config.json + safetensors, sharded or not, any float dtype, or
-        pytorch_model.bin), or a ``.gguf`` file (through transformers). Or a state dict with
+        pytorch_model.bin), a ``.gguf`` file (through transformers), a state dict with
         ``config``, or what :func:`spikelm.lm.load.open_model` returned.
     calibration : 1-D array of int
         Token ids of sample text (at least 8); activation scales are their max |x|.
     bits : int, str, dict or Precision
         Activation code widths: one width (2 to 16) for every quantizer point, or per point
-        group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Default: 8
-        (GPT-2), ``lin=8,act=8,res=12,att=12,oth=12`` (Llama family).
-    config : GPTConfig, LlamaConfig, dict or a transformers config, optional
+        group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Default: the
+        family's.
+    config : a family's config, a config dict or a transformers config, optional
         The model's shape, for a bare state dict.
     coding : str
         Spike coding of every neuron: ``unit``, ``bitplane`` or ``signed_digit`` (the default:
         fewest SynOps) (:mod:`spikelm.lm.codings`); the codes and logits do not depend on it.
-    weight_bits : int, optional
-        Llama family: bits of the folded integer weights (default 12). GPT-2: 8.
-    context : int, optional
-        Llama family: positions to build neurons for (default min(max_position_embeddings, 1024)).
-    clamp : int, optional
-        Llama family: the code range over the calibration maximum, same step (default 8).
-    sink : bool
-        Llama family: start every sequence with the BOS token as a constant prefix (the
-        attention sink; docs/lm.md). Default True.
+    weight_bits, context, clamp, sink
+        Options of the families that take them (each family's ``options`` and docstring;
+        another family refuses them in one line): the bits of folded integer weights, the
+        positions to build neurons for, the code range over the calibration maximum, and the
+        BOS attention sink as a constant prefix (docs/lm-llama.md).
     """
     from spikelm.lm.codings import check_coding
-    from spikelm.lm.load import open_model
+    from spikelm.lm.load import check_options, open_model
 
     coding = check_coding(coding)
     loaded = open_model(model, config, context)
-    if isinstance(loaded.config, GPTConfig):
-        for name, v in (("weight_bits", weight_bits), ("clamp", clamp)):
-            if v is not None:
-                raise ConfigError(f"{name}={v!r}: only for Llama-family models (GPT-2 weights are int8)")
-        graph = build(loaded.config, loaded.params, calibration, 8 if bits is None else bits, coding)
-    else:
-        from spikelm.lm import build_llama
-
-        graph = build_llama.build(loaded.config, loaded.params, calibration, bits, coding,
-                                  weight_bits=build_llama.DEFAULT_WEIGHT_BITS if weight_bits is None else weight_bits,
-                                  clamp=build_llama.DEFAULT_CLAMP if clamp is None else clamp, sink=sink)
+    family = loaded.family
+    check_options(family, weight_bits=weight_bits, clamp=clamp)
+    options = {k: v for k, v in (("weight_bits", weight_bits), ("clamp", clamp), ("sink", sink))
+               if v is not None and k in family.options}
+    graph = family.build(loaded.config, loaded.params, calibration, bits, coding, **options)
     if loaded.source and (Path(loaded.source) / LEARNED_FILE).is_file():
-        from spikelm.lm.learn.export import apply
-
         graph = apply(graph, Path(loaded.source) / LEARNED_FILE)
     return SpikingLM(graph, loaded.params, loaded.source)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from spikelm.lm.torch_optional import matmul
+
 SCORES, MIX, MUL = 0, 1, 2
 KIND_IDS = {"scores": SCORES, "mix": MIX, "mul": MUL}
 
@@ -35,9 +37,7 @@ def imatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * a.shape[-1]
     if bound >= 2.0**53:
         return a @ b
-    from spikelm.lm.quantize import _mm
-
-    return _mm(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    return matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
 
 
 def _by_head(x, L, heads, dh, group):
@@ -93,7 +93,7 @@ def scores_a(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group):
 
 
 @njit(cache=True)
-def scores_b(sp, lo, hi, base, stepval, n, S, crow, slot, a_off, dh, group):
+def scores_b(sp, lo, hi, base, stepval, n, S, counts_n, slot, a_off, dh, group):
     """K spikes: S[h, n] += v q_new[n, h dh + d] for the query heads h of its group."""
     for t in range(lo, hi):
         g = sp[t]
@@ -102,7 +102,7 @@ def scores_b(sp, lo, hi, base, stepval, n, S, crow, slot, a_off, dh, group):
         kv = i // dh
         d = i - kv * dh
         for h in range(kv * group, (kv + 1) * group):
-            S[slot, h, n] += v * np.int64(crow[a_off + h * dh + d])
+            S[slot, h, n] += v * np.int64(counts_n[a_off + h * dh + d])
     return (hi - lo) * group
 
 
@@ -128,7 +128,7 @@ def mix_a(sp, lo, hi, base, stepval, n, acc, counts, b_off, out_off, dh, group, 
 
 
 @njit(cache=True)
-def mix_b(sp, lo, hi, base, stepval, n, acc, crow, a_off, out_off, dh, group, ctx):
+def mix_b(sp, lo, hi, base, stepval, n, acc, counts_n, a_off, out_off, dh, group, ctx):
     """V spikes: out[h dh + d] += v att_new[n, h ctx + n] for the query heads h of its group."""
     for t in range(lo, hi):
         g = sp[t]
@@ -137,25 +137,25 @@ def mix_b(sp, lo, hi, base, stepval, n, acc, crow, a_off, out_off, dh, group, ct
         kv = i // dh
         d = i - kv * dh
         for h in range(kv * group, (kv + 1) * group):
-            acc[out_off + h * dh + d] += v * np.int64(crow[a_off + h * ctx + n])
+            acc[out_off + h * dh + d] += v * np.int64(counts_n[a_off + h * ctx + n])
     return (hi - lo) * group
 
 
 @njit(cache=True)
-def mul_a(sp, lo, hi, base, stepval, acc, crow, b_off, out_off):
+def mul_a(sp, lo, hi, base, stepval, acc, counts_n, b_off, out_off):
     """Spikes of the left factor: out[c] += v b_old[c]."""
     for t in range(lo, hi):
         g = sp[t]
         i = g - base
-        acc[out_off + i] += np.int64(stepval[g]) * (np.int64(crow[b_off + i]) - stepval[b_off + i])
+        acc[out_off + i] += np.int64(stepval[g]) * (np.int64(counts_n[b_off + i]) - stepval[b_off + i])
     return hi - lo
 
 
 @njit(cache=True)
-def mul_b(sp, lo, hi, base, stepval, acc, crow, a_off, out_off):
+def mul_b(sp, lo, hi, base, stepval, acc, counts_n, a_off, out_off):
     """Spikes of the right factor: out[c] += v a_new[c]."""
     for t in range(lo, hi):
         g = sp[t]
         i = g - base
-        acc[out_off + i] += np.int64(stepval[g]) * np.int64(crow[a_off + i])
+        acc[out_off + i] += np.int64(stepval[g]) * np.int64(counts_n[a_off + i])
     return hi - lo

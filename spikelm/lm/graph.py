@@ -22,22 +22,26 @@ head) only accumulates; the logits are read from it.
 
 A population's ``neuron`` is ``signed_if`` (the exact quantizer neuron above; an optional
 integer spike ``unit`` per neuron makes it fire spikes worth ``unit`` codes, toward
-``unit round(V / unit)``) or ``eiif`` (BrainGPT's EI-IF neuron, eq. 1, with ``theta_base``,
-``alpha`` and ``r`` per neuron; exact at 1/2, 1, 1 with t counted from 0:
-:mod:`spikelm.lm.learn.neurons`). Both are shared by every position: a neuron here is one
+``unit round(V / unit)``) or ``eiif_exact`` (BrainGPT's EI-IF neuron, eq. 1, with
+``theta_base``, ``alpha`` and ``r`` per neuron, in the variant that is exact at 1/2, 1, 1: t
+counted from 0, the negative side strict; :mod:`spikelm.lm.learn.neurons`. The engine's
+``eiif`` model is eq. 1 as printed). Both are shared by every position: a neuron here is one
 channel of a population, the same at every token, as its weights are.
 
 Populations are listed in a topological order (every input before its reader); the builders
-(:mod:`spikelm.lm.build_gpt2`) choose one, and any other topological order runs the same.
+(each family's ``build``, :mod:`spikelm.lm.families`) choose one, and any other topological
+order runs the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from spikelm.errors import ConfigError
+from spikelm.lm import ops
 from spikelm.lm.codings import CODINGS
 
 ACCUMULATE = "accumulate"
@@ -45,7 +49,7 @@ ACCUMULATE = "accumulate"
 #: Product edge kinds: Q·K^T scores (read by a softmax population), A·V, elementwise a·b.
 EDGE_KINDS = ("scores", "mix", "mul")
 #: Neuron models of a spiking population (see the module docstring).
-NEURONS = ("signed_if", "eiif")
+NEURONS = ("signed_if", "eiif_exact")
 
 
 @dataclass
@@ -59,8 +63,8 @@ class LMPopulation:
     params: the operator's parameters for this population (the operator's own type);
     gain/offset/shift: M, B, k of an accumulating population; spiking: False for a readout;
     coding: the spike coding of its neurons (:mod:`spikelm.lm.codings`); neuron: ``signed_if``
-    or ``eiif``; unit: int64 [size] spike units of a signed_if population (None: all 1, exact);
-    eiif: (theta_base, alpha, r), float64 [size] each, of an eiif population.
+    or ``eiif_exact``; unit: int64 [size] spike units of a signed_if population (None: all 1,
+    exact); eiif: (theta_base, alpha, r), float64 [size] each, of an eiif_exact population.
     """
 
     name: str
@@ -123,7 +127,7 @@ class ProductEdge:
 class Prefix:
     """Positions before the text whose codes are constants of the converted model.
 
-    The attention sink of Llama-family models: every sequence starts with ``ids`` (the BOS
+    The attention sink: a family's builder may start every sequence with ``ids`` (the BOS
     token), whose K and V codes were computed once from the float model. ``codes`` maps the
     populations read across positions (keys, values) to int64 [len(ids), size]; the
     executors preload them, so those positions never spike and produce no logits.
@@ -161,10 +165,15 @@ class LMGraph:
         """Positions taken by the constant prefix (0 without one); text starts there."""
         return 0 if self.prefix is None else len(self.prefix.ids)
 
+    def is_stimulus(self, p: int) -> bool:
+        """Population ``p`` gets the token's codes from an operator the runner injects (the embedding)."""
+        op = self.pops[p].op
+        return op != ACCUMULATE and ops.get(op).stimulus
+
     @property
     def stimulus(self) -> int:
-        """The population the token's codes are injected into (its ``op`` is ``embed``)."""
-        return next(i for i, p in enumerate(self.pops) if p.op == "embed")
+        """The population the token's codes are injected into (an operator with ``stimulus``)."""
+        return next(i for i in range(len(self.pops)) if self.is_stimulus(i))
 
     @property
     def readout(self) -> int:
@@ -176,12 +185,16 @@ class LMGraph:
         return ([k for k, pr in enumerate(self.projections) if pr.post == p],
                 [e for e, ed in enumerate(self.edges) if ed.out == p and ed.kind != "scores"])
 
+    def scores_into(self, p: int) -> int | None:
+        """The index of the scores edge whose accumulators population ``p`` reads, or None."""
+        return next((e for e, ed in enumerate(self.edges) if ed.kind == "scores" and ed.out == p), None)
+
     def scores_edge(self, p: int) -> int:
-        """The index of the scores edge read by softmax population ``p``."""
-        for e, ed in enumerate(self.edges):
-            if ed.kind == "scores" and ed.out == p:
-                return e
-        raise ConfigError(f"population {self.pops[p].name!r}: no scores edge feeds it")
+        """The index of the scores edge read by population ``p`` (an error if there is none)."""
+        e = self.scores_into(p)
+        if e is None:
+            raise ConfigError(f"population {self.pops[p].name!r}: no scores edge feeds it")
+        return e
 
     @staticmethod
     def _check_neuron(p: LMPopulation):
@@ -195,8 +208,8 @@ class LMGraph:
                     or (u < 1).any():
                 raise ConfigError(f"graph: population {p.name!r}: unit must be {p.size} integers >= 1 "
                                   "of a signed_if population")
-        if (p.neuron == "eiif") != (p.eiif is not None):
-            raise ConfigError(f"graph: population {p.name!r}: an eiif population needs (theta_base, alpha, r), "
+        if (p.neuron == "eiif_exact") != (p.eiif is not None):
+            raise ConfigError(f"graph: population {p.name!r}: an eiif_exact population needs (theta_base, alpha, r), "
                               "and only it")
         if p.eiif is not None:
             th, al, r = (np.asarray(x, dtype=np.float64) for x in p.eiif)
@@ -224,8 +237,8 @@ class LMGraph:
             if p.coding not in CODINGS:
                 raise ConfigError(f"graph: population {p.name!r}: coding={p.coding!r}; allowed: {', '.join(CODINGS)}")
             self._check_neuron(p)
-        if sum(p.op == "embed" for p in self.pops) != 1 or sum(not p.spiking for p in self.pops) != 1:
-            raise ConfigError("graph: needs exactly one embed population and one readout population")
+        if sum(self.is_stimulus(i) for i in range(n)) != 1 or sum(not p.spiking for p in self.pops) != 1:
+            raise ConfigError("graph: needs exactly one stimulus population (an embedding) and one readout population")
         for pr in self.projections:
             if not (0 <= pr.pre < pr.post < n):
                 raise ConfigError(f"graph: projection {pr.pre}->{pr.post} is not forward")
@@ -268,3 +281,14 @@ class ReadoutParams:
 
     scale: np.ndarray
     bias: np.ndarray
+
+
+def plain_graph(graph: LMGraph) -> LMGraph:
+    """The exact graph: plain SignedIF neurons everywhere (EI-IF populations fire unit coding)."""
+    if graph.plain:
+        return graph
+    pops = [p if p.plain else dataclasses.replace(p, neuron="signed_if", unit=None, eiif=None,
+                                                  coding="unit" if p.neuron == "eiif_exact" else p.coding)
+            for p in graph.pops]
+    return LMGraph(config=graph.config, pops=pops, projections=graph.projections, edges=graph.edges,
+                   n_positions=graph.n_positions, vocab_size=graph.vocab_size, meta=graph.meta, prefix=graph.prefix)

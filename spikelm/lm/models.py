@@ -1,5 +1,6 @@
-"""Open a model the way the command line names it: the shipped demo, a model folder (GPT-2 or
-Llama family), or a GGUF file; with its tokenizer and a calibration text.
+"""Open a model the way the command line names it: the shipped demo, a model folder (of any
+registered family, :mod:`spikelm.lm.families`), or a GGUF file; with its tokenizer and a
+calibration text.
 
 Used by ``spikelm lm ...`` and by corpus evaluation on Dask workers, so both convert the same
 model the same way.

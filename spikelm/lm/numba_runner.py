@@ -1,14 +1,18 @@
-"""The compiled executor: one call of the generated token loop (:mod:`spikelm.lm.loop`) per token."""
+"""The compiled executor: the graph packed into named bundles (:mod:`spikelm.lm.bundles`) once, then
+one call of the generated token loop (:mod:`spikelm.lm.loop`) per token."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from spikelm.lm import ops
+from spikelm.lm.bundles import CounterArrays, EventBuffer, LoopGraph, OpGraph, TokenState
 from spikelm.lm.codings import coding_id
 from spikelm.lm.compile import kinds, token_loop
 from spikelm.lm.edges import KIND_IDS
 from spikelm.lm.graph import ACCUMULATE, LMGraph
+from spikelm.lm.layout import acc_dtype, flat_weights
+from spikelm.lm.loop import BUFFER_FULL, MAX_STEPS
 from spikelm.lm.runner import QuiescenceError, Runner
 
 
@@ -23,37 +27,40 @@ def _i64(x):
     return np.ascontiguousarray(x, dtype=np.int64)
 
 
-def acc_dtype(graph: LMGraph, learned: dict | None = None):
-    """int32 accumulators where every partial sum fits (the fast path), else int64.
-
-    A neuron's spikes spell its code with partial sums below twice the code range in every
-    coding, so an accumulator stays below sum over inputs of 2 max|code| max|w| (rows), or
-    2 max|a| max|b| (keys) for products; sum_j |W[j, c]| is taken per column. ``learned``
-    maps projections whose weights may change (plasticity) to their largest |weight|."""
-    top = 0.0
-    learned = learned or {}
-    mag = [float(max(abs(p.qmin), abs(p.qmax))) for p in graph.pops]
-    bound = np.zeros(len(graph.pops))
-    for k, pr in enumerate(graph.projections):  # the largest column's L1 norm
-        col = np.abs(pr.weights.astype(np.int64)).sum(0).max(initial=0) if pr.weights.size else 0
-        if k in learned:
-            col = pr.weights.shape[0] * learned[k]
-        bound[pr.post] += 2 * mag[pr.pre] * float(col)
-    for ed in graph.edges:
-        keys = graph.n_positions if ed.kind == "mix" else 1
-        if ed.kind != "scores":
-            bound[ed.out] += 2 * mag[ed.a] * mag[ed.b] * keys
-    top = float(bound.max(initial=0))
-    return np.int32 if top < 2.0**31 else np.int64
 
 
-def flat_weights(graph: LMGraph) -> tuple[np.ndarray, np.ndarray]:
-    """Every projection's integer rows in one flat array (graph order; int8, or int16 where any
-    weight is wider) and each projection's offset in it."""
-    wide = any(pr.weights.dtype.itemsize > 1 for pr in graph.projections)  # 9-16-bit weights
-    W = np.concatenate([pr.weights.reshape(-1) for pr in graph.projections]).astype(np.int16 if wide else np.int8)
-    sizes = [pr.weights.size for pr in graph.projections]
-    return W, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+#: (loop, argument layout) -> the entry point of the loop's overload for those argument types
+_ENTRIES: dict = {}
+
+
+def _layout(x):
+    """What Numba's type of an argument depends on: an array's dtype, ndim, contiguity and
+    writeability, a scalar's type, a bundle's class and fields."""
+    if isinstance(x, tuple):
+        return type(x), tuple(_layout(y) for y in x)
+    if isinstance(x, np.ndarray):
+        return x.dtype.str, x.ndim, x.flags.c_contiguous, x.flags.f_contiguous, x.flags.writeable, x.flags.aligned
+    return type(x)
+
+
+def call_loop(runner, args):
+    """Call ``runner``'s compiled loop with ``args`` at the entry point of its compiled overload.
+
+    Numba's dispatcher types every argument on every call, and typing the six bundles (about
+    70 arrays) costs as much as a short token: measured on the demo, ~20 us a call through the
+    dispatcher, ~2 ms to look an overload up by its types, against ~1 ms a signed-digit
+    token. So the first call with a new argument layout goes through the dispatcher (it
+    compiles or loads the loop), and the overload it used is kept for every later runner
+    whose arguments have that layout, hence the same Numba types."""
+    if runner._entry is None:
+        key = (runner.run_token, _layout(args))
+        runner._entry = _ENTRIES.get(key)
+        if runner._entry is None:
+            status = runner.run_token(*args)
+            sig = tuple(runner.run_token.typeof_pyval(a) for a in args)
+            runner._entry = _ENTRIES[key] = runner.run_token.overloads[sig].entry_point
+            return status
+    return runner._entry(*args)
 
 
 class NumbaRunner(Runner):
@@ -70,6 +77,7 @@ class NumbaRunner(Runner):
         # the LEARN variant carries spike units, EI-IF neurons and the learn phase; without
         # them the loop is generated with none of that code
         self.run_token = token_loop(self.kinds, timed, learn is not None)
+        self._entry = None  # the compiled overload's entry point, from the first call (call_loop)
         self.lrn = learn.bundle() if learn is not None else no_learning()
         by_kind = {name: [p for p, pop in enumerate(g.pops) if pop.op == name] for name in self.kinds}
         op_kind = np.full(P, -1, np.int64)
@@ -100,21 +108,23 @@ class NumbaRunner(Runner):
             if ed.kind == "scores":
                 kslot[ed.b] = slot[e]
         E = g.edges
-        self.struct = (
-            _i64(lay.offsets),
-            _i64(np.concatenate([[0], np.cumsum([len(p.inputs) for p in g.pops])])),
-            _i64([i for p in g.pops for i in p.inputs] or [0]),
-            _i64([p.qmin for p in g.pops]), _i64([p.qmax for p in g.pops]),
-            _i64([p.shift for p in g.pops]), gain, offset, op_kind, op_arg,
-            _i64([p.spiking for p in g.pops]), _i64([coding_id(p.coding) for p in g.pops]),
-            np.int64(g.stimulus),
-            _i64(out_ptr), _i64(order), _i64([pr.post for pr in g.projections]),
-            woff, _i64([pr.weights.shape[1] for pr in g.projections]),
-            W, fac_edge, fac_side,
-            _i64([KIND_IDS[ed.kind] for ed in E] or [0]), _i64([ed.a for ed in E] or [0]),
-            _i64([ed.b for ed in E] or [0]), _i64([ed.out for ed in E] or [0]),
-            _i64([ed.heads for ed in E] or [1]), _i64([ed.group for ed in E] or [1]),
-            _i64([ed.head_dim for ed in E] or [1]), slot, kslot,
+        qmin, qmax = _i64([p.qmin for p in g.pops]), _i64([p.qmax for p in g.pops])
+        in_ptr = _i64(np.concatenate([[0], np.cumsum([len(p.inputs) for p in g.pops])]))
+        in_idx = _i64([i for p in g.pops for i in p.inputs] or [0])
+        offsets = _i64(lay.offsets)
+        self.struct = LoopGraph(
+            off=offsets, in_ptr=in_ptr, in_idx=in_idx, qmin=qmin, qmax=qmax,
+            shift=_i64([p.shift for p in g.pops]), gain=gain, offset=offset, op_kind=op_kind, op_arg=op_arg,
+            spiking=_i64([p.spiking for p in g.pops]), coding=_i64([coding_id(p.coding) for p in g.pops]),
+            stim=np.int64(g.stimulus),
+            out_ptr=_i64(out_ptr), out_idx=_i64(order), pj_post=_i64([pr.post for pr in g.projections]),
+            pj_woff=woff, pj_npost=_i64([pr.weights.shape[1] for pr in g.projections]), W=W,
+            fac_edge=fac_edge, fac_side=fac_side,
+            ed_kind=_i64([KIND_IDS[ed.kind] for ed in E] or [0]), ed_a=_i64([ed.a for ed in E] or [0]),
+            ed_b=_i64([ed.b for ed in E] or [0]), ed_out=_i64([ed.out for ed in E] or [0]),
+            ed_heads=_i64([ed.heads for ed in E] or [1]), ed_group=_i64([ed.group for ed in E] or [1]),
+            ed_dh=_i64([ed.head_dim for ed in E] or [1]), ed_slot=slot, kslot=kslot,
+            op_graph=OpGraph(off=offsets, in_ptr=in_ptr, in_idx=in_idx, qmin=qmin, qmax=qmax),
         )
         n_heads = max([E[e].heads for e in scores] or [1])
         k_size = max([g.pops[E[e].b].size for e in scores] or [1])
@@ -126,17 +136,18 @@ class NumbaRunner(Runner):
         self._fill_kcache(g.n_prefix)  # K codes of the constant prefix
         n_sp = lay.n_spiking
         self.st = np.zeros(1, np.int64)
-        self.state = (self.counts, self.acc, self.S, self.kcache, np.zeros(P, np.uint8), np.zeros(P, np.uint8),
-                      np.zeros(n_sp, np.int32), np.zeros(P, np.int64), np.zeros(n_sp, np.int32),
-                      np.zeros(n_sp, np.int64), np.zeros(P, np.int64), np.zeros(P, np.int64),
-                      np.zeros(max(max(p.size for p in g.pops), ctx), np.int64), self.st)
+        self.state = TokenState(
+            counts=self.counts, acc=self.acc, S=self.S, kcache=self.kcache, started=np.zeros(P, np.uint8),
+            done=np.zeros(P, np.uint8), alist=np.zeros(n_sp, np.int32), alen=np.zeros(P, np.int64),
+            stepval=np.zeros(n_sp, np.int32), sp=np.zeros(n_sp, np.int64), pstart=np.zeros(P, np.int64),
+            pend=np.zeros(P, np.int64), scratch=np.zeros(max(max(p.size for p in g.pops), ctx), np.int64), st=self.st)
         self.timing = np.zeros(2, np.int64)
         C = self.counters
-        self.counter_arrays = (C.spikes_pos, C.spikes_neg, C.op_evals, C.synops, C.synops_products,
-                               C.shift_adds, self.timing)
+        self.counter_arrays = CounterArrays(C.spikes_pos, C.spikes_neg, C.op_evals, C.synops, C.synops_products,
+                                            C.shift_adds, self.timing)
         n_ev = max(self.EVENT_CHUNK, 2 * n_sp) if record else 1
         self.ev = (np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64),
-                   np.zeros(n_ev, np.int32))
+                   np.zeros(n_ev, np.int32))  # step, population, node, value
         self.ev_n = np.zeros(1, np.int64)
 
     def _fill_kcache(self, upto: int):
@@ -160,14 +171,14 @@ class NumbaRunner(Runner):
         emb = self.emb_codes(token, n)
         fresh = True
         while True:
-            rec = (self.events is not None, np.int64(self.clock), *self.ev, self.ev_n)
-            status = self.run_token(fresh, n, emb, max_steps, self.struct, self.state, self.counter_arrays, rec,
-                                    self.op_params, self.lrn)
+            rec = EventBuffer(self.events is not None, np.int64(self.clock), *self.ev, self.ev_n)
+            status = call_loop(self, (fresh, n, emb, max_steps, self.struct, self.state, self.counter_arrays, rec,
+                                      self.op_params, self.lrn))
             fresh = False
             self._flush()
-            if status == 2:
+            if status == BUFFER_FULL:
                 continue
-            if status == 1:
+            if status == MAX_STEPS:
                 raise QuiescenceError(f"token at position {n}: no quiescence within max_steps={max_steps}")
             break
         self.head_acc[n] = self.acc[self.layout.seg(self.graph.readout)]

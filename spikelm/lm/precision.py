@@ -4,7 +4,7 @@ Few-spike codings make a wide code cost a few spikes, so precision may differ by
 code sits. Groups (every quantizer point belongs to one):
 
 - ``lin``: inputs of linear layers: normalisation outputs and the attention output;
-- ``act``: the MLP activation (GELU output; the gated product in Llama-family models);
+- ``act``: the MLP activation (a GELU's output; a gated MLP's product);
 - ``res``: the residual stream (the embedding and every residual sum);
 - ``att``: attention probabilities (unsigned codes, scale 1 / (2^bits - 1));
 - ``oth``: every other point (Q, K, V, projection outputs, MLP inputs).

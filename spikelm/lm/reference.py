@@ -69,8 +69,9 @@ def run_reference(graph: LMGraph, ids: np.ndarray) -> Reference:
             c = requantize(acc, pop.gain, pop.offset, pop.shift, pop.qmin, pop.qmax)
         else:
             scores = None
-            if pop.op == "softmax":
-                ed = graph.edges[graph.scores_edge(p)]
+            e = graph.scores_into(p)  # an operator reading Q·K^T accumulators (a softmax)
+            if e is not None:
+                ed = graph.edges[e]
                 scores = E.reference(ed, codes[graph.pops[ed.a].name], codes[graph.pops[ed.b].name],
                                      graph.n_positions)
             ctx = ops.OpContext(ids=ids, positions=positions, n_positions=graph.n_positions, scores=scores)

@@ -138,17 +138,21 @@ def table(sim, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ, e_shift_pj:
 
 
 def activations(graph, n_tokens: int, start: int = 0) -> int:
-    """Activation elements of positions ``start ..``: every spiking neuron of each position
-    (attention probabilities: heads x (n + 1) at position n)."""
+    """Activation elements of positions ``start ..``: every spiking neuron of each position that
+    holds a code there (an operator's: the elements it computes, e.g. attention probabilities:
+    heads x (n + 1) at position n)."""
+    from spikelm.lm import ops
+    from spikelm.lm.graph import ACCUMULATE
+
     total = 0
-    positions = np.arange(start, start + n_tokens)
     for p, pop in enumerate(graph.pops):
         if not pop.spiking:
             continue
-        if pop.op == "softmax":
-            total += graph.edges[graph.scores_edge(p)].heads * int((positions + 1).sum())
-        else:
+        if pop.op == ACCUMULATE:
             total += pop.size * n_tokens
+        else:
+            op = ops.get(pop.op)
+            total += sum(op.evaluations(graph, p, n) for n in range(start, start + n_tokens))
     return total
 
 

@@ -26,6 +26,7 @@ from spikelm.errors import CheckpointMismatchError, SpikelmError
 from spikelm.lm import ops
 from spikelm.lm.codings import coding_id
 from spikelm.lm.graph import ACCUMULATE, LMGraph
+from spikelm.lm.layout import Layout
 from spikelm.lm.learn import reference as learn_ref
 from spikelm.lm.neuron import signed_if_step
 from spikelm.lm.reference import logits as read_logits
@@ -35,21 +36,6 @@ class QuiescenceError(SpikelmError, RuntimeError):
     """A token did not reach quiescence within max_steps."""
 
 
-@dataclass
-class Layout:
-    """Where each population's neurons of one position lie in the flat per-position arrays."""
-
-    offsets: np.ndarray  # [P + 1]; the readout (last population) follows the spiking neurons
-    n_spiking: int  # neurons per position that spike (all but the readout)
-
-    @classmethod
-    def of(cls, graph: LMGraph) -> "Layout":
-        sizes = np.array([p.size for p in graph.pops], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        return cls(offsets, int(offsets[graph.readout]))
-
-    def seg(self, p: int) -> slice:
-        return slice(int(self.offsets[p]), int(self.offsets[p + 1]))
 
 
 #: counter names (shared with the engine's words: SynOps, spikes, events)
@@ -136,7 +122,7 @@ class Runner:
         g = self.graph
         p = g.stimulus
         ctx = ops.OpContext(ids=np.array([token]), positions=np.array([n]), n_positions=g.n_positions)
-        return ops.get("embed").evaluate(g, g.pops[p], [], ctx)[0]
+        return ops.get(g.pops[p].op).evaluate(g, g.pops[p], [], ctx)[0]
 
     def logits(self, n: int) -> np.ndarray:
         return read_logits(self.graph, self.head_acc[n])
@@ -281,7 +267,8 @@ class NumpyRunner(Runner):
     def _start(self, p, pop, acc, S, n):
         g, lay = self.graph, self.layout
         ins = [self.counts[n : n + 1, lay.seg(i)] for i in pop.inputs]
-        scores = S[g.scores_edge(p)][None] if pop.op == "softmax" else None
+        e = g.scores_into(p)  # an operator reading Q·K^T accumulators (a softmax)
+        scores = None if e is None else S[e][None]
         ctx = ops.OpContext(ids=np.zeros(1, np.int64), positions=np.array([n]), n_positions=g.n_positions,
                             scores=scores)
         acc[lay.seg(p)] = ops.get(pop.op).evaluate(g, pop, ins, ctx)[0]

@@ -1,5 +1,6 @@
-"""Read model weights without running code from the file: safetensors (any float dtype,
-bf16 included, single or sharded) and GGUF files (through transformers' own reader).
+"""Read model files without running code from them: safetensors (any float dtype, bf16
+included, single or sharded), PyTorch pickles (``weights_only=True``), GGUF files (through
+transformers' own reader), a Hugging Face folder's weights and its ``config.json``.
 
 safetensors' NumPy loader cannot represent bfloat16, so this module reads the format
 itself: an 8-byte little-endian header length, a JSON header of ``{name: {dtype, shape,
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spikelm.errors import ConfigError, FileFormatError
+from spikelm.lm.torch_optional import LM_EXTRA, require_torch
 
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
            "I8": "i1", "U8": "u1", "BOOL": "?"}
@@ -119,3 +121,72 @@ def read_gguf(path) -> tuple[dict, dict, object]:
     cfg = model.config.to_dict()
     state = {k: v.detach().to("cpu").double().numpy() for k, v in model.state_dict().items()}
     return cfg, state, tok
+
+
+def read_weights(path: Path) -> dict:
+    """A safetensors file or a PyTorch pickle loaded with ``weights_only=True``."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import SafetensorError
+            from safetensors.numpy import load_file  # NumPy arrays: no torch needed
+        except ImportError:
+            raise ConfigError(f"{path}: reading safetensors needs the safetensors package, which is not "
+                              f"installed; install the lm extra: {LM_EXTRA}") from None
+
+        try:
+            return load_file(str(path))
+        except TypeError:  # a dtype NumPy lacks (bfloat16): read the format ourselves
+            return read_safetensors(path)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise FileFormatError(f"{path}: not a readable safetensors file ({exc})") from None
+    import pickle
+
+    torch = require_torch(f"{path}: a PyTorch checkpoint")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling refused"
+        raise FileFormatError(
+            f"{path}: the pickle needs code to load and is refused (weights_only=True): {first}"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+
+
+#: the weight files of a Hugging Face folder, in the order they are looked for
+FOLDER_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def read_folder(folder: Path) -> tuple[dict, Path]:
+    """The tensors of a Hugging Face folder and the file they came from: ``model.safetensors``,
+    a sharded checkpoint (``model.safetensors.index.json``) or ``pytorch_model.bin``."""
+    folder = Path(folder)
+    if (folder / FOLDER_WEIGHTS[0]).is_file():
+        return read_weights(folder / FOLDER_WEIGHTS[0]), folder / FOLDER_WEIGHTS[0]
+    if (folder / FOLDER_WEIGHTS[1]).is_file():
+        return read_sharded(folder), folder / FOLDER_WEIGHTS[1]
+    if (folder / FOLDER_WEIGHTS[2]).is_file():
+        return read_weights(folder / FOLDER_WEIGHTS[2]), folder / FOLDER_WEIGHTS[2]
+    raise FileFormatError(f"{folder}: no {', '.join(FOLDER_WEIGHTS[:-1])} or {FOLDER_WEIGHTS[-1]}")
+
+
+def read_config(folder: Path) -> dict:
+    """``config.json`` of a model folder as a dict; a missing or damaged file is one line."""
+    path = Path(folder) / "config.json"
+    if path.is_dir():
+        raise FileFormatError(f"{path}: is a directory, not a JSON file")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: missing; a model folder needs config.json") from None
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise FileFormatError(f"{path}: not valid JSON (arrays or objects nested too deeply)") from None
+    if not isinstance(raw, dict):
+        raise FileFormatError(f"{path}: expected a JSON object")
+    return raw

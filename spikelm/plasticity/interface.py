@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from spikelm.errors import CheckpointMismatchError, ConfigError
 
@@ -228,12 +229,8 @@ class _Packer:
         dpos = np.empty(b - a, dtype=np.int64)
         dpos[dsyn] = np.arange(b - a)
         cgrp = (np.cumsum(first) - 1)[dpos[csc_syn]]
-        # whole-step decays: long enough for the trace to fall below 1e-16
-        span = 37.0 * max(rule.tau_plus, rule.tau_minus) / dt     # may overflow to inf: capped below
-        L = 100_000 if not span < 100_000 else math.ceil(span)
-        n = np.arange(L + 1, dtype=np.float64)
-        etab = np.concatenate([np.array([math.exp(-x * (dt / rule.tau_plus)) for x in n]),
-                               np.array([math.exp(-x * (dt / rule.tau_minus)) for x in n])])
+        L = table_length(rule.tau_plus, rule.tau_minus, dt)
+        etab = np.concatenate([decay_table(rule.tau_plus, dt, L), decay_table(rule.tau_minus, dt, L)])
         ints = np.zeros(PI, dtype=np.int64)
         flt = np.zeros(PF)
         ints[P_PROJ], ints[P_ON] = k, int(rule.enabled)
@@ -379,14 +376,36 @@ def learn_numpy(plan, t, spk_idx, spk_val, state):
         _learn_population(plan, t, spk_idx, spk_val, a, r)
 
 
-def _decay(etab, L, dsteps, k):
-    """exp(-dsteps k) for whole numbers of steps: the table up to L, computed beyond."""
+# -- trace decay over whole steps (converted LMs' learning uses the same: spikelm.lm.learn) ---------
+
+def table_length(tau_plus, tau_minus, dt) -> int:
+    """L of a rule's decay tables (n = 0..L): long enough for a trace to fall below 1e-16."""
+    span = 37.0 * max(tau_plus, tau_minus) / dt     # may overflow to inf: capped below
+    return 100_000 if not span < 100_000 else math.ceil(span)
+
+
+def decay_table(tau, dt, L) -> np.ndarray:
+    """exp(-n dt / tau) for n = 0..L (one rule's table for one time constant)."""
+    return np.array([math.exp(-x * (dt / tau)) for x in np.arange(L + 1, dtype=np.float64)])
+
+
+def decay_steps(etab, L, dsteps, k):
+    """exp(-dsteps k) for whole numbers of steps: the table ``etab`` (n = 0..L) up to L, computed beyond."""
     dsteps = np.asarray(dsteps, dtype=np.int64)
     out = np.empty(dsteps.shape)
     near = dsteps <= L
     out[near] = etab[dsteps[near]]
     out[~near] = np.exp(-dsteps[~near] * k)
     return out
+
+
+@njit(cache=True)
+def decay_steps_nb(etab, e0, L, n, k):
+    """exp(-n k) for n whole steps: the table etab[e0:e0 + L + 1] up to L, computed beyond (the
+    Numba twin of :func:`decay_steps`)."""
+    if n <= L:
+        return etab[e0 + n]
+    return math.exp(-n * k)
 
 
 def _learn_projection(plan, t, spk_idx, a, r):
@@ -442,7 +461,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
         s, i = dsyn[q], dpost[q]
         has = tpost[i] >= 0
         sh, ih, qh = s[has], i[has], q[has]
-        x = _decay(em, L, t - tpost[ih], km)
+        x = decay_steps(em, L, t - tpost[ih], km)
         if not nearest:
             x = xpost[ih] * x
         if kind == KIND_BRAINGPT:
@@ -457,7 +476,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
         # group pre traces (all-to-all: add 1; nearest: 1 at the last arrival, only its step is kept)
         if not nearest:
             old = tgrp[groups] >= 0
-            xgrp[groups] = np.where(old, xgrp[groups] * _decay(ep, L, np.where(old, t - tgrp[groups], 0), kp),
+            xgrp[groups] = np.where(old, xgrp[groups] * decay_steps(ep, L, np.where(old, t - tgrp[groups], 0), kp),
                                     0.0) + 1.0
         tgrp[groups] = t
 
@@ -468,7 +487,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
             keep = tgrp[g] >= 0
             c, g = c[keep], g[keep]
             s = csyn[c]
-            x = _decay(ep, L, t - tgrp[g], kp)
+            x = decay_steps(ep, L, t - tgrp[g], kp)
             if not nearest:
                 x = xgrp[g] * x
             if kind == KIND_BRAINGPT:
@@ -485,7 +504,7 @@ def _learn_projection(plan, t, spk_idx, a, r):
             xpost[posts] = 1.0
         else:
             old = tpost[posts] >= 0
-            xpost[posts] = np.where(old, xpost[posts] * _decay(em, L, np.where(old, t - tpost[posts], 0), km),
+            xpost[posts] = np.where(old, xpost[posts] * decay_steps(em, L, np.where(old, t - tpost[posts], 0), km),
                                     0.0) + 1.0
         tpost[posts] = t
 

@@ -5,7 +5,6 @@ of operations per synapse and neuron (see that module for the packed layout).
 """
 from __future__ import annotations
 
-import math
 
 from numba import njit
 
@@ -15,19 +14,12 @@ from .interface import (EIIF_ROW_ALPHA, EIIF_ROW_R, EIIF_ROW_THETA, EIIF_ROW_V, 
                         H_ON, KIND_BRAINGPT, KIND_BRAINGPT_HOMEO, KIND_HOMEO_LIF, KIND_HOMEO_ROW, KIND_STDP,
                         LIF_ROW_A, P_CSC, P_CSCP, P_DSYN, P_ELEN, P_ETAB, P_EVERY, P_GPTR, P_GRP, P_PGPTR, P_KIND, P_MAXD, P_MODE, P_MULT, P_NORM,
                         P_NPOST, P_NPRE, P_NSYN, P_ON, P_PAIR, P_POST, P_POSTLO, P_PRELO, P_RING, P_RINGN, P_SYN)
+from .interface import decay_steps_nb as _decay  # the trace decay converted LMs share
 
 
 @njit(cache=True)
 def _clip(x, lo, hi):
     return min(max(x, lo), hi)
-
-
-@njit(cache=True)
-def _decay(etab, e0, L, n, k):
-    """exp(-n k) for n whole steps: the table etab[e0:e0 + L + 1] up to L, computed beyond."""
-    if n <= L:
-        return etab[e0 + n]
-    return math.exp(-n * k)
 
 
 @njit(cache=True)

@@ -17,8 +17,6 @@ from spikelm.network import FixedOutDegree, Network, OneToOne, Uniform
 
 from .rules import STDP
 
-EXC_PROJECTIONS = ("exc_to_exc", "exc_to_inh")
-
 
 def stdp_rule():
     """The spnet.cpp rule."""

@@ -11,6 +11,10 @@ rules is allowed):
 - :class:`Homeostasis`: threshold adaptation toward a target rate (LIF, EIIF).
 - :class:`BrainGPTHomeostasis`: BrainGPT eqs. 12-14 (EIIF only).
 
+Converted LMs (:mod:`spikelm.lm.learn`) attach ``STDP``, ``BrainGPTSTDP`` and
+``BrainGPTHomeostasis`` too, and one rule of their own, :class:`TargetSpikes` (spike units
+adapted per token), defined here beside the others.
+
 Units are the public ones: time constants in ms, rates in Hz. Every field is checked in
 ``__post_init__``; a bad value raises a one-line :class:`~spikelm.errors.ConfigError` that
 names the rule and the field. See docs/plasticity.md for the equations and conventions.
@@ -250,6 +254,49 @@ class BrainGPTHomeostasis:
         if self.r_min < 0 or self.r_max > 1:
             raise ConfigError(f"BrainGPTHomeostasis: fields 'r_min', 'r_max' must lie in [0, 1], "
                               f"got [{self.r_min}, {self.r_max}]")
+        _flag(self, "enabled", self.enabled)
+
+
+@dataclass(frozen=True)
+class TargetSpikes:
+    """Adapt each neuron's threshold, its spike unit, toward ``target`` spikes per token (a
+    population rule of converted LMs only: :mod:`spikelm.lm.learn`; the engine has no tokens).
+
+    After every token, for each neuron i of the population (a channel, the same at every
+    position), with s_i the spikes it fired in that token::
+
+        theta_i = clip(theta_i 2^(eta (s_i - target) / target), theta_min, theta_max)
+        unit_i  = floor(theta_i + 1/2)
+
+    ``theta`` starts at the neuron's unit (1: exact). A larger unit gives fewer, larger
+    spikes (:mod:`spikelm.lm.learn.neurons`), so a neuron firing above target raises it.
+    The step is multiplicative: how far a unit must grow scales with the neuron's codes
+    (8 or 12 bits), and a relative step reaches any of them in as many tokens.
+
+    Parameters
+    ----------
+    target : float
+        Spikes per token per neuron, > 0.
+    eta : float
+        Octaves (doublings of the unit) per relative error per token, >= 0: at eta = 1 a
+        neuron firing twice its target doubles its unit.
+    theta_min, theta_max : float
+        Bounds of theta; theta_min >= 1 (a unit below one code does not exist).
+    """
+
+    target: float = 2.0
+    eta: float = 0.1
+    theta_min: float = 1.0
+    theta_max: float = 1024.0
+    enabled: bool = True
+
+    def __post_init__(self):
+        _num(self, "target", self.target, positive=True)
+        _num(self, "eta", self.eta, nonnegative=True)
+        _bounds(self, "theta_min", "theta_max")
+        if not self.theta_min >= 1 or not math.isfinite(self.theta_max):
+            raise ConfigError(f"TargetSpikes: field 'theta_min' must be >= 1 and 'theta_max' finite, "
+                              f"got [{self.theta_min}, {self.theta_max}]")
         _flag(self, "enabled", self.enabled)
 
 

@@ -225,6 +225,13 @@ def totals(rows: list) -> dict:
             "steps": sum(r["steps"] for r in ok), "wall_s": sum(r["wall_s"] for r in ok)}
 
 
+def evaluate_document_task(doc: str, text: str, opts: EvalOptions) -> dict:
+    """One document on a Dask worker, with the worker's cached model."""
+    from spikelm.scaleout import worker
+
+    return evaluate_document(doc, text, opts, worker.cache())
+
+
 # -- a corpus ---------------------------------------------------------------------------------------
 def evaluate_corpus(docs: list, opts: EvalOptions, scheduler: str = "local", progress: bool = True) -> list:
     """One row per document (input order); a document that fails gets status "error" and its error."""
@@ -239,8 +246,8 @@ def evaluate_corpus(docs: list, opts: EvalOptions, scheduler: str = "local", pro
         else:
             from spikelm.scaleout import worker
 
-            client.register_plugin(worker.ModelCachePlugin(), name=worker.PLUGIN)
-            tasks = [(f"doc-{i}", worker.evaluate_document_task, (d, t, opts)) for i, (d, t) in enumerate(docs)]
+            client.register_plugin(worker.ModelCachePlugin(ModelCache), name=worker.PLUGIN)
+            tasks = [(f"doc-{i}", evaluate_document_task, (d, t, opts)) for i, (d, t) in enumerate(docs)]
         for i, result, error in run_tasks(client, tasks, "documents", progress):
             if error is None:
                 rows[i] = result

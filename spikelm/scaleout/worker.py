@@ -1,4 +1,5 @@
-"""What lives on a Dask worker: the converted-model cache and the per-document task.
+"""What lives on a Dask worker: the converted-model cache (the per-document task is
+:func:`spikelm.scaleout.corpus.evaluate_document_task`).
 
 Imported only where Dask is installed (it subclasses ``distributed.WorkerPlugin``). The
 client registers :class:`ModelCachePlugin` once; each worker then holds one
@@ -10,26 +11,29 @@ from __future__ import annotations
 
 from distributed import WorkerPlugin, get_worker
 
-from spikelm.scaleout.corpus import EvalOptions, ModelCache, evaluate_document
-
 PLUGIN = "spikelm-model-cache"
 
 
 class ModelCachePlugin(WorkerPlugin):
-    """Gives each worker a :class:`ModelCache` (``worker.plugins[PLUGIN].cache``)."""
+    """Gives each worker a cache made by ``make_cache`` (a :class:`~spikelm.scaleout.corpus.ModelCache`;
+    passed in, so this module imports nothing of the corpus that imports it), at
+    ``worker.plugins[PLUGIN].cache``."""
 
     idempotent = True
 
+    def __init__(self, make_cache):
+        self.make_cache = make_cache
+
     def setup(self, worker):
-        self.cache = ModelCache()
+        self.cache = self.make_cache()
 
     def teardown(self, worker):
         self.cache = None
 
 
-def evaluate_document_task(doc: str, text: str, opts: EvalOptions) -> dict:
-    """One document on this worker, with the worker's cached model."""
-    return evaluate_document(doc, text, opts, get_worker().plugins[PLUGIN].cache)
+def cache():
+    """The cache of the worker this task runs on."""
+    return get_worker().plugins[PLUGIN].cache
 
 
 def conversions(dask_worker) -> int:

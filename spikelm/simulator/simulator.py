@@ -238,7 +238,7 @@ class Simulator:
 
     def spikes_as_tables(self):
         """Recorded spikes as ``{population: SpikeTable}`` (what :func:`spikelm.io.sonata.read_spikes` returns)."""
-        from spikelm.io.sonata import SpikeTable
+        from spikelm.simulator.spike_table import SpikeTable
 
         out = {}
         for name in self.spikes.populations:

@@ -56,8 +56,8 @@ def with_neurons(graph: LMGraph, plasticity: Plasticity | None) -> LMGraph:
         for name in match(pattern, spiking, where, "spiking population"):
             p = graph.index[name]
             size = pops[p].size
-            if ch.neuron == "eiif":
-                pops[p] = dataclasses.replace(pops[p], neuron="eiif", unit=None, eiif=tuple(
+            if ch.neuron == "eiif_exact":
+                pops[p] = dataclasses.replace(pops[p], neuron="eiif_exact", unit=None, eiif=tuple(
                     np.full(size, v, np.float64) for v in (ch.theta_base, ch.alpha, ch.r)))
             else:
                 unit = None if ch.unit == 1 else np.full(size, ch.unit, np.int64)

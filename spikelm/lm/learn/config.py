@@ -7,17 +7,17 @@ A plasticity file is plain TOML data (no code; nothing in it is evaluated)::
     eta_w = 0.001
 
     [populations."h*.fc"]                 # a population name or a glob pattern
-    neuron = "eiif"                       # signed_if (default) | eiif
-    theta_base = 0.5                      # eiif: initial theta_base, alpha, r
+    neuron = "eiif_exact"                 # signed_if (default) | eiif_exact
+    theta_base = 0.5                      # eiif_exact: initial theta_base, alpha, r
     alpha = 1.0
     r = 1.0
 
     [populations."h*.fc".plasticity]
-    rule = "braingpt_homeostasis"         # eiif populations; target_spikes: signed_if ones
+    rule = "braingpt_homeostasis"         # eiif_exact populations; target_spikes: signed_if ones
 
 Rules are the engine's dataclasses (:mod:`spikelm.plasticity.rules`: ``STDP``,
-``BrainGPTSTDP``, ``BrainGPTHomeostasis``) with the LM's time unit, the step, where they say
-ms; plus :class:`TargetSpikes`. Every problem is one :class:`~spikelm.errors.ConfigError`
+``BrainGPTSTDP``, ``BrainGPTHomeostasis``, and ``TargetSpikes``, which only converted LMs run)
+with the LM's time unit, the step, where they say ms. Every problem is one :class:`~spikelm.errors.ConfigError`
 line naming the file and the field.
 """
 
@@ -31,57 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spikelm.errors import ConfigError, FileFormatError
+from spikelm.lm.graph import NEURONS
 from spikelm.plasticity.config import from_config
-from spikelm.plasticity.rules import STDP, BrainGPTHomeostasis, BrainGPTSTDP, _bounds, _flag, _num
-
-
-@dataclass(frozen=True)
-class TargetSpikes:
-    """Adapt each neuron's threshold, its spike unit, toward ``target`` spikes per token.
-
-    After every token, for each neuron i of the population (a channel, the same at every
-    position), with s_i the spikes it fired in that token::
-
-        theta_i = clip(theta_i 2^(eta (s_i - target) / target), theta_min, theta_max)
-        unit_i  = floor(theta_i + 1/2)
-
-    ``theta`` starts at the neuron's unit (1: exact). A larger unit gives fewer, larger
-    spikes (:mod:`spikelm.lm.learn.neurons`), so a neuron firing above target raises it.
-    The step is multiplicative: how far a unit must grow scales with the neuron's codes
-    (8 or 12 bits), and a relative step reaches any of them in as many tokens.
-
-    Parameters
-    ----------
-    target : float
-        Spikes per token per neuron, > 0.
-    eta : float
-        Octaves (doublings of the unit) per relative error per token, >= 0: at eta = 1 a
-        neuron firing twice its target doubles its unit.
-    theta_min, theta_max : float
-        Bounds of theta; theta_min >= 1 (a unit below one code does not exist).
-    """
-
-    target: float = 2.0
-    eta: float = 0.1
-    theta_min: float = 1.0
-    theta_max: float = 1024.0
-    enabled: bool = True
-
-    def __post_init__(self):
-        _num(self, "target", self.target, positive=True)
-        _num(self, "eta", self.eta, nonnegative=True)
-        _bounds(self, "theta_min", "theta_max")
-        if not self.theta_min >= 1 or not math.isfinite(self.theta_max):
-            raise ConfigError(f"TargetSpikes: field 'theta_min' must be >= 1 and 'theta_max' finite, "
-                              f"got [{self.theta_min}, {self.theta_max}]")
-        _flag(self, "enabled", self.enabled)
+from spikelm.plasticity.rules import STDP, BrainGPTHomeostasis, BrainGPTSTDP, TargetSpikes
 
 
 PROJECTION_RULES = {"stdp": STDP, "braingpt_stdp": BrainGPTSTDP}
 POPULATION_RULES = {"braingpt_homeostasis": BrainGPTHomeostasis, "target_spikes": TargetSpikes}
 RULE_NAMES = {v: k for k, v in {**PROJECTION_RULES, **POPULATION_RULES}.items()}
 #: the neuron a population rule needs
-NEEDS = {BrainGPTHomeostasis: "eiif", TargetSpikes: "signed_if"}
+NEEDS = {BrainGPTHomeostasis: "eiif_exact", TargetSpikes: "signed_if"}
 NEURON_FIELDS = {"neuron", "theta_base", "alpha", "r", "unit", "plasticity"}
 #: the largest integer weight of any converted model (16-bit codes)
 WIDEST = 32767.0
@@ -89,7 +48,7 @@ WIDEST = 32767.0
 
 @dataclass(frozen=True)
 class NeuronChoice:
-    """The neuron of a population: ``signed_if`` with a spike ``unit`` or ``eiif`` with its parameters."""
+    """The neuron of a population: ``signed_if`` with a spike ``unit`` or ``eiif_exact`` with its parameters."""
 
     neuron: str = "signed_if"
     theta_base: float = 0.5
@@ -168,6 +127,17 @@ def load(path) -> Plasticity:
     return Plasticity.from_dict(data, str(path))
 
 
+def as_plasticity(plasticity) -> Plasticity | None:
+    """A :class:`Plasticity` from one, a file path or a dict (None stays None)."""
+    if plasticity is None or isinstance(plasticity, Plasticity):
+        return plasticity
+    if isinstance(plasticity, (str, Path)):
+        return load(plasticity)
+    if isinstance(plasticity, dict):
+        return Plasticity.from_dict(plasticity)
+    raise ConfigError(f"plasticity: a Plasticity, a TOML file path or a dict, got {type(plasticity).__name__}")
+
+
 def rule_table(rule) -> dict:
     """A rule as its file table (``rule`` plus every field; infinities as strings)."""
     d = {"rule": RULE_NAMES[type(rule)]}
@@ -207,8 +177,12 @@ def _neuron(tab, where):
     if not NEURON_FIELDS.intersection(tab) - {"plasticity"}:
         return None
     neuron = tab.get("neuron", "signed_if")
-    if neuron not in ("signed_if", "eiif"):
-        raise ConfigError(f"{where}.neuron: {neuron!r}; allowed: signed_if, eiif")
+    if neuron == "eiif":  # the name of the engine's variant: say which one an LM runs
+        raise ConfigError(f"{where}.neuron: 'eiif' is the engine's EI-IF (BrainGPT eq. 1 as printed: t from 1, "
+                          "V <= -theta); converted LMs run 'eiif_exact' (t from 0, V < -theta: the quantizer's "
+                          "code at theta_base 1/2, alpha 1, r 1)")
+    if neuron not in NEURONS:
+        raise ConfigError(f"{where}.neuron: {neuron!r}; allowed: {', '.join(NEURONS)}")
     mine = {"unit"} if neuron == "signed_if" else {"theta_base", "alpha", "r"}
     other = sorted(set(tab) & ({"unit", "theta_base", "alpha", "r"} - mine))
     if other:

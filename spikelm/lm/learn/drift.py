@@ -1,7 +1,7 @@
 """How far a learning run moves from the exact reference, token by token.
 
 The exact reference of a graph is its dense QANN (:mod:`spikelm.lm.reference`) for the logits,
-and the same graph run with plain SignedIF neurons (EI-IF populations as unit coding, which
+and the same graph run with plain SignedIF neurons (:func:`spikelm.lm.graph.plain_graph`) (EI-IF populations as unit coding, which
 they equal at their default parameters) for the steps and spikes. Both are computed on the
 tokens the learning run saw, so the comparison is position by position.
 """
@@ -14,22 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikelm.lm.graph import LMGraph
+from spikelm.lm.graph import plain_graph
 
 #: learned-state statistics recorded per token (:meth:`LearnState.stats`), in table order
 STAT_KEYS = ("dw_mean", "dw_max", "w_changed", "w_saturated", "rowsum_dev", "int_rowsum_dev", "unit_mean",
              "unit_max", "theta_base_mean", "alpha_mean", "r_mean", "learn_ops", "weight_flips")
-
-
-def plain_graph(graph: LMGraph) -> LMGraph:
-    """The exact graph: plain SignedIF neurons everywhere (EI-IF populations fire unit coding)."""
-    if graph.plain:
-        return graph
-    pops = [p if p.plain else dataclasses.replace(p, neuron="signed_if", unit=None, eiif=None,
-                                                  coding="unit" if p.neuron == "eiif" else p.coding)
-            for p in graph.pops]
-    return LMGraph(config=graph.config, pops=pops, projections=graph.projections, edges=graph.edges,
-                   n_positions=graph.n_positions, vocab_size=graph.vocab_size, meta=graph.meta, prefix=graph.prefix)
 
 
 def nll_rows(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -103,9 +92,7 @@ def measure(snn, ids, sim, stats: list, targets=None, backend: str = "numba") ->
     """
     ids = np.asarray(ids, dtype=np.int64)
     ref = snn.reference(ids).logits
-    from spikelm.lm.convert import SpikingLM
-
-    exact = SpikingLM(plain_graph(snn.graph), snn.params).simulate(ids, backend=backend)
+    exact = snn.with_graph(plain_graph(snn.graph)).simulate(ids, backend=backend)
     if targets is None:
         targets = np.concatenate([ids[1:], [-1]])
     targets = np.asarray(targets, dtype=np.int64)

@@ -21,17 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from spikelm.errors import ConfigError, FileFormatError
+from spikelm.lm.fingerprint import difference, fingerprint, summary
 from spikelm.lm.graph import LMGraph, LMProjection
 
 FORMAT = "spikelm-learned-model"
+#: the file of a model folder holding what learning changed
+LEARNED_FILE = "learned.h5"
 
 
 def save(learning, folder, source=None) -> str:
     """Write ``learning``'s learned state as a model folder (see the module docstring)."""
     import h5py
-
-    from spikelm.lm.checkpoint import fingerprint, summary
-    from spikelm.lm.convert import LEARNED_FILE
 
     snn = learning.snn
     folder = Path(folder)
@@ -76,23 +76,16 @@ def save(learning, folder, source=None) -> str:
 
 
 def _model_files(snn, src, out: Path):
-    """The source model's files (a folder), or a GPT-2 config and weights written from memory."""
-    from spikelm.lm.convert import LEARNED_FILE
-    from spikelm.lm.gpt import GPTConfig
-
+    """The source model's files (a folder), or its family's config and weights written from memory."""
     if src is not None and src.is_dir():
         for p in sorted(src.iterdir()):
             if p.is_file() and p.name != LEARNED_FILE:
                 shutil.copy2(p, out / p.name)
         return
-    if src is None and isinstance(snn.config, GPTConfig):
-        from safetensors.numpy import save_file
-
-        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in snn.params.items()},
-                  str(out / "model.safetensors"))
-        (out / "config.json").write_text(json.dumps(snn.config.to_dict(), indent=1) + "\n")
+    if src is None and snn.family is not None:
+        snn.family.save_folder(snn.config, snn.params, out)
         return
-    raise ConfigError(f"save_model: the model came from {src or 'memory'}; give source= its Hugging Face folder")
+    raise ConfigError(f"save_model: the model came from {src}; give source= its Hugging Face folder")
 
 
 def apply(graph: LMGraph, path) -> LMGraph:
@@ -100,7 +93,6 @@ def apply(graph: LMGraph, path) -> LMGraph:
     import h5py
 
     from spikelm.io.checkpoint import json_object
-    from spikelm.lm.checkpoint import difference, fingerprint, summary
 
     path = Path(path)
     if not h5py.is_hdf5(path):
@@ -128,15 +120,15 @@ def apply(graph: LMGraph, path) -> LMGraph:
                 raise FileFormatError(f"{path}: populations/{name}: no such population in this model")
             p = graph.index[name]
             neuron = h.attrs.get("neuron")
-            if neuron == "eiif":
-                pops[p] = dataclasses.replace(pops[p], neuron="eiif", unit=None, eiif=tuple(
+            if neuron in ("eiif_exact", "eiif"):  # "eiif": its name in files written before it had its own
+                pops[p] = dataclasses.replace(pops[p], neuron="eiif_exact", unit=None, eiif=tuple(
                     h[x][...].astype(np.float64) for x in ("theta_base", "alpha", "r")))
             elif neuron == "signed_if":
                 unit = h["unit"][...].astype(np.int64)
                 pops[p] = dataclasses.replace(pops[p], neuron="signed_if", eiif=None,
                                               unit=None if (unit == 1).all() else unit)
             else:
-                raise FileFormatError(f"{path}: populations/{name}: neuron {neuron!r}; allowed: signed_if, eiif")
+                raise FileFormatError(f"{path}: populations/{name}: neuron {neuron!r}; allowed: signed_if, eiif_exact")
     return LMGraph(config=graph.config, pops=pops, projections=projections, edges=graph.edges,
                    n_positions=graph.n_positions, vocab_size=graph.vocab_size,
                    meta={**graph.meta, "learned": str(path), "masters": masters}, prefix=graph.prefix)

@@ -1,18 +1,20 @@
 """The learning parts of the compiled token loop (Numba), called under the loop's ``LEARN`` flag.
 
 Twins of :mod:`spikelm.lm.learn.reference` (the NumPy reference), operation for operation
-and in the same floating-point order, so that both backends agree bit for bit:
+and in the same floating-point order, so that both backends agree bit for bit. A learning
+neuron's spike is decided in the loop's update phase itself (:mod:`spikelm.lm.loop`, with the
+one emission block every neuron kind shares) by the scalar twins of
+:mod:`spikelm.lm.learn.neurons`; here:
 
-- :func:`fire_learn`: the update phase of a population with spike units or EI-IF neurons;
 - :func:`start_learn`: what such a population does when it starts (its active list, EI-IF
   membranes and inputs, the step its window opens);
 - :func:`pending_learn`: which EI-IF neurons may still fire (the schedule's quiescence);
 - :func:`learn_step`: the learn phase (after update, before propagate): STDP and BrainGPT
   STDP on projections, BrainGPT homeostasis on EI-IF populations.
 
-Bundles (packed by :class:`spikelm.lm.learn.state.LearnState`): ``neur`` (per-neuron
-parameters and per-token scratch) and ``plast`` (rule tables, master weights, traces). The
-column constants below are the only copies (the NumPy side imports them).
+Bundles (:mod:`spikelm.lm.bundles`, packed by :class:`spikelm.lm.learn.state.LearnState`):
+``neur`` (per-neuron parameters and per-token scratch) and ``plast`` (rule tables, master
+weights, traces). The column constants below are the only copies (the NumPy side imports them).
 """
 
 from __future__ import annotations
@@ -20,66 +22,42 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from spikelm.lm import bundles as _bundles
 from spikelm.lm import codings as _codings
 from spikelm.lm.learn import neurons as _neurons
-from spikelm.lm.learn.neurons import (eiif_fire_nb, eiif_pending_nb, potential_nb, unit_remainder_nb,
-                                      unit_spike_nb)
+from spikelm.lm.learn.neurons import eiif_pending_nb, potential_nb, unit_remainder_nb
+from spikelm.plasticity import interface as _columns
+from spikelm.plasticity.interface import (F_AM, F_AP, F_ETA, F_KM, F_KP, F_WMAX, F_WMIN, G_AMAX, G_AMIN, G_DECAY,
+                                          G_ETA, G_ETA_A, G_ETA_R, G_GAIN, G_RMAX, G_RMIN, G_TARGET, G_THMAX,
+                                          G_THMIN, G_VREST, G_VT, H_ON, H_POP, KIND_BRAINGPT, KIND_STDP, P_ELEN,
+                                          P_ETAB, P_KIND, P_MULT, P_NORM, P_NPOST, P_NPRE, P_ON, P_PAIR, P_POST,
+                                          P_SYN, PI, decay_steps_nb)
 from spikelm.simulator._numba_cache import invalidate_if_changed
 
-# the kernels inline the neurons' and codings' Numba twins: rebuild their cache when those change
-invalidate_if_changed(__file__, [_neurons.__file__, _codings.__file__])
+# the kernels inline the neurons', codings' and the engine's trace-decay Numba twins and read
+# the bundles' fields and the engine's columns: rebuild their cache when those change
+invalidate_if_changed(__file__, [_neurons.__file__, _codings.__file__, _bundles.__file__, _columns.__file__])
 
 #: neuron kinds of the ``lkind`` array: plain SignedIF (the loop's own path), units, EI-IF
 PLAIN, UNITS, EIIF = -1, 0, 1
-#: projection rule kinds
-KIND_STDP, KIND_BRAINGPT = 1, 2
-# projection rule table, int columns
-(R_KIND, R_PRE, R_POST, R_WOFF, R_MOFF, R_NPRE, R_NPOST, R_XPRE, R_XPOST, R_NEAR, R_MULT, R_NORM, R_ETAB,
- R_ELEN, R_QW, R_ON) = range(16)
-RI = 16
-# projection rule table, float columns
-F_AP, F_AM, F_WMIN, F_WMAX, F_ETA = range(5)
-RF = 5
-# homeostasis table: int columns, float columns
-H_POP, H_ON = range(2)
-HI = 2
-(G_TARGET, G_ETA, G_DECAY, G_GAIN, G_THMIN, G_THMAX, G_ETA_A, G_VT, G_ETA_R, G_VREST, G_AMIN, G_AMAX, G_RMIN,
- G_RMAX) = range(14)
-HF = 14
-
-
-@njit(cache=True)
-def decay_nb(etab, base, L, d):
-    """exp(-d / tau) for d >= 0 whole steps from the rule's table (length L), multiplied out beyond it."""
-    if d < L:
-        return etab[base + d]
-    r = 1.0
-    while d >= L:
-        r *= etab[base + L - 1]
-        d -= L - 1
-    return r * etab[base + d]
+# The rule tables are the engine's (spikelm.plasticity.interface: one vocabulary, the same
+# columns at the same places); a dense LM projection has no delay rings or reverse index, so it
+# leaves those columns 0 and appends its own after the engine's PI
+#: LM int columns of a projection rule: its populations, its integer rows' offset in W, its pre
+#: traces' offset, and the largest |integer weight|
+P_PRE_POP, P_POST_POP, P_WOFF, P_XPRE, P_QW = range(PI, PI + 5)
+PI_LM = PI + 5
 
 
 @njit(cache=True, inline="always")
-def bump_trace(x, tl, i, t, etab, base, L, nearest):
-    """A spike at t: trace i decays from its last spike and adds 1 (all pairs) or is set to 1 (nearest)."""
+def bump_trace(x, tl, i, t, etab, base, L, k, nearest):
+    """A spike at t: trace i decays from its last spike (table at ``base``, rate k per step)
+    and adds 1 (all pairs) or is set to 1 (nearest)."""
     if nearest:
         x[i] = 1.0
     else:
-        x[i] = (x[i] * decay_nb(etab, base, L, t - tl[i]) if tl[i] >= 0 else 0.0) + 1.0
+        x[i] = (x[i] * decay_steps_nb(etab, base, L, t - tl[i], k) if tl[i] >= 0 else 0.0) + 1.0
     tl[i] = t
-
-
-@njit(cache=True, inline="always")
-def record_event(rec, steps, p, node, s):
-    """Append one spike (global step, population, node, value) to the event buffer."""
-    record, clock, ev_step, ev_pop, ev_node, ev_val, ev_n = rec
-    e = ev_n[0]
-    ev_step[e] = clock + steps
-    ev_pop[e] = p
-    ev_node[e] = node
-    ev_val[e] = s
-    ev_n[0] = e + 1
 
 
 @njit(cache=True, inline="always")
@@ -99,118 +77,66 @@ def _set_weight(wm, W, mi, wi, new, qw):
 
 
 @njit(cache=True)
-def fire_learn(p, n, nsp, steps, struct, state, counters, rec, neur):
-    """Update phase of population p (spike units or EI-IF); returns the new spike list length."""
-    off, qmin, qmax, shift, gain, offset, coding, kslot = struct[0], struct[3], struct[4], struct[5], struct[6], \
-        struct[7], struct[11], struct[29]
-    counts, acc, kcache, alist, alen, stepval, sp = state[0], state[1], state[3], state[6], state[7], state[8], \
-        state[9]
-    lkind, unit, thb, alp, rr, vmem, xin, tstart, nspk, active = (neur[0], neur[1], neur[2], neur[3], neur[4],
-                                                                   neur[5], neur[6], neur[7], neur[8], neur[9])
-    b = off[p]
-    size = off[p + 1] - b
-    crow = counts[n]
-    lo_q = qmin[p]
-    hi_q = qmax[p]
-    ks = kslot[p]
-    start = nsp
-    n_pos = 0
-    active[p] = 1
-    eiif = lkind[p] == EIIF
-    t = steps - tstart[p]
-    m = 0
-    todo = size if eiif else alen[p]
-    for tt in range(todo):
-        i = tt if eiif else alist[b + tt]
-        g = b + i
-        c = np.int64(crow[g])
-        if eiif:
-            s, v = eiif_fire_nb(vmem[g], xin[g], t, thb[g], alp[g], rr[g], c, lo_q, hi_q)
-            vmem[g] = v
-        else:
-            rem = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], lo_q, hi_q, unit[g])
-            s = unit_spike_nb(coding[p], rem, unit[g])
-            if s != 0 and rem != s:  # fires again next step
-                alist[b + m] = i
-                m += 1
-        if s == 0:
-            continue
-        crow[g] = c + s
-        stepval[g] = s
-        sp[nsp] = g
-        nsp += 1
-        nspk[g] += 1
-        if ks >= 0:
-            kcache[ks, i, n] += s
-        if s > 0:
-            n_pos += 1
-        if rec[0]:
-            record_event(rec, steps, p, n * size + i, s)
-    if not eiif:
-        alen[p] = m
-    counters[0][p] += n_pos
-    counters[1][p] += nsp - start - n_pos
-    return nsp
-
-
-@njit(cache=True)
 def start_learn(p, n, first_step, struct, state, neur):
     """Population p starts: its window opens at ``first_step``; list the neurons that may fire."""
-    off, qmin, qmax, shift, gain, offset = struct[0], struct[3], struct[4], struct[5], struct[6], struct[7]
-    counts, acc, alist, alen = state[0], state[1], state[6], state[7]
-    lkind, unit, thb, alp, rr, vmem, xin, tstart = neur[0], neur[1], neur[2], neur[3], neur[4], neur[5], neur[6], \
-        neur[7]
+    off, gain, offset, shift = struct.off, struct.gain, struct.offset, struct.shift
+    acc, alist = state.acc, state.alist
+    counts_n = state.counts[n]
+    qmin, qmax = struct.qmin[p], struct.qmax[p]
     b = off[p]
-    tstart[p] = first_step
+    neur.tstart[p] = first_step
     m = 0
     for i in range(off[p + 1] - b):
         g = b + i
-        c = np.int64(counts[n, g])
-        if lkind[p] == EIIF:
-            vmem[g] = 0.0
-            xin[g] = potential_nb(acc[g], gain[g], offset[g], shift[p])
-            ok = eiif_pending_nb(0.0, xin[g], 0, thb[g], alp[g], rr[g], c, qmin[p], qmax[p])
+        c = np.int64(counts_n[g])
+        if neur.lkind[p] == EIIF:
+            neur.vmem[g] = 0.0
+            neur.xin[g] = potential_nb(acc[g], gain[g], offset[g], shift[p])
+            ok = eiif_pending_nb(0.0, neur.xin[g], 0, neur.theta_base[g], neur.alpha[g], neur.r[g], c, qmin, qmax)
         else:
-            ok = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], qmin[p], qmax[p], unit[g]) != 0
+            ok = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], qmin, qmax, neur.unit[g]) != 0
         if ok:
             alist[b + m] = i
             m += 1
-    alen[p] = m
+    state.alen[p] = m
 
 
 @njit(cache=True)
 def pending_learn(p, n, steps, struct, state, neur):
-    """After step ``steps``: how many EI-IF neurons of p may still fire (into ``alen[p]``)."""
-    off, qmin, qmax = struct[0], struct[3], struct[4]
-    counts, alen = state[0], state[7]
-    thb, alp, rr, vmem, xin, tstart = neur[2], neur[3], neur[4], neur[5], neur[6], neur[7]
+    """After step ``steps``: how many EI-IF neurons of p may still fire (into ``state.alen[p]``)."""
+    off = struct.off
+    counts_n = state.counts[n]
     b = off[p]
-    t_next = steps - tstart[p] + 1
+    t_next = steps - neur.tstart[p] + 1
     m = 0
     for g in range(b, off[p + 1]):
-        if eiif_pending_nb(vmem[g], xin[g], t_next, thb[g], alp[g], rr[g], np.int64(counts[n, g]), qmin[p], qmax[p]):
+        if eiif_pending_nb(neur.vmem[g], neur.xin[g], t_next, neur.theta_base[g], neur.alpha[g], neur.r[g],
+                           np.int64(counts_n[g]), struct.qmin[p], struct.qmax[p]):
             m += 1
-    alen[p] = m
+    state.alen[p] = m
 
 
 @njit(cache=True)
 def learn_step(n, steps, clock, first, last, nsp, struct, state, neur, plast):
     """The learn phase of one step (see the module docstring and docs/lm.md)."""
-    off, W = struct[0], struct[18]
-    stepval, sp, pstart, pend = state[8], state[9], state[10], state[11]
-    vmem, active, psp, ppst, ppen = neur[5], neur[9], neur[10], neur[11], neur[12]
-    thb, alp, rr = neur[2], neur[3], neur[4]
-    pr_i, pr_f, wm, xpre, tpre, xpost, tpost, crow, mark, etab, hr_i, hr_f, sbar, vbar, lcnt = plast
+    off, W = struct.off, struct.W
+    stepval, sp, pstart, pend = state.stepval, state.sp, state.pstart, state.pend
+    vmem, active, psp, ppst, ppen = neur.vmem, neur.active, neur.psp, neur.ppst, neur.ppen
+    thb, alp, rr = neur.theta_base, neur.alpha, neur.r
+    pr_i, pr_f, wm, xpre, tpre, xpost, tpost = plast.pr_i, plast.pr_f, plast.wm, plast.xpre, plast.tpre, plast.xpost, \
+        plast.tpost
+    crow, mark, etab, hr_i, hr_f, sbar, vbar, lcnt = plast.crow, plast.mark, plast.etab, plast.hr_i, plast.hr_f, \
+        plast.sbar, plast.vbar, plast.lcnt
     t = clock + steps
     P = off.shape[0] - 1
     for r in range(pr_i.shape[0]):
-        if pr_i[r, R_ON] == 0:
+        if pr_i[r, P_ON] == 0:
             continue
-        post = pr_i[r, R_POST]
+        post = pr_i[r, P_POST_POP]
         lo = pstart[post] if first <= post <= last else 0
         hi = pend[post] if first <= post <= last else 0
-        pre = pr_i[r, R_PRE]
-        if pr_i[r, R_KIND] == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first
+        pre = pr_i[r, P_PRE_POP]
+        if pr_i[r, P_KIND] == KIND_STDP:  # dt_pair = 0 potentiates: arrivals first
             _arrivals(r, t, psp, ppst[pre], ppen[pre], off[pre], pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, mark,
                       etab, lcnt)
             _posts(r, t, sp, lo, hi, off[post], pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, mark, etab, lcnt)
@@ -252,23 +178,24 @@ def _arrivals(r, t, psp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpo
     """Pre spikes of the last step arrive now: depression from the post traces, then the pre traces."""
     if hi == lo:
         return
-    npost = pr_i[r, R_NPOST]
-    xo, yo, mo, wo = pr_i[r, R_XPRE], pr_i[r, R_XPOST], pr_i[r, R_MOFF], pr_i[r, R_WOFF]
-    nearest = pr_i[r, R_NEAR] == 1
-    L = pr_i[r, R_ELEN]
-    em = pr_i[r, R_ETAB] + L
-    ep = pr_i[r, R_ETAB]
-    qw = pr_i[r, R_QW]
+    npost = pr_i[r, P_NPOST]
+    xo, yo, mo, wo = pr_i[r, P_XPRE], pr_i[r, P_POST], pr_i[r, P_SYN], pr_i[r, P_WOFF]
+    nearest = pr_i[r, P_PAIR] == 1
+    L = pr_i[r, P_ELEN]
+    ep = pr_i[r, P_ETAB]
+    em = ep + L + 1  # the tau_minus table follows the tau_plus one (n = 0..L each)
+    kp, km = pr_f[r, F_KP], pr_f[r, F_KM]
+    qw = pr_i[r, P_QW]
     am, wmin, wmax, eta = pr_f[r, F_AM], pr_f[r, F_WMIN], pr_f[r, F_WMAX], pr_f[r, F_ETA]
-    braingpt = pr_i[r, R_KIND] == KIND_BRAINGPT
-    mult = pr_i[r, R_MULT] == 1
+    braingpt = pr_i[r, P_KIND] == KIND_BRAINGPT
+    mult = pr_i[r, P_MULT] == 1
     # the post traces do not change during the arrivals: read each once
     cols = np.empty(npost, np.int64)
     xs = np.empty(npost)
     m = 0
     for i in range(npost):
         if tpost[yo + i] >= 0:
-            x = decay_nb(etab, em, L, t - tpost[yo + i])
+            x = decay_steps_nb(etab, em, L, t - tpost[yo + i], km)
             if not nearest:
                 x = xpost[yo + i] * x
             cols[m] = i
@@ -290,7 +217,7 @@ def _arrivals(r, t, psp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpo
                 dw = -am * x * (w - wmin) if mult else -am * x
                 new = min(max(w + dw, wmin), wmax)
             flips += _set_weight(wm, W, mo + row + i, wo + row + i, new, qw)
-        bump_trace(xpre, tpre, xo + j, t, etab, ep, L, nearest)
+        bump_trace(xpre, tpre, xo + j, t, etab, ep, L, kp, nearest)
     lcnt[0] += m * (hi - lo)
     lcnt[1] += flips
 
@@ -300,23 +227,24 @@ def _posts(r, t, sp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, 
     """Post spikes now: potentiation from the pre traces, then the post traces."""
     if hi == lo:
         return
-    npre, npost = pr_i[r, R_NPRE], pr_i[r, R_NPOST]
-    xo, yo, mo, wo = pr_i[r, R_XPRE], pr_i[r, R_XPOST], pr_i[r, R_MOFF], pr_i[r, R_WOFF]
-    nearest = pr_i[r, R_NEAR] == 1
-    L = pr_i[r, R_ELEN]
-    ep = pr_i[r, R_ETAB]
-    em = ep + L
-    qw = pr_i[r, R_QW]
+    npre, npost = pr_i[r, P_NPRE], pr_i[r, P_NPOST]
+    xo, yo, mo, wo = pr_i[r, P_XPRE], pr_i[r, P_POST], pr_i[r, P_SYN], pr_i[r, P_WOFF]
+    nearest = pr_i[r, P_PAIR] == 1
+    L = pr_i[r, P_ELEN]
+    ep = pr_i[r, P_ETAB]
+    em = ep + L + 1
+    kp, km = pr_f[r, F_KP], pr_f[r, F_KM]
+    qw = pr_i[r, P_QW]
     ap, wmin, wmax, eta = pr_f[r, F_AP], pr_f[r, F_WMIN], pr_f[r, F_WMAX], pr_f[r, F_ETA]
-    braingpt = pr_i[r, R_KIND] == KIND_BRAINGPT
-    mult = pr_i[r, R_MULT] == 1
+    braingpt = pr_i[r, P_KIND] == KIND_BRAINGPT
+    mult = pr_i[r, P_MULT] == 1
     flips = 0
     n_pre = 0
     for j in range(npre):  # row by row: the weights of one pre neuron lie together
         if tpre[xo + j] < 0:
             continue
         n_pre += 1
-        x = decay_nb(etab, ep, L, t - tpre[xo + j])
+        x = decay_steps_nb(etab, ep, L, t - tpre[xo + j], kp)
         if not nearest:
             x = xpre[xo + j] * x
         row = j * npost
@@ -333,7 +261,7 @@ def _posts(r, t, sp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, 
         i = sp[q] - base
         if braingpt and n_pre:
             mark[yo + i] = 1
-        bump_trace(xpost, tpost, yo + i, t, etab, em, L, nearest)
+        bump_trace(xpost, tpost, yo + i, t, etab, em, L, km, nearest)
     lcnt[0] += n_pre * (hi - lo)
     lcnt[1] += flips
 
@@ -342,10 +270,10 @@ def _posts(r, t, sp, lo, hi, base, pr_i, pr_f, wm, W, xpre, tpre, xpost, tpost, 
 def _normalize(r, pr_i, wm, W, crow, mark, lcnt):
     """Eq. 16: shift every touched column (post neuron i's incoming weights) back to its sum C_i.
     Sums run over j in order (as the reference's), row by row for the memory's sake."""
-    if pr_i[r, R_NORM] == 0:
+    if pr_i[r, P_NORM] == 0:
         return
-    npre, npost = pr_i[r, R_NPRE], pr_i[r, R_NPOST]
-    yo, mo, wo, qw = pr_i[r, R_XPOST], pr_i[r, R_MOFF], pr_i[r, R_WOFF], pr_i[r, R_QW]
+    npre, npost = pr_i[r, P_NPRE], pr_i[r, P_NPOST]
+    yo, mo, wo, qw = pr_i[r, P_POST], pr_i[r, P_SYN], pr_i[r, P_WOFF], pr_i[r, P_QW]
     cols = np.empty(npost, np.int64)
     m = 0
     for i in range(npost):

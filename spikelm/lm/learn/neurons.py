@@ -8,7 +8,10 @@ So it fires when ``V - count`` reaches half a unit, and ``u = 1`` is the exact n
 :mod:`spikelm.lm.neuron`. A larger unit means fewer, larger spikes (unit coding: |code| / u
 spikes) and a coarser code: exactness is given up on purpose, and measured.
 
-**EI-IF** (BrainGPT eq. 1), per neuron ``theta_base``, ``alpha``, ``r``. Once its population
+**EI-IF, exact variant** (``eiif_exact``; BrainGPT eq. 1), per neuron ``theta_base``,
+``alpha``, ``r``. The engine's ``eiif`` model (:mod:`spikelm.network.models.eiif`) is eq. 1 as
+printed (t from 1, ``V <= -theta``); this variant differs in the three points below, and
+so has its own name. Once its population
 starts (its inputs are settled, so the input current is the constant potential x = V), at
 each step t = 0, 1, 2, ... of its firing window::
 

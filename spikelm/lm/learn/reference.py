@@ -22,21 +22,26 @@ import numpy as np
 
 from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.neurons import eiif_pending, eiif_step, potential, unit_remainder, unit_step
+from spikelm.plasticity.interface import decay_steps_nb
 
 
-#: exp(-d / tau) from a rule's table: the compiled function's own Python (the same operations)
-decay = K.decay_nb.py_func
-#: a spike's trace update, likewise
+#: a spike's trace update: the compiled function's own Python (the same operations)
 bump = K.bump_trace.py_func
 
 
-def decays(etab, base: int, L: int, d) -> np.ndarray:
+#: the engine's trace decay for one distance, in the compiled function's own Python: beyond the
+#: table, math.exp as the kernels compute it (NumPy's exp may differ in the last bit)
+decay = decay_steps_nb.py_func
+
+
+def decays(etab, base: int, L: int, d, k) -> np.ndarray:
+    """exp(-d k) for whole steps d, from the rule's table at ``base`` (n = 0..L), computed beyond."""
     d = np.asarray(d, dtype=np.int64)
     out = np.empty(d.shape)
-    near = d < L
+    near = d <= L
     out[near] = etab[base + d[near]]
-    for k in np.flatnonzero(~near):
-        out[k] = decay(etab, base, L, int(d[k]))
+    for j in np.flatnonzero(~near):
+        out[j] = decay(etab, base, L, int(d[j]), k)
     return out
 
 
@@ -99,12 +104,12 @@ def learn_step(state, t: int, spk: dict):
     a, off = state.a, state.layout.offsets
     for r in range(a["pr_i"].shape[0]):
         ri = a["pr_i"][r]
-        if not ri[K.R_ON]:
+        if not ri[K.P_ON]:
             continue
-        pre, post = int(ri[K.R_PRE]), int(ri[K.R_POST])
+        pre, post = int(ri[K.P_PRE_POP]), int(ri[K.P_POST_POP])
         arrivals = a["psp"][a["ppst"][pre]: a["ppen"][pre]] - off[pre]
         posts = spk[post][0] if post in spk else np.zeros(0, np.int64)
-        if ri[K.R_KIND] == K.KIND_STDP:
+        if ri[K.P_KIND] == K.KIND_STDP:
             _arrivals(state, r, t, arrivals)
             _posts(state, r, t, posts)
         else:
@@ -144,8 +149,8 @@ def learn_step(state, t: int, spk: dict):
 def _rule(state, r):
     a = state.a
     ri, rf = a["pr_i"][r], a["pr_f"][r]
-    L = int(ri[K.R_ELEN])
-    return ri, rf, L, int(ri[K.R_ETAB]), int(ri[K.R_ETAB]) + L
+    L = int(ri[K.P_ELEN])
+    return ri, rf, L, int(ri[K.P_ETAB]), int(ri[K.P_ETAB]) + L + 1
 
 
 def _arrivals(state, r, t, js):
@@ -153,14 +158,14 @@ def _arrivals(state, r, t, js):
     ri, rf, L, ep, em = _rule(state, r)
     if not js.size:
         return
-    npost, xo, yo, mo, wo = (int(ri[c]) for c in (K.R_NPOST, K.R_XPRE, K.R_XPOST, K.R_MOFF, K.R_WOFF))
-    nearest, mult, brain = ri[K.R_NEAR] == 1, ri[K.R_MULT] == 1, ri[K.R_KIND] == K.KIND_BRAINGPT
+    npost, xo, yo, mo, wo = (int(ri[c]) for c in (K.P_NPOST, K.P_XPRE, K.P_POST, K.P_SYN, K.P_WOFF))
+    nearest, mult, brain = ri[K.P_PAIR] == 1, ri[K.P_MULT] == 1, ri[K.P_KIND] == K.KIND_BRAINGPT
     am, wmin, wmax, eta = rf[K.F_AM], rf[K.F_WMIN], rf[K.F_WMAX], rf[K.F_ETA]
     tpost, xpost = a["tpost"][yo: yo + npost], a["xpost"][yo: yo + npost]
     ii = np.flatnonzero(tpost >= 0)
     for j in js:
         if ii.size:
-            x = decays(a["etab"], em, L, t - tpost[ii])
+            x = decays(a["etab"], em, L, t - tpost[ii], rf[K.F_KM])
             if not nearest:
                 x = xpost[ii] * x
             e = j * npost + ii
@@ -171,9 +176,9 @@ def _arrivals(state, r, t, js):
             else:
                 dw = -am * x * (w - wmin) if mult else -am * x
                 new = np.minimum(np.maximum(w + dw, wmin), wmax)
-            a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, new, ri[K.R_QW])
+            a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, new, ri[K.P_QW])
             a["lcnt"][0] += ii.size
-        bump(a["xpre"], a["tpre"], xo + j, t, a["etab"], ep, L, nearest)
+        bump(a["xpre"], a["tpre"], xo + j, t, a["etab"], ep, L, rf[K.F_KP], nearest)
 
 
 def _posts(state, r, t, iis):
@@ -181,14 +186,14 @@ def _posts(state, r, t, iis):
     ri, rf, L, ep, em = _rule(state, r)
     if not iis.size:
         return
-    npre, npost, xo, yo, mo, wo = (int(ri[c]) for c in (K.R_NPRE, K.R_NPOST, K.R_XPRE, K.R_XPOST, K.R_MOFF,
-                                                        K.R_WOFF))
-    nearest, mult, brain = ri[K.R_NEAR] == 1, ri[K.R_MULT] == 1, ri[K.R_KIND] == K.KIND_BRAINGPT
+    npre, npost, xo, yo, mo, wo = (int(ri[c]) for c in (K.P_NPRE, K.P_NPOST, K.P_XPRE, K.P_POST, K.P_SYN,
+                                                        K.P_WOFF))
+    nearest, mult, brain = ri[K.P_PAIR] == 1, ri[K.P_MULT] == 1, ri[K.P_KIND] == K.KIND_BRAINGPT
     ap, wmin, wmax, eta = rf[K.F_AP], rf[K.F_WMIN], rf[K.F_WMAX], rf[K.F_ETA]
     tpre, xpre = a["tpre"][xo: xo + npre], a["xpre"][xo: xo + npre]
     js = np.flatnonzero(tpre >= 0)
     if js.size:
-        x = decays(a["etab"], ep, L, t - tpre[js])
+        x = decays(a["etab"], ep, L, t - tpre[js], rf[K.F_KP])
         if not nearest:
             x = xpre[js] * x
         for i in iis:
@@ -200,23 +205,23 @@ def _posts(state, r, t, iis):
             else:
                 dw = ap * x * (wmax - w) if mult else ap * x
                 new = np.minimum(np.maximum(w + dw, wmin), wmax)
-            a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, new, ri[K.R_QW])
+            a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, new, ri[K.P_QW])
             a["lcnt"][0] += js.size
     for i in iis:
-        bump(a["xpost"], a["tpost"], yo + i, t, a["etab"], em, L, nearest)
+        bump(a["xpost"], a["tpost"], yo + i, t, a["etab"], em, L, rf[K.F_KM], nearest)
 
 
 def _normalize(state, r):
     a = state.a
     ri = a["pr_i"][r]
-    if not ri[K.R_NORM]:
+    if not ri[K.P_NORM]:
         return
-    npre, npost, yo, mo, wo = (int(ri[c]) for c in (K.R_NPRE, K.R_NPOST, K.R_XPOST, K.R_MOFF, K.R_WOFF))
+    npre, npost, yo, mo, wo = (int(ri[c]) for c in (K.P_NPRE, K.P_NPOST, K.P_POST, K.P_SYN, K.P_WOFF))
     col = np.arange(npre) * npost
     for i in np.flatnonzero(a["mark"][yo: yo + npost]):
         a["mark"][yo + i] = 0
         e = col + i
         w = a["wm"][mo + e]
         d = (np.cumsum(w)[-1] - a["crow"][yo + i]) / npre  # a sequential sum, as the compiled twin's
-        a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, w - d, ri[K.R_QW])
+        a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, w - d, ri[K.P_QW])
         a["lcnt"][0] += npre

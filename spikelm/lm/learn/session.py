@@ -14,27 +14,18 @@ the runner of the current sequence; :meth:`Learning.new_sequence` starts positio
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
+from spikelm.lm.learn import checkpoint, export
 from spikelm.lm.learn import config as C
 from spikelm.lm.learn.attach import attach
 from spikelm.lm.learn.drift import Drift, measure
 from spikelm.lm.learn.state import LearnState
-
-
-def as_plasticity(plasticity) -> C.Plasticity | None:
-    """A :class:`~spikelm.lm.learn.config.Plasticity` from one, a file path or a dict (None stays None)."""
-    if plasticity is None or isinstance(plasticity, C.Plasticity):
-        return plasticity
-    if isinstance(plasticity, (str, Path)):
-        return C.load(plasticity)
-    if isinstance(plasticity, dict):
-        return C.Plasticity.from_dict(plasticity)
-    raise ConfigError(f"plasticity: a Plasticity, a TOML file path or a dict, got {type(plasticity).__name__}")
+from spikelm.lm.quantize import check_tokens
+from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy, summarize
 
 
 class Learning:
@@ -43,7 +34,7 @@ class Learning:
     def __init__(self, snn, plasticity=None, backend: str = "numba"):
         runner_class(backend)  # a bad or unavailable backend is refused here
         self.snn = snn
-        self.plasticity = as_plasticity(plasticity)
+        self.plasticity = C.as_plasticity(plasticity)
         self.backend = backend
         self.state = LearnState(attach(snn.graph, self.plasticity))
         self.graph = self.state.graph
@@ -61,7 +52,7 @@ class Learning:
         if not isinstance(enabled, bool):
             raise ConfigError(f"enabled={enabled!r}; allowed: True or False")
         a = self.state.a
-        a["pr_i"][:, K.R_ON] = int(enabled)
+        a["pr_i"][:, K.P_ON] = int(enabled)
         a["hr_i"][:, K.H_ON] = int(enabled)
         self.state.tokens_on = enabled
 
@@ -77,7 +68,8 @@ class Learning:
         (:class:`~spikelm.lm.learn.drift.Drift`) over the whole sequence so far unless ``drift`` is False.
         """
         snn = self.snn
-        ids = snn._ids(np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)]).astype(np.int64))[len(self.ids):]
+        ids = check_tokens(np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)]).astype(np.int64),
+                           snn.graph.vocab_size, "token_ids", snn.context)[len(self.ids):]
         if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
             raise ConfigError(f"max_steps={max_steps!r}; allowed: a positive integer or None")
         if self.runner is None:
@@ -88,7 +80,7 @@ class Learning:
             if on_token is not None:
                 on_token(n, row, counts)
 
-        sim = snn._drive(self.runner, ids, max_steps, hook, self.backend)
+        sim = drive(self.runner, ids, max_steps, hook, self.backend)
         self.ids += [int(t) for t in ids]
         self.per_token += sim.per_token
         self.logits.append(sim.logits)
@@ -104,10 +96,10 @@ class Learning:
     def generate(self, prompt_ids, n_tokens: int, max_steps=None, on_token=None, record=False):
         """Greedy generation learning as it goes (a new sequence); ``.simulation.drift`` as in :meth:`feed`."""
         snn = self.snn
-        ids = snn._generation_ids(prompt_ids, n_tokens)
+        ids = generation_ids(prompt_ids, n_tokens, snn.graph.vocab_size, snn.context)
         self.new_sequence(record)
-        gen = snn._generate(ids, n_tokens, self.runner,
-                            lambda x: self.feed(x, max_steps, on_token, record, drift=False), self.backend)
+        gen = greedy(ids, n_tokens, self.runner, lambda x: self.feed(x, max_steps, on_token, record, drift=False),
+                     self.backend)
         gen.simulation.drift = self.drift(targets=gen.tokens[1: len(self.ids) + 1])
         return gen
 
@@ -116,8 +108,6 @@ class Learning:
         ``prompt_ids`` (may be empty), then ``n_tokens`` tokens, each the argmax of the last
         logits, learning as it goes. After ``generate(p, a)``, ``continue_generation([], b)``
         gives the tokens ``generate(p, a + b)`` would have given."""
-        from spikelm.lm.convert import Generation
-
         if self.runner is None or not self.ids:
             raise ConfigError("continue_generation: no sequence to continue; generate or feed first")
         ids = np.asarray(prompt_ids, dtype=np.int64).reshape(-1)
@@ -134,36 +124,37 @@ class Learning:
         for _ in range(n_tokens):
             self.feed([int(np.argmax(self.logits[-1][-1]))], max_steps, on_token, drift=False)
             new.append(int(np.argmax(self.logits[-1][-1])))
-        sim = self.snn._summary(self.runner, np.concatenate(self.logits)[start:], self.per_token[start:],
-                                self.backend)
+        sim = summarize(self.runner, np.concatenate(self.logits)[start:], self.per_token[start:], self.backend)
         tokens = np.array(self.ids + new[-1:], dtype=np.int64)
         sim.drift = self.drift(targets=tokens[1:])
         return Generation(tokens, np.array(new, dtype=np.int64), sim)
 
     def drift(self, targets=None) -> Drift:
         """The current sequence against the exact reference (see :mod:`spikelm.lm.learn.drift`)."""
-        from spikelm.lm.convert import Simulation
-
         sim = Simulation(logits=np.concatenate(self.logits), steps=np.array([c.steps for c in self.per_token]),
                          synops={}, spikes={}, spikes_pos={}, spikes_neg={}, op_evals={}, macs={}, counts={},
                          per_token=self.per_token)
         return measure(self.snn, np.array(self.ids, np.int64), sim, self.stats, targets, self.backend)
 
     def save_checkpoint(self, path) -> str:
-        """The learned state and the current sequence, to resume identically (:mod:`spikelm.lm.checkpoint`)."""
-        from spikelm.lm import checkpoint
-
+        """The learned state and the current sequence, to resume identically (:mod:`.checkpoint`)."""
         return checkpoint.save(self, path)
 
     @classmethod
     def resume(cls, snn, path, backend: str = "numba", plasticity=None) -> "Learning":
         """A run restored from a checkpoint of ``snn`` (``plasticity``, if given, must be the checkpoint's)."""
-        from spikelm.lm import checkpoint
-
-        return checkpoint.load(snn, path, backend, plasticity)
+        saved = checkpoint.read(snn, path, plasticity)
+        run = cls(snn, saved.plasticity, backend)
+        run.state.load_state_dict(saved.learned, str(path))
+        if saved.counts is not None:
+            run.new_sequence()
+            run.runner.restore(saved.counts, saved.head_acc, saved.n, saved.clock, saved.counters, str(path))
+            run.ids = saved.ids
+            run.logits = [saved.logits] if len(saved.logits) else []
+            run.per_token = saved.per_token
+            run.stats = saved.stats
+        return run
 
     def save_model(self, folder, source=None) -> str:
         """A model folder with the learned state that :func:`spikelm.lm.convert` reads back (:mod:`.export`)."""
-        from spikelm.lm.learn import export
-
         return export.save(self, folder, source)

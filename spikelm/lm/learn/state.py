@@ -15,13 +15,9 @@ the integer rows are the converted ones bit for bit, so the run is the exact one
 8 bytes per plastic synapse plus the integer copy, one rounding per update; both are counted
 (``learn_ops``: master updates, ``weight_flips``: integer weights that changed).
 
-Bundles for the compiled loop (:mod:`spikelm.lm.learn.kernels` has the column constants):
-
-- ``neur``: lkind [P] (-1 plain, 0 units, 1 EI-IF), unit [N], theta_base, alpha, r [N],
-  vmem [N] (EI-IF membrane), xin [N] (its input), tstart [P] (window start), nspk [N] (spikes
-  this token), active [P], psp [N], ppst, ppen [P] (last step's spikes, which arrive now);
-- ``plast``: pr_i, pr_f (projection rules), wm (masters), xpre, tpre, xpost, tpost, crow
-  (C_i), mark, etab (decay tables), hr_i, hr_f (homeostasis), sbar, vbar, lcnt.
+The compiled loop reads the same arrays by name as a
+:class:`~spikelm.lm.bundles.LearnBundle` (``neur``: neuron parameters and per-token scratch;
+``plast``: rule tables, master weights, traces; :meth:`LearnState.bundle`).
 
 N is the number of spiking neurons of one position: a neuron is a channel, shared by every
 position, as its weights are.
@@ -34,34 +30,28 @@ import math
 import numpy as np
 
 from spikelm.errors import CheckpointMismatchError
+from spikelm.lm.bundles import LearnBundle, LearnNeurons, LearnRules
 from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.attach import Attached, weight_bound
 from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, TargetSpikes
+from spikelm.lm.layout import Layout, flat_weights
+from spikelm.plasticity.interface import HF, HI, H_KIND, KIND_BRAINGPT_HOMEO, PF, decay_table, table_length
 
-#: longest decay table per time constant (beyond it the table's last entry is multiplied out)
-MAX_TABLE = 1 << 16
-NEUR = ("lkind", "unit", "theta_base", "alpha", "r", "vmem", "xin", "tstart", "nspk", "active", "psp", "ppst",
-        "ppen")
-PLAST = ("pr_i", "pr_f", "wm", "xpre", "tpre", "xpost", "tpost", "crow", "mark", "etab", "hr_i", "hr_f", "sbar",
-         "vbar", "lcnt")
 #: what a checkpoint keeps besides the plastic integer rows (tables and rule columns are rebuilt)
 MUTABLE = ("unit", "theta_base", "alpha", "r", "psp", "ppst", "ppen", "wm", "xpre", "tpre", "xpost", "tpost",
            "crow", "mark", "sbar", "vbar", "lcnt", "uth")
 
 
-def empty_bundle():
+def empty_bundle() -> LearnBundle:
     """A learning bundle of the right types and no content (for the loop compiled without LEARN)."""
     i64, f64 = np.zeros(1, np.int64), np.zeros(1)
-    neur = (i64, i64, f64, f64, f64, f64, f64, i64, i64, np.zeros(1, np.uint8), i64, i64, i64)
-    plast = (np.zeros((0, K.RI), np.int64), np.zeros((0, K.RF)), f64, f64, i64, f64, i64, f64,
-             np.zeros(1, np.uint8), f64, np.zeros((0, K.HI), np.int64), np.zeros((0, K.HF)), f64, f64,
-             np.zeros(2, np.int64))
-    return neur, plast
-
-
-def _table(tau: float) -> np.ndarray:
-    n = min(MAX_TABLE, int(math.ceil(746.0 * tau)) + 2)
-    return np.exp(-np.arange(n, dtype=np.float64) / tau)
+    neur = LearnNeurons(lkind=i64, unit=i64, theta_base=f64, alpha=f64, r=f64, vmem=f64, xin=f64, tstart=i64, nspk=i64,
+                        active=np.zeros(1, np.uint8), psp=i64, ppst=i64, ppen=i64)
+    plast = LearnRules(pr_i=np.zeros((0, K.PI_LM), np.int64), pr_f=np.zeros((0, PF)), wm=f64, xpre=f64, tpre=i64,
+                       xpost=f64, tpost=i64, crow=f64, mark=np.zeros(1, np.uint8), etab=f64,
+                       hr_i=np.zeros((0, HI), np.int64), hr_f=np.zeros((0, HF)), sbar=f64, vbar=f64,
+                       lcnt=np.zeros(2, np.int64))
+    return LearnBundle(neur, plast)
 
 
 class LearnState:
@@ -72,9 +62,6 @@ class LearnState:
     """
 
     def __init__(self, attached: Attached):
-        from spikelm.lm.numba_runner import flat_weights
-        from spikelm.lm.runner import Layout
-
         g = self.graph = attached.graph
         self.attached = attached
         lay = self.layout = Layout.of(g)
@@ -95,7 +82,7 @@ class LearnState:
         units = {p for p, _, rule in attached.populations if isinstance(rule, TargetSpikes)}
         for p, pop in enumerate(g.pops):
             seg = lay.seg(p) if pop.spiking else None
-            if pop.neuron == "eiif":
+            if pop.neuron == "eiif_exact":
                 a["lkind"][p] = K.EIIF
                 for name, v in zip(("theta_base", "alpha", "r"), pop.eiif):
                     a[name][seg] = v
@@ -123,20 +110,18 @@ class LearnState:
             npre, npost = pr.weights.shape
             qw = weight_bound(g, k)
             stdp = isinstance(rule, STDP)
-            L = max(len(_table(rule.tau_plus)), len(_table(rule.tau_minus)))
-            tp = np.zeros(L)
-            tm = np.zeros(L)
-            tp[: len(_table(rule.tau_plus))] = _table(rule.tau_plus)
-            tm[: len(_table(rule.tau_minus))] = _table(rule.tau_minus)
-            col = np.zeros(K.RI, np.int64)
-            col[[K.R_KIND, K.R_PRE, K.R_POST, K.R_WOFF, K.R_MOFF, K.R_NPRE, K.R_NPOST, K.R_XPRE, K.R_XPOST]] = \
+            L = table_length(rule.tau_plus, rule.tau_minus, 1.0)  # time in steps: dt = 1
+            tp, tm = decay_table(rule.tau_plus, 1.0, L), decay_table(rule.tau_minus, 1.0, L)
+            col = np.zeros(K.PI_LM, np.int64)
+            col[[K.P_KIND, K.P_PRE_POP, K.P_POST_POP, K.P_WOFF, K.P_SYN, K.P_NPRE, K.P_NPOST, K.P_XPRE, K.P_POST]] = \
                 [K.KIND_STDP if stdp else K.KIND_BRAINGPT, pr.pre, pr.post, self.woff[k], nm, npre, npost, nx, ny]
-            col[K.R_NEAR] = rule.pairing == "nearest"
-            col[K.R_MULT] = stdp and rule.weight_dependence == "multiplicative"
-            col[K.R_NORM] = (not stdp) and rule.normalize
-            col[K.R_ETAB], col[K.R_ELEN], col[K.R_QW], col[K.R_ON] = ne, L, qw, rule.enabled
-            flt = np.zeros(K.RF)
+            col[K.P_PAIR] = rule.pairing == "nearest"
+            col[K.P_MULT] = stdp and rule.weight_dependence == "multiplicative"
+            col[K.P_NORM] = (not stdp) and rule.normalize
+            col[K.P_ETAB], col[K.P_ELEN], col[K.P_QW], col[K.P_ON] = ne, L, qw, rule.enabled
+            flt = np.zeros(PF)
             flt[[K.F_AP, K.F_AM]] = rule.a_plus, rule.a_minus
+            flt[[K.F_KP, K.F_KM]] = 1.0 / rule.tau_plus, 1.0 / rule.tau_minus  # the engine's dt / tau, dt = 1
             flt[K.F_WMIN], flt[K.F_WMAX] = (max(rule.w_min, -qw), min(rule.w_max, qw)) if stdp else (-np.inf, np.inf)
             flt[K.F_ETA] = 0.0 if stdp else rule.eta_w
             w = pr.weights.astype(np.float64)
@@ -157,9 +142,9 @@ class LearnState:
             nx += npre
             ny += npost
             nm += w.size
-            ne += 2 * L
-        a["pr_i"] = np.array(ri, np.int64).reshape(-1, K.RI)
-        a["pr_f"] = np.array(rf, np.float64).reshape(-1, K.RF)
+            ne += 2 * (L + 1)
+        a["pr_i"] = np.array(ri, np.int64).reshape(-1, K.PI_LM)
+        a["pr_f"] = np.array(rf, np.float64).reshape(-1, PF)
         a["wm"] = np.concatenate(wm) if wm else np.zeros(1)
         a["etab"] = np.concatenate(tabs) if tabs else np.zeros(1)
         a["crow"] = np.concatenate(a.pop("_crow")) if ri else np.zeros(1)
@@ -176,20 +161,23 @@ class LearnState:
                 continue
             assert isinstance(rule, BrainGPTHomeostasis)
             e = math.exp(-1.0 / rule.tau_avg)  # tau_avg in steps
-            f = np.zeros(K.HF)
+            f = np.zeros(HF)
             f[[K.G_TARGET, K.G_ETA, K.G_DECAY, K.G_GAIN]] = rule.s_target, rule.eta_theta, e, 1.0 - e
             f[[K.G_THMIN, K.G_THMAX, K.G_ETA_A, K.G_VT, K.G_ETA_R, K.G_VREST]] = \
                 rule.theta_min, rule.theta_max, rule.eta_alpha, rule.v_target, rule.eta_r, rule.v_rest
             f[[K.G_AMIN, K.G_AMAX, K.G_RMIN, K.G_RMAX]] = rule.alpha_min, rule.alpha_max, rule.r_min, rule.r_max
-            hi.append([p, int(rule.enabled)])
+            row = np.zeros(HI, np.int64)
+            row[[H_KIND, K.H_POP, K.H_ON]] = KIND_BRAINGPT_HOMEO, p, int(rule.enabled)
+            hi.append(row)
             hf.append(f)
-        self.a["hr_i"] = np.array(hi, np.int64).reshape(-1, K.HI)
-        self.a["hr_f"] = np.array(hf, np.float64).reshape(-1, K.HF)
+        self.a["hr_i"] = np.array(hi, np.int64).reshape(-1, HI)
+        self.a["hr_f"] = np.array(hf, np.float64).reshape(-1, HF)
 
-    def bundle(self):
-        """``(neur, plast)`` for the compiled loop: the arrays themselves, not copies."""
+    def bundle(self) -> LearnBundle:
+        """The learning bundle of the compiled loop: the arrays themselves, not copies."""
         a = self.a
-        return tuple(a[k] for k in NEUR), tuple(a[k] for k in PLAST)
+        return LearnBundle(LearnNeurons(**{k: a[k] for k in LearnNeurons._fields}),
+                           LearnRules(**{k: a[k] for k in LearnRules._fields}))
 
     def weights(self, k: int) -> np.ndarray:
         """Projection k's integer rows as the executors read them (a view into the flat array)."""
@@ -199,8 +187,8 @@ class LearnState:
     def masters(self, r: int) -> np.ndarray:
         """Rule r's float master weights [n_pre, n_post] (a view)."""
         ri = self.a["pr_i"][r]
-        return self.a["wm"][ri[K.R_MOFF]: ri[K.R_MOFF] + ri[K.R_NPRE] * ri[K.R_NPOST]].reshape(
-            ri[K.R_NPRE], ri[K.R_NPOST])
+        return self.a["wm"][ri[K.P_SYN]: ri[K.P_SYN] + ri[K.P_NPRE] * ri[K.P_NPOST]].reshape(
+            ri[K.P_NPRE], ri[K.P_NPOST])
 
     # ------------------------------------------------------------------ per token
 
@@ -232,9 +220,9 @@ class LearnState:
             for r, (k, _, _rule) in enumerate(self.attached.projections):
                 wm = self.masters(r)
                 ri = a["pr_i"][r]
-                crow = a["crow"][ri[K.R_XPOST]: ri[K.R_XPOST] + ri[K.R_NPOST]]
-                sat += int((np.abs(wm) > ri[K.R_QW] + 0.5).sum())
-                if ri[K.R_NORM]:
+                crow = a["crow"][ri[K.P_POST]: ri[K.P_POST] + ri[K.P_NPOST]]
+                sat += int((np.abs(wm) > ri[K.P_QW] + 0.5).sum())
+                if ri[K.P_NORM]:
                     dev = max(dev, float((np.abs(wm.sum(0) - crow) / np.maximum(1.0, np.abs(crow))).max()))
                     idev = max(idev, int(np.abs(self.weights(k).astype(np.int64).sum(0) - np.rint(crow)).max()))
             out.update(w_saturated=sat, rowsum_dev=dev, int_rowsum_dev=idev)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikelm.lm.ops import Operator, clamp, register
+from spikelm.lm.ops.registry import Operator, clamp, register
 
 
 @dataclass
@@ -24,6 +24,7 @@ class EmbedParams:
 
 class Embed(Operator):
     name = "embed"
+    stimulus = True
 
     def evaluate(self, graph, pop, inputs, ctx):
         P = pop.params

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from spikelm.lm.ops import Operator, clamp, register
+from spikelm.lm.ops.registry import Operator, clamp, register
 
 
 @dataclass
@@ -66,7 +66,7 @@ def layernorm_row(x, gain, bias, eps, qmin, qmax, out):
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
-    off, in_ptr, in_idx, qmin, qmax = struct
+    off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     gain, bias, eps = params
     i = in_idx[in_ptr[p]]
     b = off[p]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from spikelm.lm.ops import Operator, clamp, register
+from spikelm.lm.ops.registry import Operator, clamp, register
 
 
 @dataclass
@@ -24,7 +24,7 @@ def residual(a, b, gain, shift: int, qmin: int, qmax: int) -> np.ndarray:
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
-    off, in_ptr, in_idx, qmin, qmax = struct
+    off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     gain, shift = params
     i0 = off[in_idx[in_ptr[p]]]
     i1 = off[in_idx[in_ptr[p] + 1]]

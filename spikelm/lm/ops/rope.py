@@ -1,5 +1,5 @@
 """RoPE on integer codes: rotate each head's channel pairs (i, i + head_dim/2) by the angle of
-the position (the rotate_half convention of Llama-family models).
+the position (the rotate_half convention of Hugging Face's rotary models).
 
 With input codes x (per-channel scales s_c) and one output scale t::
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from spikelm.lm.ops import Operator, clamp, register
+from spikelm.lm.ops.registry import Operator, clamp, register
 
 
 @dataclass
@@ -54,7 +54,7 @@ _fix_nb = njit(cache=True, inline="always")(_fix)
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
-    off, in_ptr, in_idx, qmin, qmax = struct
+    off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     cos, sin, gain, head_dim = params
     i = off[in_idx[in_ptr[p]]]
     b = off[p]

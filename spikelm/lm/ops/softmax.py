@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from spikelm.lm.ops import Operator, register
+from spikelm.lm.ops.registry import Operator, register
 
 FRAC_BITS = 40
 
@@ -77,7 +77,7 @@ def softmax_row(S, n, hi, lo, shift, qmax, out):
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
-    off, in_ptr, in_idx, qmin, qmax = struct
+    off, qmax = struct.off, struct.qmax
     hi, lo, shift, slot, heads = params
     b = off[p]
     H = heads[arg]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from spikelm.lm.ops import Operator, register
+from spikelm.lm.ops.registry import Operator, register
 
 
 @dataclass
@@ -19,7 +19,7 @@ class TableParams:
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
-    off, in_ptr, in_idx, qmin, qmax = struct
+    off, in_ptr, in_idx = struct.off, struct.in_ptr, struct.in_idx
     lut, lo = params
     i = in_idx[in_ptr[p]]
     b = off[p]

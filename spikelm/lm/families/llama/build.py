@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 from spikelm.errors import ConfigError
-from spikelm.lm import llama as L
+from spikelm.lm.families.llama import forward as L
 from spikelm.lm.graph import ACCUMULATE, LMGraph, LMPopulation, LMProjection, Prefix, ProductEdge, ReadoutParams
 from spikelm.lm.ops.embed import EmbedParams
 from spikelm.lm.ops.residual import ResidualParams
@@ -60,7 +60,7 @@ def point_group(name: str) -> str:
     return GROUPS[name.rsplit(".", 1)[-1]]
 
 
-def calibrate(cfg: L.LlamaConfig, params: dict, calibration, prefix: np.ndarray) -> dict:
+def calibrate(cfg, params: dict, calibration, prefix: np.ndarray) -> dict:
     """Max |x| per channel (per tensor for PER_TENSOR points) over the calibration tokens, in
     windows that each start with the prefix; the prefix positions are left out."""
     ids = check_tokens(calibration, cfg.vocab_size, "calibration")
@@ -80,7 +80,7 @@ def calibrate(cfg: L.LlamaConfig, params: dict, calibration, prefix: np.ndarray)
     return out
 
 
-def build(cfg: L.LlamaConfig, params: dict, calibration, bits=None, coding: str = "signed_digit",
+def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit",
           weight_bits: int = DEFAULT_WEIGHT_BITS, clamp: int = DEFAULT_CLAMP, sink: bool = True) -> LMGraph:
     """Quantize a Llama-family model (``params`` with Hugging Face names, float64) into the graph."""
     prec = parse_bits(DEFAULT_BITS if bits is None else bits)

@@ -16,66 +16,19 @@ goes to ``<path>.partial``, renamed when complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
 from spikelm.errors import CheckpointMismatchError, ConfigError, FileFormatError
 from spikelm.io.checkpoint import json_object, written_atomically
+from spikelm.lm.fingerprint import difference, fingerprint, summary
+from spikelm.lm.report import Counts
 
 FORMAT = "spikelm-lm-checkpoint"
 COUNTER_NAMES = ("spikes_pos", "spikes_neg", "op_evals", "synops", "synops_products", "shift_adds")
-
-
-def summary(graph, coding: bool = True) -> dict:
-    """What a person reads to tell two converted models apart (the fingerprint hashes more)."""
-    s = {"positions": graph.n_positions, "vocab": graph.vocab_size, "bits": str(graph.meta.get("precision")),
-         "populations": [[p.name, p.size] for p in graph.pops]}
-    if coding:
-        s["codings"] = sorted({p.coding for p in graph.pops})
-        s["neurons"] = [[p.name, p.neuron] for p in graph.pops if not p.plain]
-    return s
-
-
-def fingerprint(graph, coding: bool = True) -> str:
-    """sha256 of the integer model the executors run (``coding=False``: any coding and neurons)."""
-    h = hashlib.sha256(json.dumps(summary(graph, coding), sort_keys=True).encode())
-
-    def arr(x):
-        if x is not None:
-            a = np.ascontiguousarray(np.asarray(x))
-            h.update(str(a.dtype).encode() + str(a.shape).encode())
-            h.update(a.tobytes())
-
-    for p in graph.pops:
-        h.update(repr((p.name, p.op, p.size, p.qmin, p.qmax, p.shift, p.inputs, p.spiking)).encode())
-        for x in (p.gain, p.offset, np.asarray(p.scale, dtype=np.float64)):
-            arr(x)
-        if coding:
-            h.update(p.coding.encode())
-            arr(p.unit)
-            for x in p.eiif or ():
-                arr(x)
-    for pr in graph.projections:
-        h.update(repr((pr.pre, pr.post)).encode())
-        arr(pr.weights)
-    for ed in graph.edges:
-        h.update(repr((ed.kind, ed.a, ed.b, ed.out, ed.heads, ed.kv_heads, ed.head_dim)).encode())
-    if graph.prefix is not None:
-        arr(graph.prefix.ids)
-        for name in sorted(graph.prefix.codes):
-            arr(graph.prefix.codes[name])
-    return h.hexdigest()
-
-
-def difference(theirs: dict, mine: dict) -> str:
-    """The first field in which two :func:`summary` dicts differ, as words."""
-    for key in ("bits", "codings", "positions", "vocab", "neurons", "populations"):
-        if theirs.get(key) != mine.get(key):
-            return f"{key} {theirs.get(key)} there, {mine.get(key)} here"
-    return "the integer weights, scales or operators differ"
 
 
 def save(learning, path) -> str:
@@ -117,13 +70,31 @@ def _read(c, name, path):
     return c[name][...]
 
 
-def load(snn, path, backend: str = "numba", plasticity=None):
-    """A :class:`~spikelm.lm.learn.session.Learning` restored from ``path``, checked against ``snn``."""
+@dataclass
+class Saved:
+    """A checkpoint as read and checked against a model: the plasticity it was learned with
+    (None: neurons only), the learned state, and the sequence (``n`` positions settled; no
+    runner state when ``counts`` is None)."""
+
+    plasticity: object
+    learned: dict
+    ids: list
+    n: int
+    clock: int
+    per_token: list
+    stats: list
+    counts: np.ndarray | None = None
+    head_acc: np.ndarray | None = None
+    counters: dict | None = None
+    logits: np.ndarray | None = None
+
+
+def read(snn, path, plasticity=None) -> Saved:
+    """The checkpoint at ``path``, checked against ``snn`` (and ``plasticity``, if given, must
+    be the checkpoint's rules); :meth:`spikelm.lm.learn.session.Learning.resume` restores it."""
     import h5py
 
-    from spikelm.lm.learn.config import Plasticity
-    from spikelm.lm.learn.session import Learning, as_plasticity
-    from spikelm.lm.report import Counts
+    from spikelm.lm.learn.config import Plasticity, as_plasticity
 
     path = str(path)
     if not os.path.isfile(path):
@@ -150,22 +121,17 @@ def load(snn, path, backend: str = "numba", plasticity=None):
         if mine is not None and (pl is None or mine.to_dict() != pl.to_dict()):
             raise CheckpointMismatchError(f"{path}: the checkpoint was learned with other plasticity rules than "
                                           f"{mine.source}; resume without --plasticity to use its own")
-        run = Learning(snn, pl, backend)
         if "learned" not in c:
             raise FileFormatError(f"{path}: lm_checkpoint/learned: missing")
-        run.state.load_state_dict({k: c["learned"][k][...] for k in c["learned"]}, path)
+        learned = {k: c["learned"][k][...] for k in c["learned"]}
         ids = [int(x) for x in _read(c, "ids", path)]
         has_runner = "counts" in c
         if n != (snn.graph.n_prefix + len(ids) if has_runner else 0) or n > snn.graph.n_positions \
                 or len(per_token) != len(ids):
             raise FileFormatError(f"{path}: lm_checkpoint: position {n} does not match its {len(ids)} tokens")
+        saved = Saved(pl, learned, ids, n, clock, [Counts(**d) for d in per_token], stats)
         if has_runner:
-            run.new_sequence()
-            counters = {name: _read(c, f"counters/{name}", path) for name in COUNTER_NAMES}
-            run.runner.restore(_read(c, "counts", path), _read(c, "head_acc", path), n, clock, counters, path)
-            run.ids = [int(x) for x in _read(c, "ids", path)]
-            logits = _read(c, "logits", path)
-            run.logits = [logits] if len(logits) else []
-            run.per_token = [Counts(**d) for d in per_token]
-            run.stats = stats
-    return run
+            saved.counts, saved.head_acc = _read(c, "counts", path), _read(c, "head_acc", path)
+            saved.counters = {name: _read(c, f"counters/{name}", path) for name in COUNTER_NAMES}
+            saved.logits = _read(c, "logits", path)
+    return saved

@@ -1,9 +1,10 @@
-"""Quantize a float GPT-2-style model into an :class:`~spikelm.lm.graph.LMGraph`.
+"""Quantize a float GPT-2 model into an :class:`~spikelm.lm.graph.LMGraph`.
 
 Populations per layer ``hI.`` (docs/lm.md has the table): ln1 (LayerNorm), q, k, v
 (synaptic from ln1), att (softmax of the Q·K^T scores edge), ctx (the A·V mix edge), proj
-(synaptic), res1 (residual), ln2, fc (synaptic), gelu (table), fc2 (synaptic), res2
-(residual); then lnf and the readout ``head``. Scales are per tensor, from calibration.
+(synaptic), res1 (residual), ln2, fc (synaptic), gelu (table of the config's activation),
+fc2 (synaptic), res2 (residual); then lnf and the readout ``head``. Scales are per tensor,
+from calibration; weights int8 per output channel.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 
 import numpy as np
 
-from spikelm.lm.gpt import GPTConfig, gelu
+from spikelm.lm.families.gpt2.forward import calibrate, head_weight
 from spikelm.lm.graph import ACCUMULATE, LMGraph, LMPopulation, LMProjection, ProductEdge, ReadoutParams
 from spikelm.lm.ops.embed import EmbedParams
 from spikelm.lm.ops.layernorm import LayerNormParams
@@ -20,33 +21,40 @@ from spikelm.lm.ops.residual import ResidualParams
 from spikelm.lm.ops.softmax import tables
 from spikelm.lm.ops.table import TableParams
 from spikelm.lm.precision import parse_bits
-from spikelm.lm.quantize import calibrate, fixed_point, head_weight, quantize, round_half_up, weight_codes
+from spikelm.lm.quantize import fixed_point, quantize, round_half_up, weight_codes
 
 
-def point_group(name: str) -> str:
-    """The precision group (:mod:`spikelm.lm.precision`) of a GPT-2 quantizer point."""
+#: the default activation precision of GPT-2 models
+DEFAULT_BITS = 8
+
+
+def point_group(name: str, activation: str = "gelu") -> str:
+    """The precision group (:mod:`spikelm.lm.precision`) of a GPT-2 quantizer point
+    (``activation``: the name of the MLP activation's point)."""
     kind = name.rsplit(".", 1)[-1]
     if kind in ("emb", "res1", "res2"):
         return "res"
     if kind in ("ln1", "ln2", "lnf", "ctx"):
         return "lin"
-    if kind == "gelu":
+    if kind == activation:
         return "act"
     if kind == "att":
         return "att"
     return "oth"
 
 
-def build(cfg: GPTConfig, params: dict, calibration, bits=8, coding: str = "unit") -> LMGraph:
-    """Quantize a float GPT (``params`` as from :mod:`spikelm.lm.load`) into the population graph.
+def build(cfg, params: dict, calibration, bits=DEFAULT_BITS, coding: str = "unit") -> LMGraph:
+    """Quantize a float GPT-2 (``params`` as from :mod:`spikelm.lm.load`, config ``cfg``: a
+    :class:`~spikelm.lm.families.gpt2.config.GPTConfig`) into the population graph.
 
     ``bits``: an int, a ``"group=bits,..."`` string or a :class:`~spikelm.lm.precision.Precision`.
     """
     prec = parse_bits(bits)
     maxabs = calibrate(cfg, params, calibration)
+    act = cfg.ACTIVATION_POINT
 
     def qrange(name):
-        g = point_group(name)
+        g = point_group(name, act)
         return prec.unsigned_range(g) if g == "att" else prec.signed_range(g)
 
     scale = {k: max(v, 1e-6) / qrange(k)[1] for k, v in maxabs.items()}
@@ -108,9 +116,9 @@ def build(cfg: GPTConfig, params: dict, calibration, bits=8, coding: str = "unit
         ln2 = layernorm(n + "ln2", lay, r1, P[p + "ln_2.weight"], P[p + "ln_2.bias"])
         fc = synaptic(n + "fc", lay, ln2, P[p + "mlp.c_fc.weight"], P[p + "mlp.c_fc.bias"])
         codes = np.arange(pops[fc].qmin, pops[fc].qmax + 1)
-        lo_g, hi_g = qrange(n + "gelu")
-        lut = quantize(gelu(codes * scale[n + "fc"], cfg.activation_function), scale[n + "gelu"], lo_g, hi_g)
-        g = add(n + "gelu", lay, "table", f, inputs=(fc,), params=TableParams(lut, pops[fc].qmin))
+        lo_g, hi_g = qrange(n + act)
+        lut = quantize(cfg.activation(codes * scale[n + "fc"]), scale[n + act], lo_g, hi_g)
+        g = add(n + act, lay, "table", f, inputs=(fc,), params=TableParams(lut, pops[fc].qmin))
         y = synaptic(n + "fc2", lay, g, P[p + "mlp.c_proj.weight"], P[p + "mlp.c_proj.bias"])
         x = residual(n + "res2", lay, r1, y)
     lnf = layernorm("lnf", "lnf", x, P["transformer.ln_f.weight"], P["transformer.ln_f.bias"])
@@ -121,4 +129,4 @@ def build(cfg: GPTConfig, params: dict, calibration, bits=8, coding: str = "unit
                              params=ReadoutParams(pops[lnf].scale * s_w, np.zeros(V))))
     projections.append(LMProjection(lnf, index["head"], np.ascontiguousarray(codes)))
     return LMGraph(config=cfg, pops=pops, projections=projections, edges=edges, n_positions=ctx,
-                   vocab_size=V, meta={"family": "gpt2", "precision": prec, "coding": coding, "scales": scale})
+                   vocab_size=V, meta={"family": cfg.MODEL_TYPE, "precision": prec, "coding": coding, "scales": scale})

@@ -1,0 +1,30 @@
+"""The tensors of a Llama-family model: Hugging Face's names and shapes (weights [out, in])."""
+
+from __future__ import annotations
+
+from spikelm.lm.tensors import TensorLayout
+
+
+def expected_shapes(cfg) -> dict[str, tuple[int, ...]]:
+    d, f, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    qd, kd = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    shapes = {"model.embed_tokens.weight": (V, d), "model.norm.weight": (d,)}
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        shapes.update({
+            p + "input_layernorm.weight": (d,), p + "post_attention_layernorm.weight": (d,),
+            p + "self_attn.q_proj.weight": (qd, d), p + "self_attn.k_proj.weight": (kd, d),
+            p + "self_attn.v_proj.weight": (kd, d), p + "self_attn.o_proj.weight": (d, qd),
+            p + "mlp.gate_proj.weight": (f, d), p + "mlp.up_proj.weight": (f, d), p + "mlp.down_proj.weight": (d, f),
+        })
+        if cfg.attention_bias:
+            shapes.update({p + "self_attn.q_proj.bias": (qd,), p + "self_attn.k_proj.bias": (kd,),
+                           p + "self_attn.v_proj.bias": (kd,)})
+    if not cfg.tie_word_embeddings:
+        shapes["lm_head.weight"] = (V, d)
+    return shapes
+
+
+#: rotary tables some checkpoints carry as buffers: no parameters
+LAYOUT = TensorLayout(expected_shapes, prefix="model.", blocks="layers", layers_field="num_hidden_layers",
+                      ignored=("rotary_emb.inv_freq",))

@@ -1,0 +1,94 @@
+"""A state dict checked against what a family's config needs, whatever the family.
+
+Each family describes its tensors with a :class:`TensorLayout` (names and shapes, the prefix of
+its body, the name of its block list, the head's key, buffers to drop); :func:`check_tensors`
+turns any state dict (torch tensors or arrays) into float64 arrays under those names, or
+refuses it in one line naming the key: missing, unexpected, the wrong shape, NaN or infinite.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from collections.abc import Callable
+
+import numpy as np
+
+from spikelm.errors import ConfigError, FileFormatError
+from spikelm.lm.torch_optional import torch
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """Where a family keeps its tensors (see the module docstring).
+
+    shapes: ``cfg -> {name: shape}`` for every tensor the config needs (the head's key only when
+    untied); prefix: the body's name prefix (``"model."``), given to the keys of a bare body
+    module; blocks: the block list under it (``"layers"``: keys ``model.layers.N.``);
+    layers_field: the config field that counts them, for messages; head: the output head's key,
+    outside the prefix; ignored: key suffixes of buffers that hold no parameters.
+    """
+
+    shapes: Callable
+    prefix: str
+    blocks: str
+    layers_field: str
+    head: str = "lm_head.weight"
+    ignored: tuple = ()
+
+
+def to_numpy(value, source: str, key: str) -> np.ndarray:
+    """A tensor or array as float64 NumPy; anything else is a FileFormatError naming the key."""
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", torch.float64).numpy()
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FileFormatError(f"{source}: {key} is a {type(value).__name__}, not a tensor") from None
+
+
+def check_tensors(state, layout: TensorLayout, cfg, source: str) -> dict[str, np.ndarray]:
+    """Float64 arrays of ``state`` under the canonical names of ``layout``, for config ``cfg``.
+
+    Keys ending in ``layout.ignored`` are dropped; a dict whose keys lack the prefix (a bare
+    body module's) gets it; a tied head's copy is checked and dropped. ``cfg`` offers
+    ``n_layer``, ``vocab_size``, ``n_embd`` and ``tie_word_embeddings``.
+    """
+    if not isinstance(state, dict):
+        raise FileFormatError(f"{source}: expected a state dict (name -> tensor), got {type(state).__name__}")
+    state = {k: v for k, v in state.items() if not k.endswith(layout.ignored)}
+    prefix = layout.prefix
+    if state and not any(k.startswith(prefix) for k in state):
+        state = {(k if k == layout.head else prefix + k): v for k, v in state.items()}
+    _check_layer_count(cfg, state, layout, source)
+    shapes = layout.shapes(cfg)
+    if cfg.tie_word_embeddings and layout.head in state:
+        shapes[layout.head] = (cfg.vocab_size, cfg.n_embd)  # tied copy, checked below
+    missing = [k for k in shapes if k not in state]
+    extra = [k for k in state if k not in shapes]
+    if missing:
+        raise ConfigError(f"{source}: missing keys {', '.join(missing[:6])}" + (" ..." if len(missing) > 6 else ""))
+    if extra:
+        raise ConfigError(f"{source}: unexpected keys {', '.join(extra[:6])}" + (" ..." if len(extra) > 6 else ""))
+    params = {}
+    for key, shape in shapes.items():
+        arr = to_numpy(state[key], source, key)
+        if arr.shape != shape:
+            raise ConfigError(f"{source}: {key} has shape {tuple(arr.shape)}; the config needs {shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ConfigError(f"{source}: {key} holds NaN or infinite values")
+        params[key] = arr
+    if cfg.tie_word_embeddings:
+        params.pop(layout.head, None)
+    return params
+
+
+def _check_layer_count(cfg, state: dict, layout: TensorLayout, source: str) -> None:
+    """The config's layer count against the blocks the weights hold (``<prefix><blocks>.N``),
+    before listing every layer's names: a config claiming a billion layers would otherwise take
+    the machine's memory first."""
+    index = re.compile(re.escape(layout.prefix + layout.blocks) + r"\.(\d+)\.")
+    blocks = {m.group(1) for k in state if isinstance(k, str) and (m := index.match(k))}
+    if cfg.n_layer != len(blocks):
+        raise ConfigError(f"{source}: the config's {layout.layers_field}={cfg.n_layer}, but the weights hold "
+                          f"{len(blocks)} blocks ({layout.prefix}{layout.blocks}.N)")
