@@ -32,11 +32,16 @@ from .control import (create, connect, end, get_current_time, get_max_delay, get
 from .electrodes import DCSource, NoisyCurrentSource, StepCurrentSource  # noqa: E402,F401
 from .populations import Assembly, Population, PopulationView  # noqa: E402,F401
 from .projections import Projection  # noqa: E402,F401
-from .simulator import state  # noqa: E402,F401
+from .simulator import state  # noqa: E402
 from .synapses import (AdditiveWeightDependence, MultiplicativeWeightDependence, SpikePairRule,  # noqa: E402,F401
                        STDPMechanism, StaticSynapse, TsodyksMarkramSynapse)
 
 from spikelm.errors import ConfigError  # noqa: E402
+
+from .engine import Engine  # noqa: E402
+
+state.engine_factory = Engine
+state.clear()
 
 
 class NotInSpikelm(ConfigError, AttributeError):

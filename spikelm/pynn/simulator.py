@@ -28,7 +28,14 @@ class ID(int, common.IDMixin):
 
 
 class State(common.control.BaseState):
-    """What PyNN's common code asks of a backend, plus the network being built."""
+    """What PyNN's common code asks of a backend, plus the network being built.
+
+    The engine that maps the network onto spikelm is made by ``engine_factory``, which the
+    package installs (``spikelm/pynn/__init__.py``): the engine imports the modules that import
+    this one, so naming it here would close an import circle.
+    """
+
+    engine_factory = None
 
     def __init__(self):
         super().__init__()
@@ -82,8 +89,6 @@ class State(common.control.BaseState):
     # -- lifecycle ---------------------------------------------------------------------------
     def clear(self):
         """Forget the whole network (``setup()``)."""
-        from .engine import Engine
-
         self.recorders = set()
         self.write_on_end = []
         self.populations = []
@@ -93,7 +98,7 @@ class State(common.control.BaseState):
         self._min_delay = "auto"
         self._max_delay = "auto"
         self.segment_counter = -1
-        self.engine = Engine(self)
+        self.engine = None if self.engine_factory is None else self.engine_factory(self)
         self.reset()
 
     def reset(self):
@@ -102,7 +107,8 @@ class State(common.control.BaseState):
         self.t_start = 0
         self.step = 0
         self.segment_counter += 1
-        self.engine.reset()
+        if self.engine is not None:
+            self.engine.reset()
 
     def configure(self, timestep, min_delay, max_delay, seed, backend):
         if not isinstance(timestep, (int, float)) or isinstance(timestep, bool) or not timestep > 0:
