@@ -42,3 +42,26 @@ def invalidate_if_changed(module_file: str, dependencies: list[str]) -> bool:
     except OSError:  # a read-only install: Numba then compiles in memory anyway
         pass
     return dropped
+
+
+def cache_dir() -> Path:
+    """A folder for generated compiled-loop modules (created; the first writable candidate).
+
+    ``$SPIKELM_CACHE_DIR``, else ``$XDG_CACHE_HOME/spikelm``, else ``~/.cache/spikelm``, else
+    the system's temporary folder.
+    """
+    import tempfile
+
+    env = os.environ.get("SPIKELM_CACHE_DIR")
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(xdg) / "spikelm"] if xdg else []
+    candidates += [Path.home() / ".cache" / "spikelm", Path(tempfile.gettempdir()) / f"spikelm-{os.getuid()}"]
+    for c in candidates:
+        try:
+            c.mkdir(parents=True, exist_ok=True)
+            if os.access(c, os.W_OK):
+                return c
+        except OSError:
+            continue
+    raise OSError("no writable cache folder for spikelm's compiled loop; set SPIKELM_CACHE_DIR")
