@@ -128,7 +128,13 @@ def _compact(fired, lo, hi, out_idx, out_val, n):
     return n
 
 
-def _block_step_body(b, t, t_prev, n_prev, ta, tb, S, pops, syn, queue, stim, work):
+# The bodies of the parallel loops (_block_step, _flush_block) are real calls: inlined into a
+# prange body, Numba's parfor passes drop their writes. They and the other helpers that take
+# the bundles are compiled without reference counting (_nrt=False: they allocate nothing):
+# otherwise every call would count a reference to each array of the bundles, twice, about
+# 0.6 us a step (the whole per-step cost of a small network).
+@njit(cache=True, _nrt=False)
+def _block_step(b, t, t_prev, n_prev, ta, tb, S, pops, syn, queue, stim, work):
     """One block's share of a step: phase 4 of step t - 1, then phases 1 and 2 of step t."""
     lo = work.bounds[b]
     hi = work.bounds[b + 1]
@@ -170,13 +176,6 @@ def _block_step_body(b, t, t_prev, n_prev, ta, tb, S, pops, syn, queue, stim, wo
         else:
             update_range(kind, S, a, z, pops.lo[p], pops.consts[p], qe, qi, iext, t, pops.key[p], work.fired)
     work.seg_n[b] = _compact(work.fired, lo, hi, work.seg_idx, work.seg_val, lo) - lo
-
-
-# The bodies of the parallel loops are real calls (inlined into a prange body, Numba's parfor
-# passes drop their writes), compiled without reference counting (_nrt=False: they allocate
-# nothing): otherwise each call would count a reference to every array of the bundles, twice
-# (about 0.6 us a step, the whole per-step cost of a small network).
-_block_step = njit(cache=True, _nrt=False)(_block_step_body)
 
 
 @njit(cache=True, _nrt=False)
