@@ -86,7 +86,8 @@ def generic_numba_loop():
 
     The variants differ only in branches pruned at compile time, so results are the same,
     but random networks would hit dozens of variants, each a cold compile of seconds.
-    Random-network tests use the general loop (one per thread setting);
+    Random-network tests use the general loop, learn phase included (with no rules it does
+    nothing), so the whole suite compiles two: one for one thread, one for blocks of threads;
     ``test_specialised_loops_agree`` checks the variants themselves.
     """
     nb = importlib.import_module("spikelm.simulator.numba_backend")
@@ -98,7 +99,7 @@ def generic_numba_loop():
     kinds = tuple(sorted(set(MODELS) - set(BUILT_IN)))
 
     def general(plan, plastic):
-        flags = Flags(learn=bool(plastic), threaded=plan.threads > 1)
+        flags = Flags(learn=True, threaded=nb.n_blocks(plan) > 1)
         return time_loop(kinds, flags), kinds
 
     nb.loop_for = general

@@ -296,10 +296,13 @@ def test_version_and_help_descriptions(capsys):
 
 def test_threads_option_runs_and_refuses_bad_counts(tmp_path, capsys):
     """--threads N: the same spikes as one thread; a count out of range is one line, exit 2."""
+    from helpers import generic_numba_loop
+
     path = scenario(tmp_path)
     outs = []
     for n in ("1", "2"):
-        assert main(["run", str(path), "--threads", n, "--steps", "300", "--no-progress"]) == 0
+        with generic_numba_loop():   # the loops the thread tests compile (test_threads.py)
+            assert main(["run", str(path), "--threads", n, "--steps", "300", "--no-progress"]) == 0
         outs.append([line for line in capsys.readouterr().out.splitlines() if "Hz" not in line and "Hz)" not in line
                      and line.strip() and line.split()[0] in ("exc", "inh")])
     assert outs[0] == outs[1] and outs[0]

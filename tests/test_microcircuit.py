@@ -83,7 +83,7 @@ def test_psc_per_psp_gives_the_stated_psp():
                                                     tau_e=nrn.tau_syn, tau_i=nrn.tau_syn))
     w = p.psp_exc * mc.psc_per_psp(nrn) * nrn.tau_m / nrn.c_m   # pA -> mV through R = tau_m / C_m
     net.connect("s", "n", weight=w)
-    sim = Simulator(net, backend="numba", threads=1, state=[StateMonitor("n", ["v"], every=1)])
+    sim = Simulator(net, backend="numpy", state=[StateMonitor("n", ["v"], every=1)])
     sim.run(duration=10.0)
     v = sim.state_monitors[0].get("v")[1][:, 0]
     assert abs((v.max() - nrn.e_l) - p.psp_exc) < 1e-3 * p.psp_exc

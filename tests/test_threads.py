@@ -42,13 +42,13 @@ def _agree(make, blocks, **kw):
     return one
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(spec=network_specs(steps=STEPS), blocks=st.integers(2, 9), chunk=st.integers(1, 80))
 def test_threads_give_the_spikes_of_one_thread(spec, blocks, chunk):
     _agree(lambda: build(spec), blocks, chunk_steps=chunk)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(spec=plastic_specs(), blocks=st.integers(2, 7))
 def test_threads_with_plasticity_give_the_spikes_of_one_thread(spec, blocks):
     _agree(lambda: build_plastic(spec), blocks, steps=150)
