@@ -45,6 +45,9 @@ def _add_run(sub):
     p.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help="memory the network may take, in GB (default: this machine's memory); a larger "
                         "network is refused before it is built")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads of the numba backend (default: $SPIKELM_THREADS, else every core, at most one "
+                        "per 10,000 neurons); any N gives the spikes of one thread")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP + "; a --plot picture is always redrawn")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
@@ -209,6 +212,15 @@ def _run_options(args, sc):
         raise ConfigError(f"--steps: must be > 0, got {args.steps}")
     if args.max_steps is not None and args.max_steps <= 0:
         raise ConfigError(f"--max-steps: must be > 0, got {args.max_steps}")
+    if args.threads is not None:
+        from spikelm.simulator.numba_backend import max_threads
+
+        backend = args.backend or sc.backend
+        if backend != "numba" and args.threads != 1:
+            raise ConfigError(f"--threads: the {backend} backend runs on one thread; threads apply to numba")
+        if not 1 <= args.threads <= max_threads():
+            raise ConfigError(f"--threads: must be in [1, {max_threads()}] (this machine's Numba threads), "
+                              f"got {args.threads}")
     limit = None
     if args.max_memory is not None:
         if not (math.isfinite(args.max_memory) and args.max_memory > 0):
@@ -277,7 +289,8 @@ def _simulate(args, compiling):
     # long run's memory stays flat
     try:
         sim = Simulator(net, backend=backend, record=sc.record_spikes(), state=sc.state_monitors,
-                        weight_snapshots=sc.weight_snapshots(), in_memory=bool(args.plot and not args.out))
+                        weight_snapshots=sc.weight_snapshots(), in_memory=bool(args.plot and not args.out),
+                        threads=args.threads if backend == "numba" else None)
     except ConfigError as e:   # what the built network tells (plasticity bounds, queue memory)
         raise ConfigError(f"{sc.path}: {e}") from None
     if args.resume:
@@ -340,7 +353,8 @@ def _print_summary(sc, net, sim, result, build_s, totals0, compiling=None, build
     if total >= 0.005:
         what = (f"compile {total:.2f} s (once per kind of network: cached for later runs), "
                 if compiling.compiled > total / 2 else f"load compiled code {total:.2f} s, ")
-    print(f"{sc.path}: {result.steps:,} steps of {net.dt} ms ({secs:g} s model time) on {sim.backend_name}")
+    threads = f" ({sim.threads} thread{'s' if sim.threads > 1 else ''})" if sim.backend_name == "numba" else ""
+    print(f"{sc.path}: {result.steps:,} steps of {net.dt} ms ({secs:g} s model time) on {sim.backend_name}{threads}")
     print(f"  build {build:.2f} s, {what}run {run:.2f} s wall ({run / max(secs, 1e-12):.3g} s per model s)")
     print(f"  {'population':<16}{'neurons':>10}{'spikes':>14}{'rate (Hz)':>12}")
     for name, pop in net.populations.items():

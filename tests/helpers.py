@@ -81,20 +81,28 @@ def assert_snapshots_agree(ref, got, ulps=NUMBA_ULPS):
 
 @contextlib.contextmanager
 def generic_numba_loop():
-    """Run the numba backend's general time loop (every feature compiled in) instead of the
-    variant specialised to the network's models and stimuli.
+    """Run the numba backend's general time loop (every model and feature compiled in) instead
+    of the variant specialised to the network's models and stimuli.
 
     The variants differ only in branches pruned at compile time, so results are the same,
-    but random networks would hit up to 2**9 variants, each a cold compile of seconds.
-    Random-network tests use the general loop; ``test_specialised_loops_agree`` checks the
-    variants themselves. Does nothing if the backend has no specialisation.
+    but random networks would hit dozens of variants, each a cold compile of seconds.
+    Random-network tests use the general loop, learn phase included (with no rules it does
+    nothing), so the whole suite compiles two: one for one thread, one for blocks of threads;
+    ``test_specialised_loops_agree`` checks the variants themselves.
     """
     nb = importlib.import_module("spikelm.simulator.numba_backend")
-    make, flags, original = getattr(nb, "_make_run", None), getattr(nb, "FLAGS", None), getattr(nb, "loop_for", None)
-    if make is None or flags is None or original is None or flags[-1] != "learn":
-        yield
-        return
-    nb.loop_for = lambda plan, plastic: make(*([True] * (len(flags) - 1)), bool(plastic))
+    from spikelm.network.models import MODELS
+    from spikelm.simulator.compile import Flags, time_loop
+    from spikelm.simulator.kernels import BUILT_IN
+
+    original = nb.loop_for
+    kinds = tuple(sorted(set(MODELS) - set(BUILT_IN)))
+
+    def general(plan, plastic):
+        flags = Flags(learn=True, threaded=nb.n_blocks(plan) > 1)
+        return time_loop(kinds, flags), kinds
+
+    nb.loop_for = general
     try:
         yield
     finally:

@@ -45,14 +45,16 @@ def _covered_numpy(model):
 
 
 def _covered_numba(model):
-    nb = _module("numba")
-    from spikelm.simulator import numba_kernels as nk
+    from spikelm.simulator import loop
+    from spikelm.simulator.kernels import BUILT_IN, kernel_module
 
-    codes = {nb.LIF: "lif", nb.EIIF: "eiif", nb.IZH: "izhikevich", nb.SIF: "signed_if", nb.POISSON: "poisson",
-             nb.TIMES: "spike_times"}
-    if codes.get(model.code) != model.name or model.name not in nb.FLAGS:
+    if model.name in BUILT_IN:  # stepped by the time loop itself, by kind
+        return "TIMES_KIND" in inspect.getsource(loop)
+    try:
+        mod = kernel_module(model.name)
+    except ModuleNotFoundError:
         return False
-    return model.is_source or hasattr(nk, f"{model.name}_update")
+    return all(callable(getattr(mod, f, None)) for f in ("update", "may_fire"))
 
 
 def _covered_cupy(model):

@@ -312,11 +312,24 @@ def test_version_and_help_descriptions(capsys):
         assert words in " ".join(capsys.readouterr().out.split())
 
 
-def test_threads_option_is_gone(tmp_path, capsys):
-    """The compiled time loop is serial: an option that changed nothing is refused, not ignored."""
-    with pytest.raises(SystemExit) as e:
-        main(["run", str(scenario(tmp_path)), "--threads", "2"])
-    assert e.value.code == 2 and "--threads" in capsys.readouterr().err
+def test_threads_option_runs_and_refuses_bad_counts(tmp_path, capsys):
+    """--threads N: the same spikes as one thread; a count out of range is one line, exit 2."""
+    from helpers import generic_numba_loop
+
+    path = scenario(tmp_path)
+    outs = []
+    for n in ("1", "2"):
+        with generic_numba_loop():   # the loops the thread tests compile (test_threads.py)
+            assert main(["run", str(path), "--threads", n, "--steps", "300", "--no-progress"]) == 0
+        outs.append([line for line in capsys.readouterr().out.splitlines() if "Hz" not in line and "Hz)" not in line
+                     and line.strip() and line.split()[0] in ("exc", "inh")])
+    assert outs[0] == outs[1] and outs[0]
+    for bad in ("0", "10000"):
+        assert main(["run", str(path), "--threads", bad]) == 2
+        err = capsys.readouterr().err
+        assert "threads" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", str(path), "--threads", "2", "--backend", "numpy"]) == 2
+    assert "numpy backend runs on one thread" in capsys.readouterr().err
 
 
 def test_plot_state_window_and_weight_units(tmp_path, capsys):

@@ -316,11 +316,11 @@ print(int(net.populations["q"].state["count"][0]))
 def test_numba_cache_sees_edits_to_the_kernel_module(tmp_path):
     """Editing a model kernel must change what the numba backend computes.
 
-    Numba's on-disk cache validates a function by its own source file only, so a cached
-    ``_run`` (numba_backend.py) that calls kernels of numba_kernels.py keeps running the old
-    kernels after they are edited. Here a copy of the package (with its warm cache) gets a
-    SignedIF kernel whose up-threshold is 2.5 instead of 0.5: an input of 5 must then settle
-    at count 3, not 5.
+    Numba's on-disk cache validates a function by its own source file only, so a cached time
+    loop that calls the kernels of simulator/kernels/ would keep running the old kernels after
+    they are edited (the generated loop module is named by a hash of every source it compiles
+    in). Here a copy of the package (with its warm cache) gets a SignedIF kernel whose
+    up-threshold is 2.5 instead of 0.5: an input of 5 must then settle at count 3, not 5.
     """
     import os
     import shutil
@@ -339,10 +339,10 @@ def test_numba_cache_sees_edits_to_the_kernel_module(tmp_path):
     first = run()
     assert first.returncode == 0, first.stderr
     assert first.stdout.split()[-1] == "5"
-    kernels = dst / "simulator" / "numba_kernels.py"
+    kernels = dst / "simulator" / "kernels" / "signed_if.py"
     text = kernels.read_text()
     assert "d >= 0.5" in text
-    kernels.write_text(text.replace("d >= 0.5", "d >= 2.5", 1))  # the first is signed_if_update's
+    kernels.write_text(text.replace("d >= 0.5", "d >= 2.5", 1))  # the first is update's
     os.utime(kernels, None)
     second = run()
     assert second.returncode == 0, second.stderr

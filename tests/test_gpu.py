@@ -125,9 +125,9 @@ def test_sources_carry_the_rng_constants_and_tables_are_passed_in():
 def test_cuda_updates_mirror_the_numba_kernels_expression_by_expression(model):
     import inspect
 
-    from spikelm.simulator import numba_kernels as nk
+    from spikelm.simulator.kernels import kernel_module
 
-    numba_src = inspect.getsource(nk)
+    numba_src = inspect.getsource(kernel_module(model))
     cuda_src = gk.kernel_source(model)
     for entry in gk.MIRRORS[model]:
         expr, twin = entry if isinstance(entry, tuple) else (entry, re.sub(r"ST\((\d), i\)", r"S[\1, i]", entry)

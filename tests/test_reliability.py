@@ -57,8 +57,9 @@ def test_from_arrays_any_order_gives_the_same_synapses(data):
     got = {(int(p), int(q)): (float(x), int(y)) for p, q, x, y in
            zip(proj.pre_idx(), proj.post_idx, proj.w, proj.delay)}
     assert got == {pq: (w[k], d[k]) for k, pq in enumerate(pairs)}
-    key = proj.pre_idx() * n_post + proj.post_idx
-    assert np.all(np.diff(key) > 0)                     # one canonical order: by pre, then by post
+    dl = proj.delay.astype(np.int64)
+    key = (proj.pre_idx() * 10 + dl) * n_post + proj.post_idx   # one canonical order: by pre, delay, then post
+    assert np.all(np.diff(key) > 0)
 
 
 def test_from_arrays_sorted_pre_still_sorts_post_and_keeps_repeats_in_order():

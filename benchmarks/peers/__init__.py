@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["PEERS", "NETS", "run_peer", "peers_python", "available_peers"]
+__all__ = ["PEERS", "NETS", "run_peer", "run_microcircuit", "peers_python", "available_peers"]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -104,6 +104,34 @@ def run_peer(
            "--threads", str(int(threads)), "--seed", str(int(seed))]
     if peer == "brian2":
         cmd += ["--device", device]
+    return _run_script(cmd, f"{peer}/{device} {net}", peer, py, timeout)
+
+
+#: peer -> its microcircuit script (the model comes from spikelm's scenario, as a JSON file)
+MICROCIRCUIT = {"nest": "microcircuit_nest.py", "brian2": "microcircuit_brian2.py"}
+
+
+def run_microcircuit(peer: str, params: str, spikes_out: str, duration_ms: float, presim_ms: float = 500.0,
+                     threads: int = 1, seed: int = 1, device: str | None = None, python: str | None = None,
+                     timeout: float = 7200) -> dict | None:
+    """Run the microcircuit (``params``: the JSON model written by ``benchmarks.microcircuit``) on
+    ``peer``; its spikes go to ``spikes_out`` (npz). Returns its JSON line, or None (reason on stderr)."""
+    if peer not in MICROCIRCUIT:
+        _say(f"no microcircuit for peer {peer!r} (known: {', '.join(MICROCIRCUIT)})")
+        return None
+    py = Path(python) if python else peers_python()
+    if not py.exists():
+        _say(f"peers venv not found ({py}); run: bash benchmarks/setup_peers.sh")
+        return None
+    cmd = [str(py), str(HERE / MICROCIRCUIT[peer]), "--params", str(params), "--spikes-out", str(spikes_out),
+           "--duration-ms", repr(float(duration_ms)), "--presim-ms", repr(float(presim_ms)),
+           "--threads", str(int(threads)), "--seed", str(int(seed))]
+    if peer == "brian2" and device:
+        cmd += ["--device", device]
+    return _run_script(cmd, f"{peer} microcircuit", peer, py, timeout)
+
+
+def _run_script(cmd, label, peer, py, timeout):
     env = dict(os.environ, PYNEST_QUIET="1")
     # the peers venv must not see spikelm's environment's packages
     env.pop("PYTHONPATH", None)
@@ -112,17 +140,17 @@ def run_peer(
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                            cwd=str(REPO))
     except subprocess.TimeoutExpired:
-        _say(f"{peer}/{device} {net}: timed out after {timeout:g} s")
+        _say(f"{label}: timed out after {timeout:g} s")
         return None
     except OSError as e:
-        _say(f"{peer}/{device} {net}: could not start {py}: {e}")
+        _say(f"{label}: could not start {py}: {e}")
         return None
     if r.returncode != 0:
         tail = "\n".join(r.stderr.strip().splitlines()[-15:])
         if f"No module named '{_MODULE[peer]}'" in r.stderr:
             _say(f"{peer} is not installed in {py}; run: bash benchmarks/setup_peers.sh")
         else:
-            _say(f"{peer}/{device} {net} failed (exit {r.returncode}):\n{tail}")
+            _say(f"{label} failed (exit {r.returncode}):\n{tail}")
         return None
     for line in reversed(r.stdout.strip().splitlines()):
         line = line.strip()
@@ -131,5 +159,5 @@ def run_peer(
                 return json.loads(line)
             except json.JSONDecodeError:
                 break
-    _say(f"{peer}/{device} {net}: no JSON line in its output:\n{r.stdout[-2000:]}")
+    _say(f"{label}: no JSON line in its output:\n{r.stdout[-2000:]}")
     return None

@@ -29,6 +29,7 @@ import weakref
 import numpy as np
 
 from spikelm.errors import BackendUnavailableError, ConfigError
+from spikelm.network.models.sources import POISSON_C
 from spikelm.simulator.rng import ZIG_F, ZIG_X
 
 from . import kernels as gk
@@ -170,7 +171,7 @@ class _Device:
         self.common = {}  # ordered -> kernels, compiled on first use of that mode
         self.static_busy = any(
             bool(plan.driven[p]) or gk.MODEL_SOURCES[m]["static_busy"] is True
-            or (m == "poisson" and plan.consts[p, 0] > 0) for p, m in enumerate(self.models))
+            or (m == "poisson" and plan.consts[p, POISSON_C.prob] > 0) for p, m in enumerate(self.models))
         self.buffers = weakref.WeakKeyDictionary()  # ChunkBuffers -> dict of device arrays
         self.n_prop_blocks = 8 * cp.cuda.Device().attributes["MultiProcessorCount"]
 
@@ -201,7 +202,7 @@ class _Device:
         q = plan.queue
         with self.stream:
             self.S.set(np.ascontiguousarray(plan.S))
-            self.w.set(np.ascontiguousarray(plan.w))
+            self.w.set(np.ascontiguousarray(plan.w, dtype=np.float64))  # float32 weights: the same values
             self.consts.set(np.ascontiguousarray(plan.consts))
             self.qbuf.set(q.buf)
             self.qcount.set(q.count)

@@ -13,7 +13,7 @@ Modules (the first element of a key):
   thread in the numba order (bit-identical float sums) instead of warps with atomicAdd.
 - one module per neuron model (:data:`MODEL_SOURCES`): the skeleton ``update_<model>`` owns
   the neuron loop and the fire flag; the model supplies only its update code, written
-  expression by expression as in ``spikelm/simulator/numba_kernels.py``; and
+  expression by expression as in ``spikelm/simulator/kernels/<model>.py``; and
   ``may_fire_<model>`` for runs until quiescence.
 
 All kernels read the step ``t`` and the stop flag from the device control array ``ctl``
@@ -41,7 +41,7 @@ SOURCE_TILE = 256  # threads per block written into the sources (#define TILE)
 TILE = SOURCE_TILE  # threads per block the backend launches (the emulator lowers both together)
 NVRTC_OPTIONS = ("--fmad=false", "--std=c++14")
 
-from .model_sources import MIRRORS, MODEL_SOURCES  # noqa: E402,F401  (re-exported)
+from .model_sources import MIRRORS, MODEL_SOURCES, consts_prologue  # noqa: E402,F401  (re-exported)
 
 # -- shared device code -------------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ extern "C" __global__ void update_{model}(const i64* ctl, real* S, const i64 N, 
     real* qi = qe + N;
     (void)t;
     (void)qi;
-    GRID_LOOP(i, lo, hi) {{
+{consts}    GRID_LOOP(i, lo, hi) {{
         signed char out = 0;
 {update}
         fired[i] = out;
@@ -138,7 +138,7 @@ extern "C" __global__ void may_fire_{model}(i64* ctl, const real* S, const i64 N
     if (ctl[C_STOP] || ctl[C_NOUT] != 0) return;
     const i64 t = ctl[C_T];
     (void)t;
-    GRID_LOOP(i, lo, hi) {{
+{consts}    GRID_LOOP(i, lo, hi) {{
         bool may = false;
 {may_fire}
         if (may) ctl[C_BUSY] = 1;
@@ -454,7 +454,8 @@ def _source(module, dtype, flags):
     if module == "common":
         return head + _COMMON_KERNELS.replace("{ordered}", "1" if "ordered" in flags else "0")
     src = MODEL_SOURCES[module]
-    return head + _MODEL_KERNELS.format(model=module, update=src["update"], may_fire=src["may_fire"])
+    return head + _MODEL_KERNELS.format(model=module, update=src["update"], may_fire=src["may_fire"],
+                                        consts=consts_prologue(module))
 
 
 _build = None

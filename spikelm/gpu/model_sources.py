@@ -2,20 +2,28 @@
 
 The skeleton in :mod:`spikelm.gpu.kernels` owns the loop over neurons and the fire flag;
 each model supplies only these snippets, written expression by expression as its numba
-twin in ``spikelm/simulator/numba_kernels.py`` (:data:`MIRRORS` lists the shared
-expressions; tests/test_gpu.py checks both sides contain them).
+twin in ``spikelm/simulator/kernels/<model>.py`` (:data:`MIRRORS` lists the shared
+expressions; tests/test_gpu.py checks both sides contain them). Constants are read by the
+names the model file declares (``CONSTS``): :func:`consts_prologue` declares them.
 """
 from __future__ import annotations
 
+from spikelm.network.models import get_model
+
+
+def consts_prologue(model):
+    """``const real <name> = c[<k>];`` for each constant of ``model``, in its CONSTS order."""
+    return "".join(f"    const real {name} = c[{k}]; (void){name};\n"
+                   for k, name in enumerate(get_model(model).consts))
+
 # -- per-model code ---------------------------------------------------------------------------
 # In the snippets: ST(r, i) is state row r of neuron i; qe/qi the input slot of this step;
-# iext the external current; c the population's constants; t the step; key its random
-# stream. An update sets `out` (+1 / -1 / 0) and clears qe[i], qi[i] as numba's does.
+# iext the external current; t the step; key its random stream; each of the model's
+# constants by its name (the skeleton declares `const real <name> = c[<index>];` for every
+# name of the model's CONSTS, so no snippet indexes c). An update sets `out` (+1 / -1 / 0)
+# and clears qe[i], qi[i] as numba's does.
 
 _LIF_UPDATE = """
-        const real e_l = c[0], v_th = c[1], v_reset = c[2], em = c[3], pe = c[4], pi = c[5];
-        const real de = c[6], di = c[7], ref_steps = c[8], ext = c[9], delta_e = c[10], delta_i = c[11];
-        const real alpha = c[12], da = c[13];
         const bool exp_e = delta_e == 0.0;
         const bool exp_i = delta_i == 0.0;
         real ie = ST(1, i);
@@ -34,7 +42,7 @@ _LIF_UPDATE = """
         const real v = free_ ? vn : v_reset;
         ref = free_ ? ref : ref - 1.0;
         bool spk;
-        if (c[14] != 0.0) {  /* adaptation or a rule moves the threshold offset row `a` */
+        if (uses_a != 0.0) {  /* adaptation or a rule moves the threshold offset row `a` */
             const real a = ST(4, i) * da;
             spk = free_ && (v >= v_th + a);
             ST(4, i) = spk ? a + alpha : a;
@@ -51,12 +59,12 @@ _LIF_UPDATE = """
 _LIF_MAY_FIRE = """
         /* resting at or above threshold; refractory; input current left; V at or above v_th (an
            adapted threshold v_th + a decays back to v_th) */
-        if (c[0] >= c[1]) may = true;
-        else if (ST(3, i) > 0 || fabs(ST(1, i)) + fabs(ST(2, i)) > 1e-9 || ST(0, i) >= c[1]) may = true;
+        if (e_l >= v_th) may = true;
+        else if (ST(3, i) > 0 || fabs(ST(1, i)) + fabs(ST(2, i)) > 1e-9 || ST(0, i) >= v_th) may = true;
 """
 
 _EIIF_UPDATE = """
-        const real tl = c[0] + ((real)t - c[1]);
+        const real tl = t0 + ((real)t - window_start);
         real v = ST(0, i) + (qe[i] + qi[i] + iext[i]);
         qe[i] = 0.0;
         qi[i] = 0.0;
@@ -70,12 +78,11 @@ _EIIF_UPDATE = """
 """
 
 _EIIF_MAY_FIRE = """
-        const real tl = c[0] + ((real)(t + 1) - c[1]);
+        const real tl = t0 + ((real)(t + 1) - window_start);
         may = fabs(ST(0, i)) >= ST(1, i) + ST(2, i) * tl;
 """
 
 _IZH_UPDATE = """
-        const real dt = c[0], v_peak = c[1], de = c[2], di = c[3];
         const real h = 0.5 * dt;
         const real ie = ST(2, i) + qe[i];
         const real ii = ST(3, i) + qi[i];
@@ -96,7 +103,6 @@ _IZH_UPDATE = """
 """
 
 _SIF_UPDATE = """
-        const real q_min = c[0], q_max = c[1];
         ST(0, i) += qe[i] + qi[i] + iext[i];
         qe[i] = 0.0;
         qi[i] = 0.0;
@@ -107,11 +113,11 @@ _SIF_UPDATE = """
 
 _SIF_MAY_FIRE = """
         const real d = ST(0, i) - ST(1, i);
-        may = (d >= 0.5 && ST(1, i) < c[1]) || (d < -0.5 && ST(1, i) > c[0]);
+        may = (d >= 0.5 && ST(1, i) < q_max) || (d < -0.5 && ST(1, i) > q_min);
 """
 
 _POISSON_UPDATE = """
-        if (uniform01(key, t, i - lo) < c[0]) out = 1;
+        if (uniform01(key, t, i - lo) < prob) out = 1;
 """
 
 #: Per-model code: ``update`` (the model's step for neuron i) and ``may_fire`` (whether it
@@ -123,23 +129,24 @@ MODEL_SOURCES = {
     "eiif": {"update": _EIIF_UPDATE, "may_fire": _EIIF_MAY_FIRE, "static_busy": False},
     "izhikevich": {"update": _IZH_UPDATE, "may_fire": "        may = true;\n", "static_busy": True},
     "signed_if": {"update": _SIF_UPDATE, "may_fire": _SIF_MAY_FIRE, "static_busy": False},
-    "poisson": {"update": _POISSON_UPDATE, "may_fire": "        may = c[0] > 0.0;\n", "static_busy": None},
+    "poisson": {"update": _POISSON_UPDATE, "may_fire": "        may = prob > 0.0;\n", "static_busy": None},
     "spike_times": {"update": "", "may_fire": "        may = false;\n", "static_busy": False},
 }
 
-#: Expressions each CUDA kernel shares with its numba twin in numba_kernels.py, update and
+#: Expressions each CUDA kernel shares with its numba twin in spikelm/simulator/kernels/<model>.py, update and
 #: may-fire: a string is the same text once ``ST(r, i)`` reads ``S[r, i]``, ``&&`` ``and``, ``||``
 #: ``or`` and ``fabs(`` ``abs(``; a pair is (CUDA text, numba text). tests/test_gpu.py checks both
 #: sources contain them, so an edit to one side that changes an operation fails a test on CI.
 MIRRORS = {
     "lif": ("e_l + (ST(0, i) - e_l) * em + ie * pe + ii * pi + iext[i] * ext", "v >= v_th + a", "ie * de",
-            "ii * di", ("ST(3, i) > 0 || fabs(ST(1, i)) + fabs(ST(2, i)) > 1e-9 || ST(0, i) >= c[1])",
-                        "S[3, i] > 0 or abs(S[1, i]) + abs(S[2, i]) > 1e-9 or S[0, i] >= c[1]:")),
+            "ii * di", ("ST(3, i) > 0 || fabs(ST(1, i)) + fabs(ST(2, i)) > 1e-9 || ST(0, i) >= v_th)",
+                        "S[3, i] > 0 or abs(S[1, i]) + abs(S[2, i]) > 1e-9 or S[0, i] >= v_th:")),
     "eiif": ("ST(0, i) + (qe[i] + qi[i] + iext[i])", "ST(1, i) + ST(2, i) * tl", "1.0 - ST(3, i)",
-             "fabs(ST(0, i)) >= ST(1, i) + ST(2, i) * tl", ("c[0] + ((real)(t + 1) - c[1])", "c[0] + (t + 1 - c[1])"),
-             ("c[0] + ((real)t - c[1])", "c[0] + (t - c[1])")),
+             "fabs(ST(0, i)) >= ST(1, i) + ST(2, i) * tl",
+             ("t0 + ((real)(t + 1) - window_start)", "c[C.t0] + (t + 1 - c[C.window_start])"),
+             ("t0 + ((real)t - window_start)", "c[C.t0] + (t - c[C.window_start])")),
     "izhikevich": ("h * (0.04 * v * v + 5.0 * v + 140.0 - u + cur)", "dt * (ST(4, i) * (ST(5, i) * v - u))",
                    "ie + ii + iext[i]"),
     "signed_if": ("ST(0, i) - ST(1, i)", "d >= 0.5 && ST(1, i) < q_max", "d < -0.5 && ST(1, i) > q_min",
-                  "(d >= 0.5 && ST(1, i) < c[1]) || (d < -0.5 && ST(1, i) > c[0])"),
+                  "(d >= 0.5 && ST(1, i) < q_max) || (d < -0.5 && ST(1, i) > q_min)"),
 }

@@ -7,12 +7,13 @@ reads and validates a file and returns a :class:`Scenario` whose ``build(seed)``
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from spikelm.errors import ConfigError, SpikelmError
-from spikelm.network import Network, Normal, Uniform, connectivity, stimulus
+from spikelm.network import Network, Normal, Uniform, connectivity, microcircuit, stimulus
 from spikelm.network.models import get_model
 from spikelm.network.values import draw
 from spikelm.simulator.monitors import StateMonitor
@@ -104,8 +105,11 @@ def _value(v, randoms=None):
             base = randoms[v["from"]] ** float(v.get("power", 1.0))
             return float(v.get("offset", 0.0)) + float(v.get("scale", 1.0)) * base
     if isinstance(v, dict):
-        (kind, (a, b)), = v.items()
-        return Uniform(float(a), float(b)) if kind == "uniform" else Normal(float(a), float(b))
+        if "uniform" in v:
+            a, b = v["uniform"]
+            return Uniform(float(a), float(b))
+        a, b = v["normal"]
+        return Normal(float(a), float(b), float(v.get("low", -math.inf)), float(v.get("high", math.inf)))
     if isinstance(v, list):
         return np.asarray(v, dtype=float)
     return float(v)
@@ -116,7 +120,12 @@ def _build(sc, seed, memory_limit=None):
     net = Network(dt=sc.dt, seed=seed, memory_limit=memory_limit)
     from spikelm import plasticity as plast
 
-    for name, t in d["populations"].items():
+    if "microcircuit" in d:
+        try:
+            microcircuit.build(net, microcircuit.MicrocircuitParams.from_table(d["microcircuit"]))
+        except ConfigError as e:
+            raise _err(sc, "microcircuit", str(e)) from None
+    for name, t in d.get("populations", {}).items():
         w = f"populations.{name}"
         model = get_model(t["model"])
         try:
@@ -141,7 +150,7 @@ def _build(sc, seed, memory_limit=None):
         rule = _connect_rule(sc, t.get("connect", {"rule": "all_to_all"}), f"{w}.connect")
         pl = None
         if "plasticity" in t:
-            post_model = d["populations"][t["post"]]["model"]
+            post_model = net.populations[t["post"]].model.name
             pl = plast.from_config(t["plasticity"], f"{w}.plasticity", "projection", post_model)
         try:
             net.connect(t["pre"], t["post"], rule, _value(t["weight"]),

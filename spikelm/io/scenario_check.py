@@ -12,12 +12,12 @@ import dataclasses
 import math
 
 from spikelm.errors import ConfigError
-from spikelm.network import connectivity, stimulus
+from spikelm.network import connectivity, microcircuit, stimulus
 from spikelm.network.models import MODELS
 from spikelm.network.models.sources import MAX_STEP
 from spikelm.network.projection import TARGETS
 
-TOP = {"network", "populations", "projections", "stimuli", "record", "run", "description"}
+TOP = {"network", "populations", "microcircuit", "projections", "stimuli", "record", "run", "description"}
 NETWORK = {"dt", "seed"}
 POPULATION = {"model", "n", "params", "init", "random", "plasticity"}
 PROJECTION = {"pre", "post", "connect", "weight", "delay", "target", "plasticity"}
@@ -31,6 +31,7 @@ RULE_FIELDS = {
     "fixed_probability": {"p": "probability", "allow_autapses": "flag"},
     "fixed_in_degree": {"k": "count", "allow_autapses": "flag"},
     "fixed_out_degree": {"k": "count", "allow_autapses": "flag"},
+    "fixed_total_number": {"n": "count", "allow_autapses": "flag"},
     "one_to_one": {},
     "arrays": {"pre": "indices", "post": "indices"},
 }
@@ -168,10 +169,18 @@ class Checker:
                     if k in v:
                         self.number(v[k], f"{where}.{k}")
                 return
-            if len(v) != 1 or next(iter(v)) not in ("uniform", "normal"):
-                raise self.err(where, "a distribution is { uniform = [low, high] } or { normal = [mean, std] }"
+            kinds = [k for k in v if k in ("uniform", "normal")]
+            bounds = set(v) - set(kinds)
+            if len(kinds) != 1 or (bounds and (kinds != ["normal"] or not bounds <= {"low", "high"})):
+                raise self.err(where, "a distribution is { uniform = [low, high] } or { normal = [mean, std] } "
+                               "(optionally with low = L, high = H: values outside are drawn again)"
                                + (", or { from = NAME, offset, scale, power }" if randoms is not None else ""))
-            (kind, args), = v.items()
+            kind = kinds[0]
+            args = v[kind]
+            for b in sorted(bounds):
+                self.number(v[b], f"{where}.{b}")
+            if v.get("low", -math.inf) > v.get("high", math.inf):
+                raise self.err(f"{where}.low", f"{v['low']!r} is above high {v['high']!r}")
             self.numbers(args, f"{where}.{kind}")
             if len(args) != 2:
                 raise self.err(f"{where}.{kind}", f"needs two numbers, got {len(args)}")
@@ -193,18 +202,25 @@ class Checker:
 def check(sc):
     """Check every field of ``sc.data`` (a parsed scenario); raise ConfigError at the first problem."""
     c = Checker(sc.path)
-    d = c.table(sc.data, "", TOP, ("network", "populations"))
+    d = c.table(sc.data, "", TOP, ("network",))
+    if "populations" not in d and "microcircuit" not in d:
+        raise c.err("populations", "missing (a scenario needs [populations.NAME] tables or a [microcircuit])")
     if "description" in d:
         c.text(d["description"], "description")
     net = c.table(d["network"], "network", NETWORK, ("dt",))
     dt = c.number(net["dt"], "network.dt", positive=True)
     if "seed" in net:
         c.number(net["seed"], "network.seed", nonneg=True, integer=True, upper=2**63 - 1)
-    pops = c.table(d["populations"], "populations")
-    if not pops:
+    pops = c.table(d.get("populations", {}), "populations")
+    if not pops and "microcircuit" not in d:
         raise c.err("populations", "needs at least one [populations.NAME] table")
     for name, t in pops.items():
         _population(c, name, t, dt)
+    if "microcircuit" in d:
+        for name, n in _microcircuit(c, d["microcircuit"]).items():
+            if name in pops:
+                raise c.err(f"populations.{name}", "is defined twice (the microcircuit defines it)")
+            pops = {**pops, name: {"model": "lif", "n": n}}
     projs = c.table(d.get("projections", {}), "projections")
     for name, t in projs.items():
         _projection(c, name, t, pops)
@@ -276,6 +292,73 @@ def _model_params(c, model, params, where, dt):
             name, _, tail = rest.partition("' ")
             raise c.err(f"{where}.{name}", tail) from None
         raise c.err(where, msg.split(": ", 1)[1] if msg.split(": ", 1)[0].endswith("Params") else msg) from None
+
+
+#: [microcircuit] fields: what each holds (every one is required but the options below)
+MICROCIRCUIT = {
+    "populations": "names", "n": "counts", "conn_probs": "matrix", "k_ext": "counts", "full_mean_rates": "rates",
+    "v0_mean": "numbers", "v0_std": "rates", "neuron": "neuron", "scale": "fraction", "indegree_scale": "fraction",
+    "background": microcircuit.BACKGROUNDS, "v0": microcircuit.V0_TYPES, "v0_original": "pair", "bg_rate": "rate",
+    "psp_exc": "number", "psp_l4e_to_l23e": "number", "g": "number", "weight_rel_std": "rate", "delay_exc": "positive",
+    "delay_inh": "positive", "delay_rel_std": "rate", "weight_dtype": ("float32", "float64"),
+}
+MICROCIRCUIT_OPTIONAL = {"scale", "indegree_scale", "background", "v0", "v0_original", "bg_rate", "psp_exc",
+                         "psp_l4e_to_l23e", "g", "weight_rel_std", "delay_exc", "delay_inh", "delay_rel_std",
+                         "weight_dtype"}
+NEURON = ("c_m", "tau_m", "tau_syn", "e_l", "v_th", "v_reset", "t_ref")
+
+
+def _microcircuit(c, t):
+    """Check the [microcircuit] table; return {population: neurons at this scale}."""
+    w = "microcircuit"
+    c.table(t, w, set(MICROCIRCUIT), sorted(set(MICROCIRCUIT) - MICROCIRCUIT_OPTIONAL))
+    for k, kind in MICROCIRCUIT.items():
+        if k not in t:
+            continue
+        where, v = f"{w}.{k}", t[k]
+        if isinstance(kind, tuple):
+            c.choice(v, where, kind)
+        elif kind == "names":
+            if not isinstance(v, list) or not v:
+                raise c.err(where, f"must be a non-empty list of population names, got {_show(v)}")
+            for i, name in enumerate(v):
+                c.ident(name, f"{where}[{i}]")
+            if len(set(v)) != len(v):
+                raise c.err(where, "names a population twice")
+        elif kind == "counts":
+            c.numbers(v, where, nonneg=True, integer=True, upper=MAX_STEP, nonempty=True)
+        elif kind in ("rates", "numbers"):
+            c.numbers(v, where, nonneg=kind == "rates", nonempty=True)
+        elif kind == "matrix":
+            if not isinstance(v, list) or not v:
+                raise c.err(where, f"must be a list of rows (targets) of probabilities (sources), got {_show(v)}")
+            for i, row in enumerate(v):
+                c.numbers(row, f"{where}[{i}]", nonneg=True, upper=0.999999, nonempty=True)
+        elif kind == "neuron":
+            c.table(v, where, set(NEURON), NEURON)
+            for f in NEURON:
+                c.number(v[f], f"{where}.{f}", positive=f in ("c_m", "tau_m", "tau_syn"), nonneg=f == "t_ref")
+            if v["tau_syn"] == v["tau_m"]:
+                raise c.err(f"{where}.tau_syn", "must differ from tau_m (the PSP-to-current factor divides by their "
+                                                "difference)")
+        elif kind == "fraction":
+            c.number(v, where, positive=True, upper=1.0)
+        elif kind == "pair":
+            c.numbers(v, where)
+            if len(v) != 2 or v[1] < 0:
+                raise c.err(where, f"must be [mean, std] in mV with std >= 0, got {_show(v)}")
+        elif kind == "rate":
+            c.number(v, where, nonneg=True)
+        elif kind == "positive":
+            c.number(v, where, positive=True)
+        else:
+            c.number(v, where)
+    try:
+        p = microcircuit.MicrocircuitParams.from_table(t)
+    except ConfigError as e:
+        raise c.err(w, str(e).removeprefix("microcircuit: ")) from None
+    n = microcircuit.derived(p)["n"]
+    return {name: max(int(k), 1) for name, k in zip(p.populations, n)}
 
 
 def _rule_table(c, t, where):

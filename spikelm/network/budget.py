@@ -15,10 +15,13 @@ from spikelm.errors import ConfigError
 #: Bytes per neuron besides its state variables: the packed state copy, stimulus and record
 #: arrays of the plan (the event queue is claimed by the simulator, per delay slot).
 NEURON_OVERHEAD = 48
-#: Bytes per synapse at the peak of building one: pair indices (2 x int64) and the sort
-#: order while drawing, then weight (float64), post index (int32), delay (int16) and their
-#: packed copies in the plan.
-SYNAPSE_BYTES = 64
+#: Bytes a synapse keeps: weight (float64), post index (int32), delay (int16), and the room to
+#: copy one projection at a time into the plan's concatenated arrays (narrower types only
+#: take less).
+SYNAPSE_BYTES = 16
+#: Bytes per synapse while its projection is being built (checked, not kept): pair indices
+#: (2 x int64) and the sort order while drawing, weights and delays drawn as float64.
+SYNAPSE_BUILD_BYTES = 64
 #: How to raise the limit, named in every refusal.
 HOW_TO_RAISE = "raise the limit with --max-memory GB (Python: Network(memory_limit=bytes))"
 

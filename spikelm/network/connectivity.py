@@ -157,6 +157,42 @@ def _k_subsets(rng, rows, n, k, exclude_own):
 
 
 @dataclass(frozen=True)
+class FixedTotalNumber:
+    """Exactly ``n`` synapses, each joining a pre and a post neuron drawn uniformly at random.
+
+    Pairs repeat (multapses) and, when pre is post, a neuron may meet itself unless
+    ``allow_autapses`` is false (those pairs are drawn again): NEST's ``fixed_total_number``
+    with its defaults, the rule of the Potjans-Diesmann microcircuit.
+    """
+
+    n: int
+    allow_autapses: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
+            raise ConfigError(f"FixedTotalNumber: 'n' must be an integer >= 0, got {self.n!r}")
+        _flag("FixedTotalNumber", "allow_autapses", self.allow_autapses)
+
+    def expected_synapses(self, n_pre, n_post):
+        return int(self.n)
+
+    def pairs(self, n_pre, n_post, rng, same=False):
+        excl = same and not self.allow_autapses
+        if self.n and (n_pre * n_post - (min(n_pre, n_post) if excl else 0)) < 1:
+            raise ConfigError(f"FixedTotalNumber: no pair to draw {self.n} synapses from ({n_pre} x {n_post} neurons)")
+        # one uniform draw of the pair's rank pre * n_post + post: sorting the ranks puts the
+        # synapses in (pre, post) order at the cost of one integer sort
+        key = rng.integers(0, n_pre * n_post, size=int(self.n), dtype=np.int64)
+        while excl:
+            own = np.flatnonzero(key // n_post == key % n_post)
+            if own.size == 0:
+                break
+            key[own] = rng.integers(0, n_pre * n_post, size=own.size, dtype=np.int64)
+        key.sort()
+        return key // n_post, key % n_post
+
+
+@dataclass(frozen=True)
 class OneToOne:
     """Neuron i to neuron i (populations of equal size)."""
 
@@ -218,4 +254,5 @@ def _short(values):
 
 
 RULES = {"all_to_all": AllToAll, "fixed_probability": FixedProbability, "fixed_in_degree": FixedInDegree,
-         "fixed_out_degree": FixedOutDegree, "one_to_one": OneToOne, "arrays": FromArrays}
+         "fixed_out_degree": FixedOutDegree, "fixed_total_number": FixedTotalNumber, "one_to_one": OneToOne,
+         "arrays": FromArrays}

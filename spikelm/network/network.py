@@ -8,7 +8,7 @@ import numpy as np
 from spikelm.errors import ConfigError
 
 from . import connectivity as conn
-from .budget import NEURON_OVERHEAD, SYNAPSE_BYTES, MemoryBudget
+from .budget import NEURON_OVERHEAD, SYNAPSE_BUILD_BYTES, SYNAPSE_BYTES, MemoryBudget
 from .models import get_model
 from .models.sources import MAX_STEP, spike_steps
 from .population import Population
@@ -73,11 +73,13 @@ class Network:
             raise ConfigError(f"{what}population {name!r} is not defined; populations: {known}") from None
 
     def connect(self, pre, post, rule=None, weight=1.0, delay=None, target="exc", name=None,
-                plasticity=None) -> Projection:
+                plasticity=None, weight_dtype="float64") -> Projection:
         """Connect population ``pre`` to ``post``.
 
         ``rule`` is a connectivity rule (default all-to-all), ``weight`` a number, array or
         distribution, ``delay`` in ms (default one step; rounded to whole steps, >= 1 step).
+        ``weight_dtype`` "float32" rounds the weights to float32 once, when drawn (half the
+        memory; static projections only): every backend then adds the same numbers.
         """
         name = name or f"{pre}_to_{post}"
         if not isinstance(name, str) or not name.isidentifier():
@@ -92,9 +94,11 @@ class Network:
         expected = getattr(rule, "expected_synapses", None)
         if expected is not None:
             n_syn = expected(p_pre.n, p_post.n)
-            self.budget.claim(n_syn * SYNAPSE_BYTES, f"{what}about {n_syn:,} synapses")
+            what_syn = f"{what}about {n_syn:,} synapses"
+            self.budget.check(n_syn * SYNAPSE_BUILD_BYTES, what_syn)
+            self.budget.claim(n_syn * SYNAPSE_BYTES, what_syn)
         proj = Projection(name, p_pre, p_post, rule, weight,
-                          self.dt if delay is None else delay, self.dt, target, self.rng, plasticity)
+                          self.dt if delay is None else delay, self.dt, target, self.rng, plasticity, weight_dtype)
         self.projections[name] = proj
         return proj
 

@@ -3,8 +3,12 @@
 State: one float64 matrix ``S[n_vars, N]``; population p owns columns [lo_p, hi_p) and its
 variables are rows 0..k-1 in the order its model declares. ``Population.state`` is
 re-bound to views of ``S``, so the Python objects and the kernels share one copy.
-Projections are concatenated CSR arrays with per-projection offsets. Stimuli are packed
-per kind. Everything here is built once, at ``Simulator`` construction.
+Projections are concatenated CSR arrays with per-projection offsets, each kept as narrow as
+its values allow (post indices uint16 when every post population has at most 65,536
+neurons, delays uint8 up to 255 steps, weights float32 when every projection holds float32
+weights): the values are the same, so no spike changes, and a synapse of the cortical
+microcircuit takes 7 bytes. The projections' own arrays become views of these. Stimuli are
+packed per kind. Everything here is built once, at ``Simulator`` construction.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import math
 
 import numpy as np
 
-from spikelm.network.models import N_CONSTS
+from spikelm.network.models import eiif, lif
 from spikelm.network.models.sources import spike_steps
 from spikelm.network.stimulus import ConstantCurrent, CurrentSteps, NoiseCurrent, PoissonInput
 
@@ -37,14 +41,14 @@ class Plan:
         self.pop_lo = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.pop_hi = self.pop_lo + sizes
         self.N = int(sizes.sum())
-        self.pop_model = np.array([p.model.code for p in pops], dtype=np.int64)
-        self.consts = np.zeros((P, N_CONSTS))
+        self.consts = np.zeros((P, max(max(len(p.model.consts) for p in pops), 1)))
         for i, p in enumerate(pops):
-            self.consts[i] = p.model.derive(p.params, net.dt)
-            if p.model.name == "lif":
-                # c[14]: the threshold offset row `a` can be non-zero (adaptation, or a rule such as
-                # homeostasis moves it); the kernel skips that row otherwise
-                self.consts[i, 14] = 1.0 if (p.params.alpha > 0 or p.plasticity is not None) else 0.0
+            c = p.model.derive(p.params, net.dt)
+            self.consts[i, :c.size] = c
+            if p.model.name == "lif" and p.plasticity is not None:
+                # a rule (homeostasis) may move the threshold offset row `a`: the kernel must read it
+                self.consts[i, lif.C.uses_a] = 1.0
+        self.threads = 1  # the numba backend's thread count (set by the Simulator)
         self.n_vars = max(len(p.model.state_vars) for p in pops)
         self.S = np.zeros((self.n_vars, self.N))
         for i, p in enumerate(pops):
@@ -64,13 +68,18 @@ class Plan:
         for i, k in enumerate(projs):
             self.proj_ptr_off[i + 1] = self.proj_ptr_off[i] + k.pre.n + 1
             self.proj_syn_off[i + 1] = self.proj_syn_off[i] + k.n_syn
+        self.proj_n_post = np.array([k.post.n for k in projs], dtype=np.int64)
         self.indptr = _cat([k.indptr for k in projs], np.int64)
-        self.post = _cat([k.post_idx for k in projs], np.int32)
-        self.w = _cat([k.w for k in projs], np.float64)
-        self.delay = _cat([k.delay for k in projs], np.int16)
-        for i, k in enumerate(projs):  # the projection's arrays become views as well
-            a, b = self.proj_syn_off[i], self.proj_syn_off[i + 1]
-            k.w = self.w[a:b]
+        narrow_post = all(k.post.n <= 1 << 16 for k in projs)
+        narrow_w = bool(projs) and all(k.w.dtype == np.float32 for k in projs)
+        # the projections' arrays become views of these, one by one: one copy of each synapse
+        self.post = _cat_views(projs, "post_idx", self.proj_syn_off, np.uint16 if narrow_post else np.int32)
+        self.w = _cat_views(projs, "w", self.proj_syn_off, np.float32 if narrow_w else np.float64)
+        self.delay = _cat_views(projs, "delay", self.proj_syn_off,
+                                np.uint8 if all(k.max_delay < 256 for k in projs) else np.int16)
+        # delay groups: the synapses of a row with one delay are contiguous (projections keep
+        # (pre, delay, post) order), so a spike adds each group into one queue slot
+        self.row_grp, self.grp_ptr, self.grp_delay = _delay_groups(self)
         order = sorted(range(K), key=lambda i: self.pop_index[projs[i].pre.name])
         self.pre_proj = np.array(order, dtype=np.int64)
         self.pre_proj_ptr = np.zeros(P + 1, dtype=np.int64)
@@ -89,7 +98,7 @@ class Plan:
     def set_windows(self):
         for i, p in enumerate(self.pops):
             if p.model.name == "eiif":
-                self.consts[i, 1] = float(p.window_start)
+                self.consts[i, eiif.C.window_start] = float(p.window_start)
 
     def _pack_stimuli(self, net):
         lohi = lambda s: (self.pop_lo[self.pop_index[s.population]], self.pop_hi[self.pop_index[s.population]])
@@ -156,6 +165,42 @@ class Plan:
                 lo, hi = self.cs_lohi[k]
                 i_ext[lo:hi] += self.cs_delta[k]
         return i_ext
+
+
+def _cat_views(projs, name, offsets, dtype):
+    """Concatenate each projection's array ``name`` into one of ``dtype`` and rebind it to its
+    view there (so each original is freed as soon as it is copied)."""
+    out = np.empty(int(offsets[-1]), dtype=dtype)
+    for i, k in enumerate(projs):
+        a, b = offsets[i], offsets[i + 1]
+        out[a:b] = getattr(k, name)
+        setattr(k, name, out[a:b])
+    return out
+
+
+def _delay_groups(plan):
+    """(row_grp, grp_ptr, grp_delay): row r's groups are row_grp[r]:row_grp[r + 1] (rows laid
+    out as ``indptr``), group q's synapses grp_ptr[q]:grp_ptr[q + 1] (global), its delay grp_delay[q]."""
+    row_grp = np.zeros(plan.indptr.size, dtype=np.int64)
+    starts, delays = [], []
+    n_grp = 0
+    for k, proj in enumerate(plan.projs):
+        a, b = int(plan.proj_syn_off[k]), int(plan.proj_syn_off[k + 1])
+        p0 = int(plan.proj_ptr_off[k])
+        ptr = plan.indptr[p0:p0 + proj.pre.n + 1]
+        d = plan.delay[a:b]
+        first = np.zeros(b - a, dtype=bool)
+        first[ptr[:-1][ptr[:-1] < ptr[1:]]] = True          # a row's first synapse
+        if b - a > 1:
+            first[1:] |= d[1:] != d[:-1]                    # a new delay within the row
+        s = np.flatnonzero(first)
+        row_grp[p0:p0 + proj.pre.n + 1] = n_grp + np.searchsorted(s, ptr)
+        starts.append(s + a)
+        delays.append(d[s])
+        n_grp += s.size
+    grp_ptr = np.concatenate(starts + [np.array([plan.proj_syn_off[-1]])]).astype(np.int64)
+    grp_delay = np.concatenate(delays).astype(plan.delay.dtype) if delays else np.zeros(0, plan.delay.dtype)
+    return row_grp, grp_ptr, grp_delay
 
 
 def _cat(arrays, dtype):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -13,6 +14,25 @@ from .backends import get_backend
 from .monitors import RateMonitor, SpikeMonitor
 from .plan import Plan
 from .recording import ChunkBuffers
+
+
+def _threads(name, backend, threads, n_neurons):
+    """The thread count: given, else $SPIKELM_THREADS, else the backend's default (numba); 1 elsewhere."""
+    check = getattr(backend, "check_threads", None)
+    if check is None:
+        if threads not in (None, 1):
+            raise ConfigError(f"threads: the {name} backend runs on one thread; got threads={threads!r} "
+                              "(threads apply to the numba backend)")
+        return 1
+    if threads is None:
+        env = os.environ.get("SPIKELM_THREADS", "").strip()
+        if not env:
+            return backend.default_threads(n_neurons)
+        try:
+            threads = int(env)
+        except ValueError:
+            raise ConfigError(f"SPIKELM_THREADS: must be an integer number of threads, got {env!r}") from None
+    return check(threads)
 
 
 @dataclass
@@ -46,12 +66,18 @@ class Simulator:
         Keep the recorded spikes, per-step counts and state samples in memory (default).
         False keeps only totals: for runs that stream their record to a file, whose memory
         then does not grow with model time.
+    threads : int, optional
+        Threads of the numba backend (default: ``$SPIKELM_THREADS``, else every core Numba
+        has, but at most one per 10,000 neurons: below that a thread's share of a step is
+        shorter than the synchronisation it costs). Any number gives the spikes of one
+        thread, bit for bit. The numpy and cupy backends take no threads (only None or 1).
     """
 
     def __init__(self, network, backend="numba", record="all", state=(), chunk_steps=2000,
-                 spike_buffer=1_000_000, weight_snapshots=None, in_memory=True):
+                 spike_buffer=1_000_000, weight_snapshots=None, in_memory=True, threads=None):
         self.backend_name = backend
         self.backend = get_backend(backend)
+        self.threads = _threads(backend, self.backend, threads, network.n_neurons)
         self.network = network
         if not network.populations:
             raise ConfigError("network has no populations; add at least one before simulating")
@@ -60,6 +86,7 @@ class Simulator:
                 raise ConfigError(f"Simulator: {name} must be an integer >= 1, got {v!r}")
         self._claim_memory(network, spike_buffer, chunk_steps)
         self.plan = Plan(network)
+        self.plan.threads = self.threads
         self.t = 0
         names = list(network.populations)
         if record == "all":
@@ -253,6 +280,11 @@ class Simulator:
         """(pushed, delivered, pending) synaptic events so far."""
         q = self.plan.queue
         return q.pushed, q.delivered, q.pending
+
+    def set_threads(self, threads):
+        """Run the next steps on ``threads`` threads (numba; the spikes do not depend on it)."""
+        self.threads = _threads(self.backend_name, self.backend, threads, self.network.n_neurons)
+        self.plan.threads = self.threads
 
     def set_plasticity(self, name, enabled):
         """Switch the plasticity rules of projection or population ``name`` on or off (from the next step)."""

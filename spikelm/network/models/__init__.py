@@ -1,7 +1,7 @@
 """Neuron models: one module each (parameters, state, derived constants, NumPy step)."""
 from spikelm.errors import ConfigError
 
-from .base import N_CONSTS, NeuronModel
+from .base import NeuronModel
 from .eiif import EIIF, EIIFParams
 from .izhikevich import IZHIKEVICH, IzhikevichParams
 from .lif import LIF, LIFParams
@@ -19,6 +19,6 @@ def get_model(name: str) -> NeuronModel:
         raise ConfigError(f"unknown neuron model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
 
 
-__all__ = ["MODELS", "get_model", "NeuronModel", "N_CONSTS", "LIF", "LIFParams", "EIIF", "EIIFParams",
+__all__ = ["MODELS", "get_model", "NeuronModel", "LIF", "LIFParams", "EIIF", "EIIFParams",
            "IZHIKEVICH", "IzhikevichParams", "SIGNED_IF", "SignedIFParams", "POISSON", "PoissonParams",
            "SPIKE_TIMES", "SpikeTimesParams"]

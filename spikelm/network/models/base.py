@@ -2,9 +2,13 @@
 
 A model is a module-level object of type :class:`NeuronModel`: its name, its parameter
 dataclass, the names of its state variables (structure of arrays: one float64 array per
-variable), a function that derives the per-step constants once (``derive``), a function
-that gives the initial state, and the NumPy reference step. The compiled kernels of each
-backend live in ``spikelm.simulator`` and are looked up by ``name``.
+variable), the names of its per-step constants (``consts``), a function that derives those
+constants once (``derive``, packed by name with :func:`pack`), a function that gives the
+initial state, and the NumPy reference step. Every kernel reads a constant by its name
+through the model's index (``C = consts_index(CONSTS)``; ``c[C.em]``), so the order of the
+packed vector is written down once, in the model's file. The compiled kernels of each
+backend are looked up by ``name``: ``spikelm/simulator/kernels/<name>.py`` (Numba) and
+``spikelm/gpu/model_sources.py`` (CUDA).
 
 Integer-valued state (spike counters, refractory counters) is kept in float64 too: every
 integer below 2**53 is exact there, so integer paths stay bit-exact on every backend.
@@ -13,16 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from collections import namedtuple
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from spikelm.errors import ConfigError
-
-#: Number of packed constants every model may use (kernels receive a float64 vector).
-N_CONSTS = 16
-
 
 @dataclass(frozen=True)
 class NeuronModel:
@@ -35,7 +36,6 @@ class NeuronModel:
     """
 
     name: str
-    code: int
     params: type
     state_vars: tuple[str, ...]
     derive: Callable
@@ -44,6 +44,8 @@ class NeuronModel:
     may_fire: Callable
     is_source: bool = False
     ternary: bool = False
+    #: names of the per-step constants ``derive`` packs, in their order in the vector
+    consts: tuple[str, ...] = ()
     #: unit of each state variable, in the order of ``state_vars`` ("1": dimensionless);
     #: written with state reports
     units: tuple[str, ...] = ()
@@ -76,11 +78,20 @@ def check_params(obj, positive=(), nonnegative=()):
             raise ConfigError(f"{model}: parameter '{name}' must be >= 0, got {getattr(obj, name)!r}")
 
 
-def pack(values) -> np.ndarray:
-    """Pack derived constants into the fixed-length float64 vector the kernels take."""
-    c = np.zeros(N_CONSTS)
-    c[: len(values)] = values
-    return c
+def consts_index(names):
+    """The index of each named constant: ``consts_index(("e_l", "v_th")).v_th == 1``.
+
+    A named tuple of ints, so NumPy code and Numba kernels (which read a global tuple as a
+    compile-time constant) index the packed vector by name: ``c[C.v_th]``.
+    """
+    return namedtuple("Consts", names)(*range(len(names)))
+
+
+def pack(names, **values) -> np.ndarray:
+    """Pack derived constants by name into the float64 vector the kernels take (order: ``names``)."""
+    if set(values) != set(names):
+        raise ValueError(f"pack: constants {sorted(set(names) ^ set(values))} missing or unknown")
+    return np.array([float(values[n]) for n in names], dtype=np.float64)
 
 
 def fired(mask: np.ndarray, values: np.ndarray | int = 1):

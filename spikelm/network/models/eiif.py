@@ -27,7 +27,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 
-from .base import NeuronModel, check_params, pack
+from .base import NeuronModel, check_params, consts_index, pack
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,14 @@ class EIIFParams:
             raise ConfigError(f"EIIFParams: parameter 'r' must lie in [0, 1], got {self.r!r}")
 
 
+#: ``t0``: the window's first t; ``window_start``: the step at which the window started (set
+#: by the simulator: :meth:`~spikelm.simulator.Simulator.reset_window`)
+CONSTS = ("t0", "window_start")
+C = consts_index(CONSTS)
+
+
 def derive(p: EIIFParams, dt: float) -> np.ndarray:
-    # c[0]: t0; c[1]: the step at which the window started (set by the simulator)
-    return pack([float(p.t0), 0.0])
+    return pack(CONSTS, t0=p.t0, window_start=0.0)
 
 
 def init_state(n, p: EIIFParams, rng):
@@ -57,7 +62,7 @@ def init_state(n, p: EIIFParams, rng):
 
 def step(s, c, inp_e, inp_i, i_ext, t):
     v = s["v"]
-    tl = c[0] + (t - c[1])
+    tl = c[C.t0] + (t - c[C.window_start])
     v += inp_e + inp_i + i_ext
     theta = s["theta_base"] + s["alpha"] * tl
     out = np.where(v >= theta, 1, np.where(v <= -theta, -1, 0)).astype(np.int8)
@@ -70,9 +75,9 @@ def step(s, c, inp_e, inp_i, i_ext, t):
 def may_fire(s, c, driven, t):
     # |V| never grows without input (r in [0, 1]) and theta never falls (alpha >= 0), so a
     # neuron below its threshold of step t + 1 stays silent from then on.
-    theta_next = s["theta_base"] + s["alpha"] * (c[0] + (t + 1 - c[1]))
+    theta_next = s["theta_base"] + s["alpha"] * (c[C.t0] + (t + 1 - c[C.window_start]))
     return driven or bool(np.any(np.abs(s["v"]) >= theta_next))
 
 
-EIIF = NeuronModel("eiif", 2, EIIFParams, ("v", "theta_base", "alpha", "r"), derive, init_state, step, may_fire,
-                   ternary=True)
+EIIF = NeuronModel("eiif", EIIFParams, ("v", "theta_base", "alpha", "r"), derive, init_state, step, may_fire,
+                   ternary=True, consts=CONSTS)

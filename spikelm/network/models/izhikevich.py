@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import NeuronModel, check_params, fired, pack
+from .base import NeuronModel, check_params, consts_index, fired, pack
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,15 @@ class IzhikevichParams:
         check_params(self, nonnegative=("tau_e", "tau_i"))
 
 
+#: step width, spike cut-off, decays of the exponential currents (0: input for one step only)
+CONSTS = ("dt", "v_peak", "de", "di")
+C = consts_index(CONSTS)
+
+
 def derive(p: IzhikevichParams, dt: float) -> np.ndarray:
-    return pack([dt, p.v_peak,
-                 math.exp(-dt / p.tau_e) if p.tau_e > 0 else 0.0,
-                 math.exp(-dt / p.tau_i) if p.tau_i > 0 else 0.0])
+    return pack(CONSTS, dt=dt, v_peak=p.v_peak,
+                de=math.exp(-dt / p.tau_e) if p.tau_e > 0 else 0.0,
+                di=math.exp(-dt / p.tau_i) if p.tau_i > 0 else 0.0)
 
 
 def init_state(n, p: IzhikevichParams, rng):
@@ -53,7 +58,7 @@ def init_state(n, p: IzhikevichParams, rng):
 
 
 def step(s, c, inp_e, inp_i, i_ext, t):
-    dt, v_peak, de, di = c[:4]
+    dt, v_peak, de, di = c[C.dt], c[C.v_peak], c[C.de], c[C.di]
     v, u, ie, ii = s["v"], s["u"], s["i_e"], s["i_i"]
     ie += inp_e
     ii += inp_i
@@ -75,7 +80,7 @@ def may_fire(s, c, driven, t):
 
 
 # I enters dv/dt directly, so currents and u are mV/ms (as in Brian2's Izhikevich example)
-IZHIKEVICH = NeuronModel("izhikevich", 3, IzhikevichParams, ("v", "u", "i_e", "i_i", "a", "b", "c", "d"),
+IZHIKEVICH = NeuronModel("izhikevich", IzhikevichParams, ("v", "u", "i_e", "i_i", "a", "b", "c", "d"),
                          derive, init_state, step, may_fire,
                          units=("mV", "mV/ms", "mV/ms", "mV/ms", "1/ms", "1/ms", "mV", "mV/ms"),
-                         input_unit="mV/ms")
+                         input_unit="mV/ms", consts=CONSTS)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import NeuronModel, check_params, fired, pack
+from .base import NeuronModel, check_params, consts_index, fired, pack
 
 
 @dataclass(frozen=True)
@@ -62,19 +62,29 @@ def _propagator(tau_s, tau_m, dt):
     return tau_s / (tau_s - tau_m) * (math.exp(-dt / tau_s) - math.exp(-dt / tau_m))
 
 
+#: The per-step constants (``derive``): leak and synaptic propagators, refractory steps, the
+#: external current's gain, delta-synapse switches, adaptation; ``uses_a`` is 1 when the
+#: threshold offset row ``a`` can be non-zero (adaptation, or a plasticity rule moving it;
+#: set by the simulator), so the kernels skip that row otherwise.
+CONSTS = ("e_l", "v_th", "v_reset", "em", "pe", "pi", "de", "di", "ref_steps", "ext", "delta_e", "delta_i",
+          "alpha", "da", "uses_a")
+C = consts_index(CONSTS)
+
+
 def derive(p: LIFParams, dt: float) -> np.ndarray:
     em = math.exp(-dt / p.tau_m)
     # the external current's gain r_m (1 - em) is taken from expm1 (as NEST's propagators): it
     # stays accurate when dt / tau_m is tiny, where 1 - em rounds to 0 (a leak-free IF neuron)
-    return pack([
-        p.e_l, p.v_th, p.v_reset, em,
-        _propagator(p.tau_e, p.tau_m, dt), _propagator(p.tau_i, p.tau_m, dt),
-        math.exp(-dt / p.tau_e) if p.tau_e > 0 else 0.0,
-        math.exp(-dt / p.tau_i) if p.tau_i > 0 else 0.0,
-        float(round(min(p.t_ref / dt, 2.0**62))), -p.r_m * math.expm1(-dt / p.tau_m),   # 2**62 steps: never again
-        1.0 if p.tau_e == 0 else 0.0, 1.0 if p.tau_i == 0 else 0.0,
-        p.alpha, math.exp(-dt / p.tau_a),
-    ])
+    return pack(
+        CONSTS, e_l=p.e_l, v_th=p.v_th, v_reset=p.v_reset, em=em,
+        pe=_propagator(p.tau_e, p.tau_m, dt), pi=_propagator(p.tau_i, p.tau_m, dt),
+        de=math.exp(-dt / p.tau_e) if p.tau_e > 0 else 0.0,
+        di=math.exp(-dt / p.tau_i) if p.tau_i > 0 else 0.0,
+        ref_steps=float(round(min(p.t_ref / dt, 2.0**62))),   # 2**62 steps: never again
+        ext=-p.r_m * math.expm1(-dt / p.tau_m),
+        delta_e=1.0 if p.tau_e == 0 else 0.0, delta_i=1.0 if p.tau_i == 0 else 0.0,
+        alpha=p.alpha, da=math.exp(-dt / p.tau_a), uses_a=1.0 if p.alpha > 0 else 0.0,
+    )
 
 
 def init_state(n, p: LIFParams, rng):
@@ -83,7 +93,9 @@ def init_state(n, p: LIFParams, rng):
 
 
 def step(s, c, inp_e, inp_i, i_ext, t):
-    e_l, v_th, v_reset, em, pe, pi, de, di, ref_steps, ext, delta_e, delta_i, alpha, da = c[:14]
+    e_l, v_th, v_reset, em, pe, pi = c[C.e_l], c[C.v_th], c[C.v_reset], c[C.em], c[C.pe], c[C.pi]
+    de, di, ref_steps, ext = c[C.de], c[C.di], c[C.ref_steps], c[C.ext]
+    delta_e, delta_i, alpha, da = c[C.delta_e], c[C.delta_i], c[C.alpha], c[C.da]
     v, ie, ii, ref, a = s["v"], s["i_e"], s["i_i"], s["ref"], s["a"]
     if delta_e == 0.0:
         ie += inp_e
@@ -109,13 +121,13 @@ def step(s, c, inp_e, inp_i, i_ext, t):
 
 def may_fire(s, c, driven, t):
     # without input V relaxes to e_l: a neuron resting at or above threshold fires on its own
-    if driven or c[0] >= c[1]:
+    v_th = c[C.v_th]
+    if driven or c[C.e_l] >= v_th:
         return True
-    v_th = c[1]
     # an adapted threshold v_th + a decays back to v_th: any V at or above v_th may still fire
     return bool(np.any(s["ref"] > 0) or np.any(np.abs(s["i_e"]) + np.abs(s["i_i"]) > 1e-9)
                 or np.any(s["v"] >= v_th))
 
 
-LIF = NeuronModel("lif", 1, LIFParams, ("v", "i_e", "i_i", "ref", "a"), derive, init_state, step, may_fire,
-                  units=("mV", "mV", "mV", "steps", "mV"), input_unit="mV")
+LIF = NeuronModel("lif", LIFParams, ("v", "i_e", "i_i", "ref", "a"), derive, init_state, step, may_fire,
+                  units=("mV", "mV", "mV", "steps", "mV"), input_unit="mV", consts=CONSTS)

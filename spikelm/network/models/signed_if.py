@@ -18,7 +18,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 
-from .base import NeuronModel, check_params, pack
+from .base import NeuronModel, check_params, consts_index, pack
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,13 @@ class SignedIFParams:
                               f"q_max={self.q_max!r}")
 
 
+#: the code range
+CONSTS = ("q_min", "q_max")
+C = consts_index(CONSTS)
+
+
 def derive(p: SignedIFParams, dt: float) -> np.ndarray:
-    return pack([float(p.q_min), float(p.q_max)])
+    return pack(CONSTS, q_min=p.q_min, q_max=p.q_max)
 
 
 def init_state(n, p: SignedIFParams, rng):
@@ -44,7 +49,7 @@ def init_state(n, p: SignedIFParams, rng):
 
 
 def step(s, c, inp_e, inp_i, i_ext, t):
-    q_min, q_max = c[0], c[1]
+    q_min, q_max = c[C.q_min], c[C.q_max]
     v, count = s["v"], s["count"]
     v += inp_e + inp_i + i_ext
     d = v - count
@@ -58,8 +63,8 @@ def step(s, c, inp_e, inp_i, i_ext, t):
 
 def may_fire(s, c, driven, t):
     d = s["v"] - s["count"]
-    return driven or bool(np.any(((d >= 0.5) & (s["count"] < c[1])) | ((d < -0.5) & (s["count"] > c[0]))))
+    return driven or bool(np.any(((d >= 0.5) & (s["count"] < c[C.q_max])) | ((d < -0.5) & (s["count"] > c[C.q_min]))))
 
 
-SIGNED_IF = NeuronModel("signed_if", 4, SignedIFParams, ("v", "count"), derive, init_state, step, may_fire,
-                        ternary=True)
+SIGNED_IF = NeuronModel("signed_if", SignedIFParams, ("v", "count"), derive, init_state, step, may_fire,
+                        ternary=True, consts=CONSTS)

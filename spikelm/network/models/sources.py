@@ -17,7 +17,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 
-from .base import NeuronModel, check_params, pack
+from .base import NeuronModel, check_params, consts_index, pack
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,17 @@ class SpikeTimesParams:
                 raise ConfigError(f"SpikeTimesParams: times[{i}] must be a list of finite times >= 0 ms, got {ts!r}")
 
 
+#: the spike probability per step
+POISSON_CONSTS = ("prob",)
+POISSON_C = consts_index(POISSON_CONSTS)
+
+
 def derive_poisson(p: PoissonParams, dt: float) -> np.ndarray:
     prob = p.rate * dt * 1e-3
     if prob > 1.0:
         raise ConfigError(f"PoissonParams: rate {p.rate} Hz at dt {dt} ms gives a spike probability {prob:.3g} > 1 "
                           f"per step; lower the rate or dt")
-    return pack([prob])
+    return pack(POISSON_CONSTS, prob=prob)
 
 
 def _no_state(n, p, rng):
@@ -63,9 +68,9 @@ def _never(s, c, driven, t):
     return False
 
 
-POISSON = NeuronModel("poisson", 5, PoissonParams, ("v",), derive_poisson, _no_state, _source_step,
-                      lambda s, c, driven, t: True, is_source=True)
-SPIKE_TIMES = NeuronModel("spike_times", 6, SpikeTimesParams, ("v",), lambda p, dt: pack([]), _no_state,
+POISSON = NeuronModel("poisson", PoissonParams, ("v",), derive_poisson, _no_state, _source_step,
+                      lambda s, c, driven, t: True, is_source=True, consts=POISSON_CONSTS)
+SPIKE_TIMES = NeuronModel("spike_times", SpikeTimesParams, ("v",), lambda p, dt: pack(()), _no_state,
                           _source_step, _never, is_source=True)
 
 
