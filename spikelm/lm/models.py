@@ -84,6 +84,14 @@ def read_text(path, option: str) -> str:
         raise ConfigError(f"{option} {path}: cannot read ({e.strerror})") from None
 
 
+def read_calibration(path) -> str:
+    """The text of ``--calibration FILE``: UTF-8 and not empty."""
+    text = read_text(path, "--calibration")
+    if not text.strip():
+        raise ConfigError(f"--calibration {path}: the file is empty; give a text to calibrate on")
+    return text
+
+
 def sample_text(folder: Path | None, name: str) -> str | None:
     """``calibration.txt`` / ``heldout.txt`` of a model folder, if it has one."""
     if folder is None or not (folder / name).exists():
@@ -105,8 +113,10 @@ def resolve(model) -> Path | None:
     return p
 
 
-def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, calibration_text=None):
-    """``(SpikingLM, tokenizer, label)`` for a ``--model`` value (None: the shipped demo).
+def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, calibration_text=None,
+                 clamp=None, methods=None, budget=None):
+    """``(SpikingLM, tokenizer, label)`` for a ``--model`` value (None: the shipped demo);
+    ``clamp``, ``methods``, ``budget``: :func:`spikelm.lm.convert`'s.
 
     Calibration: ``calibration_text`` if given, else the folder's ``calibration.txt`` (first
     4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`).
@@ -130,5 +140,6 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
     ids = encode_loose(tok, calib or texts.calibration_text())
     if ids.size < 8:
         ids = np.random.default_rng(0).integers(0, loaded.config.vocab_size, size=512)
-    snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits)
+    snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits, clamp=clamp,
+                  methods=methods, budget=budget)
     return snn, tok, str(path or folder)
