@@ -124,13 +124,18 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
 
 def _load(args):
     """The converted model of the common options, its tokenizer and its label (path)."""
+    from spikelm.lm.methods import parse_methods
     from spikelm.lm.models import open_for_cli, read_calibration
-    from spikelm.lm.precision import parse_bits
+    from spikelm.lm.precision import parse_bits, parse_clamp
 
     bits = None if args.bits is None else parse_bits(args.bits, "--bits")
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"--max-steps {args.max_steps}; allowed: a positive integer")
     coding = getattr(args, "coding", None) or _codings(args)[0]
+    if args.clamp is not None:  # checked here to name the option; the family applies it
+        parse_clamp(args.clamp, option="--clamp")
+    if args.methods is not None:
+        parse_methods(args.methods, option="--methods")
     calibration = None if args.calibration is None else read_calibration(args.calibration)
     return open_for_cli(args.model, bits, coding, context=args.context, weight_bits=args.weight_bits,
                         calibration_text=calibration, clamp=args.clamp, methods=args.methods, budget=args.budget)

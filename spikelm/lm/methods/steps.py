@@ -59,23 +59,10 @@ def steps(u: dict, kappa: float, maxabs: dict, finest: dict) -> dict:
 
 
 def spike_counts(codes: np.ndarray, coding: int) -> np.ndarray:
-    """Spikes of each code in ``coding`` (closed form; vectorised for large samples)."""
-    from spikelm.lm.codings import BITPLANE, UNIT
+    """Spikes of each code in ``coding`` (closed form: :func:`spikelm.lm.codings.spike_count`)."""
+    from spikelm.lm.codings import spike_count
 
-    c = np.abs(np.asarray(codes, dtype=np.int64))
-    if coding == UNIT:
-        return c
-    if coding != BITPLANE:  # the non-adjacent form's digits: popcount((c >> 1) ^ (c + (c >> 1)))
-        h = c >> 1
-        c = h ^ (c + h)
-    return _popcount(c.astype(np.uint64))
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return ((x * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
+    return spike_count(coding, codes)
 
 
 class CostEstimate:

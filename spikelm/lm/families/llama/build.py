@@ -218,7 +218,7 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
         return p
 
     def product(name, layer, a, b, m, acc_bound, size):
-        hint = f"{settings(pops[a].name)}, {settings(pops[b].name)}"
+        hint = ", ".join(dict.fromkeys(settings(pops[a].name).split(", ") + settings(pops[b].name).split(", ")))
         M, k = fixed_point(m, acc_bound, name, hint)
         return add(name, layer, ACCUMULATE, size, inputs=(a, b), gain=M, offset=np.zeros(size, np.int64), shift=k)
 

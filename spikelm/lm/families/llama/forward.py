@@ -48,7 +48,8 @@ def rmsnorm(x, w, eps):
 
 
 def silu(x):
-    return x / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) = inf for x < -709: x / inf = -0, SiLU's limit
+        return x / (1.0 + np.exp(-x))
 
 
 def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0) -> np.ndarray:
