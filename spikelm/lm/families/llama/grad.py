@@ -22,7 +22,7 @@ from spikelm.lm.torch_optional import require_torch
 
 def fisher(cfg, params: dict, windows, names, skip: int = 0) -> dict:
     """Mean squared loss gradient per channel at the points ``names`` (float64 arrays)."""
-    torch = require_torch("the fisher method")
+    torch = require_torch("the fisher method (on by default; --methods row-exponents converts without torch)")
     P = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in params.items()}  # no copy
     want = set(names)
     total = {n: 0.0 for n in want}
