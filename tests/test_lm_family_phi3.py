@@ -109,6 +109,61 @@ def test_folders_state_dicts_and_modules_convert_alike(tmp_path, layout):
         assert np.array_equal(convert(state, calibration=calib, config=config).reference(ids).logits, want)
 
 
+def write_gguf(model, path):
+    """``model`` as a float32 GGUF file under llama.cpp's Phi-3 names (fused attn_qkv and
+    ffn_up), with a sentencepiece vocabulary of placeholder tokens."""
+    gguf = pytest.importorskip("gguf", reason="writing a GGUF file needs the gguf package (the lm extra)")
+    c = model.config
+    w = gguf.GGUFWriter(str(path), "phi3")
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(["<unk>", "<s>", "</s>"] + [f"t{i}" for i in range(c.vocab_size - 3)])
+    w.add_token_scores([0.0] * c.vocab_size)
+    w.add_token_types([2, 3, 3] + [1] * (c.vocab_size - 3))
+    for add, token in ((w.add_unk_token_id, 0), (w.add_bos_token_id, 1), (w.add_eos_token_id, 2), (w.add_pad_token_id, 0)):
+        add(token)
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    for i in range(c.num_hidden_layers):
+        p, b = f"model.layers.{i}.", f"blk.{i}."
+        names.update({p + "input_layernorm.weight": b + "attn_norm.weight",
+                      p + "post_attention_layernorm.weight": b + "ffn_norm.weight",
+                      p + "self_attn.qkv_proj.weight": b + "attn_qkv.weight",
+                      p + "self_attn.o_proj.weight": b + "attn_output.weight",
+                      p + "mlp.gate_up_proj.weight": b + "ffn_up.weight", p + "mlp.down_proj.weight": b + "ffn_down.weight"})
+    state = model.state_dict()
+    for theirs, ggufs in names.items():
+        w.add_tensor(ggufs, state[theirs].float().numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_a_gguf_file_converts_as_its_module(tmp_path):
+    """transformers reads Phi-3 GGUF files (not GPT-NeoX's or OPT's): the same model from a
+    GGUF file, through transformers, as from its module. Not bit for bit: GGUF stores
+    rms_norm_eps as a float32."""
+    pytest.importorskip("accelerate", reason="transformers reads GGUF files with accelerate (the lm extra)")
+    model = phi3({**CASE, "pct": 1.0})  # transformers reads no partial rotary from a GGUF (rope.dimension_count)
+    calib, ids = token_ids(1, 40, 40), token_ids(2, 8, 40)
+    want = convert(model, calibration=calib).reference(ids).logits
+    path = write_gguf(model, tmp_path / "phi3.gguf")
+    loaded = open_model(path)
+    assert loaded.family.name == "phi3" and loaded.tokenizer is not None
+    got = convert(path, calibration=calib)
+    assert got.family.name == "phi3" and relative_error(got.reference(ids).logits, want) <= 1e-9
+
+
 def test_the_command_line_generates_and_checks_exact(tmp_path, capsys):
     folder = cli_folder(phi3({**CASE, "vocab": 96, "ctx": 24}), tmp_path / "phi3")
     code, out, _ = run_cli(["lm", "generate", "--model", str(folder), "--prompt", "Return the", "--tokens", "3"], capsys)
