@@ -30,7 +30,8 @@ def opt(case):
                         max_position_embeddings=case["ctx"], word_embed_proj_dim=case["proj"] or d,
                         do_layer_norm_before=case["pre"], enable_bias=case["bias"],
                         layer_norm_elementwise_affine=case["affine"], tie_word_embeddings=case["tied"],
-                        activation_function=case["act"], pad_token_id=1, bos_token_id=2, eos_token_id=2)
+                        activation_function=case["act"], _remove_final_layer_norm=case.get("remove", False),
+                        pad_token_id=1, bos_token_id=2, eos_token_id=2)
 
 
 @st.composite
@@ -77,16 +78,18 @@ def test_random_opt_numpy_and_numba_agree_bit_for_bit(case):
     assert_backends_agree(snn, token_ids(case["seed"] + 2, min(case["length"], 5), case["vocab"]))
 
 
-@pytest.mark.parametrize("proj, pre, bias, affine, tied", [(8, True, True, True, True), (None, False, True, True, False),
-                                                           (24, True, False, False, False)])
-def test_float_forward_equals_transformers(proj, pre, bias, affine, tied):
+@pytest.mark.parametrize("proj, pre, bias, affine, tied, remove", [
+    (8, True, True, True, True, False), (None, False, True, True, False, False), (24, True, False, False, False, False),
+    (None, True, True, True, True, True)])
+def test_float_forward_equals_transformers(proj, pre, bias, affine, tied, remove):
     case = dict(seed=3, std=0.2, vocab=40, heads=2, head_dim=8, layers=2, inner=24, ctx=12, proj=proj, pre=pre,
-                bias=bias, affine=affine, tied=tied, act="relu")
+                bias=bias, affine=affine, tied=tied, act="relu", remove=remove)
     model = opt(case)
     snn = convert(model, calibration=token_ids(1, 40, 40))
     ids = token_ids(2, 9, 40)
     assert relative_error(snn.float_logits(ids), transformers_logits(model, snn, ids)) <= 1e-6
-    assert ("proj_out" in snn.graph.index) == (proj is not None) and ("normf" in snn.graph.index) == pre
+    assert ("proj_out" in snn.graph.index) == (proj is not None)
+    assert ("normf" in snn.graph.index) == (pre and not remove)
     assert "h0.qr" not in snn.graph.index  # learned positions, no RoPE
 
 
