@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 #: Guides whose python blocks are complete programs (the other pages show fragments).
-RUNNABLE = ["api.md", "coming-from-brian2-nest.md", "pynn.md"]
+RUNNABLE = ["api.md", "coming-from-brian2-nest.md", "lm-families.md", "pynn.md"]
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 
