@@ -34,7 +34,8 @@ def check_options(family, **given) -> None:
         if value is not None and name not in family.options:
             takers = [f.label for f in families.all_families() if name in f.options]
             why = family.missing.get(name)
-            raise ConfigError(f"{name}={value!r}: only for {' and '.join(takers) or 'no'} models"
+            who = ", ".join(takers[:-1]) + " and " + takers[-1] if len(takers) > 1 else "".join(takers) or "no"
+            raise ConfigError(f"{name}={value!r}: only for {who} models"
                               + (f" ({why})" if why else f" (not an option of {family.label} models)"))
 
 
