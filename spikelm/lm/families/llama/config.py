@@ -156,7 +156,10 @@ class LlamaConfig:
         kw["model_type"] = mt
         kw.update(cls._features(d, source, kw))
         ctx = n_positions if n_positions is not None else min(kw["max_position_embeddings"], 1024)
-        return cls(n_positions=ctx, **kw)
+        try:
+            return cls(n_positions=ctx, **kw)
+        except ConfigError as exc:  # name the file: "<source>: field=..."
+            raise ConfigError(f"{source}: {str(exc).removeprefix('model config: ')}") from None
 
     # ---------------------------------------------------------------- reading a Hugging Face config
 
