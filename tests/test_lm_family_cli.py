@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from lm_hf_families import random_model, read_config, save_folder
+from spikelm.errors import ConfigError
 from spikelm.lm import cli, convert
 from spikelm.lm.tokenizer import CharTokenizer
 
@@ -61,3 +62,14 @@ def test_the_command_line_exits_2_with_one_line_on_a_refused_field(tmp_path):
     assert run.returncode == 2
     lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "hidden_activation='relu' is not supported" in lines[0], run.stderr
+
+
+@pytest.mark.parametrize("model_type", ["mixtral", "qwen3_moe", "mamba", "falcon_mamba", "t5", "bart", "bloom"])
+def test_what_stays_unbuilt_is_one_line_naming_model_type(tmp_path, model_type):
+    """Mixture of experts, state-space models, encoder-decoders and ALiBi (BLOOM) are refused by
+    their ``model_type`` before any weight is read."""
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, "vocab_size": 10}))
+    with pytest.raises(ConfigError, match=f"config.json: model_type='{model_type}' is an unknown architecture; "
+                                          "supported: .*gemma3_text.*qwen3") as e:
+        convert(tmp_path, calibration=[1, 2, 3, 4, 5, 6, 7, 8])
+    assert "\n" not in str(e.value)

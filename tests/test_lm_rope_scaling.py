@@ -114,3 +114,19 @@ def test_rope_types_not_built_are_one_line_naming_the_field(params, match):
     with pytest.raises(ConfigError, match=match) as e:
         Rotary.from_hf(params, 1e4, 64, "config.json", "rope_parameters")
     assert "\n" not in str(e.value) and str(e.value).startswith("config.json: ")
+
+
+@pytest.mark.parametrize("window", [None, 1, 3, 20])
+def test_dense_macs_of_a_windowed_layer_in_closed_form(window):
+    """Per layer and position n: the projections' d dh (2 heads + 2 kv_heads) + 3 d inner, the
+    gated product's inner, and Q·K^T plus A·V over min(n + 1, window) keys, 2 heads dh each (n
+    counts the BOS prefix)."""
+    d, H, KV, dh, inner, L = 16, 4, 2, 8, 24, 9
+    model = random_model(dict(model_type="mistral", seed=4, vocab=30, ctx=14, layers=2, heads=H, kv_heads=KV,
+                              head_dim=dh, hidden=d, inner=inner, tied=False, std=0.3, window=window))
+    snn = convert(model, calibration=token_ids(1, 40, 30), bits=8)
+    run = snn.simulate(token_ids(2, L, 30))
+    start = snn.graph.n_prefix
+    keys = [min(n + 1, window or n + 1) for n in range(start, start + L)]
+    want = L * (d * dh * (2 * H + 2 * KV) + 3 * d * inner + inner) + 2 * H * dh * sum(keys)
+    assert run.macs["h0"] == run.macs["h1"] == want
