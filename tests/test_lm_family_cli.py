@@ -73,3 +73,4 @@ def test_what_stays_unbuilt_is_one_line_naming_model_type(tmp_path, model_type):
                                           "supported: .*gemma3_text.*qwen3") as e:
         convert(tmp_path, calibration=[1, 2, 3, 4, 5, 6, 7, 8])
     assert "\n" not in str(e.value)
+
