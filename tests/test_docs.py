@@ -94,6 +94,29 @@ def test_guide_examples_run(name, tmp_path, monkeypatch, capsys):
             raise AssertionError(f"{name}, python block {k + 1} failed: {type(exc).__name__}: {exc}") from exc
 
 
+def test_the_families_page_converts_a_qwen3_folder_as_it_says(tmp_path, monkeypatch, capsys):
+    """docs/lm-families.md's worked example: its python blocks run in order, its two commands
+    through the command line's entry point, which says exact."""
+    import shlex
+
+    from spikelm.lm import cli
+
+    page = (REPO / "docs" / "lm-families.md").read_text()
+    section = page.split("### Convert a Qwen3 folder", 1)[1].split("\n### ", 1)[0]
+    python = re.findall(r"^```python\n(.*?)^```", section, re.S | re.M)
+    commands = re.findall(r"^```bash\n(.*?)^```", section, re.S | re.M)[0].strip().splitlines()
+    assert len(python) == 2 and len(commands) == 2
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(python[0], "lm-families.md block 1", "exec"), namespace)
+    for line in commands:
+        argv = shlex.split(line)
+        assert argv[0] == "spikelm" and cli.main(argv[1:]) == 0, line
+    assert "exact agreement: yes on 2 prompts of 16 tokens" in capsys.readouterr().out
+    exec(compile(python[1], "lm-families.md block 2", "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "qwen3 64"
+
+
 _ARROW = re.compile(r"^(\w+) ->(.*)$", re.M)
 
 
