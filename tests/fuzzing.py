@@ -267,3 +267,27 @@ def bad_outputs(d, inputs):
     existing.write_bytes(b"an earlier result")
     cases.append(("an existing result", existing, "--overwrite"))
     return cases
+
+
+# -- a small language-model folder (the LM fuzz suites break copies of it) ---------------------
+
+
+def lm_model_folder(path):
+    """A 1-layer GPT-2 folder of width 8 (spikelm's character tokenizer, context 16, a calibration
+    text) at ``path``: converts in a fraction of a second. Needs torch."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from spikelm.lm.tokenizer import CharTokenizer
+    from test_lm_helpers import random_tiny_gpt
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = CharTokenizer()
+    model = random_tiny_gpt(7, vocab=tok.vocab_size, ctx=16, width=8, layers=1, heads=2, std=0.2)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(model.config.to_dict()))
+    tok.save(path / "tokenizer.json")
+    (path / "calibration.txt").write_text("Return the value of the file.\n" * 8)
+    return path
