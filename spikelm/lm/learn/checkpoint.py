@@ -141,6 +141,7 @@ def read(snn, path, plasticity=None) -> Saved:
 
     from spikelm.io.hdf5 import open_hdf5, reading
     from spikelm.lm.learn.config import Plasticity, as_plasticity
+    from spikelm.lm.reference import logits as read_logits
 
     path = str(path)
     g = snn.graph
@@ -184,6 +185,8 @@ def read(snn, path, plasticity=None) -> Saved:
             saved.counters = {name: stored_array(_read(c, f"counters/{name}", path), f"{at}/counters/{name}",
                                                  "int", None, 0) for name in COUNTER_NAMES}
             saved.logits = stored_array(_read(c, "logits", path), f"{at}/logits", "float", (len(ids), g.vocab_size))
+            if not np.array_equal(saved.logits, read_logits(g, saved.head_acc[g.n_prefix:])):
+                raise FileFormatError(f"{at}/logits: not the logits its readout accumulators head_acc give")
             learned_clock = np.asarray(learned.get("clock", ())).reshape(-1)
             if learned_clock.size != 1 or learned_clock[0] != clock:
                 raise FileFormatError(f"{at}/learned/clock: {learned_clock.tolist()} differs from the clock {clock:,}")
