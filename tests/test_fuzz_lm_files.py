@@ -22,43 +22,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzzing import digest, fuzz_settings, lm_model_folder, run_cli, structural_mutations
+from fuzzing import Tally, digest, fuzz_settings, lm_model_folder, run_cli, structural_mutations
 
 pytest.importorskip("torch", reason="building the test model needs torch (the lm extra)")
 RULES = '[projections."h*.fc".plasticity]\nrule = "braingpt_stdp"\neta_w = 0.01\n'
 BOUND = 30      # seconds a case may take: a tiny model resumes or refuses in well under one
-
-
-class Tally:
-    """The outcome of every case of a test; :meth:`check` fails listing every bad one."""
-
-    def __init__(self):
-        self.counts = {"refused": 0, "accepted": 0, "traceback": 0, "hang": 0, "other": 0}
-        self.bad = []
-
-    def judge(self, o, what, path, needles=None, before=None):
-        """Record ``o``: refused (exit 2, one line naming ``path`` and every needle) or, where
-        ``needles`` is None, accepted (exit 0) too; the file under ``before`` unchanged."""
-        kind = {0: "accepted", 2: "refused", "traceback": "traceback", "hang": "hang"}.get(o.rc, "other")
-        self.counts[kind] += 1
-        first = o.lines[0] if o.lines else ""
-        if kind == "refused":
-            missing = [n for n in (str(path), *(needles or ())) if str(n) not in first]
-            if len(o.lines) != 1 or not first.startswith("spikelm: error:") or missing or "Traceback" in o.err:
-                self.bad.append(f"{what}: not one line naming {missing or 'the file'}: {o.err.strip()[-600:]}")
-        elif kind == "accepted" and needles is not None:
-            self.bad.append(f"{what}: accepted (exit 0), expected a refusal naming {needles}")
-        elif kind != "accepted":
-            self.bad.append(f"{what}: {o.rc}: {o.err.strip()[-1500:]}")
-        for p, h in (before or {}).items():
-            if digest([p]).get(p) != h:
-                self.bad.append(f"{what}: {p} changed or deleted")
-
-    def check(self, at_least):
-        n = sum(self.counts.values())
-        print(f"\n{n} cases: " + ", ".join(f"{v} {k}" for k, v in self.counts.items()))
-        assert n >= at_least, f"only {n} cases generated"
-        assert not self.bad, f"{len(self.bad)} of {n} cases failed:\n" + "\n".join(self.bad[:20])
 
 
 @pytest.fixture(scope="module")
