@@ -98,6 +98,9 @@ def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit
         raise ConfigError(f"clamp={clamp!r}; allowed: an integer from 1 to 64 (the code range over the calibration maximum)")
     bos = getattr(cfg, "bos_token_id", None)
     prefix = np.array([bos] if sink and bos is not None else [], dtype=np.int64)
+    if cfg.n_positions <= len(prefix):
+        raise ConfigError(f"context={cfg.n_positions} (--context): the attention sink takes {len(prefix)} position, "
+                          f"leaving none for text; allowed: a context of at least {len(prefix) + 1}")
     maxabs = calibrate(cfg, params, calibration, prefix)
     P = params
     d, f, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
