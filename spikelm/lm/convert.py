@@ -3,6 +3,7 @@ quantized graph and its executors)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,7 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
                                  ("methods", methods), ("budget", budget))
                if v is not None and k in family.options}
     graph = family.build(loaded.config, loaded.params, calibration, bits, coding, **options)
-    if loaded.source and (Path(loaded.source) / LEARNED_FILE).is_file():
-        graph = apply(graph, Path(loaded.source) / LEARNED_FILE)
+    learned = Path(loaded.source) / LEARNED_FILE if loaded.source and Path(loaded.source).is_dir() else None
+    if learned is not None and os.path.lexists(learned):  # a directory or a broken link is refused there
+        graph = apply(graph, learned)
     return SpikingLM(graph, loaded.params, loaded.source)

@@ -112,6 +112,7 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
     fac_edge, fac_side, ed_kind, ed_a, ed_b, ed_out = struct.fac_edge, struct.fac_side, struct.ed_kind, struct.ed_a, \
         struct.ed_b, struct.ed_out
     ed_heads, ed_group, ed_dh, ed_slot = struct.ed_heads, struct.ed_group, struct.ed_dh, struct.ed_slot
+    ed_window = struct.ed_window
     counts, acc, S, kcache = state.counts, state.acc, state.S, state.kcache
     started, done, alist, alen = state.started, state.done, state.alist, state.alen
     stepval, sp, pstart, pend, st = state.stepval, state.sp, state.pstart, state.pend, state.st
@@ -264,7 +265,10 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
             grp = ed_group[fe]
             if kind == SCORES:
                 if side == 0:
-                    done_ops = scores_a(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp)
+                    win = ed_window[fe]
+                    first_key = n + 1 - win if 0 < win < n + 1 else 0
+                    done_ops = scores_a(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,
+                                        first_key)
                 else:
                     done_ops = scores_b(sp, lo, hi, b, stepval, n, S, counts_n, ed_slot[fe], off[ed_a[fe]], dh, grp)
             elif kind == MIX:

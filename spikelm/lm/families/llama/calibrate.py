@@ -4,7 +4,6 @@ spiking model's cost from the float activations (:func:`cost_estimate`)."""
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -14,7 +13,7 @@ from spikelm.lm.methods.steps import CostEstimate, spike_counts
 from spikelm.lm.quantize import MIN_CALIBRATION_TOKENS, check_tokens
 
 #: points with one scale per tensor (the rest: per channel)
-PER_TENSOR = ("qr", "kr", "gate", "silu")
+PER_TENSOR = ("qr", "kr", "gate", "silu", "gelu")
 #: calibration tokens read at most (the float pass is linear in them; the rest is not read)
 MAX_CALIBRATION_TOKENS = 16384
 
@@ -55,7 +54,12 @@ def dense_macs(cfg, positions) -> float:
     H, G, dh = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     n = np.asarray(positions, dtype=np.float64)
     per = d * (H * dh + 2 * G * dh) + H * dh * d + 3 * d * f + f
-    return float((cfg.num_hidden_layers * (per + 2 * (n + 1) * H * dh) + d * V).sum())
+    total = 0.0
+    for i in range(cfg.num_hidden_layers):
+        w = cfg.window(i)
+        keys = np.minimum(n + 1, w) if 0 < w < cfg.n_positions else n + 1  # a sliding window's keys
+        total += float((per + 2 * keys * H * dh).sum())
+    return total + float(d * V * n.size)
 
 
 def cost_estimate(cfg, params, ids, prefix, scale, ranges, fan, steered_ranges, att_codes: int, coding: int,
@@ -88,22 +92,24 @@ def cost_estimate(cfg, params, ids, prefix, scale, ranges, fan, steered_ranges, 
         elif kind in ("kr", "v"):
             fixed[0] += float(spikes(name, rows).sum()) * (H // G)
             if kind == "kr":
-                fixed[0] += _attention_spikes(queries.pop(name.split(".")[0]), x.reshape(len(w), G, dh), P0,
-                                              att_codes, coding) * dh
-        elif kind in ("silu", "up"):  # the gated product: one SynOp per spike of either factor
+                layer = int(name.split(".")[0][1:])
+                fixed[0] += _attention_spikes(cfg, layer, queries.pop(name.split(".")[0]), x.reshape(len(w), G, dh),
+                                              P0, att_codes, coding) * dh
+        elif kind in ("silu", "gelu", "up"):  # the gated product: one SynOp per spike of either factor
             fixed[0] += float(spikes(name, rows).sum())
 
     L.float_forward(cfg, params, w, record)
     return CostEstimate(samples, fan, fixed[0], dense_macs(cfg, n_abs), coding, steered_ranges)
 
 
-def _attention_spikes(q, k, P0, levels, coding) -> float:
-    """Spikes of the attention probabilities of positions P0.. (float softmax, ``levels`` codes)."""
+def _attention_spikes(cfg, layer, q, k, P0, levels, coding) -> float:
+    """Spikes of layer ``layer``'s attention probabilities at positions P0.. (the float softmax,
+    its window and soft-cap, rounded to ``levels`` codes)."""
     L_, H, dh = q.shape
     G = k.shape[1]
     kk = k[:, np.arange(H) // (H // G)]
-    s = np.einsum("nhd,jhd->hnj", q[P0:], kk) / math.sqrt(dh)
-    s = np.where(np.arange(L_)[None, None, :] <= np.arange(P0, L_)[None, :, None], s, -np.inf)
+    s = L.softcap(np.einsum("nhd,jhd->hnj", q[P0:], kk) / cfg.attn_divisor, cfg.attn_softcap)
+    s = np.where(L.attention_mask(L_, cfg.window(layer))[None, P0:, :], s, -np.inf)
     a = np.exp(s - s.max(-1, keepdims=True))
     a /= a.sum(-1, keepdims=True)
     return float(spike_counts(np.floor(a * levels + 0.5), coding).sum())

@@ -8,6 +8,8 @@ W diag(g_f) Q (untied: the embedding and the head no longer share a matrix). The
 logits are unchanged up to rounding (tested to 1e-5 relative); the quantized model changes:
 every linear input is a mixture of all residual channels (QuaRot, SpinQuant).
 
+Not built for models with post norms (Gemma 2 and 3): refused in one line.
+
 Q is a Hadamard matrix where one of order d is built here (d = 2^a 12^b), else a seeded
 random orthogonal matrix (QR of a Gaussian matrix).
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from spikelm.errors import ConfigError
 
 
 def paley12() -> np.ndarray:
@@ -60,21 +64,27 @@ def rotate(cfg, params: dict, Q: np.ndarray | None = None) -> tuple[object, dict
     :func:`rotation`); cfg' is cfg with an untied head."""
     import dataclasses
 
+    if cfg.post_norms:
+        raise ConfigError(f"methods: 'rotate' is not built for {cfg.model_type} models (their RMSNorm of each "
+                          "sublayer's output does not commute with a rotation of the residual stream); leave it out")
     Q = rotation(cfg.hidden_size) if Q is None else Q
+    off = cfg.norm_offset  # stored weights w, gains off + w (Gemma: 1 + w)
     P = dict(params)
     P["model.embed_tokens.weight"] = params["model.embed_tokens.weight"] @ Q
     for i in range(cfg.num_hidden_layers):
         p = f"model.layers.{i}."
         for norm, names in (("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
                             ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj"))):
-            g = params[p + norm + ".weight"]
+            g = params[p + norm + ".weight"] + off
             for nm in names:
                 P[p + nm + ".weight"] = (params[p + nm + ".weight"] * g[None, :]) @ Q
-            P[p + norm + ".weight"] = np.ones_like(g)
+            P[p + norm + ".weight"] = np.full_like(g, 1.0 - off)  # gains of 1
         for nm in ("self_attn.o_proj", "mlp.down_proj"):
             P[p + nm + ".weight"] = Q.T @ params[p + nm + ".weight"]
+        if cfg.o_bias:  # it is written to the stream too
+            P[p + "self_attn.o_proj.bias"] = params[p + "self_attn.o_proj.bias"] @ Q
     head = params["model.embed_tokens.weight"] if cfg.tie_word_embeddings else params["lm_head.weight"]
-    gf = params["model.norm.weight"]
+    gf = params["model.norm.weight"] + off
     P["lm_head.weight"] = (head * gf[None, :]) @ Q
-    P["model.norm.weight"] = np.ones_like(gf)
+    P["model.norm.weight"] = np.full_like(gf, 1.0 - off)
     return dataclasses.replace(cfg, tie_word_embeddings=False), P
