@@ -24,17 +24,18 @@ import numpy as np
 
 #: (label, convert options): what each row of the table changes from the default conversion
 ROWS = (  # the most telling first: on a busy machine a partial table still answers the question
-    ("default: fisher, row-exponents", {}),
-    ("no methods (range steps), clamp lin=32,act=64,res=8,oth=8", dict(methods="none")),
+    ("default: row-exponents", {}),
+    ("no methods (range steps)", dict(methods="none")),
     ("previous default: clamp 8, no methods", dict(clamp=8, methods="none")),
+    ("8-bit weights, row-exponents", dict(weight_bits=8)),
+    ("8-bit weights, no methods", dict(weight_bits=8, methods="none")),
+    ("fisher, row-exponents (the bits' mean step)", dict(methods="fisher,row-exponents")),
+    ("fisher budget 1.6, row-exponents", dict(budget=1.6)),
     ("fisher budget 1.3, row-exponents", dict(budget=1.3)),
     ("fisher budget 1.0, row-exponents", dict(budget=1.0)),
-    ("fisher budget 1.6, row-exponents", dict(budget=1.6)),
-    ("8-bit weights, fisher, row-exponents", dict(weight_bits=8)),
-    ("8-bit weights, no methods", dict(weight_bits=8, methods="none")),
     ("no methods, lin=act=7", dict(methods="none", bits="lin=7,act=7,res=12,att=12,oth=12")),
     ("no methods, lin=act=6", dict(methods="none", bits="lin=6,act=6,res=12,att=12,oth=12")),
-    ("rotate, fisher, row-exponents", dict(methods="rotate,fisher,row-exponents")),
+    ("rotate, row-exponents", dict(methods="rotate,row-exponents")),
 )
 LICENSES = Path("/usr/share/common-licenses")
 

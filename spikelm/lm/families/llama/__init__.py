@@ -30,7 +30,7 @@ class Llama(Family):
     config_class = LlamaConfig
     default_bits = builder.DEFAULT_BITS
     options = {"context": None, "weight_bits": builder.DEFAULT_WEIGHT_BITS, "clamp": builder.DEFAULT_CLAMP,
-               "sink": True, "methods": builder.DEFAULT_METHODS, "budget": None}
+               "sink": True, "methods": None, "budget": None}
     methods = ("rotate", "fisher", "row-exponents")
 
     def config(self, raw, source, context=None):

@@ -24,8 +24,8 @@ has the figures):
   (``row-exponents``): folding per-channel input scales spreads a column's range, and one
   large row would set the step of all others.
 - **Steps of the linear layers' inputs by sensitivity** (``fisher``,
-  :mod:`spikelm.lm.methods.steps`): fewer SynOps at the same quality than steps set by each
-  channel's range; a SynOps ``budget`` sets their mean instead of the bits.
+  :mod:`spikelm.lm.methods.steps`), on with a SynOps ``budget``: the budget sets their mean
+  instead of the bits.
 
 Populations per layer ``hI.``: norm1 (RMSNorm), q, k, v (synaptic), qr, kr (RoPE), att
 (softmax of the qr·kr scores edge, grouped-query), ctx (the att·v mix edge), o (synaptic),
@@ -66,7 +66,9 @@ from spikelm.lm.quantize import fixed_point, folded_weight_codes, round_half_up
 DEFAULT_BITS = "lin=8,act=8,res=12,att=12,oth=12"
 DEFAULT_WEIGHT_BITS = 12
 DEFAULT_CLAMP = "lin=32,act=64,res=8,oth=8"
-DEFAULT_METHODS = ("fisher", "row-exponents")
+#: measured on SmolLM2 (docs/lm-llama.md): fisher steps at the bits' mean resolution cost more
+#: perplexity than range steps at the same SynOps, so fisher is on only with a ``budget``
+DEFAULT_METHODS = ("row-exponents",)
 PER_TENSOR = C.PER_TENSOR
 #: the linear layers' inputs: the points the fisher method steers
 LINEAR_INPUTS = ("norm1", "ctx", "norm2", "act", "normf")
@@ -101,18 +103,21 @@ def fanout(cfg, name: str) -> int:
 
 def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit",
           weight_bits: int = DEFAULT_WEIGHT_BITS, clamp=None, sink: bool = True,
-          methods=DEFAULT_METHODS, budget: float | None = None) -> LMGraph:
+          methods=None, budget: float | None = None) -> LMGraph:
     """Quantize a Llama-family model (``params`` with Hugging Face names, float64) into the graph
     (or a model of a family that varies it through the config's hooks: :mod:`.config`).
 
     ``clamp``: per point group (:func:`~spikelm.lm.precision.parse_clamp`; groups not named keep
     DEFAULT_CLAMP's). ``methods``: names of :mod:`spikelm.lm.methods` (a string or sequence;
-    None or "none": none). ``budget``: SynOps per dense MAC (estimated on the calibration
+    "none": none; None: DEFAULT_METHODS, with ``fisher`` when a ``budget`` is given).
+    ``budget``: SynOps per dense MAC (estimated on the calibration
     text) that the fisher steps are set to, instead of the ``lin`` / ``act`` bits."""
     prec = parse_bits(DEFAULT_BITS if bits is None else bits)
     if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 4 <= weight_bits <= 16:
         raise ConfigError(f"weight_bits={weight_bits!r}; allowed: an integer from 4 to 16")
     clamps = parse_clamp(DEFAULT_CLAMP if clamp is None else clamp, parse_clamp(DEFAULT_CLAMP))
+    if methods is None:  # the default, and the fisher steps a budget sets
+        methods = DEFAULT_METHODS + (("fisher",) if budget is not None else ())
     methods = parse_methods(methods)
     if budget is not None and "fisher" not in methods:
         raise ConfigError(f"budget={budget!r}: needs the fisher method (its steps are continuous); "
