@@ -159,10 +159,17 @@ def test_clamps_set_each_group_code_range():
 
 
 def test_a_wide_clamp_warns_nothing():
-    model = random_llama("llama", 2, layers=1, heads=2, kv_heads=1, std=1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        convert(model, calibration=token_ids(1, 40, 40), bits=8, clamp=1024, methods="none")
+    """SiLU tables over codes far below the calibration range (exp(-x) overflows to inf there)."""
+    from test_lm_family_helpers import random_model as decoder_model
+
+    llama = random_llama("llama", 2, layers=1, heads=2, kv_heads=1, std=1.0)
+    phi3 = decoder_model("phi3", 2, 1.0, vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, intermediate_size=24, max_position_embeddings=12, hidden_act="silu",
+                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    for model in (llama, phi3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            convert(model, calibration=token_ids(1, 40, 40), bits=8, clamp=1024, methods="none")
 
 
 @given(w=st.integers(0, 2**16), bits=st.integers(4, 12))
