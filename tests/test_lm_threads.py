@@ -1,0 +1,111 @@
+"""A team of threads runs a converted LM exactly as one thread does (issue 23): every neuron
+receives the same integer additions whichever thread adds them, so logits, codes, spikes,
+steps, SynOps and events agree bit for bit, and all of them equal the quantized reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from test_lm_exact import SETTINGS, gpt_cases
+from test_lm_helpers import assert_lm_agree, assert_matches_reference, random_tiny_gpt, scaled, token_ids
+from test_lm_llama import build as build_llama, llama_cases
+from test_lm_plasticity import EVERYTHING
+from spikelm.errors import ConfigError
+from spikelm.lm import convert
+from spikelm.lm.numba_runner import NumbaRunner, split
+from spikelm.lm.results import drive
+from spikelm.lm.threads import resolve
+
+
+def run_on(snn, ids, threads):
+    """``ids`` on a numba runner of ``threads`` threads (any count: more than the cores too)."""
+    return drive(NumbaRunner(snn.graph, record=True, threads=threads), ids, None, None, "numba")
+
+
+def assert_threads_agree(snn, ids, teams=(2, 3)):
+    one = run_on(snn, ids, 1)
+    assert_matches_reference(snn, ids, one)
+    for t in teams:
+        assert_lm_agree(one, run_on(snn, ids, t))
+
+
+@settings(max_examples=scaled(10), **SETTINGS)
+@given(case=gpt_cases())
+def test_threads_run_random_gpt2_models_bit_for_bit_as_one_thread(case):
+    if case["coding"] == "unit":
+        case["bits"] = 4  # unit spike trains are long: keep the example quick
+    model = random_tiny_gpt(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
+                            case["heads"], case["std"], case["tied"], case["activation"], case["inner"])
+    snn = convert(model, calibration=token_ids(case["seed"] + 1, 30, case["vocab"]), bits=case["bits"],
+                  coding=case["coding"])
+    assert_threads_agree(snn, token_ids(case["seed"] + 2, min(case["length"], 6), case["vocab"]))
+
+
+@settings(max_examples=scaled(10), **SETTINGS)
+@given(case=llama_cases())
+def test_threads_run_random_llama_models_bit_for_bit_as_one_thread(case):
+    if case["coding"] == "unit":
+        case["bits"] = 4
+    case["length"] = min(case["length"], 6)
+    _, snn = build_llama(case)
+    assert_threads_agree(snn, token_ids(case["seed"] + 2, case["length"], case["vocab"]))
+
+
+@settings(max_examples=scaled(20), deadline=None)
+@given(threads=st.integers(1, 6), seed=st.integers(0, 100))
+def test_each_neuron_has_one_thread_and_attention_splits_by_whole_heads(threads, seed):
+    snn = convert(random_tiny_gpt(seed % 3, width=32, heads=4), calibration=token_ids(seed, 20, 40), bits=4)
+    g = snn.graph
+    lo, hi = (a.reshape(threads, -1) for a in split(g, threads))
+    heads = {ed.out: ed.heads for ed in g.edges if ed.kind == "scores"}
+    for p, pop in enumerate(g.pops):
+        assert lo[0, p] == 0 and hi[-1, p] == pop.size
+        assert np.array_equal(lo[1:, p], hi[:-1, p]) and np.all(hi[:, p] >= lo[:, p])
+        if p in heads:
+            assert np.all(lo[:, p] % (pop.size // heads[p]) == 0)
+
+
+def test_generation_with_two_threads_is_the_greedy_reference_of_one():
+    snn = convert(random_tiny_gpt(5, width=64, heads=4, layers=2), calibration=token_ids(4, 30, 40), bits=6)
+    one = snn.generate([1, 2, 3], 5, threads=1)
+    two = snn.generate([1, 2, 3], 5, threads=2)
+    assert np.array_equal(one.tokens, two.tokens)
+    assert_lm_agree(one.simulation, two.simulation)
+
+
+def test_thread_counts_come_from_the_argument_then_the_environment(monkeypatch):
+    snn = convert(random_tiny_gpt(1), calibration=token_ids(1, 20, 40), bits=4)
+    g = snn.graph
+    monkeypatch.setenv("SPIKELM_THREADS", "1")
+    assert resolve(None, g) == 1
+    assert resolve(1, g) == 1
+    monkeypatch.delenv("SPIKELM_THREADS")
+    assert resolve(None, g) == 1  # a tiny model: one thread by default (a second does not pay)
+    assert resolve(None, g, backend="numpy") == 1
+
+
+@pytest.mark.parametrize("threads, env, match", [
+    (0, None, "threads: must be an integer from 1"),
+    (2.5, None, "threads: must be an integer from 1"),
+    (10**6, None, "threads: must be an integer from 1"),
+    (None, "two", "SPIKELM_THREADS: must be an integer"),
+    (None, "0", "SPIKELM_THREADS: must be an integer from 1"),
+])
+def test_bad_thread_counts_are_one_line_errors(monkeypatch, threads, env, match):
+    snn = convert(random_tiny_gpt(1), calibration=token_ids(1, 20, 40), bits=4)
+    if env is not None:
+        monkeypatch.setenv("SPIKELM_THREADS", env)
+    with pytest.raises(ConfigError, match=match) as err:
+        snn.simulate([1, 2], threads=threads)
+    assert "\n" not in str(err.value)
+
+
+def test_the_numpy_backend_and_learning_runs_refuse_more_threads_in_one_line():
+    snn = convert(random_tiny_gpt(1), calibration=token_ids(1, 20, 40), bits=4)
+    with pytest.raises(ConfigError, match="numpy backend runs on one thread"):
+        snn.simulate([1, 2], backend="numpy", threads=2)
+    with pytest.raises(ConfigError, match="learning runs .* run on one thread"):
+        snn.simulate([1, 2], plasticity=EVERYTHING, threads=2)
