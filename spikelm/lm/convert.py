@@ -11,6 +11,7 @@ from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
 from spikelm.lm.codings import DEFAULT as DEFAULT_CODING
 from spikelm.lm.graph import LMGraph
+from spikelm.lm.layout import pack_weights
 from spikelm.lm.learn.export import LEARNED_FILE, apply
 from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
@@ -214,4 +215,5 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
     graph = family.build(loaded.config, loaded.params, calibration, bits, coding, **options)
     if loaded.source and (Path(loaded.source) / LEARNED_FILE).is_file():
         graph = apply(graph, Path(loaded.source) / LEARNED_FILE)
+    pack_weights(graph)  # one flat array of integer rows, which the compiled runner reads in place
     return SpikingLM(graph, loaded.params, loaded.source)

@@ -132,7 +132,7 @@ class NumbaRunner(Runner):
                 offset[lay.seg(i)] = p.offset
         order = sorted(range(len(g.projections)), key=lambda k: g.projections[k].pre)
         out_ptr = np.searchsorted([g.projections[k].pre for k in order], np.arange(P + 1))
-        W, woff = (learn.W, learn.woff) if learn is not None else flat_weights(g)
+        W, woff = (learn.W, learn.woff) if learn is not None else flat_weights(g, shared=True)
         scores = [e for e, ed in enumerate(g.edges) if ed.kind == "scores"]
         slot = np.full(max(len(g.edges), 1), -1, np.int64)
         for s, e in enumerate(scores):
