@@ -109,3 +109,27 @@ def test_the_numpy_backend_and_learning_runs_refuse_more_threads_in_one_line():
         snn.simulate([1, 2], backend="numpy", threads=2)
     with pytest.raises(ConfigError, match="learning runs .* run on one thread"):
         snn.simulate([1, 2], plasticity=EVERYTHING, threads=2)
+
+
+def test_the_commands_take_threads_and_print_what_one_thread_prints(tmp_path, capsys):
+    import json
+
+    from safetensors.torch import save_file
+
+    from test_lm_cli import TEXT, parse
+    from spikelm.lm.tokenizer import CharTokenizer
+
+    tok = CharTokenizer()
+    model = random_tiny_gpt(5, vocab=tok.vocab_size, ctx=24, width=32, layers=1, heads=2, std=0.2)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps(model.config.to_dict()))
+    tok.save(tmp_path / "tokenizer.json")
+    (tmp_path / "calibration.txt").write_text(TEXT)
+    outs = {}
+    for threads in ("1", "2"):
+        for cmd in (["generate", "--prompt", "Return the", "--tokens", "4"], ["check", "--prompts", "2", "--length", "6"]):
+            args = parse(["lm", *cmd, "--model", str(tmp_path), "--bits", "6", "--threads", threads])
+            assert args.func(args) == 0
+            outs[threads, cmd[0]] = [ln for ln in capsys.readouterr().out.splitlines() if "simulated in" not in ln]
+    assert outs["1", "generate"] == outs["2", "generate"] and outs["1", "check"] == outs["2", "check"]
+    assert "exact agreement: yes" in outs["2", "check"][-1]

@@ -67,6 +67,10 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
         p.add_argument("--backend", default=backends.DEFAULT, choices=backends.names(),
                        help=f"executor (default {backends.DEFAULT})")
         p.add_argument("--max-steps", type=int, default=None, help="steps allowed per token (default: no limit)")
+        if p.prog.split()[-1] != "evaluate":  # (evaluate: $SPIKELM_THREADS, also on Dask workers)
+            p.add_argument("--threads", type=int, default=None,
+                           help="threads per token, numba backend (default: $SPIKELM_THREADS, else every core, at "
+                                "most one per 4 M weights); any number gives the same results; learning runs use one")
         p.set_defaults(func=run)
 
     g = sub.add_parser("generate", help="generate text token by token, every spike simulated")
@@ -204,7 +208,7 @@ def _generate(args) -> int:
     t0 = time.perf_counter()
     if out is None:
         with deferred_interrupts() as ctrl_c:
-            gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
+            gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps, threads=args.threads,
                                on_token=_token_done(on_token, None, ctrl_c))
     else:
         from spikelm import __version__
@@ -224,7 +228,7 @@ def _generate(args) -> int:
                     writer.append(names[p], steps[m], nodes[m], values[m])
 
             try:
-                gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
+                gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps, threads=args.threads,
                                    record=sink, on_token=_token_done(on_token, writer, ctrl_c))
             except QuiescenceError as exc:
                 raise QuiescenceError(f"{exc} (--max-steps); the spikes up to there are kept in "
@@ -284,7 +288,7 @@ def _check(args) -> int:
     all_ok, worst = True, 0
     for i, ids in enumerate(tqdm(prompts, desc="check", unit="prompt", file=sys.stderr)):
         ref = snn.reference(ids)
-        sim = snn.simulate(ids, backend=args.backend, max_steps=args.max_steps)
+        sim = snn.simulate(ids, backend=args.backend, max_steps=args.max_steps, threads=args.threads)
         diff = max(int(np.abs(sim.counts[k] - ref.codes[k]).max()) for k in ref.codes)
         same = bool(np.array_equal(sim.logits, ref.logits))
         all_ok &= same and diff == 0
@@ -320,7 +324,7 @@ def _report(args) -> int:
     sims, summaries = {}, {}
     for coding in codings:
         s = snn.with_coding(coding)
-        sims[coding] = s.simulate(ids, backend=args.backend, max_steps=args.max_steps)
+        sims[coding] = s.simulate(ids, backend=args.backend, max_steps=args.max_steps, threads=args.threads)
         summaries[coding] = coding_summary(sims[coding], s.graph, **energies)
     print(f"{len(ids)} tokens, activation bits {snn.bits}")
     for coding, sim in sims.items():
