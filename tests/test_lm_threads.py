@@ -133,3 +133,17 @@ def test_the_commands_take_threads_and_print_what_one_thread_prints(tmp_path, ca
             outs[threads, cmd[0]] = [ln for ln in capsys.readouterr().out.splitlines() if "simulated in" not in ln]
     assert outs["1", "generate"] == outs["2", "generate"] and outs["1", "check"] == outs["2", "check"]
     assert "exact agreement: yes" in outs["2", "check"][-1]
+
+
+@pytest.mark.parametrize("load, expect", [(0.3, 2), (1.4, 2), (2.0, 1), (7.0, 1)])
+def test_the_default_leaves_out_busy_cores_and_small_models(monkeypatch, load, expect):
+    from spikelm.lm import threads
+
+    monkeypatch.delenv("SPIKELM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (load, load, load))
+    snn = convert(random_tiny_gpt(1), calibration=token_ids(1, 20, 40), bits=4)
+    monkeypatch.setattr(threads, "WEIGHTS_PER_THREAD", 1)  # as if every weight were worth a thread
+    assert resolve(None, snn.graph) == expect
+    monkeypatch.setattr(threads, "WEIGHTS_PER_THREAD", 10**9)
+    assert resolve(None, snn.graph) == 1

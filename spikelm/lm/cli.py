@@ -69,7 +69,7 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
         p.add_argument("--max-steps", type=int, default=None, help="steps allowed per token (default: no limit)")
         if p.prog.split()[-1] != "evaluate":  # (evaluate: $SPIKELM_THREADS, also on Dask workers)
             p.add_argument("--threads", type=int, default=None,
-                           help="threads per token, numba backend (default: $SPIKELM_THREADS, else every core, at "
+                           help="threads per token, numba backend (default: $SPIKELM_THREADS, else every idle core, at "
                                 "most one per 4 M weights); any number gives the same results; learning runs use one")
         p.set_defaults(func=run)
 

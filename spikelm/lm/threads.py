@@ -1,11 +1,13 @@
 """How many threads run a converted LM: ``threads=`` / ``--threads``, else ``$SPIKELM_THREADS``, else
-every core this process may use, but one thread per :data:`WEIGHTS_PER_THREAD` weights at most.
+every idle core this process may use, but one thread per :data:`WEIGHTS_PER_THREAD` weights at most.
 
 A token's steps end on barriers of all its threads (:mod:`spikelm.lm.loop`), a few tenths of a
 microsecond each on idle cores. A small model's step is a few microseconds of work, which a
 second thread cannot shorten by more than the barriers cost, so small models run on one thread
 unless asked otherwise. On a machine whose cores other work keeps busy, a thread may wait at a
-barrier for the scheduler to run its partner again (milliseconds): run with ``--threads 1`` there.
+barrier for the scheduler to run its partner again (milliseconds; measured on a 2-core machine
+at load 7: two threads 2.5x slower than one), so the default leaves out the cores that the
+load average says are busy (this process counted as one). Any count gives the same results.
 """
 
 from __future__ import annotations
@@ -28,10 +30,20 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def idle_cores() -> int:
+    """Cores not kept busy by other work: the cores less the 1-minute load average beyond the
+    one this process may itself add (every core where the load is unknown)."""
+    try:
+        busy = max(0.0, os.getloadavg()[0] - 1.0)
+    except (AttributeError, OSError):  # not on a POSIX system
+        busy = 0.0
+    return max(1, cores() - round(busy))
+
+
 def default_threads(graph) -> int:
-    """Every core, but at most one thread per :data:`WEIGHTS_PER_THREAD` weights of ``graph``."""
+    """Every idle core, but at most one thread per :data:`WEIGHTS_PER_THREAD` weights of ``graph``."""
     weights = sum(pr.weights.size for pr in graph.projections)
-    return max(1, min(cores(), weights // WEIGHTS_PER_THREAD))
+    return max(1, min(idle_cores(), weights // WEIGHTS_PER_THREAD))
 
 
 def check_threads(threads, what: str = "threads") -> int:
