@@ -67,7 +67,9 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
         p.add_argument("--backend", default=backends.DEFAULT, choices=backends.names(),
                        help=f"executor (default {backends.DEFAULT})")
         p.add_argument("--max-steps", type=int, default=None, help="steps allowed per token (default: no limit)")
-        if p.prog.split()[-1] != "evaluate":  # (evaluate: $SPIKELM_THREADS, also on Dask workers)
+        if p.prog.split()[-1] != "evaluate":  # (evaluate: its own --no-progress; $SPIKELM_THREADS, also on Dask)
+            p.add_argument("--no-progress", action="store_true",
+                           help="no progress on stderr (loading, converting, compiling, running)")
             p.add_argument("--threads", type=int, default=None,
                            help="threads per token, numba backend (default: $SPIKELM_THREADS, else every idle core, at "
                                 "most one per 4 M weights); any number gives the same results; learning runs use one")
@@ -155,7 +157,10 @@ def run(args) -> int:
     if cmd is None:
         print("usage: spikelm lm {generate,check,report,evaluate} ...  (spikelm lm -h for help)", file=sys.stderr)
         return 2
-    return {"generate": _generate, "check": _check, "report": _report, "evaluate": _evaluate}[cmd](args)
+    from spikelm.lm import progress
+
+    with progress.shown(not getattr(args, "no_progress", False)):
+        return {"generate": _generate, "check": _check, "report": _report, "evaluate": _evaluate}[cmd](args)
 
 
 def _evaluate(args) -> int:
@@ -275,6 +280,8 @@ def _token_done(on_token, writer, ctrl_c):
 def _check(args) -> int:
     from tqdm import tqdm
 
+    from spikelm.lm import progress
+
     if args.prompts < 1 or args.length < 1:
         raise ConfigError("--prompts and --length must be >= 1")
     snn, tok, folder = _load(args)
@@ -286,7 +293,7 @@ def _check(args) -> int:
         s = int(rng.integers(0, max(1, held.size - L)))
         prompts.append(held[s : s + L])
     all_ok, worst = True, 0
-    for i, ids in enumerate(tqdm(prompts, desc="check", unit="prompt", file=sys.stderr)):
+    for i, ids in enumerate(progress.bar("check", len(prompts), "prompt", iterable=prompts)):
         ref = snn.reference(ids)
         sim = snn.simulate(ids, backend=args.backend, max_steps=args.max_steps, threads=args.threads)
         diff = max(int(np.abs(sim.counts[k] - ref.codes[k]).max()) for k in ref.codes)
@@ -302,6 +309,7 @@ def _check(args) -> int:
 
 
 def _report(args) -> int:
+    from spikelm.lm import progress
     from spikelm.lm.report import bar_chart, coding_summary, compare_table, sim_energy, table
 
     codings = _codings(args)
@@ -324,7 +332,9 @@ def _report(args) -> int:
     sims, summaries = {}, {}
     for coding in codings:
         s = snn.with_coding(coding)
-        sims[coding] = s.simulate(ids, backend=args.backend, max_steps=args.max_steps, threads=args.threads)
+        with progress.bar(f"report: {coding} spikes", len(ids), "token") as bar:
+            sims[coding] = s.simulate(ids, backend=args.backend, max_steps=args.max_steps, threads=args.threads,
+                                      on_token=lambda *a: bar.update())
         summaries[coding] = coding_summary(sims[coding], s.graph, **energies)
     print(f"{len(ids)} tokens, activation bits {snn.bits}")
     for coding, sim in sims.items():

@@ -111,7 +111,7 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
     Calibration: ``calibration_text`` if given, else the folder's ``calibration.txt`` (first
     4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`).
     """
-    from spikelm.lm import texts
+    from spikelm.lm import progress, texts
     from spikelm.lm.codings import DEFAULT
     from spikelm.lm.convert import convert, demo_model_path
     from spikelm.lm.load import open_model
@@ -119,16 +119,18 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
     coding = coding or DEFAULT
     path = resolve(model)
     folder = demo_model_path() if path is None else (path if path.is_dir() else None)
-    if path is not None and path.suffix.lower() == ".gguf":
-        loaded = open_model(path, context=context)
-        tok = HFTokenizer(loaded.tokenizer)
-    else:
-        tok = tokenizer(folder)
-        loaded = open_model(folder, context=context)
+    with progress.phase(f"load {path or 'the demo model'}"):
+        if path is not None and path.suffix.lower() == ".gguf":
+            loaded = open_model(path, context=context)
+            tok = HFTokenizer(loaded.tokenizer)
+        else:
+            tok = tokenizer(folder)
+            loaded = open_model(folder, context=context)
     calib = calibration_text or sample_text(folder, "calibration.txt")
     calib = calib[:CALIBRATION_CHARS] if calib and calibration_text is None else calib
     ids = encode_loose(tok, calib or texts.calibration_text())
     if ids.size < 8:
         ids = np.random.default_rng(0).integers(0, loaded.config.vocab_size, size=512)
-    snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits)
+    with progress.phase(f"convert (calibrate on {ids.size:,} tokens, quantize, build)"):
+        snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits)
     return snn, tok, str(path or folder)

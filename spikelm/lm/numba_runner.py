@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from spikelm.lm import ops
+from spikelm.lm import ops, progress
 from spikelm.lm.bundles import CounterArrays, EventBuffer, LoopGraph, OpGraph, ThreadSplit, TokenState
 from spikelm.lm.codings import coding_id
 from spikelm.lm.compile import kinds, token_loop
@@ -87,7 +87,8 @@ def entry_point(runner, args):
         runner._entry = _ENTRIES.get(key)
         if runner._entry is None:
             sig = tuple(runner.run_token.typeof_pyval(a) for a in args)
-            runner.run_token.compile(sig)
+            with progress.phase("compile the token loop (once per operator set; cached on disk)"):
+                runner.run_token.compile(sig)
             runner._entry = _ENTRIES[key] = runner.run_token.overloads[sig].entry_point
     return runner._entry
 

@@ -108,8 +108,15 @@ def read_gguf(path) -> tuple[dict, dict, object]:
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such GGUF file")
+    from transformers.utils import logging as hf_logging
+
+    from spikelm.lm import progress
+
     quiet = logging.getLogger("transformers").level
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    bars = hf_logging.is_progress_bar_enabled()
+    if not progress.enabled():  # transformers' own bars (de-quantizing) obey --no-progress too
+        hf_logging.disable_progress_bar()
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
         tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
@@ -118,6 +125,8 @@ def read_gguf(path) -> tuple[dict, dict, object]:
         raise FileFormatError(f"{path}: not a GGUF model transformers can read ({first})") from None
     finally:
         logging.getLogger("transformers").setLevel(quiet)
+        if bars:
+            hf_logging.enable_progress_bar()
     cfg = model.config.to_dict()
     state = {k: v.detach().to("cpu").double().numpy() for k, v in model.state_dict().items()}
     return cfg, state, tok
