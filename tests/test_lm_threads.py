@@ -147,3 +147,18 @@ def test_the_default_leaves_out_busy_cores_and_small_models(monkeypatch, load, e
     assert resolve(None, snn.graph) == expect
     monkeypatch.setattr(threads, "WEIGHTS_PER_THREAD", 10**9)
     assert resolve(None, snn.graph) == 1
+
+
+@settings(max_examples=scaled(8), **SETTINGS)
+@given(case=llama_cases())
+def test_the_batched_reference_equals_the_reference_run_position_by_position(case):
+    """All positions' codes at once (integer matrix products over the sequence) are those of
+    each position run alone after its prefix: the prompt's reference is exact whatever its length."""
+    _, snn = build_llama(case)
+    ids = token_ids(case["seed"] + 2, case["length"], case["vocab"])
+    whole = snn.reference(ids)
+    for n in range(len(ids)):
+        part = snn.reference(ids[: n + 1])
+        assert np.array_equal(part.logits[n], whole.logits[n])
+        for name, codes in whole.codes.items():
+            assert np.array_equal(part.codes[name][n], codes[n]), name
