@@ -128,7 +128,11 @@ def read_gguf(path) -> tuple[dict, dict, object]:
         if bars:
             hf_logging.enable_progress_bar()
     cfg = model.config.to_dict()
-    state = {k: v.detach().to("cpu").double().numpy() for k, v in model.state_dict().items()}
+    tensors = model.state_dict()
+    del model  # each float32 tensor is released as soon as its float64 copy exists (peak: one tensor above)
+    state = {}
+    for k in list(tensors):
+        state[k] = tensors.pop(k).detach().to("cpu").double().numpy()
     return cfg, state, tok
 
 
