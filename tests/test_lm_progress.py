@@ -3,6 +3,8 @@ silences it (issue 23)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from spikelm import cli
@@ -21,7 +23,8 @@ def commands(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["generate", "check", "report", "evaluate"])
-def test_progress_goes_to_stderr_and_no_progress_silences_it(tmp_path, capsys, name):
+def test_progress_goes_to_stderr_and_no_progress_silences_it(tmp_path, capsys, monkeypatch, name):
+    monkeypatch.setattr(progress, "DELAY", 0.0)  # the demo converts faster than a phase shows
     argv = ["lm", *commands(tmp_path)[name]]
     assert cli.main(argv) == 0
     shown = capsys.readouterr()
@@ -33,7 +36,16 @@ def test_progress_goes_to_stderr_and_no_progress_silences_it(tmp_path, capsys, n
     assert quiet.out.count("\n") == shown.out.count("\n")  # the same report, only the bars gone
 
 
-def test_a_phase_prints_its_clock_and_records_its_time_only_when_shown(capsys):
+def test_a_phase_prints_its_clock_and_records_its_time_only_when_shown(capsys, monkeypatch):
+    with progress.shown(), progress.phase("quick") as t:  # shorter than DELAY: nothing printed
+        pass
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    with pytest.raises(KeyError), progress.shown(), progress.phase("failing"):
+        time.sleep(0.2)
+        raise KeyError("x")
+    err = capsys.readouterr().err
+    assert "failing" in err and "failing" not in err.replace("\r", "\n").split("\n")[-1]  # cleared, not left
     with progress.phase("hidden") as t:
         pass
     assert capsys.readouterr().err == "" and t["seconds"] >= 0

@@ -25,6 +25,9 @@ from tqdm import tqdm
 _SHOWN = contextvars.ContextVar("spikelm_lm_progress", default=False)
 #: seconds between redraws of an opaque phase's clock
 TICK = 0.5
+#: seconds a phase or bar runs before it shows (short ones print nothing, so a command that
+#: fails at once prints its one error line alone)
+DELAY = 2.0
 
 
 @contextlib.contextmanager
@@ -43,16 +46,17 @@ def enabled() -> bool:
 
 
 def bar(desc: str, total=None, unit: str = "it", **kw) -> tqdm:
-    """A tqdm bar on stderr (disabled where progress is not shown); use as a context manager or close it."""
+    """A tqdm bar on stderr, shown after :data:`DELAY` seconds where progress is shown; use as a
+    context manager or close it."""
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not _SHOWN.get(), dynamic_ncols=True,
-                **kw)
+                delay=DELAY, **kw)
 
 
 @contextlib.contextmanager
 def phase(desc: str):
-    """One call whose length is unknown (loading a file, compiling): a line with a running clock,
-    redrawn every :data:`TICK` seconds by a helper thread, closed with the time it took.
-    Yields a dict; its ``"seconds"`` is set on exit."""
+    """One call whose length is unknown (loading a file, compiling): after :data:`DELAY` seconds, a
+    line with a running clock, redrawn every :data:`TICK` seconds by a helper thread, left with
+    the time it took (cleared if the call fails). Yields a dict; its ``"seconds"`` is set on exit."""
     out = {"seconds": 0.0}
     t0 = time.perf_counter()
     if not _SHOWN.get():
@@ -61,19 +65,36 @@ def phase(desc: str):
         finally:
             out["seconds"] = time.perf_counter() - t0
         return
-    b = tqdm(total=None, desc=desc, file=sys.stderr, bar_format="{desc}: {elapsed}", dynamic_ncols=True)
+    err = sys.stderr
     stop = threading.Event()
+    lock = threading.Lock()
+    line = []
 
     def tick():
-        while not stop.wait(TICK):
+        if stop.wait(DELAY):
+            return
+        with lock:
+            if stop.is_set():
+                return
+            b = tqdm(total=None, desc=desc, file=err, bar_format="{desc}: {elapsed}", dynamic_ncols=True)
+            b.start_t = t0  # the clock counts from the phase's start
             b.refresh()
+            line.append(b)
+        while not stop.wait(TICK):
+            with lock:
+                b.refresh()
 
     clock = threading.Thread(target=tick, name="spikelm-progress", daemon=True)
     clock.start()
+    ok = False
     try:
         yield out
+        ok = True
     finally:
-        stop.set()
+        with lock:
+            stop.set()
         clock.join()
         out["seconds"] = time.perf_counter() - t0
-        b.close()
+        for b in line:
+            b.leave = ok
+            b.close()
