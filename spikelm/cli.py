@@ -172,7 +172,7 @@ def _plot(args):
     from spikelm.io.sonata import validate
 
     validate(args.file)
-    check_output(args.out, "--out", inputs={"FILE": args.file}, suffixes=PLOT_SUFFIXES)   # a picture is redrawn
+    check_output(args.out, "--out", inputs={"FILE": args.file}, suffixes=PLOT_SUFFIXES, overwrite=True)  # redrawn
     if args.max_neurons < 1:
         raise ConfigError(f"--max-neurons: must be >= 1, got {args.max_neurons}")
     if args.weights and args.window:

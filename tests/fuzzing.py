@@ -113,6 +113,49 @@ def assert_unchanged(before, what=""):
         assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == h, f"{what}: {path} was changed"
 
 
+# -- a tally of many cases (a suite's measure: how many fail, and how) ----------------------------
+
+
+class Tally:
+    """The outcome of every case of a test: refused, accepted, traceback, hang; and of the
+    failures among them (a refusal not one line naming the file and field, an acceptance where
+    a refusal was due, a file changed). :meth:`check` prints the tally and fails listing them."""
+
+    def __init__(self):
+        self.counts = {"refused": 0, "accepted": 0, "traceback": 0, "hang": 0, "other exit": 0}
+        self.failures = {"not one line naming it": 0, "accepted, refusal due": 0, "file changed": 0}
+        self.bad = []
+
+    def judge(self, o, what, path, needles=None, before=None):
+        """Record ``o``: refused (exit 2, one line naming ``path`` and every needle) or, where
+        ``needles`` is None, accepted (exit 0) too; the files of ``before`` (:func:`digest`) unchanged."""
+        kind = {0: "accepted", 2: "refused", "traceback": "traceback", "hang": "hang"}.get(o.rc, "other exit")
+        self.counts[kind] += 1
+        first = o.lines[0] if o.lines else ""
+        if kind == "refused":
+            missing = [n for n in (str(path), *(needles or ())) if str(n) not in first]
+            if len(o.lines) != 1 or not first.startswith("spikelm: error:") or missing or "Traceback" in o.err:
+                self.fail("not one line naming it", f"{what}: not one line naming {missing}: {o.err.strip()[-600:]}")
+        elif kind == "accepted" and needles is not None:
+            self.fail("accepted, refusal due", f"{what}: accepted (exit 0), expected a refusal naming {needles}")
+        elif kind != "accepted":
+            self.bad.append(f"{what}: {o.rc}: {o.err.strip()[-1500:]}")
+        for p, h in (before or {}).items():
+            if digest([p]).get(p) != h:
+                self.fail("file changed", f"{what}: {p} changed or deleted")
+
+    def fail(self, kind, text):
+        self.failures[kind] += 1
+        self.bad.append(text)
+
+    def check(self, at_least):
+        n = sum(self.counts.values())
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0].rsplit("::", 1)[-1]
+        print(f"\n{test}: {n} cases: " + ", ".join(f"{v} {k}" for k, v in {**self.counts, **self.failures}.items()))
+        assert n >= at_least, f"only {n} cases generated"
+        assert not self.bad, f"{len(self.bad)} of {n} cases failed:\n" + "\n".join(self.bad[:20])
+
+
 # -- generated mutations of nested tables (scenarios, model configs) ---------------------------
 
 DELETE = object()
@@ -267,3 +310,27 @@ def bad_outputs(d, inputs):
     existing.write_bytes(b"an earlier result")
     cases.append(("an existing result", existing, "--overwrite"))
     return cases
+
+
+# -- a small language-model folder (the LM fuzz suites break copies of it) ---------------------
+
+
+def lm_model_folder(path):
+    """A 1-layer GPT-2 folder of width 8 (spikelm's character tokenizer, context 16, a calibration
+    text) at ``path``: converts in a fraction of a second. Needs torch."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from spikelm.lm.tokenizer import CharTokenizer
+    from test_lm_helpers import random_tiny_gpt
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = CharTokenizer()
+    model = random_tiny_gpt(7, vocab=tok.vocab_size, ctx=16, width=8, layers=1, heads=2, std=0.2)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(model.config.to_dict()))
+    tok.save(path / "tokenizer.json")
+    (path / "calibration.txt").write_text("Return the value of the file.\n" * 8)
+    return path

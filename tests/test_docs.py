@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 #: Guides whose python blocks are complete programs (the other pages show fragments).
-RUNNABLE = ["api.md", "coming-from-brian2-nest.md", "pynn.md"]
+RUNNABLE = ["api.md", "coming-from-brian2-nest.md", "lm-families.md", "pynn.md"]
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -92,6 +92,29 @@ def test_guide_examples_run(name, tmp_path, monkeypatch, capsys):
             exec(compile(code, f"{name} block {k + 1}", "exec"), namespace)
         except Exception as exc:
             raise AssertionError(f"{name}, python block {k + 1} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def test_the_families_page_converts_a_qwen3_folder_as_it_says(tmp_path, monkeypatch, capsys):
+    """docs/lm-families.md's worked example: its python blocks run in order, its two commands
+    through the command line's entry point, which says exact."""
+    import shlex
+
+    from spikelm.lm import cli
+
+    page = (REPO / "docs" / "lm-families.md").read_text()
+    section = page.split("### Convert a Qwen3 folder", 1)[1].split("\n### ", 1)[0]
+    python = re.findall(r"^```python\n(.*?)^```", section, re.S | re.M)
+    commands = re.findall(r"^```bash\n(.*?)^```", section, re.S | re.M)[0].strip().splitlines()
+    assert len(python) == 2 and len(commands) == 2
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(python[0], "lm-families.md block 1", "exec"), namespace)
+    for line in commands:
+        argv = shlex.split(line)
+        assert argv[0] == "spikelm" and cli.main(argv[1:]) == 0, line
+    assert "exact agreement: yes on 2 prompts of 16 tokens" in capsys.readouterr().out
+    exec(compile(python[1], "lm-families.md block 2", "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "qwen3 64"
 
 
 _ARROW = re.compile(r"^(\w+) ->(.*)$", re.M)

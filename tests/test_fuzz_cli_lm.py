@@ -11,14 +11,15 @@ where the value is valid; never a traceback; no existing file changed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fuzzing import (DELETE, EXTREME, NON_FINITE, WRONG_TYPES, assert_clean, assert_refused, assert_unchanged,
-                     digest, kind_of, replaced, run_cli)
+from fuzzing import (DELETE, Tally, EXTREME, NON_FINITE, WRONG_TYPES, assert_clean, assert_refused, assert_unchanged,
+                     bad_outputs, digest, kind_of, lm_model_folder, replaced, run_cli)
 
 BASE = Path(__file__).parent / "data" / "every_feature.toml"
 NUMBERS = ["nan", "inf", "-inf", "0", "-1", "1e308", "1e-9", "abc", "", "9" * 40]
@@ -124,20 +125,7 @@ def test_bad_arguments(files):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     pytest.importorskip("torch", reason="building the test model needs torch (the lm extra)")
-    from safetensors.torch import save_file
-
-    from spikelm.lm.tokenizer import CharTokenizer
-    from test_lm_helpers import random_tiny_gpt
-
-    path = tmp_path_factory.mktemp("fuzz_model") / "good"
-    path.mkdir()
-    tok = CharTokenizer()
-    model = random_tiny_gpt(7, vocab=tok.vocab_size, ctx=16, width=8, layers=1, heads=2, std=0.2)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
-    (path / "config.json").write_text(json.dumps(model.config.to_dict()))
-    tok.save(path / "tokenizer.json")
-    (path / "calibration.txt").write_text("Return the value of the file.\n" * 8)
-    return path
+    return lm_model_folder(tmp_path_factory.mktemp("fuzz_model") / "good")
 
 
 def _generate(folder, *extra):
@@ -263,3 +251,103 @@ def test_the_unbroken_folder_and_arguments_work(model_dir, files, tmp_path):
     assert o.rc == 0, o.err
     o = run_cli(["plot", files / "run.h5", "--out", tmp_path / "r.png", "--state", "exc.v"])
     assert o.rc == 0, o.err
+
+
+# -- every option of lm that writes (issue 27) ----------------------------------------------------
+
+RULES = '[projections."h*.fc".plasticity]\nrule = "braingpt_stdp"\neta_w = 0.01\n'
+
+
+@pytest.fixture(scope="module")
+def lm_inputs(model_dir, tmp_path_factory):
+    """A text, a plasticity file and a checkpoint of the model: what lm commands read besides it."""
+    d = tmp_path_factory.mktemp("lm_outputs")
+    (d / "text.txt").write_text("Return the value of the file. " * 4)
+    (d / "rules.toml").write_text(RULES)
+    o = _generate(model_dir, "--plasticity", d / "rules.toml", "--checkpoint", d / "ck.h5")
+    assert o.rc == 0, o.err
+    return d
+
+
+def writing_commands(model, d):
+    """(what, argv before the output option, the option, the inputs it must never be)."""
+    files = sorted(p for p in Path(model).iterdir() if p.is_file())
+    gen = ["lm", "generate", "--model", model, "--prompt", "Re", "--tokens", "2"]
+    ev = ["lm", "evaluate", "--model", model, "--text", d / "text.txt", "--no-progress"]
+    return [
+        ("generate --out", gen, "--out", files),
+        ("generate --checkpoint", gen + ["--plasticity", d / "rules.toml"], "--checkpoint", files + [d / "rules.toml"]),
+        ("generate --resume --checkpoint", gen[:-4] + ["--tokens", "1", "--resume", d / "ck.h5"], "--checkpoint",
+         files + [d / "ck.h5"]),
+        ("evaluate --out", ev, "--out", files + [d / "text.txt"]),
+        ("evaluate --json", ev, "--json", files + [d / "text.txt"]),
+        ("evaluate --plasticity --json", ev + ["--plasticity", d / "rules.toml"], "--json",
+         files + [d / "text.txt", d / "rules.toml"]),
+        ("report --json", ["lm", "report", "--model", model, "--length", "4", "--out", d / "chart.png"], "--json",
+         files),
+    ]
+
+
+def test_every_writing_option_is_checked_before_any_work(model_dir, lm_inputs):
+    """A directory, a missing directory, a named pipe, an empty name, every input (by name, link
+    and '..') and an existing result: refused in one line before the model is read, nothing changed."""
+    d = lm_inputs
+    tally = Tally()
+    for what, argv, flag, inputs in writing_commands(model_dir, d):
+        for case, path, needle in bad_outputs(d, inputs):
+            before = digest(list(inputs) + [d / "existing.out", d / "ck.h5"])
+            o = run_cli([*argv, flag, path], bound=30)
+            tally.judge(o, f"{what} {case}", flag, [needle], before)
+            left = [p.name for p in d.iterdir() if p.name.endswith((".partial", ".tmp")) or p.name == "chart.png"]
+            for name in left:
+                tally.fail("file changed", f"{what} {case}: a refused command left {name}")
+                (d / name).unlink()
+    tally.check(120)
+
+
+def test_save_model_must_be_a_new_or_empty_folder(model_dir, lm_inputs, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("kept")
+    (tmp_path / "file").write_text("kept")
+    gen = ["lm", "generate", "--model", model_dir, "--prompt", "Re", "--tokens", "1", "--plasticity",
+           lm_inputs / "rules.toml", "--save-model"]
+    for what, path, needle in [("an existing file", tmp_path / "file", "not a folder"),
+                               ("a folder with files", tmp_path / "full", "not empty"),
+                               ("the model folder", model_dir, "not empty"),
+                               ("in a missing directory", tmp_path / "no" / "m", "does not exist"),
+                               ("an empty name", "", "empty")]:
+        before = digest([tmp_path / "file", tmp_path / "full" / "keep.txt", *Path(model_dir).iterdir()])
+        assert_refused(run_cli(gen + [path]), "--save-model", needle, what=what)
+        assert_unchanged(before, what)
+    (tmp_path / "empty").mkdir()
+    o = run_cli(gen + [tmp_path / "empty"])
+    assert o.rc == 0, o.err
+    assert (tmp_path / "empty" / "learned.h5").is_file() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_overwrite_replaces_an_existing_result(model_dir, tmp_path):
+    out = tmp_path / "run.h5"
+    out.write_bytes(b"an earlier result")
+    assert_refused(_generate(model_dir, "--out", out), "--out", "--overwrite")
+    assert out.read_bytes() == b"an earlier result"
+    o = _generate(model_dir, "--out", out, "--overwrite")
+    assert o.rc == 0, o.err
+    assert out.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def test_bad_plasticity_files_calibration_and_context(model_dir, tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 3000 + "]" * 3000 + "\n")
+    overlap = tmp_path / "overlap.toml"
+    overlap.write_text('[populations."h0.*"]\nneuron = "eiif_exact"\n[populations."h*.q"]\nunit = 2\n')
+    pipe = tmp_path / "pipe.toml"
+    os.mkfifo(pipe)
+    for what, path, needles in [("nested 3,000 deep", deep, ["deep.toml", "nested"]),
+                                ("overlapping globs", overlap, ["overlap.toml", "'h0.q'", "h0.*", "h*.q"]),
+                                ("a named pipe", pipe, ["pipe.toml", "named pipe"])]:
+        assert_refused(_generate(model_dir, "--plasticity", path), *needles, what=what)
+    short = tmp_path / "short"
+    shutil.copytree(model_dir, short)
+    for text in ("Re", "\x00\x01\x02 \x03\x04", ""):   # fewer than 8 characters the tokenizer knows
+        (short / "calibration.txt").write_text(text)
+        assert_refused(_generate(short), "calibration.txt", "at least 8", what=f"calibration {text!r}")

@@ -71,8 +71,8 @@ def independent_synops(snn, codes, L, start=0):
             t += int(which[g.pops[pr.pre].name].sum()) * pr.weights.shape[1]
         for ed in g.edges:
             a, b = which[g.pops[ed.a].name], which[g.pops[ed.b].name]
-            if ed.kind == "scores":
-                t += int((a * fan).sum()) + int(b.sum()) * ed.group
+            if ed.kind == "scores":  # with a sliding window, only the window's keys
+                t += int((a * (np.minimum(fan, ed.window) if ed.window else fan)).sum()) + int(b.sum()) * ed.group
             elif ed.kind == "mix":
                 t += int(a.sum()) * ed.head_dim + int(b.sum()) * ed.group
             else:

@@ -99,7 +99,7 @@ def test_what_the_toy_family_cannot_read_is_one_line_naming_the_field():
         convert(model.state_dict(), calibration=calib, config={**raw, "architectures": ["GPT2LMHeadModel"]})
     with pytest.raises(ConfigError, match="activation_function='gelu_new'; allowed: relu"):
         convert(model.state_dict(), calibration=calib, config={**raw, "activation_function": "gelu_new"})
-    with pytest.raises(ConfigError, match=r"weight_bits=12: only for Llama-family models \(GPT-2 weights are int8\)"):
+    with pytest.raises(ConfigError, match=r"weight_bits=12: only for .*Llama-family.* models \(GPT-2 weights are int8\)"):
         convert(model, calibration=calib, weight_bits=12)
 
 
@@ -110,5 +110,5 @@ def test_the_registry_refuses_a_second_family_for_a_taken_model_type():
 
     with pytest.raises(ConfigError, match="family 'impostor': its model_type is taken by 'relu_gpt'"):
         families.register(Impostor())
-    with pytest.raises(ConfigError, match="model family 'nope' is unknown; registered: gpt2, llama, relu_gpt"):
+    with pytest.raises(ConfigError, match="model family 'nope' is unknown; registered: (.+, )?gpt2, (.+, )?llama, (.+, )?relu_gpt"):
         families.get("nope")

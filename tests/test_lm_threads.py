@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lm_hf_families import CLASSES as HF_CLASSES, cases as hf_cases, convert_case
 from test_lm_exact import SETTINGS, gpt_cases
 from test_lm_helpers import assert_lm_agree, assert_matches_reference, random_tiny_gpt, scaled, token_ids
 from test_lm_llama import build as build_llama, llama_cases
@@ -52,6 +53,38 @@ def test_threads_run_random_llama_models_bit_for_bit_as_one_thread(case):
     case["length"] = min(case["length"], 6)
     _, snn = build_llama(case)
     assert_threads_agree(snn, token_ids(case["seed"] + 2, case["length"], case["vocab"]))
+
+
+@settings(max_examples=scaled(8), **SETTINGS)
+@given(case=hf_cases(list(HF_CLASSES)))
+def test_threads_run_windowed_and_soft_capped_families_bit_for_bit_as_one_thread(case):
+    """Qwen3, Gemma 1/2/3 and Llama-family models with sliding windows shorter than the
+    sequence (a Q spike reaches only the window's keys, in its thread's heads), soft-caps and
+    RoPE scaling."""
+    case = {**case, "length": min(case["length"], 6)}
+    if case["coding"] == "unit":
+        case["bits"] = 4
+    _, snn = convert_case(case)
+    assert_threads_agree(snn, token_ids(case["seed"] + 2, case["length"], case["vocab"]))
+
+
+@pytest.mark.parametrize("family", ["neox", "opt", "phi3"])
+def test_threads_run_neox_opt_and_phi3_bit_for_bit_as_one_thread(family):
+    """GPT-NeoX (parallel residuals, partial rotary), OPT and Phi-3, one drawn case each."""
+    import importlib
+
+    mod = importlib.import_module(f"test_lm_family_{family}")
+
+    @settings(max_examples=scaled(2), **SETTINGS)
+    @given(case=mod.__dict__[f"{family}_cases"]())
+    def check(case):
+        model = mod.__dict__[family](case)
+        bits = 4 if case["coding"] == "unit" else case["bits"]  # unit spike trains are long
+        snn = convert(model, calibration=token_ids(case["seed"] + 1, 40, case["vocab"]), bits=bits,
+                      coding=case["coding"], weight_bits=case["weight_bits"], sink=case["sink"])
+        assert_threads_agree(snn, token_ids(case["seed"] + 2, min(case["length"], 5), case["vocab"]))
+
+    check()
 
 
 @settings(max_examples=scaled(20), deadline=None)

@@ -148,7 +148,7 @@ def test_cli_docs_serial_reports_a_failing_document_and_finishes_the_others(tmp_
 
 @pytest.mark.parametrize("argv,needle", [
     (["--docs", "/nonexistent/x"], "--docs /nonexistent/x: no such directory or file"),
-    (["--text", "/nonexistent/x"], "--text /nonexistent/x"),
+    (["--text", "/nonexistent/x"], "/nonexistent/x: no such file; expected a UTF-8 text file (--text)"),
     (["--text", "{docs}/a.txt", "--window", "1"], "--window 1"),
     (["--text", "{docs}/a.txt", "--json", "/nonexistent-dir/x.json"], "--json /nonexistent-dir/x.json"),
     (["--docs", "{docs}", "--scheduler", "what"], "--scheduler 'what'"),

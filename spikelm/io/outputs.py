@@ -19,7 +19,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 OVERWRITE_HELP = "replace result files that already exist (by default an existing result is kept and the command refused)"
 
 
-def check_output(path, flag, inputs=(), suffixes=None, overwrite=True):
+def check_output(path, flag, inputs=(), suffixes=None, overwrite=False):
     """Refuse an output that could not be written, would destroy an input, or would replace a result.
 
     Parameters
@@ -36,7 +36,7 @@ def check_output(path, flag, inputs=(), suffixes=None, overwrite=True):
     overwrite : bool
         Whether an existing file may be replaced. Commands pass their ``--overwrite`` option
         for result files (run files, checkpoints, NIR graphs, scenarios, tables) and True for
-        pictures, which are redrawn; the default (True) is for callers that have no option yet.
+        pictures, which are redrawn; by default an existing file is kept.
 
     Raises
     ------
@@ -105,3 +105,11 @@ def atomic_output(path):
             os.unlink(tmp)
         raise
 
+
+
+def write_text(path, text: str) -> str:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_output` (a failure, or a kill, leaves
+    an existing ``path`` as it was); returns the path."""
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    return os.fspath(path)

@@ -73,7 +73,7 @@ def stored_array(value, where: str, kind: str, shape=None, lo=None, hi=None) -> 
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             raise FileFormatError(f"{where}: NaN or infinite values; expected finite numbers")
         if lo is not None and a.min() < lo:
-            raise FileFormatError(f"{where}: a value {a.min()!r} below {lo!r}")
+            raise FileFormatError(f"{where}: a value {a.min().item()!r} below {lo!r}")
         if hi is not None and a.max() > hi:
-            raise FileFormatError(f"{where}: a value {a.max()!r} above {hi!r}")
+            raise FileFormatError(f"{where}: a value {a.max().item()!r} above {hi!r}")
     return a

@@ -59,6 +59,7 @@ class LoopGraph(NamedTuple):
     ed_group: np.ndarray  # [E] query heads per key/value head
     ed_dh: np.ndarray  # [E] head dimension
     ed_slot: np.ndarray  # [E] slot of a scores edge's accumulators in S (-1: other kinds)
+    ed_window: np.ndarray  # [E] sliding window: keys a query sees (0: all)
     kslot: np.ndarray  # [P] K-cache slot of a population that is a scores edge's keys (-1: none)
     op_graph: OpGraph  # the operators' view of the same arrays
 

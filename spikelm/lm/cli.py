@@ -24,6 +24,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 from spikelm.interrupt import deferred_interrupts
+from spikelm.io.outputs import OVERWRITE_HELP
 
 def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
     """Add the ``lm`` command (and its sub-commands) to an argparse sub-parser collection.
@@ -84,6 +85,7 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
                    help="filter of the spike datasets: scaleoffset (default: lossless, 8x smaller, libsonata reads "
                         "it), deflate (33x smaller; libsonata's PyPI build cannot read it), none")
     learn_cli.add_options(g, "generate")
+    g.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     c = sub.add_parser("check", help="spiking network vs dense reference on sample prompts")
     common(c)
@@ -103,12 +105,14 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
                    help=f"spike codings to compare, comma-separated (default {','.join(CODINGS)})")
     r.add_argument("--json", default=None, help="also write the counts to this JSON file")
     learn_cli.add_options(r, "report")
+    r.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP + "; the --out chart is always redrawn")
 
     if evaluate is not None:
         e = sub.add_parser("evaluate", help="float/QANN/SNN perplexity of a text (--text) or a corpus (--docs, on Dask)")
         common(e)
         evaluate.add_evaluate_options(e)
         learn_cli.add_options(e, "evaluate")
+        e.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
         e.set_defaults(run_evaluate=evaluate.run_evaluate)
     return lm
 
@@ -149,6 +153,64 @@ def _heldout(tok, folder: str, length: int, vocab: int) -> np.ndarray:
     return ids if ids.size >= 2 else np.random.default_rng(0).integers(0, vocab, length)
 
 
+# ---------------------------------------------------------------- outputs
+
+#: The options of each command that write a file (--save-model, a folder, is checked apart).
+OUTPUTS = {"generate": ("--out", "--checkpoint"), "evaluate": ("--out", "--json"), "report": ("--out", "--json")}
+#: What each command reads besides the model: option -> attribute.
+READS = {"--text": "text", "--docs": "docs", "--plasticity": "plasticity", "--resume": "resume"}
+
+
+def check_outputs(args) -> None:
+    """Every option of the command that writes, checked before the model is read or anything runs
+    (:func:`spikelm.io.outputs.check_output`): none may be a file the command reads (the model's
+    files, --text, --docs, --plasticity, --resume) or another output; an existing result is kept
+    unless --overwrite (a chart is redrawn); ``--save-model`` names a new or empty folder."""
+    from spikelm.io.outputs import PLOT_SUFFIXES, check_output
+    from spikelm.lm.models import model_files
+
+    cmd = args.lm_command
+    inputs = dict(model_files(args.model))
+    for flag, attr in READS.items():
+        value = getattr(args, attr, None)
+        if value:
+            inputs[flag] = value
+            if Path(value).is_dir():  # a corpus folder: its documents
+                inputs.update({f"{flag} document {p.name}": p for p in sorted(Path(value).glob("*.txt"))})
+    outputs = {}
+    for flag in OUTPUTS[cmd]:
+        value = getattr(args, flag[2:], None)
+        if value is None:
+            continue
+        chart = cmd == "report" and flag == "--out"
+        check_output(value, flag, inputs={**inputs, **outputs}, suffixes=PLOT_SUFFIXES if chart else None,
+                     overwrite=args.overwrite or chart)
+        if cmd == "generate" and flag == "--out":  # written as OUT.partial, kept there if the run stops
+            check_output(f"{value}.partial", flag, inputs={**inputs, **outputs}, overwrite=args.overwrite)
+        outputs[flag] = value
+    if getattr(args, "save_model", None) is not None:
+        check_folder_output(args.save_model, "--save-model")
+
+
+def check_folder_output(path, flag: str) -> None:
+    """A folder an option writes: new (its parent exists and is writable) or empty."""
+    import os
+
+    text = os.fspath(path)
+    if not text.strip():
+        raise ConfigError(f"{flag}: an empty folder name; give a folder name")
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag} {text}: exists and is not a folder; give the name of a new folder")
+    if p.is_dir() and any(p.iterdir()):
+        raise ConfigError(f"{flag} {text}: exists and is not empty; give the name of a new (or empty) folder")
+    parent = p.absolute().parent
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {text}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {text}: directory {parent} is not writable")
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -159,6 +221,8 @@ def run(args) -> int:
         return 2
     from spikelm.lm import progress
 
+    if cmd in OUTPUTS:
+        check_outputs(args)
     with progress.shown(not getattr(args, "no_progress", False)):
         return {"generate": _generate, "check": _check, "report": _report, "evaluate": _evaluate}[cmd](args)
 
@@ -172,10 +236,9 @@ def _evaluate(args) -> int:
 
 
 def _generate(args) -> int:
-    from spikelm.lm.report import table
-    from spikelm.lm.runner import QuiescenceError
-
     from spikelm.lm.learn import cli as learn_cli
+    from spikelm.lm.report import TokenTable, table
+    from spikelm.timing import CompileClock
 
     if learn_cli.wanted(args):
         return learn_cli.generate(args, _load)
@@ -195,83 +258,96 @@ def _generate(args) -> int:
     if prompt.size + max(args.tokens - 1, 0) > ctx:
         raise ConfigError(f"--prompt: {prompt.size} tokens + --tokens {args.tokens} exceed the model's context of {ctx}")
     out = Path(args.out) if args.out else None
-    if out is not None:
-        from spikelm.io.outputs import check_output
-
-        check_output(out, "--out")
 
     print(f"model {folder} ({snn.config.n_layer} layers, width {snn.config.n_embd}), "
           f"activation bits {snn.bits}, {snn.coding} spikes, backend {args.backend}")
-    print(f"{'pos':>4} {'token':>7} {'steps':>7} {'spikes':>10} {'SynOps':>13}")
-    n_prompt = prompt.size
+    lines = TokenTable(tok.decode, prompt, snn.graph.n_prefix)
+    print(lines.header())
 
     def on_token(n, logits, counts):
-        shown = repr(tok.decode([int(np.argmax(logits))])) if n >= n_prompt - 1 else ""
-        print(f"{n:>4} {shown:>7} {counts.steps:>7} {counts.spikes['total']:>10,} {counts.synops['total']:>13,}",
-              flush=True)
+        print(lines.line(n, logits, counts), flush=True)
 
-    t0 = time.perf_counter()
-    if out is None:
-        with deferred_interrupts() as ctrl_c:
-            gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps, threads=args.threads,
-                               on_token=_token_done(on_token, None, ctrl_c))
-    else:
-        from spikelm import __version__
-        from spikelm.io.sonata import SpikeWriter
-
-        names = [p.name for p in snn.graph.pops]
-        meta = {"backend": args.backend, "model": str(folder), "bits": str(snn.bits),
-                "precision": snn.bits.to_dict(), "coding": snn.coding,
-                "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
-        # a converted LM's steps are rounds of spike propagation, not ms: time_unit "step"
-        # values as wide as the coding needs from the start: widening later closes the file
-        with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=snn.spike_value_tops(),
-                         compress=args.compression, time_unit="step") as writer, deferred_interrupts() as ctrl_c:
-            def sink(steps, pops, nodes, values):
-                for p in np.unique(pops):
-                    m = pops == p
-                    writer.append(names[p], steps[m], nodes[m], values[m])
-
-            try:
-                gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps, threads=args.threads,
-                                   record=sink, on_token=_token_done(on_token, writer, ctrl_c))
-            except QuiescenceError as exc:
-                raise QuiescenceError(f"{exc} (--max-steps); the spikes up to there are kept in "
-                                      f"{writer.partial_path} (marked incomplete)") from None
-            except KeyboardInterrupt:
-                print(f"spikelm: the spikes up to the interrupt are kept in {writer.partial_path}", file=sys.stderr)
-                raise
-            ctrl_c.check()      # a Ctrl-C after the last token still leaves the file unfinished
-            sim = gen.simulation
-            writer.finish({"steps": int(sim.steps.sum()), "tokens": gen.tokens.tolist(),
-                           "synops_by_layer": {k: int(v) for k, v in sim.synops.items()},
-                           "macs_by_layer": {k: int(v) for k, v in sim.macs.items()}})
-    seconds = time.perf_counter() - t0
+    # Numba's first compile of the token loop is timed apart from the simulation
+    with CompileClock() as compiling:
+        t0 = time.perf_counter()
+        gen = _run_generate(args, snn, prompt, folder, out, on_token)
+        seconds = time.perf_counter() - t0
     sim = gen.simulation
     print()
     print("generated:", repr(tok.decode(prompt) + "|" + tok.decode(gen.new_tokens)))
     # the last new token is read off the logits of the position before it, so it is not run
-    print(f"{n_prompt} prompt + {len(gen.new_tokens)} new tokens: {len(sim.steps)} positions simulated in "
-          f"{seconds:.2f} s, {int(sim.steps.sum()):,} steps, {sim.spikes['total']:,} spikes")
+    print(f"{prompt.size} prompt + {len(gen.new_tokens)} new tokens: {len(sim.steps)} positions simulated in "
+          f"{max(seconds - compiling.seconds, 0.0):.2f} s{_compile_note(compiling)}, {int(sim.steps.sum()):,} steps, "
+          f"{sim.spikes['total']:,} spikes")
     print(f"SynOps {sim.synops['total']:,} vs dense MACs {sim.macs['total']:,} "
           f"(ratio {sim.synops['total'] / max(sim.macs['total'], 1):.2f})")
-    print(table(sim))
+    print(table(sim, legend=True))
     if out is not None:
         print(f"spikes written to {out}")
     return 0
 
 
-def _token_done(on_token, writer, ctrl_c):
-    """``on_token``, then the spike file flushed and a deferred Ctrl-C honoured, after every token.
+def _compile_note(compiling) -> str:
+    """What Numba's compiler took apart from the run (:class:`spikelm.timing.CompileClock`), or nothing."""
+    if compiling.seconds < 0.005:
+        return ""
+    what = "compiling" if compiling.compiled > compiling.seconds / 2 else "loading compiled code"
+    return f" (besides {compiling.seconds:.2f} s {what}: once per kind of model, cached for later runs)"
 
-    After the flush the file on disk holds every spike so far (a kill -9 loses at most the
-    token being run); Ctrl-C, deferred by ``ctrl_c`` so that no finalizer can swallow it
-    (spikelm.interrupt), stops the run here and leaves ``<out>.partial``.
+
+def _run_generate(args, snn, prompt, folder, out, on_token):
+    """``snn.generate`` with the spikes streamed to ``--out`` (if given) and Ctrl-C honoured between tokens."""
+    from spikelm.lm.runner import QuiescenceError
+
+    if out is None:
+        with deferred_interrupts() as ctrl_c:
+            return snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
+                                threads=args.threads, on_token=_token_done(on_token, None, ctrl_c))
+    from spikelm import __version__
+    from spikelm.io.sonata import SpikeWriter
+
+    names = [p.name for p in snn.graph.pops]
+    meta = {"backend": args.backend, "model": str(folder), "bits": str(snn.bits),
+            "precision": snn.bits.to_dict(), "coding": snn.coding,
+            "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
+    # a converted LM's steps are rounds of spike propagation, not ms: time_unit "step"
+    # values as wide as the coding needs from the start: widening later closes the file
+    with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=snn.spike_value_tops(),
+                     compress=args.compression, time_unit="step") as writer, deferred_interrupts() as ctrl_c:
+        def sink(steps, pops, nodes, values):
+            for p in np.unique(pops):
+                m = pops == p
+                writer.append(names[p], steps[m], nodes[m], values[m])
+
+        try:
+            gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
+                               threads=args.threads, record=sink, on_token=_token_done(on_token, writer, ctrl_c))
+        except QuiescenceError as exc:
+            raise QuiescenceError(f"{exc} (--max-steps); the spikes up to there are kept in "
+                                  f"{writer.partial_path} (marked incomplete)") from None
+        except KeyboardInterrupt:
+            print(f"spikelm: the spikes up to the interrupt are kept in {writer.partial_path}", file=sys.stderr)
+            raise
+        ctrl_c.check()      # a Ctrl-C after the last token still leaves the file unfinished
+        sim = gen.simulation
+        writer.finish({"steps": int(sim.steps.sum()), "tokens": gen.tokens.tolist(),
+                       "synops_by_layer": {k: int(v) for k, v in sim.synops.items()},
+                       "macs_by_layer": {k: int(v) for k, v in sim.macs.items()}})
+    return gen
+
+
+def _token_done(on_token, writer, ctrl_c):
+    """After every token: the spike file flushed, then ``on_token`` (the printed line), then a
+    deferred Ctrl-C honoured.
+
+    Flushing first keeps the crash-safety promise: every token whose line was printed is on
+    disk, so a kill -9 loses only the token being run; Ctrl-C, deferred by ``ctrl_c`` so that no
+    finalizer can swallow it (spikelm.interrupt), stops the run here and leaves ``<out>.partial``.
     """
     def done(*a):
-        on_token(*a)
         if writer is not None:
             writer.flush()
+        on_token(*a)
         ctrl_c.check()
 
     return done
@@ -345,7 +421,9 @@ def _report(args) -> int:
     bar_chart(sims, out, title=f"SynOps per coding vs dense MACs per layer ({len(ids)} tokens, bits {snn.bits})",
               **energies)
     if args.json:
-        Path(args.json).write_text(json.dumps({
+        from spikelm.io.outputs import write_text
+
+        write_text(args.json, json.dumps({
             "tokens": len(ids), "bits": snn.bits.to_dict(), "codings": {c: {
                 "steps": sim.steps.tolist(), "synops": sim.synops, "shift_adds": sim.shift_adds, "macs": sim.macs,
                 "spikes_pos": sim.spikes_pos, "spikes_neg": sim.spikes_neg, "op_evals": sim.op_evals,
@@ -356,14 +434,10 @@ def _report(args) -> int:
 
 
 def _report_options(args):
-    """Every output and number of ``lm report``, checked before the model is converted and run."""
+    """The numbers of ``lm report``, checked before the model is converted and run (its outputs are
+    checked by :func:`check_outputs`)."""
     import math
 
-    from spikelm.io.outputs import PLOT_SUFFIXES, check_output
-
-    check_output(args.out, "--out", suffixes=PLOT_SUFFIXES)
-    if args.json:
-        check_output(args.json, "--json", inputs={"--out": args.out})
     for flag, value in (("--e-ac", args.e_ac), ("--e-mac", args.e_mac)):
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{flag} {value}: allowed: a finite energy > 0 (pJ)")

@@ -3,6 +3,7 @@ quantized graph and its executors)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -213,7 +214,8 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
     options = {k: v for k, v in (("weight_bits", weight_bits), ("clamp", clamp), ("sink", sink))
                if v is not None and k in family.options}
     graph = family.build(loaded.config, loaded.params, calibration, bits, coding, **options)
-    if loaded.source and (Path(loaded.source) / LEARNED_FILE).is_file():
-        graph = apply(graph, Path(loaded.source) / LEARNED_FILE)
+    learned = Path(loaded.source) / LEARNED_FILE if loaded.source and Path(loaded.source).is_dir() else None
+    if learned is not None and os.path.lexists(learned):  # a directory or a broken link is refused there
+        graph = apply(graph, learned)
     pack_weights(graph)  # one flat array of integer rows, which the compiled runner reads in place
     return SpikingLM(graph, loaded.params, loaded.source)

@@ -6,7 +6,8 @@ With both factors changing in one step, ``d(a b) = da b_old + a_new db``: a spik
 ``b`` multiplies the ``a`` codes after them. The three kinds:
 
 - ``scores`` (Q·K^T, read by a softmax population): a spike v of q[n, h dh + d] adds
-  ``v k_old[j, g(h) dh + d]`` to S[h, j] for every visible key j <= n (n + 1 SynOps); a spike v of
+  ``v k_old[j, g(h) dh + d]`` to S[h, j] for every visible key j <= n (n + 1 SynOps; with a
+  sliding window only n - window < j <= n: min(n + 1, window) SynOps); a spike v of
   k[n, g dh + d] adds ``v q_new[n, h dh + d]`` to S[h, n] for each query head h of group g
   (heads / kv_heads SynOps);
 - ``mix`` (A·V into ``out``): a spike v of att[n, h ctx + j] adds ``v v_old[j, g(h) dh : +dh]``
@@ -66,11 +67,17 @@ def reference(edge, a, b, n_positions: int) -> np.ndarray:
     return imatmul(A, v).transpose(1, 0, 2).reshape(L, H * dh)
 
 
+def first_key(window: int, n: int) -> int:
+    """The first key a query at position n sees (0 without a window)."""
+    return n + 1 - window if 0 < window < n + 1 else 0
+
+
 def macs(edge, position: int) -> int:
-    """Dense multiply-accumulates of the product at one position (causal: n + 1 keys)."""
+    """Dense multiply-accumulates of the product at one position (causal: n + 1 keys, or the
+    window's)."""
     if edge.kind == "mul":
         return edge.heads * edge.head_dim
-    return (position + 1) * edge.heads * edge.head_dim
+    return (position + 1 - first_key(edge.window, position)) * edge.heads * edge.head_dim
 
 
 # ---------------------------------------------------------------- Numba: one step's spikes of one factor
@@ -82,8 +89,9 @@ def macs(edge, position: int) -> int:
 
 
 @njit(cache=True)
-def scores_a(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group, lo_own, hi_own):
-    """Q spikes: S[h, j] += v k_old[j, c(h, d)] for j <= n (heads h in [lo_own, hi_own))."""
+def scores_a(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group, first, lo_own, hi_own):
+    """Q spikes: S[h, j] += v k_old[j, c(h, d)] for first <= j <= n (first > 0: a sliding window;
+    heads h in [lo_own, hi_own))."""
     ops = 0
     shifted = 0
     for t in range(lo, hi):
@@ -96,12 +104,12 @@ def scores_a(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group, lo
         kc = (h // group) * dh + (i - h * dh)
         krow = kcache[slot, kc]
         srow = S[slot, h]
-        for j in range(n):
+        for j in range(first, n):
             srow[j] += v * krow[j]
         srow[n] += v * (np.int64(krow[n]) - stepval[b_off + kc])  # K before this step
-        ops += n + 1
+        ops += n + 1 - first
         if v != 1 and v != -1:
-            shifted += n + 1
+            shifted += n + 1 - first
     return ops, shifted
 
 

@@ -34,7 +34,8 @@ def evaluate(snn, ids: np.ndarray, snn_tokens: int = 0, backend: str = "numba", 
     """Float and QANN perplexity and agreement on ``ids``; the SNN on the first ``snn_tokens``.
 
     Returns tokens, float_ppl, qann_ppl, top1_agreement (and the NLL sums), and, when the SNN
-    ran: snn_tokens, snn_ppl, qann_ppl_same_tokens, snn_logits_exact, synops, macs,
+    ran: snn_tokens, snn_ppl, qann_ppl_same_tokens and float_ppl_same_tokens (the QANN and the
+    float model on the SNN's tokens: the figures to compare snn_ppl with), snn_logits_exact, synops, macs,
     synops_over_macs, shift_adds, spikes, spikes_per_activation, steps.
     """
     from tqdm import tqdm
@@ -61,7 +62,7 @@ def evaluate(snn, ids: np.ndarray, snn_tokens: int = 0, backend: str = "numba", 
     sw = windows(np.asarray(ids)[:snn_tokens], size) if snn_tokens else []
     if not sw:
         return res
-    s = {"snn_nll": 0.0, "qann_nll": 0.0, "n": 0, "exact": True, "synops": 0, "macs": 0, "shift_adds": 0,
+    s = {"snn_nll": 0.0, "qann_nll": 0.0, "float_nll": 0.0, "n": 0, "exact": True, "synops": 0, "macs": 0, "shift_adds": 0,
          "spikes": 0, "act": 0, "steps": 0, "positions": 0}
     bar = tqdm(total=sum(len(w) for w in sw), desc="SNN", unit="token", file=sys.stderr, disable=not progress)
     for w in sw:
@@ -70,6 +71,7 @@ def evaluate(snn, ids: np.ndarray, snn_tokens: int = 0, backend: str = "numba", 
         s["exact"] &= bool(np.array_equal(sim.logits, q))
         s["snn_nll"] += _nll(sim.logits[:-1], w[1:])
         s["qann_nll"] += _nll(q[:-1], w[1:])
+        s["float_nll"] += _nll(snn.float_logits(w)[:-1], w[1:])  # the float model on the SNN's tokens too
         s["n"] += len(w) - 1
         for key in ("synops", "macs", "shift_adds", "spikes"):
             s[key] += int(getattr(sim, key)["total"])
@@ -79,6 +81,7 @@ def evaluate(snn, ids: np.ndarray, snn_tokens: int = 0, backend: str = "numba", 
     bar.close()
     res.update(snn_tokens=s["n"], snn_ppl=math.exp(s["snn_nll"] / s["n"]),
                qann_ppl_same_tokens=math.exp(s["qann_nll"] / s["n"]), snn_logits_exact=s["exact"],
+               float_ppl_same_tokens=math.exp(s["float_nll"] / s["n"]), float_nll_same_tokens=s["float_nll"],
                snn_nll=s["snn_nll"], qann_nll_same_tokens=s["qann_nll"],
                synops=s["synops"], macs=s["macs"], synops_over_macs=s["synops"] / max(s["macs"], 1),
                shift_adds=s["shift_adds"], spikes=s["spikes"], spikes_per_activation=s["spikes"] / max(s["act"], 1),

@@ -43,7 +43,8 @@ def fingerprint(graph, coding: bool = True) -> str:
         h.update(repr((pr.pre, pr.post)).encode())
         arr(pr.weights)
     for ed in graph.edges:
-        h.update(repr((ed.kind, ed.a, ed.b, ed.out, ed.heads, ed.kv_heads, ed.head_dim)).encode())
+        window = (ed.window,) if ed.window else ()  # older graphs' fingerprints unchanged
+        h.update(repr((ed.kind, ed.a, ed.b, ed.out, ed.heads, ed.kv_heads, ed.head_dim) + window).encode())
     if graph.prefix is not None:
         arr(graph.prefix.ids)
         for name in sorted(graph.prefix.codes):

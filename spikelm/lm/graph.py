@@ -108,6 +108,8 @@ class ProductEdge:
     b = K, read by the softmax population ``out``); ``mix``: out[n, h dh + d] += sum_j a[n, h ctx + j]
     b[j, g(h) dh + d] (a = attention probabilities, b = V); ``mul``: out[n, c] += a[n, c] b[n, c].
     Grouped-query attention: query head h reads key/value head g(h) = h // (heads // kv_heads).
+    ``window`` (scores and mix; 0: none): sliding-window attention, query n sees only keys
+    n - window < j <= n (the softmax reads the scores edge's; the mix edge's counts its MACs).
     """
 
     kind: str
@@ -117,6 +119,7 @@ class ProductEdge:
     heads: int = 1
     kv_heads: int = 1
     head_dim: int = 1
+    window: int = 0
 
     @property
     def group(self) -> int:
@@ -250,6 +253,10 @@ class LMGraph:
         for ed in self.edges:
             if ed.kind not in EDGE_KINDS:
                 raise ConfigError(f"graph: edge kind {ed.kind!r}; allowed: {', '.join(EDGE_KINDS)}")
+            if isinstance(ed.window, bool) or not isinstance(ed.window, (int, np.integer)) or ed.window < 0 \
+                    or (ed.window and ed.kind == "mul"):
+                raise ConfigError(f"graph: edge into {self.pops[ed.out].name}: window={ed.window!r}; allowed: an "
+                                  "integer >= 0 on a scores or mix edge (0: every key)")
             if ed.heads % ed.kv_heads:
                 raise ConfigError(f"graph: edge into {self.pops[ed.out].name}: kv_heads={ed.kv_heads} does "
                                   f"not divide heads={ed.heads}")
@@ -277,10 +284,12 @@ class LMGraph:
 
 @dataclass
 class ReadoutParams:
-    """How logits are read from the readout's accumulators: ``acc * scale + bias`` (float64 [vocab])."""
+    """How logits are read from the readout's accumulators: ``acc * scale + bias`` (float64 [vocab]),
+    then soft-capped as ``softcap tanh(z / softcap)`` when ``softcap`` > 0 (Gemma 2)."""
 
     scale: np.ndarray
     bias: np.ndarray
+    softcap: float = 0.0
 
 
 def plain_graph(graph: LMGraph) -> LMGraph:

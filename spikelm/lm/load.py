@@ -32,9 +32,10 @@ def check_options(family, **given) -> None:
     """Refuse, in one line, an option (given, not None) that ``family`` does not take."""
     for name, value in given.items():
         if value is not None and name not in family.options:
-            takers = [f.label for f in families.all_families() if name in f.options]
+            takers = sorted(f.label for f in families.all_families() if name in f.options)
+            listed = ", ".join(takers[:-1]) + " and " + takers[-1] if len(takers) > 1 else "".join(takers) or "no"
             why = family.missing.get(name)
-            raise ConfigError(f"{name}={value!r}: only for {' and '.join(takers) or 'no'} models"
+            raise ConfigError(f"{name}={value!r}: only for {listed} models"
                               + (f" ({why})" if why else f" (not an option of {family.label} models)"))
 
 

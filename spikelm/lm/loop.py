@@ -142,6 +142,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
     fac_edge, fac_side, ed_kind, ed_a, ed_b, ed_out = struct.fac_edge, struct.fac_side, struct.ed_kind, struct.ed_a, \
         struct.ed_b, struct.ed_out
     ed_heads, ed_group, ed_dh, ed_slot = struct.ed_heads, struct.ed_group, struct.ed_dh, struct.ed_slot
+    ed_window = struct.ed_window
     counts, acc, S, kcache = state.counts, state.acc, state.S, state.kcache
     started, done, alist, alen = state.started, state.done, state.alist, state.alen
     stepval, sp, pstart, pend, st = state.stepval, state.sp, state.pstart, state.pend, state.st
@@ -333,8 +334,10 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 if kind == SCORES:  # the softmax population o owns whole heads
                     ctx_o = (off[o + 1] - off[o]) // ed_heads[fe]
                     if side == 0:
+                        win = ed_window[fe]
+                        first_key = n + 1 - win if 0 < win < n + 1 else 0
                         r = scores_a(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,
-                                     o_lo // ctx_o, o_hi // ctx_o)
+                                     first_key, o_lo // ctx_o, o_hi // ctx_o)
                     else:
                         r = scores_b(sp, lo, hi, b, stepval, n, S, counts_n, ed_slot[fe], off[ed_a[fe]], dh, grp,
                                      o_lo // ctx_o, o_hi // ctx_o)

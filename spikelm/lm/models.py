@@ -9,11 +9,13 @@ model the same way.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from spikelm.errors import ConfigError, FileFormatError
+from spikelm.lm.quantize import MIN_CALIBRATION_TOKENS
 
 #: Files a tokenizer is read from: spikelm's character tokenizer or a Hugging Face one.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json + merges.txt", "tokenizer.model")
@@ -74,21 +76,29 @@ def encode_loose(tok, text):
 
 
 def read_text(path, option: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise FileFormatError(f"{option} {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{option} {path}: is a directory, not a text file") from None
-    except OSError as e:
-        raise ConfigError(f"{option} {path}: cannot read ({e.strerror})") from None
+    """The UTF-8 text of ``path`` (:func:`spikelm.io.textfile.read_text`: a directory, a named pipe or
+    an undecodable file is one line naming ``option`` and the file)."""
+    from spikelm.io.textfile import read_text as guarded
+
+    return guarded(path, f"a UTF-8 text file ({option})")
 
 
 def sample_text(folder: Path | None, name: str) -> str | None:
     """``calibration.txt`` / ``heldout.txt`` of a model folder, if it has one."""
-    if folder is None or not (folder / name).exists():
+    if folder is None or not os.path.lexists(folder / name):
         return None
-    return read_text(folder / name, "--model")
+    return read_text(folder / name, f"the model's {name}")
+
+
+def model_files(model) -> dict:
+    """The files a ``--model`` value reads, named for messages (what no output may replace):
+    every file of a model folder (the shipped demo's for None), or the GGUF file."""
+    from spikelm.lm.convert import demo_model_path
+
+    path = demo_model_path() if model is None else Path(model)
+    if path.is_dir():
+        return {f"model file {p.name}": p for p in sorted(path.iterdir()) if p.is_file()}
+    return {"model file": path}
 
 
 def resolve(model) -> Path | None:
@@ -126,11 +136,17 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
         else:
             tok = tokenizer(folder)
             loaded = open_model(folder, context=context)
-    calib = calibration_text or sample_text(folder, "calibration.txt")
-    calib = calib[:CALIBRATION_CHARS] if calib and calibration_text is None else calib
-    ids = encode_loose(tok, calib or texts.calibration_text())
-    if ids.size < 8:
-        ids = np.random.default_rng(0).integers(0, loaded.config.vocab_size, size=512)
+    calib, source = calibration_text, "calibration_text"
+    if calib is None:
+        calib, source = sample_text(folder, "calibration.txt"), folder / "calibration.txt" if folder else None
+        calib = calib[:CALIBRATION_CHARS] if calib is not None else None
+    if calib is None:
+        calib, source = texts.calibration_text(), "the built-in calibration text"
+    ids = encode_loose(tok, calib)
+    if ids.size < MIN_CALIBRATION_TOKENS:
+        # a random fallback would convert with scales of noise, and the docs promise a refusal
+        raise FileFormatError(f"{source}: {ids.size} usable tokens (characters the tokenizer knows); a calibration "
+                              f"text needs at least {MIN_CALIBRATION_TOKENS}")
     with progress.phase(f"convert (calibrate on {ids.size:,} tokens, quantize, build)"):
         snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits)
     return snn, tok, str(path or folder)

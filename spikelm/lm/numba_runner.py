@@ -162,7 +162,8 @@ class NumbaRunner(Runner):
             ed_kind=_i64([KIND_IDS[ed.kind] for ed in E] or [0]), ed_a=_i64([ed.a for ed in E] or [0]),
             ed_b=_i64([ed.b for ed in E] or [0]), ed_out=_i64([ed.out for ed in E] or [0]),
             ed_heads=_i64([ed.heads for ed in E] or [1]), ed_group=_i64([ed.group for ed in E] or [1]),
-            ed_dh=_i64([ed.head_dim for ed in E] or [1]), ed_slot=slot, kslot=kslot,
+            ed_dh=_i64([ed.head_dim for ed in E] or [1]), ed_slot=slot, ed_window=_i64([ed.window for ed in E] or [0]),
+            kslot=kslot,
             op_graph=OpGraph(off=offsets, in_ptr=in_ptr, in_idx=in_idx, qmin=qmin, qmax=qmax),
         )
         n_heads = max([E[e].heads for e in scores] or [1])

@@ -31,9 +31,15 @@ class Reference:
 
 
 def logits(graph: LMGraph, acc) -> np.ndarray:
-    """Logits read from the readout's integer accumulators: acc * scale + bias (float64)."""
+    """Logits read from the readout's integer accumulators: acc * scale + bias (float64), soft-capped
+    when the readout says so (row by row: every executor calls tanh on the same rows)."""
     head = graph.pops[graph.readout].params
-    return np.asarray(acc, dtype=np.float64) * head.scale + head.bias
+    z = np.asarray(acc, dtype=np.float64) * head.scale + head.bias
+    cap = head.softcap
+    if cap:
+        rows = z.reshape(-1, z.shape[-1])
+        z = np.stack([cap * np.tanh(r / cap) for r in rows]).reshape(z.shape)
+    return z
 
 
 def accumulate(graph: LMGraph, p: int, codes: dict, L: int) -> np.ndarray:

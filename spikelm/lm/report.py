@@ -18,6 +18,7 @@ Definitions (docs/lm.md has the long form):
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,8 +125,10 @@ def _energy_line(e) -> str:
             f"{e['e_mac_pj']} pJ/MAC): SNN {e['snn_j'] * 1e6:.3f} uJ, dense ANN {e['ann_j'] * 1e6:.3f} uJ")
 
 
-def table(sim, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ, e_shift_pj: float = 0.0) -> str:
-    """Per-layer table of a :class:`~spikelm.lm.convert.Simulation`, energy estimate at the end."""
+def table(sim, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ, e_shift_pj: float = 0.0,
+          legend: bool = False) -> str:
+    """Per-layer table of a :class:`~spikelm.lm.convert.Simulation`, energy estimate at the end
+    (and with ``legend``, what each column counts: :data:`TABLE_LEGEND`)."""
     rows = [f"{'layer':<7}{'SynOps':>14}{'shift-adds':>14}{'spikes +':>12}{'spikes -':>12}{'op evals':>11}"
             f"{'dense MACs':>14}{'SynOps/MAC':>11}"]
     for name in list(sim.synops):
@@ -134,7 +137,60 @@ def table(sim, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ, e_shift_pj:
         rows.append(f"{name:<7}{s:>14,}{sim.shift_adds[name]:>14,}{sim.spikes_pos[name]:>12,}"
                     f"{sim.spikes_neg[name]:>12,}{sim.op_evals[name]:>11,}{m:>14,}{ratio:>11}")
     rows.append(_energy_line(sim_energy(sim, e_ac_pj, e_mac_pj, e_shift_pj)))
+    if legend:
+        rows.append(textwrap.fill(TABLE_LEGEND, 110))
     return "\n".join(rows)
+
+
+#: What the columns of :func:`table` count (printed under it, and in docs/lm.md).
+TABLE_LEGEND = ("SynOps: additions into accumulators caused by spikes, at the layer whose accumulators they add "
+                "into (head: the readout's inputs); shift-adds: the SynOps of spikes worth other than +-1 "
+                "(a shifted row), at the layer of the neurons that fired them; spikes +/-: spikes fired, by sign; "
+                "op evals: output elements computed by operators (embedding, norms, softmax, activations, "
+                "residual sums); dense MACs: the float model's multiply-accumulates for the same tokens")
+
+
+class TokenTable:
+    """The per-token lines of ``lm generate``: for each position run, the token run there
+    (``input``), the token the model predicts from it (``next``: shown where it is generated,
+    from the last prompt token on), steps to quiescence, spikes and SynOps.
+
+    Parameters
+    ----------
+    decode : callable
+        ids -> text (the tokenizer's).
+    known : sequence of int
+        The tokens given in order (the prompt); after them each position runs the token
+        predicted at the position before.
+    start : int
+        The position of ``known[0]`` (after a constant prefix, or where a resumed run stands).
+    pending : int, optional
+        The token predicted before ``start`` (a resumed run without prompt runs it first).
+    """
+
+    WIDTH = 14
+
+    def __init__(self, decode, known, start: int, pending=None):
+        self.decode, self.known, self.start, self.pending = decode, [int(t) for t in known], int(start), pending
+
+    def header(self) -> str:
+        return (f"{'pos':>5}  {'input':<{self.WIDTH}}{'next':<{self.WIDTH}}{'steps':>7}{'spikes':>12}{'SynOps':>15}\n"
+                f"       (input: the token run at this position; next: the token predicted from it, which the next "
+                "position runs: the generated text)")
+
+    def cell(self, token) -> str:
+        text = "" if token is None else repr(self.decode([int(token)]))
+        w = self.WIDTH - 2
+        return (text if len(text) <= w else text[: w - 3] + "...").ljust(self.WIDTH)
+
+    def line(self, n: int, logits, counts) -> str:
+        """The line of position ``n`` (``logits``: its row; ``counts``: its :class:`Counts`)."""
+        i = n - self.start
+        token = self.known[i] if 0 <= i < len(self.known) else self.pending
+        self.pending = int(np.argmax(logits))
+        shown = self.pending if i >= len(self.known) - 1 else None
+        return (f"{n:>5}  {self.cell(token)}{self.cell(shown)}{counts.steps:>7,}{counts.spikes['total']:>12,}"
+                f"{counts.synops['total']:>15,}")
 
 
 def activations(graph, n_tokens: int, start: int = 0) -> int:

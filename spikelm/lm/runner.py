@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikelm.errors import CheckpointMismatchError, SpikelmError
+from spikelm.lm import edges as E
 from spikelm.lm import ops
 from spikelm.lm.codings import coding_id
 from spikelm.lm.graph import ACCUMULATE, LMGraph
@@ -286,11 +287,12 @@ class NumpyRunner(Runner):
             return c
 
         m = idx.size
-        if ed.kind == "scores" and side == 0:  # Q spikes
-            k_old = before_step(ed.b, slice(0, n + 1))
+        if ed.kind == "scores" and side == 0:  # Q spikes: the keys the query sees
+            j0 = E.first_key(ed.window, n)
+            k_old = before_step(ed.b, slice(j0, n + 1))
             kc = (idx // dh // G) * dh + idx % dh
-            np.add.at(S, idx // dh, (k_old[:, kc] * val).T)
-            return np.full(m, n + 1)
+            np.add.at(S[:, j0:], idx // dh, (k_old[:, kc] * val).T)
+            return np.full(m, n + 1 - j0)
         if ed.kind == "scores":  # K spikes
             q_new = counts[n, lay.seg(ed.a)].astype(np.int64)
             hs = (idx // dh)[:, None] * G + np.arange(G)

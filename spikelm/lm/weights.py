@@ -100,33 +100,13 @@ def read_gguf(path) -> tuple[dict, dict, object]:
     path = Path(path)
     try:
         import gguf  # noqa: F401
-        import transformers
+        import transformers  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"{path}: reading GGUF files needs the lm extra (transformers, gguf, accelerate): "
                           f"pip install 'spikelm[lm]' ({exc.name} is missing)") from None
-    import logging
+    from spikelm.lm.gguf_file import read
 
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such GGUF file")
-    from transformers.utils import logging as hf_logging
-
-    from spikelm.lm import progress
-
-    quiet = logging.getLogger("transformers").level
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    bars = hf_logging.is_progress_bar_enabled()
-    if not progress.enabled():  # transformers' own bars (de-quantizing) obey --no-progress too
-        hf_logging.disable_progress_bar()
-    try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-        tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FileFormatError(f"{path}: not a GGUF model transformers can read ({first})") from None
-    finally:
-        logging.getLogger("transformers").setLevel(quiet)
-        if bars:
-            hf_logging.enable_progress_bar()
+    model, tok = read(path)  # the file checked against its metadata first (spikelm.lm.gguf_file)
     cfg = model.config.to_dict()
     tensors = model.state_dict()
     del model  # each float32 tensor is released as soon as its float64 copy exists (peak: one tensor above)

@@ -31,11 +31,14 @@ MAX_CORPUS_BYTES = 1 << 30
 MAX_DOCUMENTS = 1_000_000
 CALIBRATION_CHARS = 4000
 COLUMNS = ["doc", "status", "tokens", "float_ppl", "qann_ppl", "top1_agreement", "snn_tokens", "snn_ppl",
-           "qann_ppl_snn_tokens", "snn_exact", "synops", "macs", "synops_over_macs", "shift_adds", "spikes",
-           "spikes_per_activation", "steps", "wall_s", "float_nll", "qann_nll", "snn_nll", "qann_nll_snn_tokens",
-           "error"]
-SHOWN = ["doc", "status", "tokens", "float_ppl", "qann_ppl", "snn_ppl", "top1_agreement", "snn_exact",
-         "synops_over_macs", "spikes_per_activation", "steps", "wall_s"]
+           "qann_ppl_snn_tokens", "float_ppl_snn_tokens", "snn_exact", "synops", "macs", "synops_over_macs",
+           "shift_adds", "spikes", "spikes_per_activation", "steps", "wall_s", "float_nll", "qann_nll", "snn_nll",
+           "qann_nll_snn_tokens", "float_nll_snn_tokens", "error"]
+#: The printed columns: snn_ppl covers only the first snn_tokens, so the QANN's and the float
+#: model's perplexities on those same tokens stand beside it (float_ppl and qann_ppl cover all)
+SHOWN = ["doc", "status", "tokens", "float_ppl", "qann_ppl", "top1_agreement", "snn_tokens", "snn_ppl",
+         "qann_ppl_snn_tokens", "float_ppl_snn_tokens", "snn_exact", "synops_over_macs", "spikes_per_activation",
+         "wall_s"]
 
 
 @dataclass(frozen=True)
@@ -113,12 +116,10 @@ def _bound(size, count, source, option):
 
 
 def _read_text(path, option):
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise FileFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise ConfigError(f"{option} {path}: cannot read ({e.strerror})") from None
+    from spikelm.io.textfile import read_text
+
+    # a named pipe would block, a directory or a huge file raise: one line each, naming the file
+    return read_text(path, f"a UTF-8 text file ({option})", MAX_CORPUS_BYTES)
 
 
 # -- the model ------------------------------------------------------------------------------------
@@ -192,7 +193,9 @@ def evaluate_text(snn, tok, text: str, opts: EvalOptions, progress: bool = False
            "top1_agreement": r["top1_agreement"], "float_nll": r["float_nll"], "qann_nll": r["qann_nll"],
            "snn_tokens": r.get("snn_tokens", 0), "snn_nll": r.get("snn_nll", 0.0),
            "qann_nll_snn_tokens": r.get("qann_nll_same_tokens", 0.0), "snn_exact": r.get("snn_logits_exact", True),
-           "snn_ppl": r.get("snn_ppl", math.nan), "qann_ppl_snn_tokens": r.get("qann_ppl_same_tokens", math.nan)}
+           "snn_ppl": r.get("snn_ppl", math.nan), "qann_ppl_snn_tokens": r.get("qann_ppl_same_tokens", math.nan),
+           "float_ppl_snn_tokens": r.get("float_ppl_same_tokens", math.nan),
+           "float_nll_snn_tokens": r.get("float_nll_same_tokens", 0.0)}
     for key in ("synops", "macs", "shift_adds", "spikes", "steps"):
         row[key] = r.get(key, 0)
     row["synops_over_macs"] = r.get("synops_over_macs", math.nan)
@@ -221,6 +224,7 @@ def totals(rows: list) -> dict:
             "top1_agreement": sum(r["top1_agreement"] * r["tokens"] for r in ok) / tok if tok else math.nan,
             "snn_tokens": snn_tok, "snn_ppl": ppl("snn_nll", snn_tok),
             "qann_ppl_snn_tokens": ppl("qann_nll_snn_tokens", snn_tok),
+            "float_ppl_snn_tokens": ppl("float_nll_snn_tokens", snn_tok),
             "snn_exact": all(r["snn_exact"] for r in ok), "synops": sum(r["synops"] for r in ok),
             "steps": sum(r["steps"] for r in ok), "wall_s": sum(r["wall_s"] for r in ok)}
 
@@ -269,11 +273,7 @@ def run_cli(args) -> int:
     from spikelm.scaleout.cluster import parse_scheduler
     from spikelm.scaleout.table import format_table, write_table
 
-    opts = options_of(args)
-    for flag in ("out", "json"):
-        v = getattr(args, flag, None)
-        if v and not Path(v).resolve().parent.is_dir():
-            raise ConfigError(f"--{flag} {v}: directory {Path(v).parent} does not exist")
+    opts = options_of(args)  # --out and --json were checked by spikelm.lm.cli.check_outputs, before this
     if args.docs:
         parse_scheduler(args.scheduler)
         docs = read_documents(args.docs)
@@ -302,8 +302,10 @@ def run_cli(args) -> int:
                     more={"corpus": ([total], [c for c in COLUMNS if c in total])})
         print(f"table: {args.out}")
     if getattr(args, "json", None):
-        Path(args.json).write_text(json.dumps({"options": meta, "documents": rows, "corpus": total},
-                                              indent=1, default=float) + "\n")
+        from spikelm.io.outputs import write_text
+
+        write_text(args.json, json.dumps({"options": meta, "documents": rows, "corpus": total},
+                                         indent=1, default=float) + "\n")
         print(f"figures: {args.json}")
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:
@@ -318,7 +320,8 @@ def _print_text_summary(r):
     print(f"{r['tokens']:,} tokens scored: float perplexity {f:.3f}, QANN {q:.3f} ({100 * (q / f - 1):+.2f} %), "
           f"top-1 agreement with float {100 * r['top1_agreement']:.2f} %")
     if r["snn_tokens"]:
-        print(f"SNN on the first {r['snn_tokens']:,} scored tokens: perplexity {r['snn_ppl']:.3f} (QANN on the same "
-              f"tokens {r['qann_ppl_snn_tokens']:.3f}), logits equal to the QANN's: "
+        print(f"SNN on the first {r['snn_tokens']:,} scored tokens: perplexity {r['snn_ppl']:.3f} (on the same "
+              f"tokens: QANN {r['qann_ppl_snn_tokens']:.3f}, float {r['float_ppl_snn_tokens']:.3f}), logits equal "
+              "to the QANN's: "
               f"{'yes' if r['snn_exact'] else 'NO'}; SynOps/MACs {r['synops_over_macs']:.3f}, "
               f"spikes per activation {r['spikes_per_activation']:.3f}")

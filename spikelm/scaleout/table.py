@@ -7,8 +7,9 @@ Layout of ``write_table(path, group, rows, columns, attrs)`` (several groups wit
 
 A column whose values are all integers is int64, all numbers (None for missing) float64
 with NaN for missing, all booleans bool, anything else a string. Read with h5py
-(``f[group][column][()]``) or :func:`read_table`. The file is written to ``<path>.partial``
-and renamed, so a reader never sees half a table and a failed write keeps the old one.
+(``f[group][column][()]``) or :func:`read_table`. The file is written beside ``path`` and moved
+into place (:func:`spikelm.io.outputs.atomic_output`), so a reader never sees half a table and a
+failed write keeps the old one.
 """
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ def write_table(path, group: str, rows: list, columns: list, attrs: dict | None 
 
     ``more``: further tables of the same file, ``{group: (rows, columns)}`` (e.g. corpus totals).
     """
+    from spikelm.io.outputs import atomic_output
+
     path = os.fspath(path)
-    partial = path + ".partial"
     tables = {group: (rows, columns, attrs), **{g: (r, c, None) for g, (r, c) in (more or {}).items()}}
-    with h5py.File(partial, "w") as f:
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         for name, (rs, cols, at) in tables.items():
             g = f.create_group(name)
             g.attrs["columns"] = json.dumps(list(cols))
@@ -55,7 +57,6 @@ def write_table(path, group: str, rows: list, columns: list, attrs: dict | None 
                     g.create_dataset(c, data=col, dtype=h5py.string_dtype())
                 else:
                     g.create_dataset(c, data=col)
-    os.replace(partial, path)
     return path
 
 

@@ -16,6 +16,6 @@ from spikelm.lm.families.registry import (Family, all_families, get, names, of_c
                                           register)
 
 # the built-in families: each folder registers its family on import
-from spikelm.lm.families import gpt2, llama  # noqa: F401
+from spikelm.lm.families import gemma, gpt2, gpt_neox, llama, opt, phi3, qwen3  # noqa: F401
 
 __all__ = ["Family", "all_families", "get", "names", "of_config", "of_config_object", "of_module", "register"]

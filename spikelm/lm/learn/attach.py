@@ -1,8 +1,10 @@
 """Attach a plasticity file to a converted graph: neuron choices applied, rules resolved by index.
 
 Projections are named by their target population (``h0.fc``) or as ``pre->post``; names may be
-glob patterns (``h*.fc``). Each projection and population takes at most one rule. A rule that
-cannot act where it is put is refused, naming the file and the field.
+glob patterns (``h*.fc``). Each projection and population takes at most one rule and one neuron
+choice: an exact name wins over patterns, two patterns matching one name are refused
+(:func:`spikelm.plasticity.patterns.assign`). A rule that cannot act where it is put is refused,
+naming the file and the field.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 from spikelm.lm.graph import LMGraph
-from spikelm.lm.learn.config import NEEDS, RULE_NAMES, STDP, Plasticity, match
+from spikelm.lm.learn.config import NEEDS, RULE_NAMES, STDP, Plasticity
+from spikelm.plasticity.patterns import assign
 
 
 @dataclass
@@ -49,25 +52,36 @@ def with_neurons(graph: LMGraph, plasticity: Plasticity | None) -> LMGraph:
         return graph
     pops = list(graph.pops)
     spiking = [p.name for p in graph.pops if p.spiking]
-    for pattern, ch in plasticity.neurons.items():
-        where = f"{plasticity.source}: populations.{pattern}"
+    for pattern in plasticity.neurons:
         if pattern in graph.index and pattern not in spiking:
-            raise ConfigError(f"{where}: population {pattern!r} does not spike (it is the readout)")
-        for name in match(pattern, spiking, where, "spiking population"):
-            p = graph.index[name]
-            size = pops[p].size
-            if ch.neuron == "eiif_exact":
-                pops[p] = dataclasses.replace(pops[p], neuron="eiif_exact", unit=None, eiif=tuple(
-                    np.full(size, v, np.float64) for v in (ch.theta_base, ch.alpha, ch.r)))
-            else:
-                unit = None if ch.unit == 1 else np.full(size, ch.unit, np.int64)
-                pops[p] = dataclasses.replace(pops[p], neuron="signed_if", unit=unit, eiif=None)
+            raise ConfigError(f"{plasticity.source}: populations.{pattern}: population {pattern!r} does not spike "
+                              "(it is the readout)")
+    for name, pattern in assign(plasticity.neurons, spiking, f"{plasticity.source}: populations",
+                                "spiking population").items():
+        ch = plasticity.neurons[pattern]
+        p = graph.index[name]
+        size = pops[p].size
+        if ch.neuron == "eiif_exact":
+            pops[p] = dataclasses.replace(pops[p], neuron="eiif_exact", unit=None, eiif=tuple(
+                np.full(size, v, np.float64) for v in (ch.theta_base, ch.alpha, ch.r)))
+        else:
+            unit = None if ch.unit == 1 else np.full(size, ch.unit, np.int64)
+            pops[p] = dataclasses.replace(pops[p], neuron="signed_if", unit=unit, eiif=None)
     return LMGraph(config=graph.config, pops=pops, projections=graph.projections, edges=graph.edges,
                    n_positions=graph.n_positions, vocab_size=graph.vocab_size, meta=graph.meta, prefix=graph.prefix)
 
 
+def _named(patterns, names, spiking):
+    """``names`` a pattern may match: the spiking ones, and the others only where named exactly
+    (a glob passes over the readout; naming it is refused with a reason)."""
+    return [n for n in names if n in spiking or n in patterns]
+
+
 def attach(graph: LMGraph, plasticity: Plasticity | None) -> Attached:
-    """Apply the file's neurons to ``graph`` and resolve its rules to indices, checking each."""
+    """Apply the file's neurons to ``graph`` and resolve its rules to indices, checking each.
+
+    Names and patterns are resolved by :func:`spikelm.plasticity.patterns.assign`: an exact
+    name wins over the patterns that also match it; two patterns matching one name are refused."""
     g = with_neurons(graph, plasticity)
     out = Attached(g)
     if plasticity is None:
@@ -75,38 +89,41 @@ def attach(graph: LMGraph, plasticity: Plasticity | None) -> Attached:
     src = plasticity.source
     names = projection_names(g)
     posts = [g.pops[pr.post].name for pr in g.projections]
+    live = {n for k, n in enumerate(names) if g.pops[g.projections[k].post].spiking}
+    live_posts = {posts[k] for k, n in enumerate(names) if n in live}
+    by_post = [p for p in plasticity.projections if "->" not in p]
+    by_pair = [p for p in plasticity.projections if "->" in p]
     taken: dict = {}
-    for pattern, rule in plasticity.projections.items():
-        where = f"{src}: projections.{pattern}.plasticity"
-        by_post = "->" not in pattern
-        hits = match(pattern, sorted(set(posts)) if by_post else names, f"{src}: projections.{pattern}",
-                     "synaptic target" if by_post else "projection")
-        for h in hits:
-            for k in [k for k in range(len(names)) if (posts[k] if by_post else names[k]) == h]:
-                if not g.pops[g.projections[k].post].spiking and h != pattern:
-                    continue  # a pattern passes over the readout; naming it is refused below
+    for patterns, keys, ok, what in ((by_post, posts, live_posts, "synaptic target"),
+                                     (by_pair, names, live, "projection")):
+        if not patterns:
+            continue
+        named = assign(patterns, _named(patterns, list(dict.fromkeys(keys)), ok), f"{src}: projections", what)
+        for key, pattern in named.items():
+            rule = plasticity.projections[pattern]
+            where = f"{src}: projections.{pattern}.plasticity"
+            for k in [k for k in range(len(names)) if keys[k] == key]:
                 _check_projection(g, k, rule, where)
                 if k in taken:
                     raise ConfigError(f"{where}: {names[k]} already has a rule from {taken[k]}")
                 taken[k] = where
                 out.projections.append((k, where, rule))
-    done: dict = {}
-    for pattern, rule in plasticity.populations.items():
+    pops = [p.name for p in g.pops]
+    spiking = {p.name for p in g.pops if p.spiking}
+    named = assign(plasticity.populations, _named(plasticity.populations, pops, spiking), f"{src}: populations",
+                   "population") if plasticity.populations else {}
+    for name, pattern in named.items():
+        rule = plasticity.populations[pattern]
         where = f"{src}: populations.{pattern}.plasticity"
-        names = [p.name for p in g.pops if p.spiking or p.name == pattern]  # patterns pass over the readout
-        for name in match(pattern, names, f"{src}: populations.{pattern}", "population"):
-            p = g.index[name]
-            pop = g.pops[p]
-            need = NEEDS[type(rule)]
-            if not pop.spiking or pop.neuron != need:
-                what = "a readout" if not pop.spiking else f"a {pop.neuron}"
-                hint = f' (set neuron = "{need}")' if pop.spiking else ""
-                raise ConfigError(f"{where}: rule '{RULE_NAMES[type(rule)]}' cannot act on {name}, {what} "
-                                  f"population; it applies to {need}{hint}")
-            if p in done:
-                raise ConfigError(f"{where}: {name} already has a rule from {done[p]}")
-            done[p] = where
-            out.populations.append((p, where, rule))
+        p = g.index[name]
+        pop = g.pops[p]
+        need = NEEDS[type(rule)]
+        if not pop.spiking or pop.neuron != need:
+            what = "a readout" if not pop.spiking else f"a {pop.neuron}"
+            hint = f' (set neuron = "{need}")' if pop.spiking else ""
+            raise ConfigError(f"{where}: rule '{RULE_NAMES[type(rule)]}' cannot act on {name}, {what} "
+                              f"population; it applies to {need}{hint}")
+        out.populations.append((p, where, rule))
     out.projections.sort(key=lambda t: t[0])
     out.populations.sort(key=lambda t: t[0])
     return out

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from spikelm.errors import ConfigError
+from spikelm.io.outputs import write_text
 
 
 def add_options(p, command: str):
@@ -34,29 +35,18 @@ def wanted(args) -> bool:
     return any(getattr(args, k, None) for k in ("plasticity", "checkpoint", "resume", "save_model"))
 
 
-def _new_path(value, flag):
-    if value is None:
-        return None
-    path = Path(value)
-    if not path.resolve().parent.is_dir():
-        raise ConfigError(f"{flag} {value}: directory {path.parent} does not exist")
-    return path
-
-
 def generate(args, load) -> int:
     """``lm generate`` with learning: stream tokens, then the text and the drift summary."""
     from spikelm.lm.learn.config import load as load_plasticity
     from spikelm.lm.learn.session import Learning
+    from spikelm.lm.report import TokenTable
 
     if args.tokens < 0:
         raise ConfigError(f"--tokens {args.tokens}; allowed: an integer >= 0")
     if getattr(args, "out", None):
         raise ConfigError("--out: a learning run does not write spike files yet; leave out --out, or run "
                           "without --plasticity/--checkpoint/--resume/--save-model")
-    ck = _new_path(args.checkpoint, "--checkpoint")
-    if args.save_model and Path(args.save_model).exists() and any(Path(args.save_model).iterdir()):
-        raise ConfigError(f"--save-model {args.save_model}: exists and is not empty")
-    _new_path(args.save_model, "--save-model")
+    ck = args.checkpoint  # every output was checked by spikelm.lm.cli.check_outputs
     pl = load_plasticity(args.plasticity) if args.plasticity else None
     snn, tok, folder = load(args)
     prompt = tok.encode(args.prompt) if args.prompt else np.zeros(0, np.int64)
@@ -68,11 +58,15 @@ def generate(args, load) -> int:
         run = Learning(snn, pl, args.backend)
     print(f"model {folder}, activation bits {snn.bits}, {snn.coding} spikes, backend {args.backend}; learning: "
           f"{args.plasticity or (args.resume and 'from ' + args.resume) or 'none (neurons of the model)'}")
-    print(f"{'pos':>4} {'token':>7} {'steps':>7} {'spikes':>10} {'SynOps':>13}")
+    if args.resume and run.runner is not None:  # positions go on where the checkpoint stopped
+        lines = TokenTable(tok.decode, prompt, run.runner.n,
+                           int(np.argmax(run.logits[-1][-1])) if run.logits else None)
+    else:
+        lines = TokenTable(tok.decode, prompt, snn.graph.n_prefix)
+    print(lines.header())
 
     def on_token(n, logits, counts):
-        print(f"{n:>4} {tok.decode([int(np.argmax(logits))])!r:>7} {counts.steps:>7} {counts.spikes['total']:>10,} "
-              f"{counts.synops['total']:>13,}", flush=True)
+        print(lines.line(n, logits, counts), flush=True)
 
     if args.resume:
         gen = run.continue_generation(prompt, args.tokens, args.max_steps, on_token)
@@ -128,7 +122,7 @@ def evaluate(args, load) -> int:
         raise ConfigError("--docs with --plasticity: learning runs through one text in order; give --text")
     if args.snn_tokens is not None and args.snn_tokens < 2:
         raise ConfigError(f"--snn-tokens {args.snn_tokens}; allowed: an integer >= 2")
-    js = _new_path(getattr(args, "json", None), "--json")
+    js = getattr(args, "json", None)
     pl = load_plasticity(args.plasticity)
     snn, tok, folder = load(args)
     ids = _text_ids(args, tok, folder, snn)
@@ -150,7 +144,7 @@ def evaluate(args, load) -> int:
           f"{args.plasticity}; {len(ws)} windows of up to {size} tokens")
     print_drift(drift)
     if js is not None:
-        js.write_text(json.dumps({"summary": drift.summary(), "per_token": drift_arrays(drift)}, indent=1) + "\n")
+        write_text(js, json.dumps({"summary": drift.summary(), "per_token": drift_arrays(drift)}, indent=1) + "\n")
         print(f"figures: {js}")
     return 0
 
@@ -179,7 +173,7 @@ def report(args, load, ids_of) -> int:
     chart(sim.drift, out, title=f"learning ({Path(args.plasticity).name}) against the exact reference, "
                                 f"{len(ids)} tokens")
     if args.json:
-        Path(args.json).write_text(json.dumps({"summary": sim.drift.summary(), "per_token": drift_arrays(sim.drift)},
-                                              indent=1) + "\n")
+        write_text(args.json, json.dumps({"summary": sim.drift.summary(), "per_token": drift_arrays(sim.drift)},
+                                         indent=1) + "\n")
     print(f"chart written to {out}")
     return 0

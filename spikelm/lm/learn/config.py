@@ -24,13 +24,11 @@ line naming the file and the field.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spikelm.errors import ConfigError, FileFormatError
+from spikelm.errors import ConfigError
 from spikelm.lm.graph import NEURONS
 from spikelm.plasticity.config import from_config
 from spikelm.plasticity.rules import STDP, BrainGPTHomeostasis, BrainGPTSTDP, TargetSpikes
@@ -114,17 +112,11 @@ class Plasticity:
 
 
 def load(path) -> Plasticity:
-    """Read a plasticity file (TOML); a missing, unreadable or bad file is one line, naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--plasticity {path}: no such file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise FileFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise FileFormatError(f"{path}: not valid TOML ({e})") from None
-    return Plasticity.from_dict(data, str(path))
+    """Read a plasticity file (TOML); a missing, unreadable or bad file is one line, naming it
+    (:func:`spikelm.io.textfile.load_toml`: no named pipe opened, size and nesting bounded)."""
+    from spikelm.io.textfile import load_toml
+
+    return Plasticity.from_dict(load_toml(path, "a plasticity file (TOML)"), str(path))
 
 
 def as_plasticity(plasticity) -> Plasticity | None:
@@ -201,12 +193,3 @@ def _neuron(tab, where):
                 raise ConfigError(f"{where}.{key}: must be a finite number {span}, got {v!r}")
             kw[key] = float(v)
     return NeuronChoice(**kw)
-
-
-def match(pattern: str, names, where: str, what: str) -> list[str]:
-    """Names equal to ``pattern`` or matching it as a glob; none is an error naming ``where``."""
-    found = [n for n in names if n == pattern] or [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-    if not found:
-        listed = ", ".join(list(names)[:12]) + (", ..." if len(names) > 12 else "")
-        raise ConfigError(f"{where}: no {what} of this model is {pattern!r}; {what}s: {listed}")
-    return found

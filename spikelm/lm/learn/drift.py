@@ -21,6 +21,11 @@ STAT_KEYS = ("dw_mean", "dw_max", "w_changed", "w_saturated", "rowsum_dev", "int
              "unit_max", "theta_base_mean", "alpha_mean", "r_mean", "learn_ops", "weight_flips")
 
 
+def _exp(x) -> float:
+    """exp(x), infinite past what a float holds (a perplexity of logits far apart)."""
+    return math.exp(float(x)) if x < 709.0 else float("inf")
+
+
 def nll_rows(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """-log softmax(logits)[target] per row (float64)."""
     z = logits - logits.max(-1, keepdims=True)
@@ -60,8 +65,8 @@ class Drift:
         n = int(known.sum())
         out = {"tokens": int(self.tokens.size), "top1_agreement": float(self.agree.mean()) if self.agree.size else 1.0,
                "max_dlogit": float(self.max_dlogit.max(initial=0.0)),
-               "ppl": math.exp(float(self.nll[known].mean())) if n else float("nan"),
-               "ppl_exact": math.exp(float(self.nll_exact[known].mean())) if n else float("nan"),
+               "ppl": _exp(self.nll[known].mean()) if n else float("nan"),
+               "ppl_exact": _exp(self.nll_exact[known].mean()) if n else float("nan"),
                "steps_per_token": float(self.steps.mean()), "steps_exact_per_token": float(self.steps_exact.mean()),
                "spikes_per_token": float(self.spikes.mean()),
                "spikes_exact_per_token": float(self.spikes_exact.mean())}

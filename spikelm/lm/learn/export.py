@@ -38,10 +38,7 @@ def save(learning, folder, source=None) -> str:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigError(f"{folder}: exists and is not an empty folder; a learned model goes into a new one")
     src = Path(source) if source else (Path(snn.source) if snn.source and Path(snn.source).exists() else None)
-    tmp = Path(str(folder) + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = _new_folder_beside(folder)
     try:
         _model_files(snn, src, tmp)
         st, g = learning.state, learning.graph
@@ -75,6 +72,21 @@ def save(learning, folder, source=None) -> str:
     return str(folder)
 
 
+def _new_folder_beside(folder: Path) -> Path:
+    """A new private folder beside ``folder`` to write into (never one a user may own, such as
+    ``<folder>.partial``), made with the umask's permissions as every other output."""
+    parent = folder.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1000):
+        tmp = parent / f".{folder.name}.{os.getpid()}.{k}.tmp"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+    raise ConfigError(f"{folder}: cannot create a temporary folder in {parent}")  # pragma: no cover
+
+
 def _model_files(snn, src, out: Path):
     """The source model's files (a folder), or its family's config and weights written from memory."""
     if src is not None and src.is_dir():
@@ -89,15 +101,20 @@ def _model_files(snn, src, out: Path):
 
 
 def apply(graph: LMGraph, path) -> LMGraph:
-    """``graph`` (a fresh conversion) with the learned state of ``path`` applied; checked to match."""
-    import h5py
+    """``graph`` (a fresh conversion) with the learned state of ``path`` applied; checked to match.
+
+    Every array is checked before it is used (one line naming the file and the field): integer
+    rows of this model's shapes and inside its weight range, finite masters, spike units >= 1,
+    EI-IF parameters in their domains (theta_base, alpha >= 0, r in [0, 1])."""
 
     from spikelm.io.checkpoint import json_object
+    from spikelm.io.hdf5 import open_hdf5, reading
+    from spikelm.io.stored import stored_array
+    from spikelm.lm.learn.attach import weight_bound
 
     path = Path(path)
-    if not h5py.is_hdf5(path):
-        raise FileFormatError(f"{path}: not an HDF5 file (a learned model's state is written by save_model)")
-    with h5py.File(path, "r") as f:
+    what = f"a learned-model file ({LEARNED_FILE}, written by save_model)"
+    with open_hdf5(path, what) as f, reading(path, what):
         if f.attrs.get("format") != FORMAT:
             raise FileFormatError(f"{path}: not a spikelm learned-model file (format={FORMAT!r} missing)")
         if f.attrs.get("fingerprint") != fingerprint(graph, coding=False):
@@ -107,24 +124,30 @@ def apply(graph: LMGraph, path) -> LMGraph:
                               "bits and calibration text")
         projections = list(graph.projections)
         masters = {}
-        for key, h in f.get("projections", {}).items():
-            k = int(key)
-            if not 0 <= k < len(projections) or h["weights"].shape != projections[k].weights.shape:
-                raise FileFormatError(f"{path}: projections/{key} does not fit this model")
-            w = h["weights"][...].astype(projections[k].weights.dtype)
-            projections[k] = LMProjection(projections[k].pre, projections[k].post, w)
-            masters[k] = h["masters"][...].astype(np.float64)
+        for key, h in _groups(f, "projections", path):
+            k = int(key) if key.isdigit() else -1
+            if not 0 <= k < len(projections):
+                raise FileFormatError(f"{path}: projections/{key}: this model has projections 0..{len(projections) - 1}")
+            shape, q = projections[k].weights.shape, weight_bound(graph, k)
+            w = stored_array(_dataset(h, "weights", path), f"{path}: projections/{key}/weights", "int", shape, -q, q)
+            projections[k] = LMProjection(projections[k].pre, projections[k].post,
+                                          w.astype(projections[k].weights.dtype))
+            masters[k] = stored_array(_dataset(h, "masters", path), f"{path}: projections/{key}/masters", "float",
+                                      shape).astype(np.float64)
+            check_rounding(w, masters[k], q, f"{path}: projections/{key}/weights")
         pops = list(graph.pops)
-        for name, h in f.get("populations", {}).items():
-            if name not in graph.index:
-                raise FileFormatError(f"{path}: populations/{name}: no such population in this model")
+        for name, h in _groups(f, "populations", path):
+            if name not in graph.index or not graph.pops[graph.index[name]].spiking:
+                raise FileFormatError(f"{path}: populations/{name}: no such spiking population in this model")
             p = graph.index[name]
             neuron = h.attrs.get("neuron")
+            at, size = f"{path}: populations/{name}", (pops[p].size,)
             if neuron in ("eiif_exact", "eiif"):  # "eiif": its name in files written before it had its own
                 pops[p] = dataclasses.replace(pops[p], neuron="eiif_exact", unit=None, eiif=tuple(
-                    h[x][...].astype(np.float64) for x in ("theta_base", "alpha", "r")))
+                    stored_array(_dataset(h, x, path), f"{at}/{x}", "float", size, 0.0, 1.0 if x == "r" else None)
+                    .astype(np.float64) for x in ("theta_base", "alpha", "r")))
             elif neuron == "signed_if":
-                unit = h["unit"][...].astype(np.int64)
+                unit = stored_array(_dataset(h, "unit", path), f"{at}/unit", "int", size, 1, 2**31).astype(np.int64)
                 pops[p] = dataclasses.replace(pops[p], neuron="signed_if", eiif=None,
                                               unit=None if (unit == 1).all() else unit)
             else:
@@ -132,3 +155,38 @@ def apply(graph: LMGraph, path) -> LMGraph:
     return LMGraph(config=graph.config, pops=pops, projections=projections, edges=graph.edges,
                    n_positions=graph.n_positions, vocab_size=graph.vocab_size,
                    meta={**graph.meta, "learned": str(path), "masters": masters}, prefix=graph.prefix)
+
+
+def check_rounding(weights, masters, q, where: str) -> None:
+    """Learning keeps every integer weight the rounding of its master, ``clip(floor(m + 1/2), -q, q)``:
+    a file where they disagree was not written by a run."""
+    bad = np.flatnonzero(np.asarray(weights, np.int64).reshape(-1) !=
+                         np.clip(np.floor(np.asarray(masters).reshape(-1) + 0.5), -q, q))
+    if bad.size:
+        i = int(bad[0])
+        raise FileFormatError(f"{where}: {bad.size} integer weight(s) differ from the rounding of their masters "
+                              f"(the first at flat index {i}: {int(np.asarray(weights).reshape(-1)[i])}, master "
+                              f"{float(np.asarray(masters).reshape(-1)[i])!r})")
+
+
+def _groups(f, name, path):
+    """The groups under ``/name`` (none when it is absent), each refused unless a group."""
+    import h5py
+
+    top = f.get(name)
+    if top is None:
+        return []
+    if not isinstance(top, h5py.Group):
+        raise FileFormatError(f"{path}: {name}: not a group")
+    for key, h in top.items():
+        if not isinstance(h, h5py.Group):
+            raise FileFormatError(f"{path}: {name}/{key}: not a group")
+    return list(top.items())
+
+
+def _dataset(h, name, path):
+    import h5py
+
+    if not isinstance(h.get(name), h5py.Dataset):
+        raise FileFormatError(f"{path}: {h.name.lstrip('/')}/{name}: {'missing' if name not in h else 'not a dataset'}")
+    return h[name][...]

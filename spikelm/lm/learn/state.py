@@ -29,10 +29,12 @@ import math
 
 import numpy as np
 
-from spikelm.errors import CheckpointMismatchError
+from spikelm.errors import CheckpointMismatchError, FileFormatError
+from spikelm.io.stored import stored_array, stored_int
 from spikelm.lm.bundles import LearnBundle, LearnNeurons, LearnRules
 from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.attach import Attached, weight_bound
+from spikelm.lm.learn.export import check_rounding
 from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, TargetSpikes
 from spikelm.lm.layout import Layout, flat_weights
 from spikelm.plasticity.interface import HF, HI, H_KIND, KIND_BRAINGPT_HOMEO, PF, decay_table, table_length
@@ -248,7 +250,8 @@ class LearnState:
         return d
 
     def load_state_dict(self, d: dict, source: str = "checkpoint"):
-        """Restore :meth:`state_dict` in place; a missing array or another shape is refused."""
+        """Restore :meth:`state_dict` in place; a missing array, another shape, or a value outside
+        what a run can produce (:meth:`domains`) is refused, and nothing is changed then."""
         want = {k: self.a[k] for k in MUTABLE}
         want.update({f"w{k}": self.weights(k) for k in self.w0})
         for k, arr in want.items():
@@ -256,6 +259,40 @@ class LearnState:
             if got is None or np.shape(got) != arr.shape:
                 raise CheckpointMismatchError(f"{source}: learned state {k!r} is {np.shape(got) if got is not None else 'missing'}, "
                                               f"expected {arr.shape}")
+        raw = np.asarray(d.get("clock", np.zeros(0)))
+        clock = stored_int(raw.reshape(-1)[0] if raw.size == 1 else raw, f"{source}: learned/clock")
+        checked = {k: stored_array(d[k], f"{source}: learned/{k}", kind, want[k].shape, lo, hi)
+                   for k, (kind, lo, hi) in self.domains(clock).items()}
+        self._check_arrivals(checked, source)
+        for r, (k, _, _) in enumerate(self.attached.projections):
+            ri = self.a["pr_i"][r]
+            wm = checked["wm"][ri[K.P_SYN]: ri[K.P_SYN] + ri[K.P_NPRE] * ri[K.P_NPOST]]
+            check_rounding(checked[f"w{k}"], wm, self.bounds[k], f"{source}: learned/w{k}")
         for k, arr in want.items():
-            arr[...] = d[k]
-        self.clock = int(np.asarray(d["clock"]).reshape(-1)[0])
+            arr[...] = checked[k]
+        self.clock = clock
+
+    def domains(self, clock: int) -> dict:
+        """What each array of :meth:`state_dict` may hold, ``{name: (kind, lo, hi)}`` (None: no
+        bound): whatever a run produces, and nothing an executor could index out of bounds with."""
+        N = self.layout.n_spiking
+        dom = {"unit": ("int", 1, 2**31), "uth": ("float", 1.0, None),  # target spikes: theta_min >= 1
+               "theta_base": ("float", 0.0, None), "alpha": ("float", 0.0, None), "r": ("float", 0.0, 1.0),
+               "psp": ("int", 0, max(N - 1, 0)), "ppst": ("int", 0, N), "ppen": ("int", 0, N),
+               "wm": ("float", None, None), "crow": ("float", None, None), "xpre": ("float", 0.0, None),
+               "xpost": ("float", 0.0, None), "tpre": ("int", -1, clock), "tpost": ("int", -1, clock),
+               "mark": ("int", 0, 1), "sbar": ("float", 0.0, None), "vbar": ("float", None, None),
+               "lcnt": ("int", 0, None)}
+        dom.update({f"w{k}": ("int", -self.bounds[k], self.bounds[k]) for k in self.w0})
+        return dom
+
+    def _check_arrivals(self, d: dict, source: str):
+        """The last step's spikes (``psp[ppst[p]:ppen[p]]``, arriving next step) lie in their populations."""
+        off = self.layout.offsets
+        for p, (lo, hi) in enumerate(zip(d["ppst"], d["ppen"])):
+            if hi == lo == 0:
+                continue
+            ids = d["psp"][lo:hi]
+            if lo > hi or p >= self.graph.readout or ids.size and not (off[p] <= ids.min() and ids.max() < off[p + 1]):
+                raise FileFormatError(f"{source}: learned/psp: the spikes of {self.graph.pops[p].name} "
+                                      f"(entries {lo}..{hi}) are not neurons of that population")

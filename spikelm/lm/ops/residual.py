@@ -1,4 +1,9 @@
-"""Residual sum of two code tensors in fixed point: clamp(floor((a M_a + b M_b) / 2^k + 1/2))."""
+"""Residual sum of two or more code tensors in fixed point: clamp(floor((sum_i x_i M_i) / 2^k + 1/2)).
+
+Two inputs are the usual ``x + f(x)``; three are a parallel residual (GPT-NeoX's
+``use_parallel_residual``: ``x + attn(ln1(x)) + mlp(ln2(x))``, one rounding instead of two).
+The products and their sum are int64 and exact, so the order of the terms does not matter.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,13 @@ from spikelm.lm.ops.registry import Operator, clamp, register
 
 @dataclass
 class ResidualParams:
-    gain: np.ndarray  # int64 [2] (or [2, d] per channel): M_a, M_b
+    gain: np.ndarray  # int64 [n_inputs] (or [n_inputs, d] per channel): M_i
     shift: int  # k
 
 
-def residual(a, b, gain, shift: int, qmin: int, qmax: int) -> np.ndarray:
-    """Fixed-point sum of two code tensors (NumPy)."""
-    u = np.asarray(a, dtype=np.int64) * gain[0] + np.asarray(b, dtype=np.int64) * gain[1]
+def residual(xs, gain, shift: int, qmin: int, qmax: int) -> np.ndarray:
+    """Fixed-point sum of the code tensors ``xs`` (a list; NumPy)."""
+    u = sum(np.asarray(x, dtype=np.int64) * gain[i] for i, x in enumerate(xs))
     return clamp((u + (np.int64(1) << np.int64(shift) >> 1)) >> np.int64(shift), qmin, qmax)
 
 
@@ -26,16 +31,16 @@ def residual(a, b, gain, shift: int, qmin: int, qmax: int) -> np.ndarray:
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
     off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     gain, shift = params
-    i0 = off[in_idx[in_ptr[p]]]
-    i1 = off[in_idx[in_ptr[p] + 1]]
+    first = in_ptr[p]
+    k_in = in_ptr[p + 1] - first
     b = off[p]
     size = off[p + 1] - b
     k = shift[arg]
     half = (np.int64(1) << k) >> 1
-    g0 = gain[arg, 0]
-    g1 = gain[arg, 1]
     for c in range(size):
-        u = np.int64(counts[n, i0 + c]) * g0[c] + np.int64(counts[n, i1 + c]) * g1[c]
+        u = np.int64(0)
+        for t in range(k_in):
+            u += np.int64(counts[n, off[in_idx[first + t]] + c]) * gain[arg, t, c]
         u = (u + half) >> k
         if u < qmin[p]:
             u = qmin[p]
@@ -51,15 +56,17 @@ class Residual(Operator):
 
     def evaluate(self, graph, pop, inputs, ctx):
         P = pop.params
-        return residual(inputs[0], inputs[1], P.gain, P.shift, pop.qmin, pop.qmax)
+        return residual(inputs, P.gain, P.shift, pop.qmin, pop.qmax)
 
     def pack(self, graph, pops):
-        # per-channel multipliers [n, 2, d]; a per-tensor pair is broadcast over the channels
+        # per-channel multipliers [n, inputs, d]; a per-tensor multiplier is broadcast over the channels
         d = max(graph.pops[p].size for p in pops)
-        gain = np.zeros((len(pops), 2, d), np.int64)
+        k = max(len(graph.pops[p].inputs) for p in pops)
+        gain = np.zeros((len(pops), k, d), np.int64)
         for a, p in enumerate(pops):
             g = np.asarray(graph.pops[p].params.gain, dtype=np.int64)
-            gain[a] = g.reshape(2, -1) if g.ndim > 1 else g[:, None]
+            n_in = len(graph.pops[p].inputs)
+            gain[a, :n_in] = g.reshape(n_in, -1) if g.ndim > 1 else g[:, None]
         return gain, np.array([graph.pops[p].params.shift for p in pops], dtype=np.int64)
 
 

@@ -1,4 +1,5 @@
-"""Causal softmax of the integer Q·K^T accumulators, as integer probability codes.
+"""Causal softmax of the integer Q·K^T accumulators, as integer probability codes; optionally
+over a sliding window of keys and of soft-capped scores.
 
 For scores S_j of one query row (keys j <= n), with c = s_q s_k / sqrt(head_dim)::
 
@@ -7,6 +8,19 @@ For scores S_j of one query row (keys j <= n), with c = s_q s_k / sqrt(head_dim)
 
 in integers; the tables are built once at conversion (:func:`tables`). Neurons are
 heads x context per position (head h, key j at h * context + j); keys after n stay 0.
+
+**Sliding window** (the ``window`` of the scores edge, :class:`~spikelm.lm.graph.ProductEdge`):
+only keys n - window < j <= n take part; the others' codes are 0.
+
+**Soft-capping** (Gemma 2: scores become ``cap tanh(c S / cap)``): each S_j is first mapped to
+the integer code T_j of its capped value in units u = cap / N (N = :data:`SOFTCAP_LEVELS`)::
+
+    T_j = #{t : thr_t <= S_j},   thr_t = ceil(cap / c atanh((t - N - 1/2) / N)),  t = 1 .. 2N
+
+(an integer search in a table built at conversion: :func:`softcap_tables`), then the softmax
+above runs on T with c = u. T is round(cap tanh(c S / cap) / u) + N, so the capped scores are
+exact to u / 2 (a probability to 1 + u / 2, 0.15 % at cap 50), and NumPy and Numba compare
+the same integers.
 """
 
 from __future__ import annotations
@@ -20,6 +34,8 @@ from numba import njit
 from spikelm.lm.ops.registry import Operator, register
 
 FRAC_BITS = 40
+#: the soft-capped scores' codes run over -N .. N in units cap / N
+SOFTCAP_LEVELS = 2**14
 
 
 @dataclass
@@ -27,17 +43,35 @@ class SoftmaxParams:
     hi: np.ndarray  # float64
     lo: np.ndarray  # float64 [2^shift]
     shift: int
+    cap: np.ndarray | None = None  # int64 [2N]: the soft-cap's thresholds thr_t (None: not capped)
 
 
-def tables(c: float, dh: int, qk_max: int) -> SoftmaxParams:
-    """exp(-c d) 2^40 for integer distances d = max S - S, as a product of two tables."""
-    d_bound = 2 * qk_max * qk_max * dh + 1
+def _exp_tables(c: float, d_bound: int) -> SoftmaxParams:
     d_zero = math.ceil((FRAC_BITS + 2) * math.log(2) / c) if c > 0 else d_bound
     d_max = max(1, min(d_bound, d_zero))
     shift = max(1, math.ceil(math.log2(d_max + 1) / 2))
     lo = np.exp(-c * np.arange(2**shift, dtype=np.float64)) * 2.0**FRAC_BITS
     hi = np.exp(-c * np.arange((d_max >> shift) + 1, dtype=np.float64) * 2.0**shift)
     return SoftmaxParams(hi, lo, shift)
+
+
+def tables(c: float, dh: int, qk_max: int) -> SoftmaxParams:
+    """exp(-c d) 2^40 for integer distances d = max S - S, as a product of two tables."""
+    return _exp_tables(c, 2 * qk_max * qk_max * dh + 1)
+
+
+def softcap_tables(c: float, cap: float, levels: int = SOFTCAP_LEVELS) -> SoftmaxParams:
+    """The tables of the softmax of soft-capped scores ``cap tanh(c S / cap)`` (module docstring)."""
+    t = np.arange(1, 2 * levels + 1, dtype=np.float64) - levels - 0.5
+    thr = np.ceil(cap / c * np.arctanh(t / levels))
+    thr = np.clip(thr, -(2.0**62), 2.0**62).astype(np.int64)
+    P = _exp_tables(cap / levels, 2 * levels)
+    return SoftmaxParams(P.hi, P.lo, P.shift, thr)
+
+
+def capped(scores, cap: np.ndarray) -> np.ndarray:
+    """The soft-capped scores' codes T (0 .. 2N) of integer scores (NumPy)."""
+    return np.searchsorted(cap, np.asarray(scores, dtype=np.int64), side="right").astype(np.int64)
 
 
 def softmax(scores, allowed, hi, lo, shift: int, qmax: int) -> np.ndarray:
@@ -55,15 +89,16 @@ def softmax(scores, allowed, hi, lo, shift: int, qmax: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def softmax_row(S, n, hi, lo, shift, qmax, out):
-    """Probability codes of integer scores S[0..n] (the Numba twin of :func:`softmax`)."""
-    m = S[0]
-    for j in range(1, n + 1):
+def softmax_row(S, n, hi, lo, shift, qmax, out, first=0):
+    """Probability codes of integer scores S[first..n] into out[first..n] (the Numba twin of
+    :func:`softmax`; S and out may be one array)."""
+    m = S[first]
+    for j in range(first + 1, n + 1):
         if S[j] > m:
             m = S[j]
     mask = (np.int64(1) << shift) - 1
     Z = np.int64(0)
-    for j in range(n + 1):
+    for j in range(first, n + 1):
         dist = m - S[j]
         h = dist >> shift
         e = np.int64(0)
@@ -71,23 +106,54 @@ def softmax_row(S, n, hi, lo, shift, qmax, out):
             e = np.int64(math.floor(hi[h] * lo[dist & mask] + 0.5))
         out[j] = e
         Z += e
-    for j in range(n + 1):
+    for j in range(first, n + 1):
         out[j] = (2 * out[j] * qmax + Z) // (2 * Z)
+
+
+@njit(cache=True)
+def capped_nb(cap, ncap, s):
+    """#{t < ncap : cap[t] <= s} (the Numba twin of :func:`capped`, one score)."""
+    a = 0
+    b = ncap
+    while a < b:
+        mid = (a + b) >> 1
+        if cap[mid] <= s:
+            a = mid + 1
+        else:
+            b = mid
+    return np.int64(a)
 
 
 @njit(cache=True)
 def _start(n, p, arg, struct, counts, acc, S, params, scratch):
     off, qmax = struct.off, struct.qmax
-    hi, lo, shift, slot, heads = params
+    hi, lo, shift, slot, heads, window, cap, ncap = params
     b = off[p]
     H = heads[arg]
     ctx = (off[p + 1] - b) // H
     s = slot[arg]
+    first = 0
+    if window[arg] > 0 and n + 1 > window[arg]:
+        first = n + 1 - window[arg]
+    nc = ncap[arg]
     for h in range(H):
-        softmax_row(S[s, h], n, hi[arg], lo[arg], shift[arg], qmax[p], scratch)
-        for j in range(n + 1):
+        row = S[s, h]
+        if nc > 0:  # soft-capped: the scores' codes first, then the softmax on them in place
+            for j in range(first, n + 1):
+                scratch[j] = capped_nb(cap[arg], nc, row[j])
+            softmax_row(scratch, n, hi[arg], lo[arg], shift[arg], qmax[p], scratch, first)
+        else:
+            softmax_row(row, n, hi[arg], lo[arg], shift[arg], qmax[p], scratch, first)
+        for j in range(first):
+            acc[b + h * ctx + j] = 0
+        for j in range(first, n + 1):
             acc[b + h * ctx + j] = scratch[j]
-    return H * (n + 1)
+    return H * (n + 1 - first)
+
+
+def keys_seen(window: int, position: int) -> int:
+    """Keys a query at ``position`` attends to (all ``position + 1`` without a window)."""
+    return position + 1 if window <= 0 else min(position + 1, window)
 
 
 class Softmax(Operator):
@@ -97,14 +163,18 @@ class Softmax(Operator):
     def evaluate(self, graph, pop, inputs, ctx):
         P = pop.params
         L, H, keys = ctx.scores.shape
-        allowed = np.arange(keys)[None, :] <= ctx.positions[:, None]  # [L, keys]
-        codes = softmax(ctx.scores, allowed[:, None, :], P.hi, P.lo, P.shift, pop.qmax)
+        window = graph.edges[graph.scores_edge(graph.index[pop.name])].window
+        j, n = np.arange(keys)[None, :], ctx.positions[:, None]
+        allowed = (j <= n) & ((n - j < window) if window > 0 else True)  # [L, keys]
+        scores = ctx.scores if P.cap is None else capped(ctx.scores, P.cap)
+        codes = softmax(scores, allowed[:, None, :], P.hi, P.lo, P.shift, pop.qmax)  # 0 where not allowed
         out = np.zeros((L, H, pop.size // H), np.int64)
         out[:, :, :keys] = codes
         return out.reshape(L, pop.size)
 
     def evaluations(self, graph, p, position):
-        return graph.edges[graph.scores_edge(p)].heads * (position + 1)
+        ed = graph.edges[graph.scores_edge(p)]
+        return ed.heads * keys_seen(ed.window, position)
 
     def pack(self, graph, pops):
         ps = [graph.pops[p].params for p in pops]
@@ -113,10 +183,16 @@ class Softmax(Operator):
         for a, q in enumerate(ps):
             hi[a, : len(q.hi)] = q.hi  # zeros past a table's end: exp underflows to 0 there
             lo[a, : len(q.lo)] = q.lo
+        ncap = np.array([0 if q.cap is None else len(q.cap) for q in ps], dtype=np.int64)
+        cap = np.zeros((len(ps), max(1, int(ncap.max()))), np.int64)
+        for a, q in enumerate(ps):
+            if q.cap is not None:
+                cap[a, : len(q.cap)] = q.cap
         slots = [scores_slot(graph, p) for p in pops]
-        heads = [graph.edges[graph.scores_edge(p)].heads for p in pops]
+        edges = [graph.edges[graph.scores_edge(p)] for p in pops]
         return (hi, lo, np.array([q.shift for q in ps], dtype=np.int64), np.array(slots, dtype=np.int64),
-                np.array(heads, dtype=np.int64))
+                np.array([ed.heads for ed in edges], dtype=np.int64),
+                np.array([ed.window for ed in edges], dtype=np.int64), cap, ncap)
 
 
 def scores_slot(graph, p: int) -> int:

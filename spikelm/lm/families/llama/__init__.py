@@ -1,11 +1,15 @@
 """The Llama family (Llama, Qwen2, Mistral, SmolLM2): RMSNorm, RoPE, a SiLU-gated MLP,
-grouped-query attention, Qwen2's q/k/v biases, tied or untied heads.
+grouped-query attention, Qwen2's q/k/v biases, tied or untied heads; scaled RoPE (Llama 3.1 /
+3.2's ``llama3``, ``linear``, ``yarn``, ``dynamic``) and sliding windows (Mistral, Qwen2's
+``use_sliding_window``).
 
 Reads a transformers ``LlamaForCausalLM`` / ``Qwen2ForCausalLM`` / ``MistralForCausalLM``, a
 Hugging Face folder (safetensors, sharded or not, any float dtype, or pytorch_model.bin), a
 GGUF file, and a state dict with its config. Its parts: :mod:`.config`
 (:class:`LlamaConfig`), :mod:`.forward` (the float forward), :mod:`.tensors` (names and
-shapes), :mod:`.build` (calibration, per-channel scales, the sink prefix, the graph).
+shapes), :mod:`.build` (calibration, per-channel scales, the sink prefix, the graph). The
+families that vary it (Qwen3, Gemma) subclass :class:`Llama` and its config, whose hooks
+the forward and the builder read.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ class Llama(Family):
         raw = dict(raw)
         if isinstance(raw.get("bos_token_id"), list):  # some configs list several
             raw["bos_token_id"] = raw["bos_token_id"][0] if raw["bos_token_id"] else None
-        unknown = [a for a in raw.get("architectures") or [] if a not in ARCHITECTURES]
+        unknown = [a for a in raw.get("architectures") or [] if a not in self.architectures]
         if unknown:
             raise ConfigError(f"{source}: model_type={raw.get('model_type')!r} but architectures={unknown!r}: they "
-                              f"disagree; a {self.label} folder names {', '.join(ARCHITECTURES)}")
-        return LlamaConfig.from_dict(raw, source, context)
+                              f"disagree; a {self.label} folder names {', '.join(self.architectures)}")
+        return self.config_class.from_dict(raw, source, context)
 
     def tensors(self, cfg):
         return tensors.LAYOUT

@@ -24,11 +24,17 @@ Populations per layer ``hI.``: norm1 (RMSNorm), q, k, v (synaptic), qr, kr (RoPE
 (softmax of the qr·kr scores edge, grouped-query), ctx (the att·v mix edge), o (synaptic),
 res1 (residual), norm2, gate, up (synaptic), silu (table on gate), act (the silu·up mul
 edge), down (synaptic), res2 (residual); then normf and the readout ``head``.
+
+The config's hooks (:mod:`.config`) add or change, for the families that vary this one:
+qn, kn (per-head RMSNorm before RoPE: ``qk_norm``), onorm and dnorm (RMSNorm of o and of down
+before their residual sums: ``post_norms``), gelu instead of silu (``activation``), the
+embedding times ``embed_scale``, norm gains ``norm_offset + w``, each layer's rotary tables
+(``rotary_of``) and sliding window (``window``: on the scores and mix edges), the soft-capped
+softmax (``attn_softcap``: :func:`~spikelm.lm.ops.softmax.softcap_tables`) and the readout's
+soft-cap (``final_softcap``).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -39,7 +45,7 @@ from spikelm.lm.ops.embed import EmbedParams
 from spikelm.lm.ops.residual import ResidualParams
 from spikelm.lm.ops.rmsnorm import RMSNormParams
 from spikelm.lm.ops.rope import RopeParams
-from spikelm.lm.ops.softmax import tables
+from spikelm.lm.ops.softmax import softcap_tables, tables
 from spikelm.lm.ops.table import TableParams
 from spikelm.lm.precision import parse_bits
 from spikelm.lm.quantize import MIN_CALIBRATION_TOKENS, check_tokens, fixed_point, folded_weight_codes, round_half_up
@@ -49,11 +55,12 @@ DEFAULT_BITS = "lin=8,act=8,res=12,att=12,oth=12"
 DEFAULT_WEIGHT_BITS = 12
 DEFAULT_CLAMP = 8
 #: points with one scale per tensor (the rest: per channel)
-PER_TENSOR = ("qr", "kr", "gate", "silu")
+PER_TENSOR = ("qr", "kr", "gate", "silu", "gelu")
 
-GROUPS = {"emb": "res", "norm1": "lin", "q": "oth", "k": "oth", "v": "oth", "qr": "oth", "kr": "oth",
-          "att": "att", "ctx": "lin", "o": "oth", "res1": "res", "norm2": "lin", "gate": "oth", "up": "oth",
-          "silu": "oth", "act": "act", "down": "oth", "res2": "res", "normf": "lin"}
+GROUPS = {"emb": "res", "norm1": "lin", "q": "oth", "k": "oth", "v": "oth", "qn": "oth", "kn": "oth", "qr": "oth",
+          "kr": "oth", "att": "att", "ctx": "lin", "o": "oth", "onorm": "oth", "res1": "res", "norm2": "lin",
+          "gate": "oth", "up": "oth", "silu": "oth", "gelu": "oth", "act": "act", "down": "oth", "dnorm": "oth",
+          "res2": "res", "normf": "lin"}
 
 
 def point_group(name: str) -> str:
@@ -82,7 +89,8 @@ def calibrate(cfg, params: dict, calibration, prefix: np.ndarray) -> dict:
 
 def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit",
           weight_bits: int = DEFAULT_WEIGHT_BITS, clamp: int = DEFAULT_CLAMP, sink: bool = True) -> LMGraph:
-    """Quantize a Llama-family model (``params`` with Hugging Face names, float64) into the graph."""
+    """Quantize a Llama-family model (``params`` with Hugging Face names, float64) into the graph
+    (or a model of a family that varies it through the config's hooks: :mod:`.config`)."""
     prec = parse_bits(DEFAULT_BITS if bits is None else bits)
     if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 4 <= weight_bits <= 16:
         raise ConfigError(f"weight_bits={weight_bits!r}; allowed: an integer from 4 to 16")
@@ -90,6 +98,9 @@ def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit
         raise ConfigError(f"clamp={clamp!r}; allowed: an integer from 1 to 64 (the code range over the calibration maximum)")
     bos = getattr(cfg, "bos_token_id", None)
     prefix = np.array([bos] if sink and bos is not None else [], dtype=np.int64)
+    if cfg.n_positions <= len(prefix):
+        raise ConfigError(f"context={cfg.n_positions} (--context): the attention sink takes {len(prefix)} position, "
+                          f"leaving none for text; allowed: a context of at least {len(prefix) + 1}")
     maxabs = calibrate(cfg, params, calibration, prefix)
     P = params
     d, f, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
@@ -145,22 +156,30 @@ def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit
         M, k = fixed_point(m, acc_bound, name)
         return add(name, layer, ACCUMULATE, size, inputs=(a, b), gain=M, offset=np.zeros(size, np.int64), shift=k)
 
-    def rmsnorm(name, layer, pre, gamma):
-        prm = RMSNormParams.of(gamma, cfg.rms_norm_eps, vec(pops[pre].name, d), vec(name, d), pops[pre].qmax)
-        return add(name, layer, "rmsnorm", d, inputs=(pre,), params=prm)
+    def rmsnorm(name, layer, pre, gamma, group=0):
+        """gamma: the stored weight (its gains are norm_offset + gamma), tiled over heads for a group."""
+        n = pops[pre].size
+        gain = np.tile(gamma + cfg.norm_offset, n // len(gamma))
+        prm = RMSNormParams.of(gain, cfg.rms_norm_eps, vec(pops[pre].name, n), vec(name, n), pops[pre].qmax, group)
+        return add(name, layer, "rmsnorm", n, inputs=(pre,), params=prm)
 
     def residual(name, layer, a, b):
         m = np.stack([vec(pops[a].name, d), vec(pops[b].name, d)]) / vec(name, d)
         M, k = fixed_point(m, float(max(pops[a].qmax, pops[b].qmax)), name)
         return add(name, layer, "residual", d, inputs=(a, b), params=ResidualParams(M, k))
 
-    cos, sin = L.rope_tables(cfg, ctx)
+    rope_of = {}  # the cos/sin tables of each distinct rotary embedding
 
-    def rope(name, layer, pre, heads):
+    def rope(name, layer, pre, heads, rotary):
+        if rotary not in rope_of:
+            rope_of[rotary] = rotary.tables(dh, ctx)
+        cos, sin = rope_of[rotary]
         gain = vec(pops[pre].name, heads * dh) / float(scale[name])
         return add(name, layer, "rope", heads * dh, inputs=(pre,), params=RopeParams(cos, sin, gain, dh))
 
-    x = add("emb", "emb", "embed", d, params=EmbedParams(P["model.embed_tokens.weight"], None, vec("emb", d)))
+    act_fn, act_name = L.ACTIVATIONS[cfg.activation], L.ACT_POP[cfg.activation]
+    x = add("emb", "emb", "embed", d,
+            params=EmbedParams(P["model.embed_tokens.weight"] * cfg.embed_scale, None, vec("emb", d)))
     for i in range(cfg.num_hidden_layers):
         p, n, lay = f"model.layers.{i}.", f"h{i}.", f"h{i}"
         h = rmsnorm(n + "norm1", lay, x, P[p + "input_layernorm.weight"])
@@ -168,36 +187,47 @@ def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit
         q = synaptic(n + "q", lay, h, P[p + "self_attn.q_proj.weight"], bias("q_proj"))
         k = synaptic(n + "k", lay, h, P[p + "self_attn.k_proj.weight"], bias("k_proj"))
         v = synaptic(n + "v", lay, h, P[p + "self_attn.v_proj.weight"], bias("v_proj"))
-        qr = rope(n + "qr", lay, q, H)
-        kr = rope(n + "kr", lay, k, G)
-        c = float(scale[n + "qr"]) * float(scale[n + "kr"]) / math.sqrt(dh)
+        if cfg.qk_norm:  # one RMSNorm per head, over head_dim
+            q = rmsnorm(n + "qn", lay, q, P[p + "self_attn.q_norm.weight"], group=dh)
+            k = rmsnorm(n + "kn", lay, k, P[p + "self_attn.k_norm.weight"], group=dh)
+        qr = rope(n + "qr", lay, q, H, cfg.rotary_of(i))
+        kr = rope(n + "kr", lay, k, G, cfg.rotary_of(i))
+        c = float(scale[n + "qr"]) * float(scale[n + "kr"]) / cfg.attn_divisor
+        cap = cfg.attn_softcap
         att = add(n + "att", lay, "softmax", H * ctx, inputs=(qr, kr),
-                  params=tables(c, dh, max(pops[qr].qmax, pops[kr].qmax)))
-        edges.append(ProductEdge("scores", qr, kr, att, H, G, dh))
+                  params=softcap_tables(c, cap) if cap else tables(c, dh, max(pops[qr].qmax, pops[kr].qmax)))
+        win = cfg.window(i) if cfg.window(i) < ctx else 0  # a window as long as the context is none
+        edges.append(ProductEdge("scores", qr, kr, att, H, G, dh, window=win))
         v_of_ctx = vec(n + "v", G * dh).reshape(G, dh)[np.arange(H) // (H // G)].reshape(H * dh)
         o = product(n + "ctx", lay, att, v, float(scale[n + "att"]) * v_of_ctx / vec(n + "ctx", H * dh),
                     float(pops[att].qmax + ctx) * pops[v].qmax * ctx, H * dh)
-        edges.append(ProductEdge("mix", att, v, o, H, G, dh))
-        y = synaptic(n + "o", lay, o, P[p + "self_attn.o_proj.weight"])
+        edges.append(ProductEdge("mix", att, v, o, H, G, dh, window=win))
+        y = synaptic(n + "o", lay, o, P[p + "self_attn.o_proj.weight"],
+                     P[p + "self_attn.o_proj.bias"] if cfg.o_bias else None)
+        if cfg.post_norms:
+            y = rmsnorm(n + "onorm", lay, y, P[p + "post_attention_layernorm.weight"])
         r1 = residual(n + "res1", lay, x, y)
-        h2 = rmsnorm(n + "norm2", lay, r1, P[p + "post_attention_layernorm.weight"])
+        h2 = rmsnorm(n + "norm2", lay, r1,
+                     P[p + ("pre_feedforward_layernorm" if cfg.post_norms else "post_attention_layernorm") + ".weight"])
         gate = synaptic(n + "gate", lay, h2, P[p + "mlp.gate_proj.weight"])
         up = synaptic(n + "up", lay, h2, P[p + "mlp.up_proj.weight"])
         lo, hi = pops[gate].qmin, pops[gate].qmax
-        slo, shi = q_of(n + "silu")[1]
-        lut = np.clip(round_half_up(L.silu(np.arange(lo, hi + 1) * float(scale[n + "gate"])) / float(scale[n + "silu"])),
-                      slo, shi).astype(np.int64)
-        sg = add(n + "silu", lay, "table", f, inputs=(gate,), params=TableParams(lut, lo))
-        act = product(n + "act", lay, sg, up, float(scale[n + "silu"]) * vec(n + "up", f) / vec(n + "act", f),
+        slo, shi = q_of(n + act_name)[1]
+        lut = np.clip(round_half_up(act_fn(np.arange(lo, hi + 1) * float(scale[n + "gate"]))
+                                    / float(scale[n + act_name])), slo, shi).astype(np.int64)
+        sg = add(n + act_name, lay, "table", f, inputs=(gate,), params=TableParams(lut, lo))
+        act = product(n + "act", lay, sg, up, float(scale[n + act_name]) * vec(n + "up", f) / vec(n + "act", f),
                       float(pops[sg].qmax) * pops[up].qmax, f)
         edges.append(ProductEdge("mul", sg, up, act, 1, 1, f))
         y = synaptic(n + "down", lay, act, P[p + "mlp.down_proj.weight"])
+        if cfg.post_norms:
+            y = rmsnorm(n + "dnorm", lay, y, P[p + "post_feedforward_layernorm.weight"])
         x = residual(n + "res2", lay, r1, y)
     hf = rmsnorm("normf", "normf", x, P["model.norm.weight"])
     codes, s_w = folded_weight_codes(L.head_weight(cfg, P).T, vec("normf", d), weight_bits)
     index["head"] = len(pops)
     pops.append(LMPopulation("head", "head", ACCUMULATE, V, 0, 0, 0.0, inputs=(hf,), spiking=False,
-                             params=ReadoutParams(s_w, np.zeros(V))))
+                             params=ReadoutParams(s_w, np.zeros(V), float(cfg.final_softcap or 0.0))))
     projections.append(LMProjection(hf, index["head"], np.ascontiguousarray(codes)))
     graph_prefix = _prefix(cfg, params, prefix, pops, scale) if prefix.size else None
     return LMGraph(config=cfg, pops=pops, projections=projections, edges=edges, n_positions=ctx, vocab_size=V,

@@ -1,17 +1,24 @@
-"""The float forward of Llama-family decoders (Llama, Qwen2, Mistral, SmolLM2), NumPy float64.
+"""The float forward of Llama-family decoders (Llama, Qwen2, Mistral, SmolLM2) and of the
+families that vary them (Qwen3, Gemma 1-3), NumPy float64.
 
 It is the model the quantized one is measured against and the pass that calibrates the
 quantizer. Parameter names are Hugging Face's
 (``model.layers.0.self_attn.q_proj.weight`` [out, in], ``model.norm.weight``, ...).
 
-Per layer::
+Per layer i (the config's hooks in brackets, :class:`~.config.LlamaConfig`)::
 
-    h = RMSNorm(x) ; q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv)       (Qwen2 has the biases)
-    q, k = RoPE(q, n), RoPE(k, n)                                         (rotate_half convention)
-    a = softmax(q k^T / sqrt(head_dim), causal), key/value head g(h) = h // (heads / kv_heads)
-    x = x + (a v) Wo ; h = RMSNorm(x) ; x = x + (silu(h Wg) * (h Wu)) Wd
+    h = RMSNorm(x) ; q, k, v = h Wq (+bq), h Wk (+bk), h Wv (+bv)     (biases: attention_bias)
+    q, k = RMSNorm_head(q), RMSNorm_head(k)                            [qk_norm: per head, over head_dim]
+    q, k = RoPE_i(q, n), RoPE_i(k, n)                                   [rotary_of(i): the scaled tables]
+    s = q k^T / attn_divisor ; s = cap tanh(s / cap)                     [attn_softcap]
+    a = softmax(s) over keys j with n - window(i) < j <= n              [window(i); 0: all j <= n]
+    y = (a v) Wo (+bo) ; y = RMSNorm(y)                                 [o_bias; post_norms]
+    x = x + y ; h = RMSNorm(x) ; y = (act(h Wg) * (h Wu)) Wd            [activation: silu or gelu_tanh]
+    y = RMSNorm(y) ; x = x + y                                          [post_norms]
 
-then the final RMSNorm and the head (tied to the embedding or its own ``lm_head``).
+with key/value head g(h) = h // (heads / kv_heads), RMSNorm gains ``norm_offset + w``, the
+embedding times ``embed_scale``; then the final RMSNorm, the head (tied to the embedding or its
+own ``lm_head``) and the logits' soft-cap [final_softcap].
 """
 
 from __future__ import annotations
@@ -27,12 +34,10 @@ def head_weight(cfg, params: dict) -> np.ndarray:
     return params["model.embed_tokens.weight"] if cfg.tie_word_embeddings else params["lm_head.weight"]
 
 
-def rope_tables(cfg, n_positions: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin [n_positions, head_dim / 2] of the rotation angles n / theta^(2i / head_dim)."""
-    half = cfg.head_dim // 2
-    inv = 1.0 / (cfg.rope_theta ** (np.arange(half, dtype=np.float64) * 2 / cfg.head_dim))
-    ang = np.arange(n_positions, dtype=np.float64)[:, None] * inv[None, :]
-    return np.cos(ang), np.sin(ang)
+def rope_tables(cfg, n_positions: int, layer: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin [n_positions, head_dim / 2] of layer ``layer``'s rotation angles (its rotary
+    embedding's frequencies, scaled: :mod:`spikelm.lm.families.rotary`)."""
+    return cfg.rotary_of(layer).tables(cfg.head_dim, n_positions)
 
 
 def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
@@ -51,6 +56,33 @@ def silu(x):
     return x / (1.0 + np.exp(-x))
 
 
+def gelu_tanh(x):
+    """GELU in its tanh approximation (transformers' ``gelu_pytorch_tanh``)."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+#: the gate activations by the config's ``activation`` (also the population's name)
+ACTIVATIONS = {"silu": silu, "gelu_tanh": gelu_tanh}
+#: the activation's population name
+ACT_POP = {"silu": "silu", "gelu_tanh": "gelu"}
+
+
+def softcap(x, cap):
+    """``cap tanh(x / cap)`` (x unchanged for cap None)."""
+    return x if cap is None else cap * np.tanh(x / cap)
+
+
+def attention_mask(L: int, window: int) -> np.ndarray:
+    """[L, L] True where query n sees key j: j <= n, and n - window < j with a window."""
+    n, j = np.arange(L)[:, None], np.arange(L)[None, :]
+    return (j <= n) & ((n - j < window) if window else True)
+
+
+def norm_weight(cfg, params: dict, name: str) -> np.ndarray:
+    """An RMSNorm's gains: ``norm_offset + w`` (Gemma stores w - 1)."""
+    return params[name] + cfg.norm_offset
+
+
 def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0) -> np.ndarray:
     """Float64 logits [L, vocab] of one sequence.
 
@@ -65,36 +97,50 @@ def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0
     P = params
     L, H, G, dh = len(ids), cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     grp = H // G
-    cos, sin = rope_tables(cfg, L)
     eps = cfg.rms_norm_eps
-    x = seen("emb", P["model.embed_tokens.weight"][ids])
-    mask = np.tril(np.ones((L, L), dtype=bool))
+    act_fn, act_name = ACTIVATIONS[cfg.activation], ACT_POP[cfg.activation]
+    x = seen("emb", P["model.embed_tokens.weight"][ids] * cfg.embed_scale)
     for i in range(cfg.num_hidden_layers):
         p, n = f"model.layers.{i}.", f"h{i}."
+        cos, sin = rope_tables(cfg, L, i)
+        mask = attention_mask(L, cfg.window(i))
 
         def lin(h, name, bias=False):
             y = matmul(h, P[p + name + ".weight"].T)
             return y + P[p + name + ".bias"] if bias else y
 
-        h = seen(n + "norm1", rmsnorm(x, P[p + "input_layernorm.weight"], eps))
+        def norm(h, name):
+            return rmsnorm(h, norm_weight(cfg, P, p + name + ".weight"), eps)
+
+        h = seen(n + "norm1", norm(x, "input_layernorm"))
         b = cfg.attention_bias
         q = seen(n + "q", lin(h, "self_attn.q_proj", b)).reshape(L, H, dh)
         k = seen(n + "k", lin(h, "self_attn.k_proj", b)).reshape(L, G, dh)
         v = seen(n + "v", lin(h, "self_attn.v_proj", b)).reshape(L, G, dh)
+        if cfg.qk_norm:
+            q = seen(n + "qn", norm(q, "self_attn.q_norm").reshape(L, H * dh)).reshape(L, H, dh)
+            k = seen(n + "kn", norm(k, "self_attn.k_norm").reshape(L, G * dh)).reshape(L, G, dh)
         q = seen(n + "qr", rope(q, cos, sin).reshape(L, H * dh)).reshape(L, H, dh).transpose(1, 0, 2)
         k = seen(n + "kr", rope(k, cos, sin).reshape(L, G * dh)).reshape(L, G, dh).transpose(1, 0, 2)
         v = v.transpose(1, 0, 2)
         k, v = k[np.arange(H) // grp], v[np.arange(H) // grp]
-        s = np.where(mask, matmul(q, k.transpose(0, 2, 1)) / math.sqrt(dh), -np.inf)
+        s = softcap(matmul(q, k.transpose(0, 2, 1)) / cfg.attn_divisor, cfg.attn_softcap)
+        s = np.where(mask, s, -np.inf)
         a = np.exp(s - s.max(-1, keepdims=True))
         a /= a.sum(-1, keepdims=True)
         o = seen(n + "ctx", matmul(a, v).transpose(1, 0, 2).reshape(L, H * dh))
-        x = seen(n + "res1", x + seen(n + "o", lin(o, "self_attn.o_proj")))
-        h = seen(n + "norm2", rmsnorm(x, P[p + "post_attention_layernorm.weight"], eps))
+        y = seen(n + "o", lin(o, "self_attn.o_proj", cfg.o_bias))
+        if cfg.post_norms:
+            y = seen(n + "onorm", norm(y, "post_attention_layernorm"))
+        x = seen(n + "res1", x + y)
+        h = seen(n + "norm2", norm(x, "pre_feedforward_layernorm" if cfg.post_norms else "post_attention_layernorm"))
         g = seen(n + "gate", lin(h, "mlp.gate_proj"))
         u = seen(n + "up", lin(h, "mlp.up_proj"))
-        sg = seen(n + "silu", silu(g))
+        sg = seen(n + act_name, act_fn(g))
         act = seen(n + "act", sg * u)
-        x = seen(n + "res2", x + seen(n + "down", lin(act, "mlp.down_proj")))
-    h = seen("normf", rmsnorm(x, P["model.norm.weight"], eps))
-    return matmul(h, head_weight(cfg, P).T)
+        y = seen(n + "down", lin(act, "mlp.down_proj"))
+        if cfg.post_norms:
+            y = seen(n + "dnorm", norm(y, "post_feedforward_layernorm"))
+        x = seen(n + "res2", x + y)
+    h = seen("normf", rmsnorm(x, norm_weight(cfg, P, "model.norm.weight"), eps))
+    return softcap(matmul(h, head_weight(cfg, P).T), cfg.final_softcap)

@@ -1,4 +1,5 @@
-"""The tensors of a Llama-family model: Hugging Face's names and shapes (weights [out, in])."""
+"""The tensors of a Llama-family model: Hugging Face's names and shapes (weights [out, in]),
+with those of the config's hooks (q/k norms, post norms, the output bias; :mod:`.config`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from spikelm.lm.tensors import TensorLayout
 
 
 def expected_shapes(cfg) -> dict[str, tuple[int, ...]]:
-    d, f, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
-    qd, kd = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
+    d, f, V, dh = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.head_dim
+    qd, kd = cfg.num_attention_heads * dh, cfg.num_key_value_heads * dh
     shapes = {"model.embed_tokens.weight": (V, d), "model.norm.weight": (d,)}
     for i in range(cfg.num_hidden_layers):
         p = f"model.layers.{i}."
@@ -20,11 +21,17 @@ def expected_shapes(cfg) -> dict[str, tuple[int, ...]]:
         if cfg.attention_bias:
             shapes.update({p + "self_attn.q_proj.bias": (qd,), p + "self_attn.k_proj.bias": (kd,),
                            p + "self_attn.v_proj.bias": (kd,)})
+        if cfg.o_bias:
+            shapes[p + "self_attn.o_proj.bias"] = (d,)
+        if cfg.qk_norm:
+            shapes.update({p + "self_attn.q_norm.weight": (dh,), p + "self_attn.k_norm.weight": (dh,)})
+        if cfg.post_norms:
+            shapes.update({p + "pre_feedforward_layernorm.weight": (d,), p + "post_feedforward_layernorm.weight": (d,)})
     if not cfg.tie_word_embeddings:
         shapes["lm_head.weight"] = (V, d)
     return shapes
 
 
-#: rotary tables some checkpoints carry as buffers: no parameters
+#: rotary tables some checkpoints carry as buffers, and Gemma's embedding scale: no parameters
 LAYOUT = TensorLayout(expected_shapes, prefix="model.", blocks="layers", layers_field="num_hidden_layers",
-                      ignored=("rotary_emb.inv_freq",))
+                      ignored=("rotary_emb.inv_freq", "embed_tokens.embed_scale"))
