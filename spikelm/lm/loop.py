@@ -121,9 +121,9 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
     Resumable: all state lives in the arrays; ``state.st[0]`` counts the token's steps.
     ``counters`` are this thread's own (the runner adds them up).
     """
-    T = split.n_threads
+    T = split.n_threads if THREADED else 1  # a constant alone: its loops over threads fold away
     P = struct.off.shape[0] - 1
-    tP = tid * P
+    tP = tid * P if THREADED else 0
     own_lo, own_hi, newp = split.lo, split.hi, split.newp
     if fresh:
         if tid == 0:
@@ -157,6 +157,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         neur.nspk, neur.active
     theta_base, alpha, rr = neur.theta_base, neur.alpha, neur.r
     bar = split.bar
+    my_base = split.sp_base[tid]  # this thread's first slot in sp
     R_spiking = counts.shape[1]
     counts_n = counts[n]  # this position's spike counts
     steps = st[0]
@@ -183,7 +184,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             return BUFFER_FULL
 
         # ---- update: every started neuron of this thread with something left fires one spike
-        nsp = split.sp_base[tid]
+        nsp = my_base
         for p in range(first, last + 1):
             pstart[tP + p] = nsp
             pend[tP + p] = nsp
@@ -361,7 +362,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
 
         if THREADED:  # every update of this step is in place
             barrier(bar, T)
-        for e in range(split.sp_base[tid], nsp):
+        for e in range(my_base, nsp):
             stepval[sp[e]] = 0
 
         if LEARN:  # (one thread) EI-IF populations: who may fire, after this step's learning
