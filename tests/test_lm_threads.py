@@ -33,7 +33,7 @@ def assert_threads_agree(snn, ids, teams=(2, 3)):
         assert_lm_agree(one, run_on(snn, ids, t))
 
 
-@settings(max_examples=scaled(10), **SETTINGS)
+@settings(max_examples=scaled(6), **SETTINGS)
 @given(case=gpt_cases())
 def test_threads_run_random_gpt2_models_bit_for_bit_as_one_thread(case):
     if case["coding"] == "unit":
@@ -45,7 +45,7 @@ def test_threads_run_random_gpt2_models_bit_for_bit_as_one_thread(case):
     assert_threads_agree(snn, token_ids(case["seed"] + 2, min(case["length"], 6), case["vocab"]))
 
 
-@settings(max_examples=scaled(10), **SETTINGS)
+@settings(max_examples=scaled(6), **SETTINGS)
 @given(case=llama_cases())
 def test_threads_run_random_llama_models_bit_for_bit_as_one_thread(case):
     if case["coding"] == "unit":
@@ -55,7 +55,7 @@ def test_threads_run_random_llama_models_bit_for_bit_as_one_thread(case):
     assert_threads_agree(snn, token_ids(case["seed"] + 2, case["length"], case["vocab"]))
 
 
-@settings(max_examples=scaled(8), **SETTINGS)
+@settings(max_examples=scaled(5), **SETTINGS)
 @given(case=hf_cases(list(HF_CLASSES)))
 def test_threads_run_windowed_and_soft_capped_families_bit_for_bit_as_one_thread(case):
     """Qwen3, Gemma 1/2/3 and Llama-family models with sliding windows shorter than the
