@@ -1,23 +1,31 @@
 """Benchmark of a real Llama-family model, spike by spike:
-``python -m benchmarks.lm --model PATH_OR_GGUF [--tokens 64] [--settings ...]``.
+``python -m benchmarks.lm_llama --model PATH_OR_GGUF [--tokens 64] [--threads 1,2] [--rounds 3] [--speed-only]``.
 
-In one run, on one core (numba and torch both set to one thread):
+In one run:
 
 1. quality: float and QANN perplexity on the built-in held-out English text (Python's
    reference topics) and on a text of another domain (the GPL-3), windows of 512 tokens;
 2. exactness: a greedy generation of ``--tokens`` new tokens, spike by spike; every token's
-   SNN logits compared with the QANN's, bit for bit;
+   SNN logits compared with the QANN's, bit for bit, and the run at every thread count
+   compared with the one-thread run;
 3. cost per coding on that generation: SynOps / dense MACs, shift-adds, spikes per
    activation, steps per token, the energy estimate against the dense model;
-4. speed: event-driven decode (tokens/s, CPU time of this thread, compile excluded) against
-   torch's float decode with a KV cache of the same model on the same core, same run;
+4. speed, side by side at each thread count of ``--threads``: event-driven decode (tokens/s
+   of wall time over the new tokens, compile excluded) against torch's float decode with a
+   KV cache of the same model at the same number of threads, alternating SNN and torch for
+   ``--rounds`` rounds (best round shown, with the process's CPU time over wall time, which
+   shows whether the threads ran at once, and the load average: on a shared machine the
+   figures are indicative only);
 5. the frontier: perplexity against SynOps/MACs for a few precision settings (``--settings``);
 6. peak memory (max RSS of this process).
+
+``--speed-only`` runs 2 and 4 (and 6) alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -29,13 +37,24 @@ from spikelm.lm.codings import CODINGS
 from spikelm.lm.evaluate import evaluate
 from spikelm.lm.report import coding_summary
 
-clock = time.thread_time
 FRONTIER = ("lin=6,act=8,res=12,att=12,oth=12", "lin=7,act=8,res=12,att=12,oth=12",
             "lin=8,act=8,res=12,att=12,oth=12", "lin=8,act=10,res=16,att=12,oth=12")
 
 
-def torch_decode(model_arg, prompt_ids, n_new):
-    """tokens/s of torch's float decode with a KV cache (1 thread), and its tokens."""
+def clocks():
+    """(wall, CPU time of the whole process: every thread) now."""
+    return time.perf_counter(), time.process_time()
+
+
+def rate(stamps):
+    """tokens/s and CPU/wall over consecutive (wall, cpu) stamps, one per token."""
+    st = np.asarray(stamps)
+    wall, cpu = st[-1, 0] - st[0, 0], st[-1, 1] - st[0, 1]
+    return (len(st) - 1) / wall, cpu / wall
+
+
+def torch_model(model_arg):
+    """The float model of ``model_arg`` in transformers (float32, eval)."""
     import torch
     import transformers
 
@@ -46,19 +65,66 @@ def torch_decode(model_arg, prompt_ids, n_new):
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
     else:
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-    model.eval()
-    bos = model.config.bos_token_id
-    ids = torch.tensor([[bos, *prompt_ids]])
+    return model.eval()
+
+
+def torch_decode(model, prompt_ids, n_new, threads):
+    """torch's greedy float decode with a KV cache on ``threads`` threads: (tokens/s, CPU/wall, tokens)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    ids = torch.tensor([[model.config.bos_token_id, *prompt_ids]])
     with torch.no_grad():
         out = model(ids, use_cache=True)
         past, nxt = out.past_key_values, out.logits[0, -1].argmax()
-        tokens, t0 = [int(nxt)], clock()
+        tokens, stamps = [int(nxt)], [clocks()]
         for _ in range(n_new - 1):
             out = model(nxt.view(1, 1), past_key_values=past, use_cache=True)
             past, nxt = out.past_key_values, out.logits[0, -1].argmax()
             tokens.append(int(nxt))
-        dt = clock() - t0
-    return (n_new - 1) / dt, tokens
+            stamps.append(clocks())
+    return (*rate(stamps), tokens)
+
+
+def snn_decode(snn, prompt, n_new, threads):
+    """The SNN's greedy decode on ``threads`` threads: (tokens/s, CPU/wall, generation); the
+    rate over the new tokens only (the prompt's positions excluded)."""
+    stamps = []
+    gen = snn.generate(prompt, n_new, threads=threads, on_token=lambda *a: stamps.append(clocks()))
+    return (*rate(stamps[len(prompt) - 1 :]), gen)
+
+
+def speed(args, snn, tok, prompt, teams):
+    """Section 4: SNN and torch decode side by side at each thread count; returns the 1-thread generation."""
+    print(f"\nload average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    for t in teams:  # compile (or load) each loop variant once, timed apart
+        t0 = time.perf_counter()
+        snn.generate(prompt, 2, threads=t)
+        print(f"compile/load of the {t}-thread loop and a 2-token warm-up: {time.perf_counter() - t0:.1f} s", flush=True)
+    model = torch_model(args.model)
+    runs = {t: [] for t in teams}  # (SNN tokens/s, its CPU/wall), (torch tokens/s, its CPU/wall) per round
+    gens = {}
+    for _ in range(args.rounds):
+        for t in teams:
+            s_tps, s_cpu, gens[t] = snn_decode(snn, prompt, args.tokens, t)
+            t_tps, t_cpu, torch_tokens = torch_decode(model, prompt.tolist(), args.tokens, t)
+            runs[t].append(((s_tps, s_cpu), (t_tps, t_cpu)))
+    best = {t: (max(r[0] for r in runs[t]), max(r[1] for r in runs[t])) for t in teams}
+    one = gens[teams[0]]
+    same = int(np.sum(np.array(torch_tokens[: len(one.new_tokens)]) == one.new_tokens))
+    print(f"\n{'threads':<9}{'SNN tokens/s':>13}{'CPU/wall':>9}{'torch tokens/s':>15}{'CPU/wall':>9}"
+          f"{'SNN/torch':>10}{'SNN vs 1 thread':>16}")
+    for t in teams:
+        (s, sc), (tt, tc) = best[t]
+        print(f"{t:<9}{s:>13.2f}{sc:>9.2f}{tt:>15.2f}{tc:>9.2f}{s / tt:>10.2f}{s / best[teams[0]][0][0]:>16.2f}")
+    for t in teams[1:]:
+        exact = all(np.array_equal(getattr(gens[t].simulation, k), getattr(one.simulation, k))
+                    for k in ("logits", "steps")) and np.array_equal(gens[t].tokens, one.tokens)
+        print(f"{t} threads == 1 thread (tokens, logits, steps per token): {exact}")
+    print(f"(best of {args.rounds} rounds, SNN and torch alternating; {args.tokens} new tokens after a "
+          f"{len(prompt)}-token prompt; greedy tokens equal to float's: {same}/{len(one.new_tokens)})")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    return one
 
 
 def main(argv=None):
@@ -71,18 +137,19 @@ def main(argv=None):
     ap.add_argument("--chars", type=int, default=20000, help="characters of each perplexity text")
     ap.add_argument("--settings", nargs="*", default=list(FRONTIER), help="precision settings of the frontier")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--speed-only", action="store_true", help="exactness, speed and peak memory alone")
+    ap.add_argument("--threads", default="1,2", help="thread counts to compare, comma-separated (default 1,2)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the speed comparison (default 3)")
     args = ap.parse_args(argv)
-    numba.set_num_threads(1)
-    import torch
-
-    torch.set_num_threads(1)
+    teams = sorted({int(t) for t in args.threads.split(",")})
+    numba.set_num_threads(1)  # (numba's own parallel pool: the LM loop's threads are its own)
 
     t0 = time.perf_counter()
     snn, tok, label = open_for_cli(args.model)
     print(f"model {label}: converted in {time.perf_counter() - t0:.1f} s; activation bits {snn.bits}, weight bits "
           f"{snn.graph.meta.get('weight_bits')}, context {snn.context}, coding {snn.coding}", flush=True)
 
-    if not args.skip_quality:
+    if not (args.skip_quality or args.speed_only):
         for name, text in (("held-out English (Python reference topics)", texts.heldout_text(args.chars)),
                            ("other domain (GPL-3)", texts.other_domain_text(args.chars))):
             if text is None:
@@ -94,22 +161,16 @@ def main(argv=None):
                   f"{100 * r['top1_agreement']:.1f} %", flush=True)
 
     prompt = tok.encode(args.prompt)
-    gen = snn.generate(prompt, 2)  # compile / load the loop
-    stamps = []
-    gen = snn.generate(prompt, args.tokens, on_token=lambda *a: stamps.append(clock()))
+    gen = speed(args, snn, tok, prompt, teams)
     sim = gen.simulation
-    per_token = np.diff(stamps)[len(prompt) - 1 :]  # the positions of new tokens (not the prompt)
     ids = gen.tokens[:-1]
     ref = snn.reference(ids)
     exact = bool(np.array_equal(sim.logits, ref.logits))
     print(f"generation of {args.tokens} tokens: SNN logits == QANN logits on every token: {exact}; "
           f"text: {tok.decode(gen.new_tokens)!r}", flush=True)
-    snn_tps = 1.0 / per_token.mean()
-    torch_tps, torch_tokens = torch_decode(args.model, prompt.tolist(), args.tokens)
-    same = int(np.sum(np.array(torch_tokens[: len(gen.new_tokens)]) == gen.new_tokens))
-    print(f"decode, 1 core: SNN {snn_tps:.2f} tokens/s (median {1 / np.median(per_token):.2f}), torch float with KV "
-          f"cache {torch_tps:.2f} tokens/s: ratio {snn_tps / torch_tps:.2f}; greedy tokens equal to float's: "
-          f"{same}/{len(gen.new_tokens)}", flush=True)
+    if args.speed_only:
+        print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        return
 
     print()
     print(f"{'coding':<14}{'SynOps/MACs':>12}{'shift-adds':>11}{'spikes/act':>11}{'steps/token':>12}{'energy vs dense':>16}")

@@ -7,7 +7,7 @@ per graph (``rec`` once per call, for its clock); :mod:`spikelm.lm.loop`, the op
 Numba twins and :mod:`spikelm.lm.learn.kernels` read them by name.
 
 Sizes: P populations, R neurons per position (spiking ones first, the readout last), N the
-spiking ones, E product edges, K projections.
+spiking ones, E product edges, K projections, T threads.
 """
 
 from __future__ import annotations
@@ -73,11 +73,11 @@ class TokenState(NamedTuple):
     kcache: np.ndarray  # [slots, key size, context] K codes, channel-major
     started: np.ndarray  # [P] uint8 schedule flags
     done: np.ndarray  # [P]
-    alist: np.ndarray  # [N] each population's neurons with a remainder (its slice of off)
-    alen: np.ndarray  # [P] how many
+    alist: np.ndarray  # [N] each population's neurons with a remainder (in each thread's share of its slice of off)
+    alen: np.ndarray  # [T P] how many (thread t, population p at t P + p)
     stepval: np.ndarray  # [N] this step's spike values (0: none)
-    sp: np.ndarray  # [N] this step's spiking neurons, population by population
-    pstart: np.ndarray  # [P] each population's range in sp
+    sp: np.ndarray  # [N] this step's spiking neurons, thread by thread, population by population
+    pstart: np.ndarray  # [T P] each population's range in sp, per thread
     pend: np.ndarray
     scratch: np.ndarray  # an int64 work row for operators
     st: np.ndarray  # [1] the token's steps so far
@@ -106,6 +106,23 @@ class EventBuffer(NamedTuple):
     node: np.ndarray
     val: np.ndarray
     n: np.ndarray
+
+
+class ThreadSplit(NamedTuple):
+    """Who does what in a team of threads (``split``; one thread: the whole of everything).
+
+    Thread t owns neurons ``lo[t P + p] .. hi[t P + p] - 1`` of population p (counted from the
+    population's first): it updates them, and adds every spike into them; its spikes go to
+    ``sp[sp_base[t]:]``. Arrays indexed ``t P + p`` (``alen``, ``pstart``, ``pend``) are laid out
+    the same way, so one thread's layout is the single-threaded one.
+    """
+
+    n_threads: np.int64
+    lo: np.ndarray  # [T P]
+    hi: np.ndarray  # [T P]
+    sp_base: np.ndarray  # [T] each thread's first slot in sp
+    bar: np.ndarray  # the team's barrier (spikelm.lm.sync)
+    newp: np.ndarray  # [P + 1] populations started this step (their number at [P]), by thread 0
 
 
 class LearnNeurons(NamedTuple):

@@ -80,6 +80,12 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
         p.add_argument("--backend", default=backends.DEFAULT, choices=backends.names(),
                        help=f"executor (default {backends.DEFAULT})")
         p.add_argument("--max-steps", type=int, default=None, help="steps allowed per token (default: no limit)")
+        if p.prog.split()[-1] != "evaluate":  # (evaluate: its own --no-progress; $SPIKELM_THREADS, also on Dask)
+            p.add_argument("--no-progress", action="store_true",
+                           help="no progress on stderr (loading, converting, compiling, running)")
+            p.add_argument("--threads", type=int, default=None,
+                           help="threads per token, numba backend (default: $SPIKELM_THREADS, else every idle core, at "
+                                "most one per 4 M weights); any number gives the same results; learning runs use one")
         p.set_defaults(func=run)
 
     g = sub.add_parser("generate", help="generate text token by token, every spike simulated")
@@ -232,9 +238,12 @@ def run(args) -> int:
     if cmd is None:
         print("usage: spikelm lm {generate,check,report,evaluate} ...  (spikelm lm -h for help)", file=sys.stderr)
         return 2
+    from spikelm.lm import progress
+
     if cmd in OUTPUTS:
         check_outputs(args)
-    return {"generate": _generate, "check": _check, "report": _report, "evaluate": _evaluate}[cmd](args)
+    with progress.shown(not getattr(args, "no_progress", False)):
+        return {"generate": _generate, "check": _check, "report": _report, "evaluate": _evaluate}[cmd](args)
 
 
 def _evaluate(args) -> int:
@@ -312,7 +321,7 @@ def _run_generate(args, snn, prompt, folder, out, on_token):
     if out is None:
         with deferred_interrupts() as ctrl_c:
             return snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
-                                on_token=_token_done(on_token, None, ctrl_c))
+                                threads=args.threads, on_token=_token_done(on_token, None, ctrl_c))
     from spikelm import __version__
     from spikelm.io.sonata import SpikeWriter
 
@@ -331,7 +340,7 @@ def _run_generate(args, snn, prompt, folder, out, on_token):
 
         try:
             gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
-                               record=sink, on_token=_token_done(on_token, writer, ctrl_c))
+                               threads=args.threads, record=sink, on_token=_token_done(on_token, writer, ctrl_c))
         except QuiescenceError as exc:
             raise QuiescenceError(f"{exc} (--max-steps); the spikes up to there are kept in "
                                   f"{writer.partial_path} (marked incomplete)") from None
@@ -366,6 +375,8 @@ def _token_done(on_token, writer, ctrl_c):
 def _check(args) -> int:
     from tqdm import tqdm
 
+    from spikelm.lm import progress
+
     if args.prompts < 1 or args.length < 1:
         raise ConfigError("--prompts and --length must be >= 1")
     snn, tok, folder = _load(args)
@@ -377,9 +388,9 @@ def _check(args) -> int:
         s = int(rng.integers(0, max(1, held.size - L)))
         prompts.append(held[s : s + L])
     all_ok, worst = True, 0
-    for i, ids in enumerate(tqdm(prompts, desc="check", unit="prompt", file=sys.stderr)):
+    for i, ids in enumerate(progress.bar("check", len(prompts), "prompt", iterable=prompts)):
         ref = snn.reference(ids)
-        sim = snn.simulate(ids, backend=args.backend, max_steps=args.max_steps)
+        sim = snn.simulate(ids, backend=args.backend, max_steps=args.max_steps, threads=args.threads)
         diff = max(int(np.abs(sim.counts[k] - ref.codes[k]).max()) for k in ref.codes)
         same = bool(np.array_equal(sim.logits, ref.logits))
         all_ok &= same and diff == 0
@@ -393,6 +404,7 @@ def _check(args) -> int:
 
 
 def _report(args) -> int:
+    from spikelm.lm import progress
     from spikelm.lm.report import bar_chart, coding_summary, compare_table, sim_energy, table
 
     codings = _codings(args)
@@ -415,7 +427,9 @@ def _report(args) -> int:
     sims, summaries = {}, {}
     for coding in codings:
         s = snn.with_coding(coding)
-        sims[coding] = s.simulate(ids, backend=args.backend, max_steps=args.max_steps)
+        with progress.bar(f"report: {coding} spikes", len(ids), "token") as bar:
+            sims[coding] = s.simulate(ids, backend=args.backend, max_steps=args.max_steps, threads=args.threads,
+                                      on_token=lambda *a: bar.update())
         summaries[coding] = coding_summary(sims[coding], s.graph, **energies)
     print(f"{len(ids)} tokens, activation bits {snn.bits}")
     for coding, sim in sims.items():

@@ -12,10 +12,12 @@ from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
 from spikelm.lm.codings import DEFAULT as DEFAULT_CODING
 from spikelm.lm.graph import LMGraph
+from spikelm.lm.layout import pack_weights
 from spikelm.lm.learn.export import LEARNED_FILE, apply
 from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
 from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy
+from spikelm.lm.threads import resolve as resolve_threads
 
 __all__ = ["Generation", "Simulation", "SpikingLM", "convert", "demo_model_path", "load_demo"]
 
@@ -102,12 +104,18 @@ class SpikingLM:
         """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``."""
         return run_reference(self.graph, self._ids(token_ids))
 
-    def runner(self, backend: str = "numba", record: bool = False):
+    def runner(self, backend: str = "numba", record: bool = False, threads: int | None = None):
         """A fresh event-driven executor (see :mod:`spikelm.lm.backends`); exact unless the graph
-        has spike units or EI-IF neurons (then with their state, no plasticity)."""
+        has spike units or EI-IF neurons (then with their state, no plasticity, one thread).
+
+        ``threads``: threads per token on the numba backend (:mod:`spikelm.lm.threads`: default
+        ``$SPIKELM_THREADS``, else every core, at most one per 4 M weights); any number gives the
+        same results, bit for bit."""
+        n = resolve_threads(threads, self.graph, backend, learning=not self.graph.plain)
         if not self.graph.plain:
             return self.learning(None, backend).runner_for(record)
-        return runner_class(backend)(self.graph, record=record)
+        cls = runner_class(backend)
+        return cls(self.graph, record=record, threads=n) if n > 1 else cls(self.graph, record=record)
 
     def learning(self, plasticity=None, backend: str = "numba"):
         """A learning run (:class:`spikelm.lm.learn.session.Learning`): ``plasticity`` (a
@@ -117,35 +125,38 @@ class SpikingLM:
         return Learning(self, plasticity, backend)
 
     def simulate(self, token_ids, backend: str = "numba", max_steps: int | None = None,
-                 record: bool = False, on_token=None, plasticity=None) -> Simulation:
+                 record: bool = False, on_token=None, plasticity=None, threads: int | None = None) -> Simulation:
         """Event-driven simulation, token by token to quiescence (``max_steps`` per token).
 
         ``record=True`` keeps the spikes in ``.events``; a callable ``record(steps, pops,
         nodes, values)`` receives them in time order instead (e.g. a SONATA writer).
         ``on_token(position, logits_row, counts)`` is called after each token. With
         ``plasticity`` (or a graph with spike units or EI-IF neurons) the run learns as it goes
-        and ``.drift`` reports its distance from the exact reference per token.
+        and ``.drift`` reports its distance from the exact reference per token (on one thread).
+        ``threads``: see :meth:`runner`.
         """
         ids = self._ids(token_ids)
         if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
             raise ConfigError(f"max_steps={max_steps!r}; allowed: a positive integer or None")
         if plasticity is not None or not self.graph.plain:
+            resolve_threads(threads, self.graph, backend, learning=True)
             return self.learning(plasticity, backend).feed(ids, max_steps, on_token, record)
-        runner = self.runner(backend, record)
+        runner = self.runner(backend, record, threads)
         return drive(runner, ids, max_steps, on_token, backend)
 
     def generate(self, prompt_ids, n_tokens: int, backend: str = "numba", max_steps: int | None = None,
-                 record: bool = False, on_token=None, plasticity=None) -> Generation:
+                 record: bool = False, on_token=None, plasticity=None, threads: int | None = None) -> Generation:
         """Greedy decoding: the prompt, then ``n_tokens`` tokens, each run to quiescence.
 
         Settled positions never spike again: appending a token only causes the events of its
         own position. ``on_token(position, logits_row, counts)`` as in :meth:`simulate`;
-        ``plasticity`` as there (``.simulation.drift``).
+        ``plasticity`` and ``threads`` as there (``.simulation.drift``).
         """
         ids = generation_ids(prompt_ids, n_tokens, self.graph.vocab_size, self.context)
         if plasticity is not None or not self.graph.plain:
+            resolve_threads(threads, self.graph, backend, learning=True)
             return self.learning(plasticity, backend).generate(ids, n_tokens, max_steps, on_token, record)
-        runner = self.runner(backend, record)
+        runner = self.runner(backend, record, threads)
         return greedy(ids, n_tokens, runner, lambda x: drive(runner, x, max_steps, on_token, backend), backend)
 
     def population_sizes(self) -> dict:
@@ -218,4 +229,5 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
     learned = Path(loaded.source) / LEARNED_FILE if loaded.source and Path(loaded.source).is_dir() else None
     if learned is not None and os.path.lexists(learned):  # a directory or a broken link is refused there
         graph = apply(graph, learned)
+    pack_weights(graph)  # one flat array of integer rows, which the compiled runner reads in place
     return SpikingLM(graph, loaded.params, loaded.source)

@@ -16,7 +16,8 @@ With both factors changing in one step, ``d(a b) = da b_old + a_new db``: a spik
 - ``mul`` (elementwise a·b into ``out``): one SynOp per spike, either factor.
 
 The Numba functions process one population's spikes of one step (``sp[lo:hi]`` are global
-neuron indices, ``stepval`` their values) and return the SynOps they did.
+neuron indices, ``stepval`` their values) into the part of the target one thread owns, and
+return the SynOps they did there (and the shifted ones among them).
 """
 
 from __future__ import annotations
@@ -80,89 +81,145 @@ def macs(edge, position: int) -> int:
 
 
 # ---------------------------------------------------------------- Numba: one step's spikes of one factor
+#
+# Each kernel applies the updates that land in a range of the target it is given (``lo_own`` to
+# ``hi_own``: query heads of the scores, neurons of the product's output population), the
+# share of one thread of the compiled loop (the whole target when it runs alone), and returns
+# the SynOps it did and how many of them were shifted additions (a spike value other than ±1).
 
 
 @njit(cache=True)
-def scores_a(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group, first):
-    """Q spikes: S[h, j] += v k_old[j, c(h, d)] for first <= j <= n (first > 0: a sliding window)."""
+def scores_a(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group, first, lo_own, hi_own):
+    """Q spikes: S[h, j] += v k_old[j, c(h, d)] for first <= j <= n (first > 0: a sliding window;
+    heads h in [lo_own, hi_own))."""
+    ops = 0
+    shifted = 0
     for t in range(lo, hi):
         g = sp[t]
-        v = np.int64(stepval[g])
         i = g - base
         h = i // dh
+        if h < lo_own or h >= hi_own:
+            continue
+        v = np.int64(stepval[g])
         kc = (h // group) * dh + (i - h * dh)
         krow = kcache[slot, kc]
         srow = S[slot, h]
         for j in range(first, n):
             srow[j] += v * krow[j]
         srow[n] += v * (np.int64(krow[n]) - stepval[b_off + kc])  # K before this step
-    return (hi - lo) * (n + 1 - first)
+        ops += n + 1 - first
+        if v != 1 and v != -1:
+            shifted += n + 1 - first
+    return ops, shifted
 
 
 @njit(cache=True)
-def scores_b(sp, lo, hi, base, stepval, n, S, counts_n, slot, a_off, dh, group):
-    """K spikes: S[h, n] += v q_new[n, h dh + d] for the query heads h of its group."""
+def scores_b(sp, lo, hi, base, stepval, n, S, counts_n, slot, a_off, dh, group, lo_own, hi_own):
+    """K spikes: S[h, n] += v q_new[n, h dh + d] for the query heads h of its group (in [lo_own, hi_own))."""
+    ops = 0
+    shifted = 0
     for t in range(lo, hi):
         g = sp[t]
         v = np.int64(stepval[g])
         i = g - base
         kv = i // dh
         d = i - kv * dh
-        for h in range(kv * group, (kv + 1) * group):
+        h0 = max(kv * group, lo_own)
+        h1 = min((kv + 1) * group, hi_own)
+        for h in range(h0, h1):
             S[slot, h, n] += v * np.int64(counts_n[a_off + h * dh + d])
-    return (hi - lo) * group
+        if h1 > h0:
+            ops += h1 - h0
+            if v != 1 and v != -1:
+                shifted += h1 - h0
+    return ops, shifted
 
 
 @njit(cache=True)
-def mix_a(sp, lo, hi, base, stepval, n, acc, counts, b_off, out_off, dh, group, ctx):
-    """Attention-probability spikes: out[h dh : +dh] += v v_old[j, head g(h)]."""
+def mix_a(sp, lo, hi, base, stepval, n, acc, counts, b_off, out_off, dh, group, ctx, lo_own, hi_own):
+    """Attention-probability spikes: out[h dh : +dh] += v v_old[j, head g(h)] (out neurons in [lo_own, hi_own))."""
+    ops = 0
+    shifted = 0
     for t in range(lo, hi):
         g = sp[t]
         v = np.int64(stepval[g])
         i = g - base
         h = i // ctx
         j = i - h * ctx
+        c0 = max(0, lo_own - h * dh)
+        c1 = min(dh, hi_own - h * dh)
+        if c1 <= c0:
+            continue
         vb = b_off + (h // group) * dh
         orow = acc[out_off + h * dh : out_off + (h + 1) * dh]
         vrow = counts[j, vb : vb + dh]
         if j < n:  # a settled position's V
-            for c in range(dh):
+            for c in range(c0, c1):
                 orow[c] += v * vrow[c]
         else:  # this position's V, before this step's V spikes
-            for c in range(dh):
+            for c in range(c0, c1):
                 orow[c] += v * (np.int64(vrow[c]) - stepval[vb + c])
-    return (hi - lo) * dh
+        ops += c1 - c0
+        if v != 1 and v != -1:
+            shifted += c1 - c0
+    return ops, shifted
 
 
 @njit(cache=True)
-def mix_b(sp, lo, hi, base, stepval, n, acc, counts_n, a_off, out_off, dh, group, ctx):
-    """V spikes: out[h dh + d] += v att_new[n, h ctx + n] for the query heads h of its group."""
+def mix_b(sp, lo, hi, base, stepval, n, acc, counts_n, a_off, out_off, dh, group, ctx, lo_own, hi_own):
+    """V spikes: out[h dh + d] += v att_new[n, h ctx + n] for the query heads h of its group (out
+    neurons in [lo_own, hi_own))."""
+    ops = 0
+    shifted = 0
     for t in range(lo, hi):
         g = sp[t]
         v = np.int64(stepval[g])
         i = g - base
         kv = i // dh
         d = i - kv * dh
+        m = 0
         for h in range(kv * group, (kv + 1) * group):
-            acc[out_off + h * dh + d] += v * np.int64(counts_n[a_off + h * ctx + n])
-    return (hi - lo) * group
+            c = h * dh + d
+            if lo_own <= c < hi_own:
+                acc[out_off + c] += v * np.int64(counts_n[a_off + h * ctx + n])
+                m += 1
+        ops += m
+        if v != 1 and v != -1:
+            shifted += m
+    return ops, shifted
 
 
 @njit(cache=True)
-def mul_a(sp, lo, hi, base, stepval, acc, counts_n, b_off, out_off):
-    """Spikes of the left factor: out[c] += v b_old[c]."""
+def mul_a(sp, lo, hi, base, stepval, acc, counts_n, b_off, out_off, lo_own, hi_own):
+    """Spikes of the left factor: out[c] += v b_old[c] (c in [lo_own, hi_own))."""
+    ops = 0
+    shifted = 0
     for t in range(lo, hi):
         g = sp[t]
         i = g - base
-        acc[out_off + i] += np.int64(stepval[g]) * (np.int64(counts_n[b_off + i]) - stepval[b_off + i])
-    return hi - lo
+        if i < lo_own or i >= hi_own:
+            continue
+        v = np.int64(stepval[g])
+        acc[out_off + i] += v * (np.int64(counts_n[b_off + i]) - stepval[b_off + i])
+        ops += 1
+        if v != 1 and v != -1:
+            shifted += 1
+    return ops, shifted
 
 
 @njit(cache=True)
-def mul_b(sp, lo, hi, base, stepval, acc, counts_n, a_off, out_off):
-    """Spikes of the right factor: out[c] += v a_new[c]."""
+def mul_b(sp, lo, hi, base, stepval, acc, counts_n, a_off, out_off, lo_own, hi_own):
+    """Spikes of the right factor: out[c] += v a_new[c] (c in [lo_own, hi_own))."""
+    ops = 0
+    shifted = 0
     for t in range(lo, hi):
         g = sp[t]
         i = g - base
-        acc[out_off + i] += np.int64(stepval[g]) * np.int64(counts_n[a_off + i])
-    return hi - lo
+        if i < lo_own or i >= hi_own:
+            continue
+        v = np.int64(stepval[g])
+        acc[out_off + i] += v * np.int64(counts_n[a_off + i])
+        ops += 1
+        if v != 1 and v != -1:
+            shifted += 1
+    return ops, shifted

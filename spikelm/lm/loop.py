@@ -1,4 +1,4 @@
-"""The compiled token loop: every step of one token, to quiescence, in one Numba call.
+"""The compiled token loop: every step of one token, to quiescence, in one Numba call per thread.
 
 Mirrors :class:`spikelm.lm.runner.NumpyRunner` operation for operation (same schedule, same
 integer arithmetic, same floating-point operations in the same order), so spikes, steps,
@@ -6,22 +6,37 @@ SynOps and logits agree bit for bit.
 
 This file is the loop's source. It is not run from here: :mod:`spikelm.lm.compile` writes a
 module made of this text followed by a dispatcher over the operators a graph uses (rebinding
-``op_start`` and the compile flags ``TIMED`` and ``LEARN`` below) that compiles the functions
-named in ``COMPILED``, imports it, and Numba caches it on disk. So an operator is added
-without an edit here, and each operator set has its own cache. Numba prunes a branch on a
-False flag before compiling, so the loop without ``LEARN`` holds no learning code at all.
+``op_start`` and the compile flags ``TIMED``, ``LEARN`` and ``THREADED`` below) that compiles
+the functions named in ``COMPILED``, imports it, and Numba caches it on disk. So an operator is
+added without an edit here, and each operator set has its own cache. Numba prunes a branch on
+a False flag before compiling, so the loop without ``LEARN`` holds no learning code at all, and
+the loop without ``THREADED`` no barrier.
+
+**Threads.** ``split`` (:class:`spikelm.lm.bundles.ThreadSplit`) gives each of its
+``n_threads`` threads a contiguous share of every population's neurons (whole heads of an
+attention population): the thread updates those neurons, lists its spikes in its own region
+of ``sp``, and, in the propagate phase, adds *every* spike of the step into the part of the
+targets it owns (its columns of each weight row, its heads of the Q·K^T accumulators, its
+neurons of a product's output). Every neuron thus receives exactly the additions it receives
+alone; integer sums do not depend on their order, so N threads give the codes, spikes, steps,
+SynOps and logits of one, bit for bit. Each step has two barriers (after update: the spikes
+are seen by all; after propagate: the accumulators are whole) and a third on steps where
+populations start: thread 0 then marks the settled ones done and evaluates the operators of
+the starting ones, and each thread lists its share of them. The learning variant (``LEARN``)
+runs on one thread: its rules read and write weights and traces that every thread would share.
 
 Arguments are the named bundles of :mod:`spikelm.lm.bundles`: ``struct`` (the graph),
-``state``, ``counters``, ``rec`` (the event buffer), ``op_params`` (each operator kind's
-packed parameters, in kind order) and ``lrn`` (spike units, EI-IF neurons and plasticity;
-used only under ``LEARN``). :func:`run_token` reads their fields once per call, then runs the
-steps; each step's phases are marked in it: **update** (every neuron kind decides its spike,
-then one emission block records it), **learn** (:func:`spikelm.lm.learn.kernels.learn_step`),
-**propagate** (rows, then the product edges), **settle** and **start**. They stay in this one
-function on purpose: a helper called every step re-reads the bundles' arrays, and every array
-read out of a bundle costs Numba an atomic reference count; measured on the demo, per-step
-helpers made a token 1.9x slower, and a helper for the start phase alone 3 % slower. The
-helpers run once per token (:func:`begin_token`) or take plain arrays (:func:`activate`).
+``state``, ``counters`` (the calling thread's own), ``rec`` (the event buffer), ``op_params``
+(each operator kind's packed parameters, in kind order), ``lrn`` (spike units, EI-IF neurons
+and plasticity; used only under ``LEARN``) and ``split``. :func:`run_token` reads their fields
+once per call, then runs the steps; each step's phases are marked in it: **update** (every
+neuron kind decides its spike, then one emission block records it), **learn**
+(:func:`spikelm.lm.learn.kernels.learn_step`), **settle**, **propagate** (rows, then the product
+edges) and **start**. They stay in this one function on purpose: a helper called every step
+re-reads the bundles' arrays, and every array read out of a bundle costs Numba an atomic
+reference count; measured on the demo, per-step helpers made a token 1.9x slower, and a helper
+for the start phase alone 3 % slower. The helpers run once per token (:func:`begin_token`) or
+take plain arrays (:func:`activate`).
 """
 
 from __future__ import annotations
@@ -35,11 +50,14 @@ from spikelm.lm.events import record_spikes
 from spikelm.lm.learn.kernels import EIIF, PLAIN, UNITS, learn_step, pending_learn, start_learn
 from spikelm.lm.learn.neurons import eiif_fire_nb, unit_remainder_nb, unit_spike_nb
 from spikelm.lm.neuron import remainder_nb
+from spikelm.lm.sync import barrier
 
 #: compile flag: time the row additions into ``counters.timing`` (benchmarks only)
 TIMED = False
-#: compile flag: spike units, EI-IF neurons and the learn phase (plasticity)
+#: compile flag: spike units, EI-IF neurons and the learn phase (plasticity; one thread)
 LEARN = False
+#: compile flag: the barriers of a team of threads (without it the loop runs alone)
+THREADED = False
 
 #: what :func:`run_token` returns: the token is done; it hit max_steps; the event buffer is
 #: full (flush it and call again: all state lives in the arrays)
@@ -58,22 +76,24 @@ def now_ns():  # pragma: no cover - rebound to a compiled clock in TIMED modules
     return 0
 
 
-def activate(p, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen):
-    """List the neurons of plain population p that still have a remainder to fire (arrays
-    passed one by one: it runs at every population start, where reading them out of the
-    bundles again would cost their reference counts)."""
+def activate(p, lo, hi, slot, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen):
+    """List the neurons ``lo .. hi - 1`` of plain population p (a thread's share) that still have a
+    remainder to fire, from ``alist[off[p] + lo]`` on, their number in ``alen[slot]`` (arrays
+    passed one by one: it runs at every population start, where reading them out of the bundles
+    again would cost their reference counts)."""
     b = off[p]
     m = 0
-    for i in range(off[p + 1] - b):
+    for i in range(lo, hi):
         g = b + i
         if remainder_nb(acc[g], counts_n[g], gain[g], offset[g], shift[p], qmin[p], qmax[p]) != 0:
-            alist[b + m] = i
+            alist[b + lo + m] = i
             m += 1
-    alen[p] = m
+    alen[slot] = m
 
 
 def begin_token(n, emb, struct, state, counters, lrn):
-    """A fresh token at position n: clear the position's work arrays, inject its embedding codes."""
+    """A fresh token at position n: clear the position's work arrays, inject its embedding codes
+    (one thread; :func:`run_token` lists the stimulus' neurons)."""
     S = state.S
     state.acc[:] = 0
     for s in range(S.shape[0]):
@@ -91,19 +111,29 @@ def begin_token(n, emb, struct, state, counters, lrn):
     counters.op_evals[stim] += emb.shape[0]
     if LEARN and lrn.neur.lkind[stim] != PLAIN:
         start_learn(stim, n, 0, struct, state, lrn.neur)
-    else:
-        activate(stim, struct.off, struct.shift, struct.gain, struct.offset, struct.qmin, struct.qmax,
-                 state.counts[n], state.acc, state.alist, state.alen)
     state.st[0] = 0
 
 
-def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params, lrn):
-    """Run position n to quiescence; returns QUIESCENT, MAX_STEPS or BUFFER_FULL.
+def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_params, lrn, split):
+    """Run position n to quiescence as thread ``tid`` of ``split.n_threads``; returns QUIESCENT,
+    MAX_STEPS or BUFFER_FULL (every thread the same).
 
     Resumable: all state lives in the arrays; ``state.st[0]`` counts the token's steps.
+    ``counters`` are this thread's own (the runner adds them up).
     """
+    T = split.n_threads if THREADED else 1  # a constant alone: its loops over threads fold away
+    P = struct.off.shape[0] - 1
+    tP = tid * P if THREADED else 0
+    own_lo, own_hi, newp = split.lo, split.hi, split.newp
     if fresh:
-        begin_token(n, emb, struct, state, counters, lrn)
+        if tid == 0:
+            begin_token(n, emb, struct, state, counters, lrn)
+        if THREADED:
+            barrier(split.bar, T)
+        stim = struct.stim
+        if not (LEARN and lrn.neur.lkind[stim] != PLAIN):
+            activate(stim, own_lo[tP + stim], own_hi[tP + stim], tP + stim, struct.off, struct.shift, struct.gain,
+                     struct.offset, struct.qmin, struct.qmax, state.counts[n], state.acc, state.alist, state.alen)
     # every array, read out of its bundle once (see the module docstring)
     off, qmin, qmax, shift, gain, offset = struct.off, struct.qmin, struct.qmax, struct.shift, struct.gain, struct.offset
     spiking, coding, kslot, W = struct.spiking, struct.coding, struct.kslot, struct.W
@@ -126,7 +156,8 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
     lkind, unit, vmem, xin, tstart, nspk, active = neur.lkind, neur.unit, neur.vmem, neur.xin, neur.tstart, \
         neur.nspk, neur.active
     theta_base, alpha, rr = neur.theta_base, neur.alpha, neur.r
-    P = off.shape[0] - 1
+    bar = split.bar
+    my_base = split.sp_base[tid]  # this thread's first slot in sp
     R_spiking = counts.shape[1]
     counts_n = counts[n]  # this position's spike counts
     steps = st[0]
@@ -140,30 +171,34 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
         while first < P and done[first] == 1:
             first += 1
         if first == P:
-            st[0] = steps
+            if tid == 0:
+                st[0] = steps
             return QUIESCENT
         if steps >= max_steps:
-            st[0] = steps
+            if tid == 0:
+                st[0] = steps
             return MAX_STEPS
         if record and ev_n[0] + R_spiking > ev_size:
-            st[0] = steps
+            if tid == 0:
+                st[0] = steps
             return BUFFER_FULL
 
-        # ---- update: every started neuron with something left fires one spike
-        nsp = 0
+        # ---- update: every started neuron of this thread with something left fires one spike
+        nsp = my_base
         for p in range(first, last + 1):
-            pstart[p] = nsp
-            pend[p] = nsp
+            pstart[tP + p] = nsp
+            pend[tP + p] = nsp
             if started[p] == 0 or done[p] == 1 or spiking[p] == 0:
                 continue
             b = off[p]
+            lo_p = own_lo[tP + p]
             size = off[p + 1] - b
             lo_q = qmin[p]
             hi_q = qmax[p]
             cod = coding[p]
             ks = kslot[p]
             kind_p = PLAIN
-            todo = alen[p]  # the listed neurons (EI-IF: all, they have no list)
+            todo = alen[tP + p]  # the listed neurons (EI-IF: all, they have no list)
             t_win = 0
             if LEARN:
                 kind_p = lkind[p]
@@ -176,7 +211,7 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
             m = 0
             start = nsp
             for tt in range(todo):
-                i = alist[b + tt]
+                i = alist[b + lo_p + tt]
                 if LEARN and kind_p == EIIF:
                     i = tt
                 g = b + i
@@ -208,51 +243,75 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
                 if LEARN and kind_p != PLAIN:
                     nspk[g] += 1
                 if again:  # fires again next step
-                    alist[b + m] = i
+                    alist[b + lo_p + m] = i
                     m += 1
             if not (LEARN and kind_p == EIIF):
-                alen[p] = m
+                alen[tP + p] = m
             spikes_pos[p] += n_pos
             spikes_neg[p] += nsp - start - n_pos
-            if record:
-                record_spikes(rec, steps, p, n, b, size, sp, stepval, start, nsp)
-            pend[p] = nsp
+            pend[tP + p] = nsp
 
-        # ---- learn
+        if THREADED:  # every thread's spikes, counts and lists are now seen by all
+            barrier(bar, T)
+        if record and tid == 0:  # population by population, each in neuron order
+            for p in range(first, last + 1):
+                for t in range(T):
+                    record_spikes(rec, steps, p, n, off[p], off[p + 1] - off[p], sp, stepval, pstart[t * P + p],
+                                  pend[t * P + p])
+
+        # ---- learn (one thread)
         if LEARN:
             learn_step(n, steps, rec.clock, first, last, nsp, struct, state, neur, lrn.plast)
 
-        # ---- propagate, population by population: weight rows, then product edges
+        # ---- settle (decided here, written at the start phase): started populations with
+        # nothing left to fire are done. No thread writes the flags while another reads them.
+        finished = False
+        if not LEARN:
+            for p in range(first, last + 1):
+                if started[p] == 1 and done[p] == 0:
+                    left = 0
+                    for t in range(T):
+                        left += alen[t * P + p]
+                    if spiking[p] == 0 or left == 0:
+                        finished = True
+
+        # ---- propagate, population by population: weight rows, then product edges; each
+        # thread adds every spike into the part of the targets it owns
         for p in range(first, last + 1):
-            lo = pstart[p]
-            hi = pend[p]
-            if hi == lo:
+            n_sp = 0
+            for t in range(T):
+                n_sp += pend[t * P + p] - pstart[t * P + p]
+            if n_sp == 0:
                 continue
             b = off[p]
             n_shifted = 0
             if coding[p] != UNIT or (LEARN and lkind[p] != PLAIN):  # spike units: multiples of the unit
-                for t in range(lo, hi):
-                    v = stepval[sp[t]]
-                    if v != 1 and v != -1:
-                        n_shifted += 1
+                for t in range(T):
+                    for e in range(pstart[t * P + p], pend[t * P + p]):
+                        v = stepval[sp[e]]
+                        if v != 1 and v != -1:
+                            n_shifted += 1
             if TIMED:
                 t0 = now_ns()
             for e in range(out_ptr[p], out_ptr[p + 1]):
                 kk = out_idx[e]
                 npost = pj_npost[kk]
                 wbase = pj_woff[kk]
-                tb = off[pj_post[kk]]
+                q = pj_post[kk]
+                c_lo = own_lo[tP + q]
+                width = own_hi[tP + q] - c_lo
                 # views with range indices: no negative-index checks, so the loops vectorise
-                a = acc[tb : tb + npost]
-                for t in range(lo, hi):
-                    g = sp[t]
-                    wo = wbase + (g - b) * npost
-                    w = W[wo : wo + npost]
-                    v = stepval[g]
-                    for c in range(npost):
-                        a[c] += v * w[c]
-                synops[kk] += npost * (hi - lo)
-                shift_adds[p] += npost * n_shifted
+                a = acc[off[q] + c_lo : off[q] + c_lo + width]
+                for t in range(T):
+                    for e2 in range(pstart[t * P + p], pend[t * P + p]):
+                        g = sp[e2]
+                        wo = wbase + (g - b) * npost + c_lo
+                        w = W[wo : wo + width]
+                        v = stepval[g]
+                        for c in range(width):
+                            a[c] += v * w[c]
+                synops[kk] += width * n_sp
+                shift_adds[p] += width * n_shifted
             if TIMED:
                 timing[0] += now_ns() - t0
                 timing[1] += 1
@@ -263,65 +322,105 @@ def run_token(fresh, n, emb, max_steps, struct, state, counters, rec, op_params,
             side = fac_side[p]
             dh = ed_dh[fe]
             grp = ed_group[fe]
-            if kind == SCORES:
-                if side == 0:
-                    win = ed_window[fe]
-                    first_key = n + 1 - win if 0 < win < n + 1 else 0
-                    done_ops = scores_a(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,
-                                        first_key)
-                else:
-                    done_ops = scores_b(sp, lo, hi, b, stepval, n, S, counts_n, ed_slot[fe], off[ed_a[fe]], dh, grp)
-            elif kind == MIX:
-                ctx = (off[ed_a[fe] + 1] - off[ed_a[fe]]) // ed_heads[fe]
-                if side == 0:
-                    done_ops = mix_a(sp, lo, hi, b, stepval, n, acc, counts, off[ed_b[fe]], off[ed_out[fe]], dh, grp,
-                                     ctx)
-                else:
-                    done_ops = mix_b(sp, lo, hi, b, stepval, n, acc, counts_n, off[ed_a[fe]], off[ed_out[fe]], dh, grp,
-                                     ctx)
-            else:  # MUL
-                if side == 0:
-                    done_ops = mul_a(sp, lo, hi, b, stepval, acc, counts_n, off[ed_b[fe]], off[ed_out[fe]])
-                else:
-                    done_ops = mul_b(sp, lo, hi, b, stepval, acc, counts_n, off[ed_a[fe]], off[ed_out[fe]])
+            o = ed_out[fe]
+            o_lo = own_lo[tP + o]
+            o_hi = own_hi[tP + o]
+            done_ops = 0
+            shifted_ops = 0
+            for t in range(T):
+                lo = pstart[t * P + p]
+                hi = pend[t * P + p]
+                if hi == lo:
+                    continue
+                if kind == SCORES:  # the softmax population o owns whole heads
+                    ctx_o = (off[o + 1] - off[o]) // ed_heads[fe]
+                    if side == 0:
+                        win = ed_window[fe]
+                        first_key = n + 1 - win if 0 < win < n + 1 else 0
+                        r = scores_a(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,
+                                     first_key, o_lo // ctx_o, o_hi // ctx_o)
+                    else:
+                        r = scores_b(sp, lo, hi, b, stepval, n, S, counts_n, ed_slot[fe], off[ed_a[fe]], dh, grp,
+                                     o_lo // ctx_o, o_hi // ctx_o)
+                elif kind == MIX:
+                    ctx = (off[ed_a[fe] + 1] - off[ed_a[fe]]) // ed_heads[fe]
+                    if side == 0:
+                        r = mix_a(sp, lo, hi, b, stepval, n, acc, counts, off[ed_b[fe]], off[o], dh, grp, ctx, o_lo,
+                                  o_hi)
+                    else:
+                        r = mix_b(sp, lo, hi, b, stepval, n, acc, counts_n, off[ed_a[fe]], off[o], dh, grp, ctx, o_lo,
+                                  o_hi)
+                else:  # MUL
+                    if side == 0:
+                        r = mul_a(sp, lo, hi, b, stepval, acc, counts_n, off[ed_b[fe]], off[o], o_lo, o_hi)
+                    else:
+                        r = mul_b(sp, lo, hi, b, stepval, acc, counts_n, off[ed_a[fe]], off[o], o_lo, o_hi)
+                done_ops += r[0]
+                shifted_ops += r[1]
             synops_products[p] += done_ops
-            shift_adds[p] += done_ops // (hi - lo) * n_shifted  # every spike of p costs the same here
-        for t in range(nsp):
-            stepval[sp[t]] = 0
+            shift_adds[p] += shifted_ops
 
-        # ---- settle: started populations with nothing left to fire are done
-        finished = False
-        for p in range(first, last + 1):
-            if LEARN and started[p] == 1 and done[p] == 0 and lkind[p] == EIIF:
-                pending_learn(p, n, steps, struct, state, neur)  # EI-IF: after this step's learning
-            if started[p] == 1 and done[p] == 0 and (spiking[p] == 0 or alen[p] == 0):
-                done[p] = 1
-                finished = True
+        if THREADED:  # every update of this step is in place
+            barrier(bar, T)
+        for e in range(my_base, nsp):
+            stepval[sp[e]] = 0
 
-        # ---- start: populations whose inputs are now all done
+        if LEARN:  # (one thread) EI-IF populations: who may fire, after this step's learning
+            for p in range(first, last + 1):
+                if started[p] == 1 and done[p] == 0:
+                    if lkind[p] == EIIF:
+                        pending_learn(p, n, steps, struct, state, neur)
+                    if spiking[p] == 0 or alen[p] == 0:
+                        finished = True
+
+        # ---- start: thread 0 marks the settled populations done and starts those whose inputs
+        # are all done (evaluating their operators); then each thread lists its share of them
         if finished:
-            for p in range(first, P):
-                if started[p] == 1:
-                    continue
-                ready = True
-                for e in range(in_ptr[p], in_ptr[p + 1]):
-                    if done[in_idx[e]] == 0:
-                        ready = False
-                        break
-                if not ready:
-                    continue
-                started[p] = 1
+            if tid == 0:
+                for p in range(first, last + 1):
+                    if started[p] == 1 and done[p] == 0:
+                        left = 0
+                        for t in range(T):
+                            left += alen[t * P + p]
+                        if spiking[p] == 0 or left == 0:
+                            done[p] = 1
+                n_new = 0
+                for p in range(first, P):
+                    if started[p] == 1:
+                        continue
+                    ready = True
+                    for e in range(in_ptr[p], in_ptr[p + 1]):
+                        if done[in_idx[e]] == 0:
+                            ready = False
+                            break
+                    if not ready:
+                        continue
+                    started[p] = 1
+                    kind = op_kind[p]
+                    if kind >= 0:
+                        op_evals[p] += op_start(kind, n, p, op_arg[p], op_graph, counts, acc, S, op_params, scratch)
+                    if spiking[p] == 0:
+                        done[p] = 1
+                    elif LEARN and lkind[p] != PLAIN:
+                        start_learn(p, n, steps + 1, struct, state, neur)
+                    else:
+                        newp[n_new] = p
+                        n_new += 1
+                    if p > last:
+                        last = p
+                newp[P] = n_new
+            if THREADED:  # the flags, the operators' codes and the list of new populations
+                barrier(bar, T)
+            for k in range(newp[P]):
+                p = newp[k]
+                activate(p, own_lo[tP + p], own_hi[tP + p], tP + p, off, shift, gain, offset, qmin, qmax, counts_n,
+                         acc, alist, alen)
                 if p > last:
                     last = p
-                kind = op_kind[p]
-                if kind >= 0:
-                    op_evals[p] += op_start(kind, n, p, op_arg[p], op_graph, counts, acc, S, op_params, scratch)
-                if spiking[p] == 0:
-                    done[p] = 1
-                elif LEARN and lkind[p] != PLAIN:
-                    start_learn(p, n, steps + 1, struct, state, neur)
-                else:
-                    activate(p, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen)
+            if THREADED:
+                for p in range(last + 1, P):
+                    if started[p] == 1:
+                        last = p
         steps += 1
 
 

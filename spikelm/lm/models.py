@@ -131,7 +131,7 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
     Calibration: ``calibration_text`` if given, else the folder's ``calibration.txt`` (first
     4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`).
     """
-    from spikelm.lm import texts
+    from spikelm.lm import progress, texts
     from spikelm.lm.codings import DEFAULT
     from spikelm.lm.convert import convert, demo_model_path
     from spikelm.lm.load import open_model
@@ -139,12 +139,13 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
     coding = coding or DEFAULT
     path = resolve(model)
     folder = demo_model_path() if path is None else (path if path.is_dir() else None)
-    if path is not None and path.suffix.lower() == ".gguf":
-        loaded = open_model(path, context=context)
-        tok = HFTokenizer(loaded.tokenizer)
-    else:
-        tok = tokenizer(folder)
-        loaded = open_model(folder, context=context)
+    with progress.phase(f"load {path or 'the demo model'}"):
+        if path is not None and path.suffix.lower() == ".gguf":
+            loaded = open_model(path, context=context)
+            tok = HFTokenizer(loaded.tokenizer)
+        else:
+            tok = tokenizer(folder)
+            loaded = open_model(folder, context=context)
     calib, source = calibration_text, "calibration_text"
     if calib is None:
         calib, source = sample_text(folder, "calibration.txt"), folder / "calibration.txt" if folder else None
@@ -156,6 +157,7 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
         # a random fallback would convert with scales of noise, and the docs promise a refusal
         raise FileFormatError(f"{source}: {ids.size} usable tokens (characters the tokenizer knows); a calibration "
                               f"text needs at least {MIN_CALIBRATION_TOKENS}")
-    snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits, clamp=clamp,
-                  methods=methods, budget=budget)
+    with progress.phase(f"convert (calibrate on {ids.size:,} tokens, quantize, build)"):
+        snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits, clamp=clamp,
+                      methods=methods, budget=budget)
     return snn, tok, str(path or folder)

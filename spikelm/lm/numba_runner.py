@@ -1,12 +1,20 @@
 """The compiled executor: the graph packed into named bundles (:mod:`spikelm.lm.bundles`) once, then
-one call of the generated token loop (:mod:`spikelm.lm.loop`) per token."""
+one call of the generated token loop (:mod:`spikelm.lm.loop`) per token, by each thread of a team.
+
+With ``threads`` > 1 the calling thread and ``threads - 1`` pool threads each run the loop
+(compiled without the GIL) on their share of the neurons (:func:`split`), meeting at the
+loop's barriers; they are OS threads, so all of them run at once, as the barriers need.
+"""
 
 from __future__ import annotations
 
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from spikelm.lm import ops
-from spikelm.lm.bundles import CounterArrays, EventBuffer, LoopGraph, OpGraph, TokenState
+from spikelm.lm import ops, progress
+from spikelm.lm.bundles import CounterArrays, EventBuffer, LoopGraph, OpGraph, ThreadSplit, TokenState
 from spikelm.lm.codings import coding_id
 from spikelm.lm.compile import kinds, token_loop
 from spikelm.lm.edges import KIND_IDS
@@ -14,6 +22,11 @@ from spikelm.lm.graph import ACCUMULATE, LMGraph
 from spikelm.lm.layout import acc_dtype, flat_weights
 from spikelm.lm.loop import BUFFER_FULL, MAX_STEPS
 from spikelm.lm.runner import QuiescenceError, Runner
+from spikelm.lm.sync import new_barrier
+
+#: a thread's share of a population starts at a multiple of this many neurons (whole vectors
+#: of int16 weights in a row), except for attention populations, which split by heads
+ALIGN = 32
 
 
 def no_learning():
@@ -27,6 +40,22 @@ def _i64(x):
     return np.ascontiguousarray(x, dtype=np.int64)
 
 
+def split(graph: LMGraph, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each thread's neurons of each population: ``lo``, ``hi`` int64 [threads x populations]
+    (flat, thread-major), contiguous, in thread order, sizes as equal as whole units allow: a
+    unit is a head of a population that a softmax over Q·K^T scores feeds (its neurons are
+    heads x context), else :data:`ALIGN` neurons."""
+    P = len(graph.pops)
+    lo = np.zeros((threads, P), np.int64)
+    hi = np.zeros((threads, P), np.int64)
+    heads = {ed.out: ed.heads for ed in graph.edges if ed.kind == "scores"}
+    for p, pop in enumerate(graph.pops):
+        unit = pop.size // heads[p] if p in heads else ALIGN
+        units = -(-pop.size // unit)
+        cuts = [min(pop.size, unit * round(units * t / threads)) for t in range(threads + 1)]
+        cuts[-1] = pop.size
+        lo[:, p], hi[:, p] = cuts[:-1], cuts[1:]
+    return lo.reshape(-1), hi.reshape(-1)
 
 
 #: (loop, argument layout) -> the entry point of the loop's overload for those argument types
@@ -43,41 +72,51 @@ def _layout(x):
     return type(x)
 
 
-def call_loop(runner, args):
-    """Call ``runner``'s compiled loop with ``args`` at the entry point of its compiled overload.
+def entry_point(runner, args):
+    """The entry point of ``runner``'s compiled loop for arguments like ``args``.
 
-    Numba's dispatcher types every argument on every call, and typing the six bundles (about
-    70 arrays) costs as much as a short token: measured on the demo, ~20 us a call through the
+    Numba's dispatcher types every argument on every call, and typing the seven bundles (about
+    80 arrays) costs as much as a short token: measured on the demo, ~20 us a call through the
     dispatcher, ~2 ms to look an overload up by its types, against ~1 ms a signed-digit
-    token. So the first call with a new argument layout goes through the dispatcher (it
-    compiles or loads the loop), and the overload it used is kept for every later runner
-    whose arguments have that layout, hence the same Numba types."""
+    token. So the first runner with a new argument layout has the dispatcher compile (or load)
+    the loop for its types, and the overload's entry point is kept for every later runner whose
+    arguments have that layout, hence the same Numba types. (Compiled before any thread calls
+    it: the threads of a team must not compile it each.)"""
     if runner._entry is None:
         key = (runner.run_token, _layout(args))
         runner._entry = _ENTRIES.get(key)
         if runner._entry is None:
-            status = runner.run_token(*args)
             sig = tuple(runner.run_token.typeof_pyval(a) for a in args)
+            with progress.phase("compile the token loop (once per operator set; cached on disk)"):
+                runner.run_token.compile(sig)
             runner._entry = _ENTRIES[key] = runner.run_token.overloads[sig].entry_point
-            return status
-    return runner._entry(*args)
+    return runner._entry
 
 
 class NumbaRunner(Runner):
-    """Packs the graph into typed arrays once; :meth:`_run` calls the compiled loop per token."""
+    """Packs the graph into typed arrays once; :meth:`_run` calls the compiled loop per token.
+
+    ``threads``: the threads that run each token (an int >= 1; learning runs take one). Any
+    number gives the same logits, codes, spikes, steps and SynOps (see :mod:`spikelm.lm.loop`).
+    """
 
     EVENT_CHUNK = 1 << 20
 
-    def __init__(self, graph: LMGraph, record=False, timed: bool = False, learn=None):
+    def __init__(self, graph: LMGraph, record=False, timed: bool = False, learn=None, threads: int = 1):
         super().__init__(graph, record, learn)
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads={threads!r}; allowed: an integer >= 1")
+        if learn is not None and threads != 1:
+            raise ValueError("a learning runner runs on one thread")
         g, lay = graph, self.layout
         P = len(g.pops)
         R = int(lay.offsets[-1])
+        T = self.threads = int(threads)
         self.kinds = kinds(p.op for p in g.pops if p.op != ACCUMULATE)
         # the LEARN variant carries spike units, EI-IF neurons and the learn phase; without
-        # them the loop is generated with none of that code
-        self.run_token = token_loop(self.kinds, timed, learn is not None)
-        self._entry = None  # the compiled overload's entry point, from the first call (call_loop)
+        # them the loop is generated with none of that code; THREADED adds the barriers
+        self.run_token = token_loop(self.kinds, timed, learn is not None, T > 1)
+        self._entry = None  # the compiled overload's entry point (entry_point)
         self.lrn = learn.bundle() if learn is not None else no_learning()
         by_kind = {name: [p for p, pop in enumerate(g.pops) if pop.op == name] for name in self.kinds}
         op_kind = np.full(P, -1, np.int64)
@@ -94,7 +133,7 @@ class NumbaRunner(Runner):
                 offset[lay.seg(i)] = p.offset
         order = sorted(range(len(g.projections)), key=lambda k: g.projections[k].pre)
         out_ptr = np.searchsorted([g.projections[k].pre for k in order], np.arange(P + 1))
-        W, woff = (learn.W, learn.woff) if learn is not None else flat_weights(g)
+        W, woff = (learn.W, learn.woff) if learn is not None else flat_weights(g, shared=True)
         scores = [e for e, ed in enumerate(g.edges) if ed.kind == "scores"]
         slot = np.full(max(len(g.edges), 1), -1, np.int64)
         for s, e in enumerate(scores):
@@ -139,13 +178,26 @@ class NumbaRunner(Runner):
         self.st = np.zeros(1, np.int64)
         self.state = TokenState(
             counts=self.counts, acc=self.acc, S=self.S, kcache=self.kcache, started=np.zeros(P, np.uint8),
-            done=np.zeros(P, np.uint8), alist=np.zeros(n_sp, np.int32), alen=np.zeros(P, np.int64),
-            stepval=np.zeros(n_sp, np.int32), sp=np.zeros(n_sp, np.int64), pstart=np.zeros(P, np.int64),
-            pend=np.zeros(P, np.int64), scratch=np.zeros(max(max(p.size for p in g.pops), ctx), np.int64), st=self.st)
+            done=np.zeros(P, np.uint8), alist=np.zeros(n_sp, np.int32), alen=np.zeros(T * P, np.int64),
+            stepval=np.zeros(n_sp, np.int32), sp=np.zeros(n_sp, np.int64), pstart=np.zeros(T * P, np.int64),
+            pend=np.zeros(T * P, np.int64), scratch=np.zeros(max(max(p.size for p in g.pops), ctx), np.int64),
+            st=self.st)
+        lo, hi = split(g, T)
+        spiking = np.array([p.spiking for p in g.pops] * T, bool)
+        owned = np.where(spiking, hi - lo, 0).reshape(T, P).sum(1)
+        self.split = ThreadSplit(n_threads=np.int64(T), lo=lo, hi=hi,
+                                 sp_base=_i64(np.concatenate([[0], np.cumsum(owned)[:-1]])), bar=new_barrier(),
+                                 newp=np.zeros(P + 1, np.int64))
         self.timing = np.zeros(2, np.int64)
         C = self.counters
         self.counter_arrays = CounterArrays(C.spikes_pos, C.spikes_neg, C.op_evals, C.synops, C.synops_products,
                                             C.shift_adds, self.timing)
+        # the other threads count into their own arrays, added to these after every call
+        self.team_counters = [CounterArrays(*(np.zeros_like(a) for a in self.counter_arrays)) for _ in range(T - 1)]
+        self._pool = None
+        if T > 1:
+            self._pool = ThreadPoolExecutor(max_workers=T - 1, thread_name_prefix="spikelm-lm")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
         n_ev = max(self.EVENT_CHUNK, 2 * n_sp) if record else 1
         self.ev = (np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64), np.zeros(n_ev, np.int64),
                    np.zeros(n_ev, np.int32))  # step, population, node, value
@@ -168,13 +220,31 @@ class NumbaRunner(Runner):
             self.events.add(*(a[:k].copy() for a in self.ev))
         self.ev_n[0] = 0
 
+    def _call(self, fresh, n, emb, max_steps, rec) -> int:
+        """One call of the loop by every thread of the team; the threads' counts added up."""
+        def args(t, counters):
+            return (np.int64(t), fresh, n, emb, max_steps, self.struct, self.state, counters, rec, self.op_params,
+                    self.lrn, self.split)
+
+        run = entry_point(self, args(0, self.counter_arrays))
+        if self.threads == 1:
+            return run(*args(0, self.counter_arrays))
+        team = [self._pool.submit(run, *args(t, c)) for t, c in enumerate(self.team_counters, 1)]
+        status = run(*args(0, self.counter_arrays))
+        statuses = [f.result() for f in team]
+        for c in self.team_counters:
+            for mine, theirs in zip(self.counter_arrays, c):
+                mine += theirs
+                theirs[...] = 0
+        assert all(s == status for s in statuses), "the threads of a team ended differently"
+        return status
+
     def _run(self, n: int, token: int, max_steps: int) -> int:
         emb = self.emb_codes(token, n)
         fresh = True
         while True:
             rec = EventBuffer(self.events is not None, np.int64(self.clock), *self.ev, self.ev_n)
-            status = call_loop(self, (fresh, n, emb, max_steps, self.struct, self.state, self.counter_arrays, rec,
-                                      self.op_params, self.lrn))
+            status = self._call(fresh, n, emb, max_steps, rec)
             fresh = False
             self._flush()
             if status == BUFFER_FULL:

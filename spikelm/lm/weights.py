@@ -108,7 +108,11 @@ def read_gguf(path) -> tuple[dict, dict, object]:
 
     model, tok = read(path)  # the file checked against its metadata first (spikelm.lm.gguf_file)
     cfg = model.config.to_dict()
-    state = {k: v.detach().to("cpu").double().numpy() for k, v in model.state_dict().items()}
+    tensors = model.state_dict()
+    del model  # each float32 tensor is released as soon as its float64 copy exists (peak: one tensor above)
+    state = {}
+    for k in list(tensors):
+        state[k] = tensors.pop(k).detach().to("cpu").double().numpy()
     return cfg, state, tok
 
 

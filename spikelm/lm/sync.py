@@ -1,0 +1,135 @@
+"""What the threads of the compiled token loop synchronise with: atomic loads, stores and adds
+on an int64 array, and a spinning barrier built on them (Numba has no CPU atomics of its own).
+
+The threads are plain OS threads running the loop without the GIL
+(:mod:`spikelm.lm.numba_runner`), never tasks of a work-stealing pool: a barrier needs every
+thread of the team running at once, which a pool that may run two tasks one after the other on
+one thread (TBB) does not promise.
+
+:func:`barrier` is a sense-reversing central barrier: each thread adds one to a counter; the
+last to arrive resets it and advances the generation, which the others spin on. The adds are
+sequentially consistent and the generation is read with acquire semantics, so every write made
+before the barrier by any thread is visible after it to all (LLVM moves no memory access
+across these instructions). A waiter spins with the CPU's pause hint, then yields its core
+(``sched_yield``) to whatever else is runnable: on a machine where other work holds the cores,
+the thread it waits for may not be running at all.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+#: int64 slots of a barrier array: the arrival count and the generation, a cache line apart
+BAR_COUNT, BAR_GEN, BAR_SIZE = 0, 16, 32
+#: spins (each a pause hint, ~40 ns) before a waiter starts yielding its core
+SPINS = 4000
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+_POSIX = not sys.platform.startswith("win")
+
+
+def _element(context, builder, arrty, arr, idx):
+    ary = context.make_array(arrty)(context, builder, arr)
+    return cgutils.get_item_pointer(context, builder, arrty, ary, [idx], wraparound=False)
+
+
+@intrinsic
+def atomic_add(typingctx, arr, idx, val):
+    """``arr[idx] += val`` atomically (sequentially consistent); returns the old value."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element(context, builder, sig.args[0], args[0], args[1])
+        v = context.cast(builder, args[2], sig.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, v, "seq_cst")
+
+    return types.int64(arr, idx, val), codegen
+
+
+@intrinsic
+def atomic_load(typingctx, arr, idx):
+    """``arr[idx]``, read atomically with acquire semantics."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element(context, builder, sig.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(arr, idx), codegen
+
+
+@intrinsic
+def atomic_store(typingctx, arr, idx, val):
+    """``arr[idx] = val``, written atomically with release semantics."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element(context, builder, sig.args[0], args[0], args[1])
+        builder.store_atomic(context.cast(builder, args[2], sig.args[2], types.int64), ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(arr, idx, val), codegen
+
+
+@intrinsic
+def cpu_relax(typingctx):
+    """The CPU's spin-wait hint (x86 ``pause``; nothing elsewhere)."""
+    def codegen(context, builder, sig, args):
+        if _X86:
+            _pause(builder)
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+def _pause(builder):
+    # the LLVM intrinsic, not inline assembly (Numba's JIT has no assembler for it)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+    builder.call(fn, [])
+
+
+@intrinsic
+def yield_cpu(typingctx):
+    """Give the core to another runnable thread (``sched_yield``; a pause hint on Windows)."""
+    def codegen(context, builder, sig, args):
+        if _POSIX:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+            builder.call(fn, [])
+        elif _X86:
+            _pause(builder)
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@njit(cache=True, nogil=True)
+def barrier(bar, n_threads):
+    """Wait until all ``n_threads`` threads have called this with ``bar`` (a new barrier array
+    is ``np.zeros(BAR_SIZE, np.int64)``, shared by the team; reusable at once)."""
+    gen = atomic_load(bar, BAR_GEN)
+    if atomic_add(bar, BAR_COUNT, 1) == n_threads - 1:
+        atomic_store(bar, BAR_COUNT, 0)
+        atomic_add(bar, BAR_GEN, 1)
+        return
+    spins = 0
+    while atomic_load(bar, BAR_GEN) == gen:
+        if spins < SPINS:
+            spins += 1
+            cpu_relax()
+        else:
+            yield_cpu()
+
+
+def new_barrier() -> np.ndarray:
+    """A barrier array for :func:`barrier`."""
+    return np.zeros(BAR_SIZE, np.int64)
