@@ -14,19 +14,22 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 from spikelm.lm.graph import LMGraph
-from spikelm.lm.learn.config import NEEDS, RULE_NAMES, STDP, Plasticity, match
+from spikelm.lm.learn.config import NEEDS, RULE_NAMES, STDP, Plasticity, ReadoutError, match
 
 
 @dataclass
 class Attached:
     """A graph with the file's neuron choices, and its rules by index.
 
-    projections: (projection index, where, rule); populations: (population index, where, rule).
+    projections: (projection index, where, rule) of the step rules (STDP, BrainGPT STDP);
+    readout: the same of the readout's per-token rule (:class:`ReadoutError`; at most one);
+    populations: (population index, where, rule).
     """
 
     graph: LMGraph
     projections: list = field(default_factory=list)
     populations: list = field(default_factory=list)
+    readout: list = field(default_factory=list)
 
 
 def weight_bound(graph: LMGraph, k: int) -> int:
@@ -83,13 +86,14 @@ def attach(graph: LMGraph, plasticity: Plasticity | None) -> Attached:
                      "synaptic target" if by_post else "projection")
         for h in hits:
             for k in [k for k in range(len(names)) if (posts[k] if by_post else names[k]) == h]:
-                if not g.pops[g.projections[k].post].spiking and h != pattern:
-                    continue  # a pattern passes over the readout; naming it is refused below
+                into_readout = not g.pops[g.projections[k].post].spiking
+                if into_readout != isinstance(rule, ReadoutError) and h != pattern:
+                    continue  # a pattern passes over what its rule cannot act on; naming it is refused below
                 _check_projection(g, k, rule, where)
                 if k in taken:
                     raise ConfigError(f"{where}: {names[k]} already has a rule from {taken[k]}")
                 taken[k] = where
-                out.projections.append((k, where, rule))
+                (out.readout if into_readout else out.projections).append((k, where, rule))
     done: dict = {}
     for pattern, rule in plasticity.populations.items():
         where = f"{src}: populations.{pattern}.plasticity"
@@ -115,6 +119,11 @@ def attach(graph: LMGraph, plasticity: Plasticity | None) -> Attached:
 def _check_projection(g: LMGraph, k: int, rule, where: str):
     pr = g.projections[k]
     post = g.pops[pr.post]
+    if isinstance(rule, ReadoutError):
+        if post.spiking:
+            raise ConfigError(f"{where}: rule 'readout_error' cannot act on the projection into {post.name}; it "
+                              f"applies to the projection into the readout, {g.pops[g.readout].name}")
+        return
     if not post.spiking:
         raise ConfigError(f"{where}: the projection into {post.name} feeds the readout, which does not spike: "
                           "STDP has no post spikes there")

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from spikelm.errors import CheckpointMismatchError
+from spikelm.errors import CheckpointMismatchError, ConfigError
 from spikelm.lm.bundles import LearnBundle, LearnNeurons, LearnRules
 from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.attach import Attached, weight_bound
@@ -39,7 +39,7 @@ from spikelm.plasticity.interface import HF, HI, H_KIND, KIND_BRAINGPT_HOMEO, PF
 
 #: what a checkpoint keeps besides the plastic integer rows (tables and rule columns are rebuilt)
 MUTABLE = ("unit", "theta_base", "alpha", "r", "psp", "ppst", "ppen", "wm", "xpre", "tpre", "xpost", "tpost",
-           "crow", "mark", "sbar", "vbar", "lcnt", "uth")
+           "crow", "mark", "sbar", "vbar", "lcnt", "uth", "rwm", "rb")
 
 
 def empty_bundle() -> LearnBundle:
@@ -93,10 +93,11 @@ class LearnState:
         a["uth"] = a["unit"].astype(np.float64)
         self._pack_projections(attached.projections)
         self._pack_populations(attached.populations)
-        self.w0 = {k: self.W[self.woff[k]: self.woff[k] + g.projections[k].weights.size].copy()
-                   for k, _, _ in attached.projections}
+        self._pack_readout(attached.readout)
+        plastic = [k for k, _, _ in attached.projections + attached.readout]
+        self.w0 = {k: self.W[self.woff[k]: self.woff[k] + g.projections[k].weights.size].copy() for k in plastic}
         self.wm0 = a["wm"].copy()
-        self.bounds = {k: weight_bound(g, k) for k, _, _ in attached.projections}
+        self.bounds = {k: weight_bound(g, k) for k in plastic}
         self.tokens_on = True  # the per-token rules (Learning.set_enabled switches all rules)
 
     # ------------------------------------------------------------------ packing
@@ -173,6 +174,57 @@ class LearnState:
         self.a["hr_i"] = np.array(hi, np.int64).reshape(-1, HI)
         self.a["hr_f"] = np.array(hf, np.float64).reshape(-1, HF)
 
+    def _pack_readout(self, rules):
+        """The readout rule's tables, masters (starting at the integer weights, or a learned
+        folder's masters) and learned bias; ``ro_i[R_ON] = 0`` without one."""
+        g, a = self.graph, self.a
+        a["ro_i"], a["ro_f"] = np.zeros(K.RI, np.int64), np.zeros(K.RF)
+        head = g.pops[g.readout].params
+        self.b0 = np.array(np.broadcast_to(np.asarray(head.bias, np.float64), (g.vocab_size,)))
+        self.scale = np.ascontiguousarray(np.broadcast_to(np.asarray(head.scale, np.float64), (g.vocab_size,)))
+        a["rb"] = self.b0.copy()
+        a["rwm"] = np.zeros(1)
+        self.readout_rule = None
+        if not rules:
+            self.rw0, self.ro_seg = np.zeros(1, np.int8), slice(0, 0)
+            return
+        (k, where, rule), = rules
+        into = [j for j, pr in enumerate(g.projections) if pr.post == g.readout]
+        if len(into) != 1:
+            raise ConfigError(f"{where}: rule 'readout_error' needs one projection into the readout, "
+                              f"this model has {len(into)}")
+        pr = g.projections[k]
+        npre, npost = pr.weights.shape
+        self.readout_rule, self.readout_k = rule, k
+        self.rw0 = pr.weights.reshape(-1)  # the converted rows (the graph's, never written)
+        self.ro_seg = self.layout.seg(pr.pre)
+        a["ro_i"][[K.R_ON, K.R_WOFF, K.R_NPRE, K.R_NPOST, K.R_QW]] = \
+            int(rule.enabled), self.woff[k], npre, npost, weight_bound(g, k)
+        a["ro_f"][[K.R_ETA, K.R_ETA_B, K.R_THR, K.R_DECAY]] = rule.eta, rule.eta_bias, rule.threshold, rule.decay
+        saved = g.meta.get("masters", {}).get(k)
+        w = saved if saved is not None and saved.shape == pr.weights.shape else pr.weights
+        a["rwm"] = np.array(w, np.float64).reshape(-1)
+        bias = g.meta.get("readout_bias")
+        if bias is not None and np.shape(bias) == self.b0.shape:
+            a["rb"] = np.array(bias, np.float64)
+
+    def readout_step(self, pre, acc, y: int, learn):
+        """The readout rule after a token whose readout's presynaptic codes were ``pre`` and
+        accumulators ``acc``, the next token being ``y``; ``learn``: its kernel (the compiled
+        :func:`~spikelm.lm.learn.kernels.readout_learn` or its reference twin)."""
+        a = self.a
+        if self.readout_rule is None or not a["ro_i"][K.R_ON]:
+            return
+        learn(pre, acc, self.scale, a["rb"], self.b0, int(y), a["rwm"], self.rw0, self.W,
+              a["ro_i"], a["ro_f"], a["lcnt"])
+
+    def logits(self, acc) -> np.ndarray | None:
+        """Logits of readout accumulators with the learned bias (None without a readout rule:
+        the graph's bias)."""
+        if self.readout_rule is None:
+            return None
+        return np.asarray(acc, dtype=np.float64) * self.scale + self.a["rb"]
+
     def bundle(self) -> LearnBundle:
         """The learning bundle of the compiled loop: the arrays themselves, not copies."""
         a = self.a
@@ -226,6 +278,11 @@ class LearnState:
                     dev = max(dev, float((np.abs(wm.sum(0) - crow) / np.maximum(1.0, np.abs(crow))).max()))
                     idev = max(idev, int(np.abs(self.weights(k).astype(np.int64).sum(0) - np.rint(crow)).max()))
             out.update(w_saturated=sat, rowsum_dev=dev, int_rowsum_dev=idev)
+        if self.readout_rule is not None:
+            r0 = self.rw0
+            out.update(readout_dw_mean=float(np.abs(a["rwm"] - r0).mean()),
+                       readout_w_changed=int((self.weights(self.readout_k).reshape(-1) != r0).sum()),
+                       readout_db_max=float(np.abs(a["rb"] - self.b0).max()))
         kinds = a["lkind"]
         lay = self.layout
         for kind, names in ((K.UNITS, ("unit",)), (K.EIIF, ("theta_base", "alpha", "r"))):
