@@ -56,6 +56,8 @@ def replay(state, windows, codes, kernel=K.readout_learn) -> np.ndarray:
     g = state.graph
     npre, npost = g.projections[state.readout_k].weights.shape
     woff = state.woff[state.readout_k]
+    if not state.a["ro_i"][K.R_ON]:
+        return _frozen(state, windows, codes)
     out = []
     acc = np.zeros(npost, np.int64)
     last = np.zeros(npost, np.int64)
@@ -71,6 +73,19 @@ def replay(state, windows, codes, kernel=K.readout_learn) -> np.ndarray:
                 out.append(m + np.log(np.exp(z - m).sum()) - z[w[i + 1]])
             acc, last = last, acc
     return np.array(out)
+
+
+def _frozen(state, windows, codes) -> np.ndarray:
+    """Learning off: every window's accumulators at once, in float64 (exact: integer sums far
+    below 2^53), the logits as :meth:`LearnState.logits` reads them."""
+    W = state.weights(state.readout_k).astype(np.float64)
+    out = []
+    for w, c in zip(windows, codes):
+        w = np.asarray(w, np.int64)
+        z = (c[:-1].astype(np.float64) @ W) * state.scale + state.a["rb"]
+        m = z.max(axis=1)
+        out.append(m + np.log(np.exp(z - m[:, None]).sum(axis=1)) - z[np.arange(len(w) - 1), w[1:]])
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def _pre(graph) -> int:
