@@ -209,3 +209,21 @@ def test_a_glob_puts_the_readout_rule_on_the_readout_only():
         {"projections": {"*": {"plasticity": {"rule": "readout_error"}}}})))
     assert [snn.graph.projections[k].post for k, _, _ in st_.attached.readout] == [snn.graph.readout]
     assert st_.attached.projections == []
+
+
+def test_a_model_folder_learned_at_the_readout_reads_back_as_learned(tmp_path):
+    model = random_tiny_gpt(12, vocab=VOCAB, ctx=12, width=16, layers=1, heads=2)
+    calib = token_ids(13, 40, VOCAB)
+    snn = convert(model, calibration=calib, bits=6)
+    run = Learning(snn, readout(eta=0.5, eta_bias=0.3, threshold=0.0))
+    run.feed(token_ids(14, 10, VOCAB))
+    back = convert(run.save_model(tmp_path / "learned"), calibration=calib, bits=6)
+    k = run.state.readout_k
+    assert np.array_equal(back.graph.projections[k].weights, run.state.weights(k))
+    assert np.array_equal(back.graph.pops[back.graph.readout].params.bias, run.state.a["rb"])
+    ids = token_ids(15, 6, VOCAB)
+    run.set_enabled(False)  # the learned model runs as the learning one does with its rule off
+    run.new_sequence()
+    learned = run.feed(ids).logits
+    assert np.array_equal(learned, back.simulate(ids).logits)
+    assert not np.array_equal(learned, snn.simulate(ids).logits)

@@ -176,7 +176,8 @@ class LearnState:
 
     def _pack_readout(self, rules):
         """The readout rule's tables, masters (starting at the integer weights, or a learned
-        folder's masters) and learned bias; ``ro_i[R_ON] = 0`` without one."""
+        folder's masters) and learned bias (from the graph's: a learned folder's is there);
+        ``ro_i[R_ON] = 0`` without one. Decay pulls toward the graph's rows and bias."""
         g, a = self.graph, self.a
         a["ro_i"], a["ro_f"] = np.zeros(K.RI, np.int64), np.zeros(K.RF)
         head = g.pops[g.readout].params
@@ -204,9 +205,6 @@ class LearnState:
         saved = g.meta.get("masters", {}).get(k)
         w = saved if saved is not None and saved.shape == pr.weights.shape else pr.weights
         a["rwm"] = np.array(w, np.float64).reshape(-1)
-        bias = g.meta.get("readout_bias")
-        if bias is not None and np.shape(bias) == self.b0.shape:
-            a["rb"] = np.array(bias, np.float64)
 
     def readout_step(self, pre, acc, y: int, learn):
         """The readout rule after a token whose readout's presynaptic codes were ``pre`` and
