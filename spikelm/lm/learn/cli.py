@@ -109,7 +109,6 @@ def _generate_to_file(run, snn, folder, args, prompt, on_token, out):
     from spikelm import __version__
     from spikelm.interrupt import deferred_interrupts
     from spikelm.io.sonata import SpikeWriter
-    from spikelm.lm.cli import _token_done
 
     names = [p.name for p in run.graph.pops]
     meta = {"backend": args.backend, "model": str(folder), "bits": str(snn.bits), "precision": snn.bits.to_dict(),
@@ -123,7 +122,12 @@ def _generate_to_file(run, snn, folder, args, prompt, on_token, out):
                 writer.append(names[p], steps[m], nodes[m], values[m])
 
         try:
-            gen = run.generate(prompt, args.tokens, args.max_steps, _token_done(on_token, writer, ctrl_c), record=sink)
+            def done(*a):  # as lm generate --out: print, flush (the token is on disk), honour a Ctrl-C
+                on_token(*a)
+                writer.flush()
+                ctrl_c.check()
+
+            gen = run.generate(prompt, args.tokens, args.max_steps, done, record=sink)
         except KeyboardInterrupt:
             print(f"spikelm: the spikes up to the interrupt are kept in {writer.partial_path}", file=sys.stderr)
             raise
