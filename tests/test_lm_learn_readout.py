@@ -227,3 +227,16 @@ def test_a_model_folder_learned_at_the_readout_reads_back_as_learned(tmp_path):
     learned = run.feed(ids).logits
     assert np.array_equal(learned, back.simulate(ids).logits)
     assert not np.array_equal(learned, snn.simulate(ids).logits)
+
+
+def test_state_saved_before_the_readout_rule_still_loads_and_a_missing_readout_state_is_refused():
+    from spikelm.errors import CheckpointMismatchError
+
+    snn = tiny(4)
+    plain = LearnState(attach(snn.graph, Plasticity.from_dict(
+        {"populations": {"h0.v": {"plasticity": {"rule": "target_spikes"}}}})))
+    old = {k: v for k, v in plain.state_dict().items() if k not in ("rwm", "rb")}
+    plain.load_state_dict(old)
+    ro = LearnState(attach(snn.graph, Plasticity.from_dict(readout())))
+    with pytest.raises(CheckpointMismatchError, match="learned state 'rwm' is missing"):
+        ro.load_state_dict({k: v for k, v in ro.state_dict().items() if k != "rwm"})

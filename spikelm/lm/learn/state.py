@@ -40,6 +40,8 @@ from spikelm.plasticity.interface import HF, HI, H_KIND, KIND_BRAINGPT_HOMEO, PF
 #: what a checkpoint keeps besides the plastic integer rows (tables and rule columns are rebuilt)
 MUTABLE = ("unit", "theta_base", "alpha", "r", "psp", "ppst", "ppen", "wm", "xpre", "tpre", "xpost", "tpost",
            "crow", "mark", "sbar", "vbar", "lcnt", "uth", "rwm", "rb")
+#: the readout rule's part of MUTABLE (its master rows, its learned bias)
+READOUT_STATE = ("rwm", "rb")
 
 
 def empty_bundle() -> LearnBundle:
@@ -305,6 +307,10 @@ class LearnState:
     def load_state_dict(self, d: dict, source: str = "checkpoint"):
         """Restore :meth:`state_dict` in place; a missing array or another shape is refused."""
         want = {k: self.a[k] for k in MUTABLE}
+        if self.readout_rule is None:  # checkpoints written before the readout rule have none of its state
+            for k in READOUT_STATE:
+                if k not in d:
+                    del want[k]
         want.update({f"w{k}": self.weights(k) for k in self.w0})
         for k, arr in want.items():
             got = d.get(k)
