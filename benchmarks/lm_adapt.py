@@ -22,6 +22,7 @@ accumulation it needs, on this machine).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def experiment(snn, tok, text, tokens, window, sweep, check=0):
     base = LearnState(attach(snn.graph, _plasticity(rule(0.0, 0.0, 1.0, 0.0))))
     codes = {k: readout_codes(base.graph, w) for k, w in (("first", first), ("second", second), ("eng", eng))}
     t_codes = time.perf_counter() - t0
+    print(f"  codes of {len(ids)} + {sum(len(w) for w in eng)} tokens: {t_codes:.0f} s", file=sys.stderr, flush=True)
     ppl = lambda nll: float(np.exp(nll.mean()))
     frozen = {k: ppl(replay(base, w, codes[k])) for k, w in (("second", second), ("eng", eng))}
     rows = []
@@ -90,6 +92,8 @@ def experiment(snn, tok, text, tokens, window, sweep, check=0):
                          online_pct=100 * (online / frozen["second"] - 1), eng=after["eng"],
                          eng_pct=100 * (after["eng"] / frozen["eng"] - 1), ops=ops / max(n1, 1),
                          flips=flips / max(n1, 1), ms=1e3 * dt))
+        print(f"  eta {eta:g}, eta_bias {eb:g}, threshold {thr:g}, decay {lam:g}: 2nd half {rows[-1]['second_pct']:+.2f} %, "
+              f"online {rows[-1]['online_pct']:+.2f} %, English {rows[-1]['eng_pct']:+.2f} %", file=sys.stderr, flush=True)
     info = dict(tokens=len(ids), adapt=sum(len(w) for w in first), window=window, frozen=frozen,
                 codes_s=t_codes, eng_tokens=sum(len(w) for w in eng))
     if check:
