@@ -4,6 +4,7 @@ and how far does the output move?
     python -m benchmarks.lm_plasticity                  # the demo model, 64 held-out tokens
     python -m benchmarks.lm_plasticity --tokens 128 --json out.json
     python -m benchmarks.lm_plasticity --model smollm2 --tokens 16    # a short SmolLM2 run
+    python -m benchmarks.lm_plasticity --model smollm2 --adapt GPL-3  # learning that helps (lm_adapt.py)
 
 For each rule and learning rate, the model reads the same held-out text token by token while
 learning (greedy reading, teacher-forced: the text, not its own output, comes next), and the
