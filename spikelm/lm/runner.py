@@ -138,9 +138,9 @@ class Runner:
         if n >= self.graph.n_positions:
             raise SpikelmError(f"position {n} is past the model's context of {self.graph.n_positions}")
         if self.learn is not None:
-            if n > self.graph.n_prefix:  # the last token's readout error, now that its target is known
-                self.learn.readout_step(self.counts[n - 1, self.learn.ro_seg], self.head_acc[n - 1], token,
-                                        self.readout_kernel)
+            prev = n > self.graph.n_prefix  # the last token's readout error, now that its target is known
+            self.learn.before_token(self.counts[n - 1] if prev else None, self.head_acc[n - 1] if prev else None,
+                                    token, self.readout_kernel)
             self.learn.begin_token()
         steps = self._run(n, int(token), max_steps if max_steps is not None else np.iinfo(np.int64).max)
         self.n += 1

@@ -383,3 +383,26 @@ class ReadoutError:
         if not self.decay < 1:
             raise ConfigError(f"ReadoutError: field 'decay' must be in [0, 1), got {self.decay!r}")
         _flag(self, "enabled", self.enabled)
+
+
+@dataclass(frozen=True)
+class GatedBrainGPTSTDP(BrainGPTSTDP):
+    """BrainGPT's STDP (eqs. 11, 15, 16, as :class:`BrainGPTSTDP`) gated by the readout's error
+    (a projection rule of converted LMs only: :mod:`spikelm.lm.learn`).
+
+    A third factor, broadcast once per token: the rule learns during token n only if the
+    model was surprised by it, ``-log p(token n) >= surprise`` under the logits of token
+    n - 1 (in nats); at the first token of a sequence there is no error yet and it does not
+    learn. Traces run on either way (the gate switches the weight updates, as ``enabled``).
+
+    Parameters
+    ----------
+    surprise : float
+        The gate's threshold in nats, >= 0 (0: every token but the first).
+    """
+
+    surprise: float = 2.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _num(self, "surprise", self.surprise, nonnegative=True)

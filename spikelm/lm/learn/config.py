@@ -38,10 +38,12 @@ from pathlib import Path
 from spikelm.errors import ConfigError, FileFormatError
 from spikelm.lm.graph import NEURONS
 from spikelm.plasticity.config import from_config
-from spikelm.plasticity.rules import STDP, BrainGPTHomeostasis, BrainGPTSTDP, ReadoutError, TargetSpikes
+from spikelm.plasticity.rules import (STDP, BrainGPTHomeostasis, BrainGPTSTDP, GatedBrainGPTSTDP, ReadoutError,
+                                      TargetSpikes)
 
 
-PROJECTION_RULES = {"stdp": STDP, "braingpt_stdp": BrainGPTSTDP, "readout_error": ReadoutError}
+PROJECTION_RULES = {"stdp": STDP, "braingpt_stdp": BrainGPTSTDP, "gated_braingpt_stdp": GatedBrainGPTSTDP,
+                    "readout_error": ReadoutError}
 POPULATION_RULES = {"braingpt_homeostasis": BrainGPTHomeostasis, "target_spikes": TargetSpikes}
 RULE_NAMES = {v: k for k, v in {**PROJECTION_RULES, **POPULATION_RULES}.items()}
 #: the neuron a population rule needs

@@ -53,6 +53,9 @@ def replay(state, windows, codes, kernel=K.readout_learn) -> np.ndarray:
     learning as the spiking run would if the state's readout rule is on; the state goes on."""
     if state.readout_rule is None:
         raise ConfigError("replay: the plasticity has no readout_error rule")
+    if state.attached.projections or state.attached.populations:
+        raise ConfigError("replay: the plasticity has rules besides readout_error; they change the codes, "
+                          "so only a spiking run computes them")
     g = state.graph
     npre, npost = g.projections[state.readout_k].weights.shape
     woff = state.woff[state.readout_k]

@@ -33,7 +33,7 @@ from spikelm.errors import CheckpointMismatchError, ConfigError
 from spikelm.lm.bundles import LearnBundle, LearnNeurons, LearnRules
 from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.attach import Attached, weight_bound
-from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, TargetSpikes
+from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, GatedBrainGPTSTDP, TargetSpikes
 from spikelm.lm.layout import Layout, flat_weights
 from spikelm.plasticity.interface import HF, HI, H_KIND, KIND_BRAINGPT_HOMEO, PF, decay_table, table_length
 
@@ -101,6 +101,9 @@ class LearnState:
         self.wm0 = a["wm"].copy()
         self.bounds = {k: weight_bound(g, k) for k in plastic}
         self.tokens_on = True  # the per-token rules (Learning.set_enabled switches all rules)
+        #: (rule row, rule) of the rules the readout's error gates, token by token
+        self.gated = [(r, rule) for r, (_, _, rule) in enumerate(attached.projections)
+                      if isinstance(rule, GatedBrainGPTSTDP)]
 
     # ------------------------------------------------------------------ packing
 
@@ -207,6 +210,22 @@ class LearnState:
         saved = g.meta.get("masters", {}).get(k)
         w = saved if saved is not None and saved.shape == pr.weights.shape else pr.weights
         a["rwm"] = np.array(w, np.float64).reshape(-1)
+
+    def before_token(self, counts, acc, y: int, learn):
+        """Before token ``y``: the last token's readout error, its spike ``counts`` (a row of
+        every spiking neuron) and readout ``acc`` (None at a sequence's first token), opens or
+        closes the gated rules (:class:`GatedBrainGPTSTDP`) and drives the readout rule."""
+        if self.gated:
+            nll = None
+            if acc is not None:
+                z = np.asarray(acc, dtype=np.float64) * self.scale + self.a["rb"]  # the logits it gave
+                m = z.max()
+                nll = m + np.log(np.exp(z - m).sum()) - z[y]
+            for r, rule in self.gated:
+                self.a["pr_i"][r, K.P_ON] = int(self.tokens_on and rule.enabled and nll is not None
+                                                and nll >= rule.surprise)
+        if acc is not None:
+            self.readout_step(counts[self.ro_seg], acc, y, learn)
 
     def readout_step(self, pre, acc, y: int, learn):
         """The readout rule after a token whose readout's presynaptic codes were ``pre`` and
