@@ -147,3 +147,81 @@ def table(info, rows) -> str:
                     f"the replay {c['max_dnll']:g}, same learned weights: {c['same_weights']}, "
                     f"{c['s_per_token']:.3f} s per token."]
     return "\n".join(out)
+
+
+#: (eta_w, surprise) of the gated BrainGPT STDP swept by ``--inside``
+INSIDE = [(1e-4, 0.0), (1e-4, 2.0), (1e-3, 2.0), (1e-3, 4.0)]
+
+
+def inside_rule(eta_w, surprise, where="h*.fc2") -> dict:
+    return {"projections": {where: {"plasticity": {"rule": "gated_braingpt_stdp", "eta_w": eta_w, "surprise": surprise,
+                                                   "a_plus": 1.0, "a_minus": 1.0, "tau_plus": 20.0,
+                                                   "tau_minus": 20.0}}}}
+
+
+def inside_experiment(snn, tok, text, tokens, window, sweep):
+    """The gated BrainGPT rule (it changes the codes: spike by spike on numba, no replay):
+    learning on the first half, then frozen on the second half and the English; online on
+    the second half."""
+    from spikelm.lm import texts
+    from spikelm.lm.learn import Learning
+    from spikelm.lm.models import encode_loose
+
+    ids = encode_loose(tok, text)[:tokens]
+    half = len(ids) // 2
+    first, second = windows(ids[:half], window), windows(ids[half:], window)
+    eng = windows(encode_loose(tok, texts.heldout_text())[:tokens // 2], window)
+
+    def read(run, ws):
+        out = []
+        for w in ws:
+            run.new_sequence()
+            L = run.feed(w, drift=False).logits
+            m = L.max(axis=1)
+            out.append(m[:-1] + np.log(np.exp(L[:-1] - m[:-1, None]).sum(axis=1)) - L[np.arange(len(w) - 1), w[1:]])
+        return float(np.exp(np.concatenate(out).mean()))
+
+    exact = Learning(snn, None, "numba")
+    frozen = {"second": read(exact, second), "eng": read(exact, eng)}
+    rows = []
+    for eta, s in sweep:
+        pl = _plasticity_inside(inside_rule(eta, s))
+        run = Learning(snn, pl, "numba")
+        t0 = time.perf_counter()
+        read(run, first)
+        n1 = sum(len(w) for w in first)
+        dt = (time.perf_counter() - t0) / n1
+        ops = int(run.state.a["lcnt"][0]) / n1
+        saved = run.state.state_dict()
+        run.set_enabled(False)
+        after = {"second": read(run, second), "eng": read(run, eng)}
+        run.state.load_state_dict(saved)
+        run.set_enabled(True)
+        online = read(run, second)
+        rows.append(dict(eta=eta, surprise=s, second=after["second"],
+                         second_pct=100 * (after["second"] / frozen["second"] - 1), online=online,
+                         online_pct=100 * (online / frozen["second"] - 1), eng=after["eng"],
+                         eng_pct=100 * (after["eng"] / frozen["eng"] - 1), ops=ops, ms=1e3 * dt))
+        print(f"  eta_w {eta:g}, surprise {s:g}: 2nd half {rows[-1]['second_pct']:+.2f} %, online "
+              f"{rows[-1]['online_pct']:+.2f} %, English {rows[-1]['eng_pct']:+.2f} %", file=sys.stderr, flush=True)
+    return dict(tokens=len(ids), adapt=half, window=window, frozen=frozen), rows
+
+
+def _plasticity_inside(d):
+    from spikelm.lm.learn.config import Plasticity
+
+    return Plasticity.from_dict(d, "gated_braingpt_stdp")
+
+
+def inside_table(info, rows) -> str:
+    fz = info["frozen"]
+    out = [f"{info['tokens']} tokens spike by spike (learning on the first {info['adapt']}), windows of "
+           f"{info['window']}; exact model: second half {fz['second']:.3f}, English {fz['eng']:.3f}.", "",
+           "| eta_w | surprise (nats) | 2nd half after learning | vs exact | 2nd half online | vs exact | English after "
+           "| vs exact | learn-ops/token | ms/token |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['eta']:g} | {r['surprise']:g} | {r['second']:.3f} | {r['second_pct']:+.2f} % | "
+                   f"{r['online']:.3f} | {r['online_pct']:+.2f} % | {r['eng']:.3f} | {r['eng_pct']:+.2f} % | "
+                   f"{r['ops']:,.0f} | {r['ms']:.1f} |")
+    return "\n".join(out)

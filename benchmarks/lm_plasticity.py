@@ -154,6 +154,8 @@ def main(argv=None) -> int:
                          "see benchmarks/lm_adapt.py")
     ap.add_argument("--window", type=int, default=128, help="--adapt: tokens per window (default 128)")
     ap.add_argument("--check", type=int, default=0, help="--adapt: also run this many tokens spike by spike")
+    ap.add_argument("--inside", action="store_true",
+                    help="--adapt: the gated BrainGPT rule on every MLP down projection, spike by spike, instead")
     ap.add_argument("--sweep", default=None,
                     help="--adapt: settings eta/eta_bias/threshold/decay separated by commas (default: a sweep)")
     args = ap.parse_args(argv)
@@ -205,6 +207,13 @@ def _adapt(args) -> int:
     sweep = lm_adapt.SWEEP if not args.sweep else \
         [tuple(float(x) for x in s.split("/")) for s in args.sweep.split(",")]
     tokens = args.tokens or 4096
+    if args.inside:
+        sweep = lm_adapt.INSIDE if not args.sweep else \
+            [tuple(float(x) for x in s.split("/")) for s in args.sweep.split(",")]
+        info, rows = lm_adapt.inside_experiment(snn, tok, text, args.tokens or 1024, min(args.window, snn.context),
+                                                sweep)
+        print(lm_adapt.inside_table(info, rows))
+        return 0
     print(f"model {args.model}: {snn.config.n_layer} layers, bits {snn.bits}; adapting on {args.adapt}", flush=True)
     info, rows = lm_adapt.experiment(snn, tok, text, tokens, min(args.window, snn.context), sweep, args.check)
     print(lm_adapt.table(info, rows))
