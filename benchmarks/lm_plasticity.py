@@ -4,6 +4,7 @@ and how far does the output move?
     python -m benchmarks.lm_plasticity                  # the demo model, 64 held-out tokens
     python -m benchmarks.lm_plasticity --tokens 128 --json out.json
     python -m benchmarks.lm_plasticity --model smollm2 --tokens 16    # a short SmolLM2 run
+    python -m benchmarks.lm_plasticity --model smollm2 --adapt GPL-3  # learning that helps (lm_adapt.py)
 
 For each rule and learning rate, the model reads the same held-out text token by token while
 learning (greedy reading, teacher-forced: the text, not its own output, comes next), and the
@@ -148,7 +149,18 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=float, default=2.0, help="spikes per token of the target-spikes rule (default 2)")
     ap.add_argument("--backend", default="numba", choices=("numba", "numpy"))
     ap.add_argument("--json", default=None, help="also write every figure here")
+    ap.add_argument("--adapt", default=None, metavar="TEXT",
+                    help="learning that helps: read this text (a file, or GPL-3) with the readout rule; "
+                         "see benchmarks/lm_adapt.py")
+    ap.add_argument("--window", type=int, default=128, help="--adapt: tokens per window (default 128)")
+    ap.add_argument("--check", type=int, default=0, help="--adapt: also run this many tokens spike by spike")
+    ap.add_argument("--inside", action="store_true",
+                    help="--adapt: the gated BrainGPT rule on every MLP down projection, spike by spike, instead")
+    ap.add_argument("--sweep", default=None,
+                    help="--adapt: settings eta/eta_bias/threshold/decay separated by commas (default: a sweep)")
     args = ap.parse_args(argv)
+    if args.adapt:
+        return _adapt(args)
     snn, tok, text = _model(args.model, args.context)
     rules = RULES if args.model == "demo" else SMOLLM2_RULES
     n = args.tokens or (64 if args.model == "demo" else 24)
@@ -184,6 +196,30 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump({"model": args.model, "tokens": len(ids), "rows": rows, "checks": checks}, f, indent=1,
                       default=float)
+    return 0
+
+
+def _adapt(args) -> int:
+    from benchmarks import lm_adapt
+
+    text = lm_adapt.adapt_text(args.adapt)
+    snn, tok, _ = _model(args.model, max(args.context, args.window))
+    sweep = lm_adapt.SWEEP if not args.sweep else \
+        [tuple(float(x) for x in s.split("/")) for s in args.sweep.split(",")]
+    tokens = args.tokens or 4096
+    if args.inside:
+        sweep = lm_adapt.INSIDE if not args.sweep else \
+            [tuple(float(x) for x in s.split("/")) for s in args.sweep.split(",")]
+        info, rows = lm_adapt.inside_experiment(snn, tok, text, args.tokens or 1024, min(args.window, snn.context),
+                                                sweep)
+        print(lm_adapt.inside_table(info, rows))
+        return 0
+    print(f"model {args.model}: {snn.config.n_layer} layers, bits {snn.bits}; adapting on {args.adapt}", flush=True)
+    info, rows = lm_adapt.experiment(snn, tok, text, tokens, min(args.window, snn.context), sweep, args.check)
+    print(lm_adapt.table(info, rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "info": info, "rows": rows}, f, indent=1, default=float)
     return 0
 
 

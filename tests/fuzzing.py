@@ -49,7 +49,10 @@ class Outcome:
 
     @property
     def lines(self):
-        return [ln for ln in self.err.strip().splitlines() if ln.strip()]
+        # what a terminal shows: a progress line redrawn or cleared in place ('\r') leaves only
+        # what was written after its last carriage return
+        shown = [ln.rsplit("\r", 1)[-1] for ln in self.err.split("\n")]
+        return [ln for ln in shown if ln.strip()]
 
 
 def _alarm(signum, frame):

@@ -55,3 +55,19 @@ def test_a_phase_prints_its_clock_and_records_its_time_only_when_shown(capsys, m
     with progress.shown(), progress.shown(False), progress.bar("inner", 3) as b:
         b.update(3)
     assert capsys.readouterr().err == ""
+
+
+def test_a_phase_clock_counts_from_the_phase_start(monkeypatch, capsys):
+    """The running clock of an opaque phase shows the seconds since the phase began (tqdm's own
+    clock is wall time: a perf_counter start once made it read 4990 hours)."""
+    import re
+    import time
+
+    from spikelm.lm import progress
+
+    monkeypatch.setattr(progress, "DELAY", 0.05)
+    monkeypatch.setattr(progress, "TICK", 0.05)
+    with progress.shown(), progress.phase("loading x"):
+        time.sleep(0.3)
+    shown = re.findall(r"loading x: ([^\r\n]*)", capsys.readouterr().err)
+    assert shown and all(re.fullmatch(r"00:0[0-9]\s*", s) for s in shown), shown

@@ -77,7 +77,7 @@ def phase(desc: str):
             if stop.is_set():
                 return
             b = tqdm(total=None, desc=desc, file=err, bar_format="{desc}: {elapsed}", dynamic_ncols=True)
-            b.start_t = t0  # the clock counts from the phase's start
+            b.start_t = b._time() - (time.perf_counter() - t0)  # from the phase's start (tqdm's clock is time.time)
             b.refresh()
             line.append(b)
         while not stop.wait(TICK):

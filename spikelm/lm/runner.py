@@ -28,6 +28,7 @@ from spikelm.lm import ops
 from spikelm.lm.codings import coding_id
 from spikelm.lm.graph import ACCUMULATE, LMGraph
 from spikelm.lm.layout import Layout
+from spikelm.lm.learn import kernels as learn_kernels
 from spikelm.lm.learn import reference as learn_ref
 from spikelm.lm.neuron import signed_if_step
 from spikelm.lm.reference import logits as read_logits
@@ -100,6 +101,9 @@ class Runner:
     plasticity; its ``graph`` is this runner's), or None for the exact executor.
     """
 
+    #: the readout rule's kernel, run before each token on the last one's error (the reference overrides it)
+    readout_kernel = staticmethod(learn_kernels.readout_learn)
+
     def __init__(self, graph: LMGraph, record=False, learn=None):
         self.graph = graph
         self.learn = learn
@@ -126,7 +130,8 @@ class Runner:
         return ops.get(g.pops[p].op).evaluate(g, g.pops[p], [], ctx)[0]
 
     def logits(self, n: int) -> np.ndarray:
-        return read_logits(self.graph, self.head_acc[n])
+        learned = None if self.learn is None else self.learn.logits(self.head_acc[n])
+        return read_logits(self.graph, self.head_acc[n]) if learned is None else learned
 
     def step_token(self, token: int, max_steps: int | None) -> int:
         """Append ``token`` at the next position and run to quiescence; returns the steps."""
@@ -134,6 +139,9 @@ class Runner:
         if n >= self.graph.n_positions:
             raise SpikelmError(f"position {n} is past the model's context of {self.graph.n_positions}")
         if self.learn is not None:
+            prev = n > self.graph.n_prefix  # the last token's readout error, now that its target is known
+            self.learn.before_token(self.counts[n - 1] if prev else None, self.head_acc[n - 1] if prev else None,
+                                    token, self.readout_kernel)
             self.learn.begin_token()
         steps = self._run(n, int(token), max_steps if max_steps is not None else np.iinfo(np.int64).max)
         self.n += 1
@@ -163,6 +171,8 @@ class Runner:
 
 class NumpyRunner(Runner):
     """The reference event-driven executor (NumPy, one population at a time)."""
+
+    readout_kernel = staticmethod(learn_ref.readout_learn)
 
     def __init__(self, graph: LMGraph, record=False, learn=None):
         super().__init__(graph, record, learn)

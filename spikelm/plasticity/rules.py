@@ -12,8 +12,9 @@ rules is allowed):
 - :class:`BrainGPTHomeostasis`: BrainGPT eqs. 12-14 (EIIF only).
 
 Converted LMs (:mod:`spikelm.lm.learn`) attach ``STDP``, ``BrainGPTSTDP`` and
-``BrainGPTHomeostasis`` too, and one rule of their own, :class:`TargetSpikes` (spike units
-adapted per token), defined here beside the others.
+``BrainGPTHomeostasis`` too, and two rules of their own, defined here beside the others:
+:class:`TargetSpikes` (spike units adapted per token) and :class:`ReadoutError` (the readout's
+weights and bias learning from the next token's error).
 
 Units are the public ones: time constants in ms, rates in Hz. Every field is checked in
 ``__post_init__``; a bad value raises a one-line :class:`~spikelm.errors.ConfigError` that
@@ -332,3 +333,76 @@ def rule_fields(rule) -> dict:
     d = {"rule": RULE_NAMES[type(rule)]}
     d.update({f.name: getattr(rule, f.name) for f in dataclasses.fields(rule)})
     return d
+
+
+@dataclass(frozen=True)
+class ReadoutError:
+    """A three-factor rule at a converted LM's readout (the LM head; converted LMs only).
+
+    After each token, once the next token y is known (the text's, or the one generated), every
+    output v of the readout gets the error ``e_v = softmax(z)_v - [v = y]`` of the logits z it
+    gave; each synapse j -> v of the projection into the readout changes by its presynaptic
+    spike count c_j (the code) times that error, normalized by the presynaptic activity::
+
+        w_jv <- w0_jv + (1 - decay) (w_jv - w0_jv) - eta e_v c_j / (s_v sum_i c_i^2)
+        b_v  <- b0_v  + (1 - decay) (b_v  - b0_v)  - eta_bias e_v
+
+    (s_v: the output's logit scale; weights in integer units; the decay term only at
+    decay > 0). e_v c_j is the exact gradient of the token's cross-entropy with respect to
+    the head's weights (dynamic evaluation of the readout), scaled so that ``eta`` is the
+    fraction of the error each update removes from the logits on that same input: after it,
+    ``z_v`` on the same codes moves by ``-eta e_v`` (before rounding). Only outputs with
+    ``|e_v| >= threshold`` learn (the target always); ``decay`` pulls what learns back toward
+    the converted weights and bias, so that the model cannot drift without bound.
+
+    Parameters
+    ----------
+    eta : float
+        Weight rate, >= 0 (dimensionless; 0 to 1 is the sane range).
+    eta_bias : float
+        Bias rate, >= 0, in logit units per unit error.
+    threshold : float
+        Outputs whose |error| is below it do not learn, in [0, 1].
+    decay : float
+        Fraction of the learned change given back at every update of an output, in [0, 1).
+    """
+
+    eta: float = 0.1
+    eta_bias: float = 0.0
+    threshold: float = 1e-3
+    decay: float = 0.0
+    enabled: bool = True
+
+    def __post_init__(self):
+        _num(self, "eta", self.eta, nonnegative=True)
+        _num(self, "eta_bias", self.eta_bias, nonnegative=True)
+        _num(self, "threshold", self.threshold, nonnegative=True)
+        _num(self, "decay", self.decay, nonnegative=True)
+        if self.threshold > 1:
+            raise ConfigError(f"ReadoutError: field 'threshold' must be in [0, 1], got {self.threshold!r}")
+        if not self.decay < 1:
+            raise ConfigError(f"ReadoutError: field 'decay' must be in [0, 1), got {self.decay!r}")
+        _flag(self, "enabled", self.enabled)
+
+
+@dataclass(frozen=True)
+class GatedBrainGPTSTDP(BrainGPTSTDP):
+    """BrainGPT's STDP (eqs. 11, 15, 16, as :class:`BrainGPTSTDP`) gated by the readout's error
+    (a projection rule of converted LMs only: :mod:`spikelm.lm.learn`).
+
+    A third factor, broadcast once per token: the rule learns during token n only if the
+    model was surprised by it, ``-log p(token n) >= surprise`` under the logits of token
+    n - 1 (in nats); at the first token of a sequence there is no error yet and it does not
+    learn. Traces run on either way (the gate switches the weight updates, as ``enabled``).
+
+    Parameters
+    ----------
+    surprise : float
+        The gate's threshold in nats, >= 0 (0: every token but the first).
+    """
+
+    surprise: float = 2.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _num(self, "surprise", self.surprise, nonnegative=True)

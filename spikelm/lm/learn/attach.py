@@ -16,7 +16,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 from spikelm.lm.graph import LMGraph
-from spikelm.lm.learn.config import NEEDS, RULE_NAMES, STDP, Plasticity
+from spikelm.lm.learn.config import NEEDS, RULE_NAMES, STDP, Plasticity, ReadoutError
 from spikelm.plasticity.patterns import assign
 
 
@@ -24,12 +24,15 @@ from spikelm.plasticity.patterns import assign
 class Attached:
     """A graph with the file's neuron choices, and its rules by index.
 
-    projections: (projection index, where, rule); populations: (population index, where, rule).
+    projections: (projection index, where, rule) of the step rules (STDP, BrainGPT STDP);
+    readout: the same of the readout's per-token rule (:class:`ReadoutError`; at most one);
+    populations: (population index, where, rule).
     """
 
     graph: LMGraph
     projections: list = field(default_factory=list)
     populations: list = field(default_factory=list)
+    readout: list = field(default_factory=list)
 
 
 def weight_bound(graph: LMGraph, k: int) -> int:
@@ -96,18 +99,26 @@ def attach(graph: LMGraph, plasticity: Plasticity | None) -> Attached:
     taken: dict = {}
     for patterns, keys, ok, what in ((by_post, posts, live_posts, "synaptic target"),
                                      (by_pair, names, live, "projection")):
-        if not patterns:
-            continue
-        named = assign(patterns, _named(patterns, list(dict.fromkeys(keys)), ok), f"{src}: projections", what)
-        for key, pattern in named.items():
-            rule = plasticity.projections[pattern]
-            where = f"{src}: projections.{pattern}.plasticity"
-            for k in [k for k in range(len(names)) if keys[k] == key]:
-                _check_projection(g, k, rule, where)
-                if k in taken:
-                    raise ConfigError(f"{where}: {names[k]} already has a rule from {taken[k]}")
-                taken[k] = where
-                out.projections.append((k, where, rule))
+        # the readout's rule acts on the projection into the readout, every other rule on those
+        # into spiking populations: a pattern passes over what its rule cannot act on (naming
+        # it exactly is refused with the reason, by _check_projection)
+        readout_rules = [p for p in patterns if isinstance(plasticity.projections[p], ReadoutError)]
+        step_rules = [p for p in patterns if p not in readout_rules]
+        unique = list(dict.fromkeys(keys))
+        for group, group_ok in ((step_rules, ok), (readout_rules, set(unique) - ok)):
+            if not group:
+                continue
+            named = assign(group, _named(group, unique, group_ok), f"{src}: projections", what)
+            for key, pattern in named.items():
+                rule = plasticity.projections[pattern]
+                where = f"{src}: projections.{pattern}.plasticity"
+                for k in [k for k in range(len(names)) if keys[k] == key]:
+                    _check_projection(g, k, rule, where)
+                    if k in taken:
+                        raise ConfigError(f"{where}: {names[k]} already has a rule from {taken[k]}")
+                    taken[k] = where
+                    into_readout = not g.pops[g.projections[k].post].spiking
+                    (out.readout if into_readout else out.projections).append((k, where, rule))
     pops = [p.name for p in g.pops]
     spiking = {p.name for p in g.pops if p.spiking}
     named = assign(plasticity.populations, _named(plasticity.populations, pops, spiking), f"{src}: populations",
@@ -132,6 +143,11 @@ def attach(graph: LMGraph, plasticity: Plasticity | None) -> Attached:
 def _check_projection(g: LMGraph, k: int, rule, where: str):
     pr = g.projections[k]
     post = g.pops[pr.post]
+    if isinstance(rule, ReadoutError):
+        if post.spiking:
+            raise ConfigError(f"{where}: rule 'readout_error' cannot act on the projection into {post.name}; it "
+                              f"applies to the projection into the readout, {g.pops[g.readout].name}")
+        return
     if not post.spiking:
         raise ConfigError(f"{where}: the projection into {post.name} feeds the readout, which does not spike: "
                           "STDP has no post spikes there")

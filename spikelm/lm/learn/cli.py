@@ -43,9 +43,10 @@ def generate(args, load) -> int:
 
     if args.tokens < 0:
         raise ConfigError(f"--tokens {args.tokens}; allowed: an integer >= 0")
-    if getattr(args, "out", None):
-        raise ConfigError("--out: a learning run does not write spike files yet; leave out --out, or run "
-                          "without --plasticity/--checkpoint/--resume/--save-model")
+    out = Path(args.out) if getattr(args, "out", None) else None
+    if out is not None and args.resume:
+        raise ConfigError("--out with --resume: a resumed run does not write spike files yet; leave out --out "
+                          "(the checkpoint holds the learned state), or start the run with --prompt")
     ck = args.checkpoint  # every output was checked by spikelm.lm.cli.check_outputs
     pl = load_plasticity(args.plasticity) if args.plasticity else None
     snn, tok, folder = load(args)
@@ -71,6 +72,9 @@ def generate(args, load) -> int:
     if args.resume:
         gen = run.continue_generation(prompt, args.tokens, args.max_steps, on_token)
         text = repr(tok.decode(gen.tokens[: gen.tokens.size - gen.new_tokens.size]) + "|" + tok.decode(gen.new_tokens))
+    elif out is not None:
+        gen = _generate_to_file(run, snn, folder, args, prompt, on_token, out)
+        text = repr(tok.decode(prompt) + "|" + tok.decode(gen.new_tokens))
     else:
         gen = run.generate(prompt, args.tokens, args.max_steps, on_token)
         text = repr(tok.decode(prompt) + "|" + tok.decode(gen.new_tokens))
@@ -85,6 +89,46 @@ def generate(args, load) -> int:
         run.save_model(args.save_model, source=src)
         print(f"learned model written to {args.save_model} (spikelm lm ... --model {args.save_model})")
     return 0
+
+
+def _generate_to_file(run, snn, folder, args, prompt, on_token, out):
+    """Generation learning as it goes, its spikes written to ``out`` as ``lm generate --out`` writes
+    them (the same layout; flushed after every token, so a kill -9 loses at most the token being
+    run), plus the learned state after every token (``learned_state``: statistic -> one value per
+    token) in the closing metadata."""
+    from spikelm import __version__
+    from spikelm.interrupt import deferred_interrupts
+    from spikelm.io.sonata import SpikeWriter
+
+    names = [p.name for p in run.graph.pops]
+    meta = {"backend": args.backend, "model": str(folder), "bits": str(snn.bits), "precision": snn.bits.to_dict(),
+            "coding": snn.coding, "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__,
+            "plasticity": json.dumps(run.plasticity.to_dict() if run.plasticity else {})}
+    with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=snn.spike_value_tops(),
+                     compress=args.compression, time_unit="step") as writer, deferred_interrupts() as ctrl_c:
+        def sink(steps, pops, nodes, values):
+            for p in np.unique(pops):
+                m = pops == p
+                writer.append(names[p], steps[m], nodes[m], values[m])
+
+        try:
+            def done(*a):  # as lm generate --out: flush (the token is on disk) before printing it, honour a Ctrl-C
+                writer.flush()
+                on_token(*a)
+                ctrl_c.check()
+
+            gen = run.generate(prompt, args.tokens, args.max_steps, done, record=sink)
+        except KeyboardInterrupt:
+            print(f"spikelm: the spikes up to the interrupt are kept in {writer.partial_path}", file=sys.stderr)
+            raise
+        ctrl_c.check()
+        sim = gen.simulation
+        learned = {k: [float(s[k]) for s in run.stats] for k in (run.stats[0] if run.stats else {})}
+        writer.finish({"steps": int(sim.steps.sum()), "tokens": gen.tokens.tolist(),
+                       "synops_by_layer": {k: int(v) for k, v in sim.synops.items()},
+                       "macs_by_layer": {k: int(v) for k, v in sim.macs.items()}, "learned_state": learned})
+    print(f"spikes written to {out}")
+    return gen
 
 
 def print_drift(drift, every: int | None = None):

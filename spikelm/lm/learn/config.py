@@ -6,6 +6,10 @@ A plasticity file is plain TOML data (no code; nothing in it is evaluated)::
     rule = "braingpt_stdp"                # stdp | braingpt_stdp
     eta_w = 0.001
 
+    [projections.head.plasticity]         # the projection into the readout (the LM head)
+    rule = "readout_error"                # the next token's error times the presynaptic codes
+    eta = 0.1
+
     [populations."h*.fc"]                 # a population name or a glob pattern
     neuron = "eiif_exact"                 # signed_if (default) | eiif_exact
     theta_base = 0.5                      # eiif_exact: initial theta_base, alpha, r
@@ -16,7 +20,8 @@ A plasticity file is plain TOML data (no code; nothing in it is evaluated)::
     rule = "braingpt_homeostasis"         # eiif_exact populations; target_spikes: signed_if ones
 
 Rules are the engine's dataclasses (:mod:`spikelm.plasticity.rules`: ``STDP``,
-``BrainGPTSTDP``, ``BrainGPTHomeostasis``, and ``TargetSpikes``, which only converted LMs run)
+``BrainGPTSTDP``, ``BrainGPTHomeostasis``, and ``TargetSpikes`` and ``ReadoutError``, which only
+converted LMs run)
 with the LM's time unit, the step, where they say ms. Every problem is one :class:`~spikelm.errors.ConfigError`
 line naming the file and the field.
 """
@@ -31,10 +36,12 @@ from pathlib import Path
 from spikelm.errors import ConfigError
 from spikelm.lm.graph import NEURONS
 from spikelm.plasticity.config import from_config
-from spikelm.plasticity.rules import STDP, BrainGPTHomeostasis, BrainGPTSTDP, TargetSpikes
+from spikelm.plasticity.rules import (STDP, BrainGPTHomeostasis, BrainGPTSTDP, GatedBrainGPTSTDP, ReadoutError,
+                                      TargetSpikes)
 
 
-PROJECTION_RULES = {"stdp": STDP, "braingpt_stdp": BrainGPTSTDP}
+PROJECTION_RULES = {"stdp": STDP, "braingpt_stdp": BrainGPTSTDP, "gated_braingpt_stdp": GatedBrainGPTSTDP,
+                    "readout_error": ReadoutError}
 POPULATION_RULES = {"braingpt_homeostasis": BrainGPTHomeostasis, "target_spikes": TargetSpikes}
 RULE_NAMES = {v: k for k, v in {**PROJECTION_RULES, **POPULATION_RULES}.items()}
 #: the neuron a population rule needs

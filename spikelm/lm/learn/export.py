@@ -2,7 +2,8 @@
 
 :func:`save` writes a new folder: the source model's files (config, weights, tokenizer,
 calibration and held-out texts) and ``learned.h5``, which holds the plastic projections'
-integer rows and float master weights and every population's neurons (spike units, EI-IF
+integer rows and float master weights (the readout rule's too, with its learned bias) and
+every population's neurons (spike units, EI-IF
 parameters), with the fingerprint of the conversion they were learned on. ``convert`` (and
 every ``spikelm lm`` command) reads such a folder as usual and then applies ``learned.h5``
 (:func:`apply`); a conversion that differs from the one learned on (other bits or
@@ -53,6 +54,14 @@ def save(learning, folder, source=None) -> str:
                 h.attrs["pre"], h.attrs["post"] = g.pops[pr.pre].name, g.pops[pr.post].name
                 h.create_dataset("weights", data=st.weights(k))
                 h.create_dataset("masters", data=st.masters(r))
+            if st.readout_rule is not None:  # the readout rule's rows, masters and bias
+                k = st.readout_k
+                pr = g.projections[k]
+                h = f.create_group(f"projections/{k}")
+                h.attrs["pre"], h.attrs["post"] = g.pops[pr.pre].name, g.pops[pr.post].name
+                h.create_dataset("weights", data=st.weights(k))
+                h.create_dataset("masters", data=st.a["rwm"].reshape(pr.weights.shape))
+                f.create_dataset("readout/bias", data=st.a["rb"])
             lay = st.layout
             for p, pop in enumerate(g.pops):
                 if not pop.spiking or st.a["lkind"][p] == -1:
@@ -152,6 +161,14 @@ def apply(graph: LMGraph, path) -> LMGraph:
                                               unit=None if (unit == 1).all() else unit)
             else:
                 raise FileFormatError(f"{path}: populations/{name}: neuron {neuron!r}; allowed: signed_if, eiif_exact")
+        if "readout/bias" in f:  # learned by the readout rule: the logits' bias
+            head = pops[graph.readout]
+            bias = f["readout/bias"][...]
+            if bias.shape != (graph.vocab_size,) or not np.isfinite(bias).all():
+                raise FileFormatError(f"{path}: readout/bias: {bias.shape} (finite: {bool(np.isfinite(bias).all())}); "
+                                      f"allowed: {graph.vocab_size} finite numbers")
+            pops[graph.readout] = dataclasses.replace(head, params=dataclasses.replace(
+                head.params, bias=bias.astype(np.float64)))
     return LMGraph(config=graph.config, pops=pops, projections=projections, edges=graph.edges,
                    n_positions=graph.n_positions, vocab_size=graph.vocab_size,
                    meta={**graph.meta, "learned": str(path), "masters": masters}, prefix=graph.prefix)

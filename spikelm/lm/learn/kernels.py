@@ -10,7 +10,9 @@ one emission block every neuron kind shares) by the scalar twins of
   membranes and inputs, the step its window opens);
 - :func:`pending_learn`: which EI-IF neurons may still fire (the schedule's quiescence);
 - :func:`learn_step`: the learn phase (after update, before propagate): STDP and BrainGPT
-  STDP on projections, BrainGPT homeostasis on EI-IF populations.
+  STDP on projections, BrainGPT homeostasis on EI-IF populations;
+- :func:`readout_learn`: the readout's three-factor rule (``readout_error``), once per token,
+  when the next token is known (the runners call it before that token; no step involved).
 
 Bundles (:mod:`spikelm.lm.bundles`, packed by :class:`spikelm.lm.learn.state.LearnState`):
 ``neur`` (per-neuron parameters and per-token scratch) and ``plast`` (rule tables, master
@@ -18,6 +20,8 @@ weights, traces). The column constants below are the only copies (the NumPy side
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
@@ -47,6 +51,13 @@ PLAIN, UNITS, EIIF = -1, 0, 1
 #: traces' offset, and the largest |integer weight|
 P_PRE_POP, P_POST_POP, P_WOFF, P_XPRE, P_QW = range(PI, PI + 5)
 PI_LM = PI + 5
+#: int columns of the readout rule (``ro_i``): on, integer rows' offset in W, presynaptic and
+#: readout sizes, the largest |integer weight|
+R_ON, R_WOFF, R_NPRE, R_NPOST, R_QW = range(5)
+RI = 5
+#: float columns of the readout rule (``ro_f``): eta, eta_bias, threshold, decay
+R_ETA, R_ETA_B, R_THR, R_DECAY = range(4)
+RF = 4
 
 
 @njit(cache=True, inline="always")
@@ -297,4 +308,68 @@ def _normalize(r, pr_i, wm, W, crow, mark, lcnt):
             e = row + cols[c]
             flips += _set_weight(wm, W, mo + e, wo + e, wm[mo + e] - tot[c], qw)
     lcnt[0] += npre * m
+    lcnt[1] += flips
+
+
+@njit(cache=True)
+def readout_learn(c, acc, scale, bias, b0, y, wm, w0, W, ro_i, ro_f, lcnt):
+    """The readout rule after one token (``readout_error``; :class:`spikelm.plasticity.rules.ReadoutError`).
+
+    ``c``: the token's presynaptic codes (spike counts) into the readout; ``acc``: its readout
+    accumulators (the logits are ``acc * scale + bias``); ``y``: the next token. Updates the
+    bias, the masters ``wm`` (flat [n_pre, n_out]) and their integer rows in ``W``, decaying
+    toward ``b0`` and ``w0`` (the converted ones); outputs in order, then presynaptic neurons.
+    """
+    if ro_i[R_ON] == 0:
+        return
+    npre, npost, wo, qw = ro_i[R_NPRE], ro_i[R_NPOST], ro_i[R_WOFF], ro_i[R_QW]
+    eta, eta_b, thr, lam = ro_f[R_ETA], ro_f[R_ETA_B], ro_f[R_THR], ro_f[R_DECAY]
+    # softmax of the logits the token gave: exp(z - max) / their sum, summed in order
+    p = np.empty(npost)
+    mx = -np.inf
+    for v in range(npost):
+        p[v] = acc[v] * scale[v] + bias[v]
+        if p[v] > mx:
+            mx = p[v]
+    tot = 0.0
+    for v in range(npost):
+        p[v] = math.exp(p[v] - mx)
+        tot += p[v]
+    # the presynaptic neurons that fired, and the squared norm of their codes
+    nz = np.empty(npre, np.int64)
+    m = 0
+    nc2 = 0
+    for j in range(npre):
+        if c[j] != 0:
+            nz[m] = j
+            m += 1
+            nc2 += np.int64(c[j]) * np.int64(c[j])
+    keep = 1.0 - lam
+    ops = 0
+    flips = 0
+    for v in range(npost):
+        e = p[v] / tot
+        if v == y:
+            e = e - 1.0
+        elif not abs(e) >= thr:
+            continue
+        b = b0[v] + keep * (bias[v] - b0[v]) if lam > 0.0 else bias[v]
+        bias[v] = b - eta_b * e
+        ops += 1
+        upd = eta > 0.0 and nc2 > 0 and scale[v] != 0.0
+        g = eta * e / (scale[v] * np.float64(nc2)) if upd else 0.0
+        if lam > 0.0:  # the whole column decays toward the converted weights
+            for j in range(npre):
+                i = j * npost + v
+                w = w0[i] + keep * (wm[i] - w0[i])
+                if upd:
+                    w = w - g * c[j]
+                flips += _set_weight(wm, W, i, wo + i, w, qw)
+            ops += npre
+        elif upd:  # only the synapses whose presynaptic neuron fired
+            for t in range(m):
+                i = nz[t] * npost + v
+                flips += _set_weight(wm, W, i, wo + i, wm[i] - g * c[nz[t]], qw)
+            ops += m
+    lcnt[0] += ops
     lcnt[1] += flips

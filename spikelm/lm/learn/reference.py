@@ -3,7 +3,7 @@
 Called by :class:`spikelm.lm.runner.NumpyRunner` on a :class:`~spikelm.lm.learn.state.LearnState`:
 :func:`fire`, :func:`start` and :func:`pending` for populations with spike units or EI-IF
 neurons; :func:`learn_step` for the learn phase of every step (after update, before
-propagate). The same floating-point operations in the same order as the twins.
+propagate); :func:`readout_learn` for the readout rule, once per token. The same floating-point operations in the same order as the twins.
 
 **STDP in a converted LM.** Time is the global step (it runs on across tokens). A pre spike of
 step s *arrives* at s + 1, when the executors deliver it (docs/plasticity.md's convention);
@@ -17,6 +17,8 @@ dt <= 0 depresses), then eq. 16 on every touched row (the post neuron's incoming
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -225,3 +227,47 @@ def _normalize(state, r):
         d = (np.cumsum(w)[-1] - a["crow"][yo + i]) / npre  # a sequential sum, as the compiled twin's
         a["lcnt"][1] += _set(a, state.W, mo + e, wo + e, w - d, ri[K.P_QW])
         a["lcnt"][0] += npre
+
+
+def readout_learn(c, acc, scale, bias, b0, y, wm, w0, W, ro_i, ro_f, lcnt):
+    """The readout rule after one token: the NumPy twin of :func:`spikelm.lm.learn.kernels.readout_learn`
+    (same arguments; exponentials by ``math.exp`` and the sum in order, as the twin computes them)."""
+    if not ro_i[K.R_ON]:
+        return
+    npre, npost, wo, qw = (int(ro_i[k]) for k in (K.R_NPRE, K.R_NPOST, K.R_WOFF, K.R_QW))
+    eta, eta_b, thr, lam = (float(ro_f[k]) for k in (K.R_ETA, K.R_ETA_B, K.R_THR, K.R_DECAY))
+    z = np.asarray(acc, np.int64).astype(np.float64) * scale + bias
+    ex = np.array([math.exp(x) for x in z - z.max()])
+    e = ex / np.cumsum(ex)[-1]
+    e[y] -= 1.0
+    learns = np.abs(e) >= thr
+    learns[y] = True
+    nz = np.flatnonzero(c)
+    cf = np.asarray(c, np.int64)
+    nc2 = int((cf * cf).sum())
+    keep = 1.0 - lam
+    for v in np.flatnonzero(learns):
+        b = b0[v] + keep * (bias[v] - b0[v]) if lam > 0.0 else bias[v]
+        bias[v] = b - eta_b * e[v]
+        lcnt[0] += 1
+        upd = eta > 0.0 and nc2 > 0 and scale[v] != 0.0
+        g = eta * e[v] / (scale[v] * float(nc2)) if upd else 0.0
+        rows = (np.arange(npre) if lam > 0.0 else nz) * npost + v
+        if lam > 0.0:
+            w = w0[rows] + keep * (wm[rows] - w0[rows])
+            if upd:
+                w = w - g * cf
+        elif upd:
+            w = wm[rows] - g * cf[nz]
+        else:
+            continue
+        lcnt[1] += _set_flat(wm, W, rows, wo + rows, w, qw)
+        lcnt[0] += rows.size
+
+
+def _set_flat(wm, W, mi, wi, new, qw) -> int:
+    wm[mi] = new
+    v = np.clip(np.floor(new + 0.5), -qw, qw).astype(W.dtype)
+    changed = int((W[wi] != v).sum())
+    W[wi] = v
+    return changed

@@ -54,6 +54,7 @@ class Learning:
         a = self.state.a
         a["pr_i"][:, K.P_ON] = int(enabled)
         a["hr_i"][:, K.H_ON] = int(enabled)
+        a["ro_i"][K.R_ON] = int(enabled and self.state.readout_rule is not None and self.state.readout_rule.enabled)
         self.state.tokens_on = enabled
 
     def new_sequence(self, record=False):

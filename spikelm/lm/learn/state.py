@@ -29,19 +29,21 @@ import math
 
 import numpy as np
 
-from spikelm.errors import CheckpointMismatchError, FileFormatError
+from spikelm.errors import CheckpointMismatchError, ConfigError, FileFormatError
 from spikelm.io.stored import stored_array, stored_int
 from spikelm.lm.bundles import LearnBundle, LearnNeurons, LearnRules
 from spikelm.lm.learn import kernels as K
 from spikelm.lm.learn.attach import Attached, weight_bound
+from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, GatedBrainGPTSTDP, TargetSpikes
 from spikelm.lm.learn.export import check_rounding
-from spikelm.lm.learn.config import STDP, BrainGPTHomeostasis, TargetSpikes
 from spikelm.lm.layout import Layout, flat_weights
 from spikelm.plasticity.interface import HF, HI, H_KIND, KIND_BRAINGPT_HOMEO, PF, decay_table, table_length
 
 #: what a checkpoint keeps besides the plastic integer rows (tables and rule columns are rebuilt)
 MUTABLE = ("unit", "theta_base", "alpha", "r", "psp", "ppst", "ppen", "wm", "xpre", "tpre", "xpost", "tpost",
-           "crow", "mark", "sbar", "vbar", "lcnt", "uth")
+           "crow", "mark", "sbar", "vbar", "lcnt", "uth", "rwm", "rb")
+#: the readout rule's part of MUTABLE (its master rows, its learned bias)
+READOUT_STATE = ("rwm", "rb")
 
 
 def empty_bundle() -> LearnBundle:
@@ -95,11 +97,15 @@ class LearnState:
         a["uth"] = a["unit"].astype(np.float64)
         self._pack_projections(attached.projections)
         self._pack_populations(attached.populations)
-        self.w0 = {k: self.W[self.woff[k]: self.woff[k] + g.projections[k].weights.size].copy()
-                   for k, _, _ in attached.projections}
+        self._pack_readout(attached.readout)
+        plastic = [k for k, _, _ in attached.projections + attached.readout]
+        self.w0 = {k: self.W[self.woff[k]: self.woff[k] + g.projections[k].weights.size].copy() for k in plastic}
         self.wm0 = a["wm"].copy()
-        self.bounds = {k: weight_bound(g, k) for k, _, _ in attached.projections}
+        self.bounds = {k: weight_bound(g, k) for k in plastic}
         self.tokens_on = True  # the per-token rules (Learning.set_enabled switches all rules)
+        #: (rule row, rule) of the rules the readout's error gates, token by token
+        self.gated = [(r, rule) for r, (_, _, rule) in enumerate(attached.projections)
+                      if isinstance(rule, GatedBrainGPTSTDP)]
 
     # ------------------------------------------------------------------ packing
 
@@ -175,6 +181,71 @@ class LearnState:
         self.a["hr_i"] = np.array(hi, np.int64).reshape(-1, HI)
         self.a["hr_f"] = np.array(hf, np.float64).reshape(-1, HF)
 
+    def _pack_readout(self, rules):
+        """The readout rule's tables, masters (starting at the integer weights, or a learned
+        folder's masters) and learned bias (from the graph's: a learned folder's is there);
+        ``ro_i[R_ON] = 0`` without one. Decay pulls toward the graph's rows and bias."""
+        g, a = self.graph, self.a
+        a["ro_i"], a["ro_f"] = np.zeros(K.RI, np.int64), np.zeros(K.RF)
+        head = g.pops[g.readout].params
+        self.b0 = np.array(np.broadcast_to(np.asarray(head.bias, np.float64), (g.vocab_size,)))
+        self.scale = np.ascontiguousarray(np.broadcast_to(np.asarray(head.scale, np.float64), (g.vocab_size,)))
+        a["rb"] = self.b0.copy()
+        a["rwm"] = np.zeros(1)
+        self.readout_rule = None
+        if not rules:
+            self.rw0, self.ro_seg = np.zeros(1, np.int8), slice(0, 0)
+            return
+        (k, where, rule), = rules
+        into = [j for j, pr in enumerate(g.projections) if pr.post == g.readout]
+        if len(into) != 1:
+            raise ConfigError(f"{where}: rule 'readout_error' needs one projection into the readout, "
+                              f"this model has {len(into)}")
+        pr = g.projections[k]
+        npre, npost = pr.weights.shape
+        self.readout_rule, self.readout_k = rule, k
+        self.rw0 = pr.weights.reshape(-1)  # the converted rows (the graph's, never written)
+        self.ro_seg = self.layout.seg(pr.pre)
+        a["ro_i"][[K.R_ON, K.R_WOFF, K.R_NPRE, K.R_NPOST, K.R_QW]] = \
+            int(rule.enabled), self.woff[k], npre, npost, weight_bound(g, k)
+        a["ro_f"][[K.R_ETA, K.R_ETA_B, K.R_THR, K.R_DECAY]] = rule.eta, rule.eta_bias, rule.threshold, rule.decay
+        saved = g.meta.get("masters", {}).get(k)
+        w = saved if saved is not None and saved.shape == pr.weights.shape else pr.weights
+        a["rwm"] = np.array(w, np.float64).reshape(-1)
+
+    def before_token(self, counts, acc, y: int, learn):
+        """Before token ``y``: the last token's readout error, its spike ``counts`` (a row of
+        every spiking neuron) and readout ``acc`` (None at a sequence's first token), opens or
+        closes the gated rules (:class:`GatedBrainGPTSTDP`) and drives the readout rule."""
+        if self.gated:
+            nll = None
+            if acc is not None:
+                z = np.asarray(acc, dtype=np.float64) * self.scale + self.a["rb"]  # the logits it gave
+                m = z.max()
+                nll = m + np.log(np.exp(z - m).sum()) - z[y]
+            for r, rule in self.gated:
+                self.a["pr_i"][r, K.P_ON] = int(self.tokens_on and rule.enabled and nll is not None
+                                                and nll >= rule.surprise)
+        if acc is not None:
+            self.readout_step(counts[self.ro_seg], acc, y, learn)
+
+    def readout_step(self, pre, acc, y: int, learn):
+        """The readout rule after a token whose readout's presynaptic codes were ``pre`` and
+        accumulators ``acc``, the next token being ``y``; ``learn``: its kernel (the compiled
+        :func:`~spikelm.lm.learn.kernels.readout_learn` or its reference twin)."""
+        a = self.a
+        if self.readout_rule is None or not a["ro_i"][K.R_ON]:
+            return
+        learn(pre, acc, self.scale, a["rb"], self.b0, int(y), a["rwm"], self.rw0, self.W,
+              a["ro_i"], a["ro_f"], a["lcnt"])
+
+    def logits(self, acc) -> np.ndarray | None:
+        """Logits of readout accumulators with the learned bias (None without a readout rule:
+        the graph's bias)."""
+        if self.readout_rule is None:
+            return None
+        return np.asarray(acc, dtype=np.float64) * self.scale + self.a["rb"]
+
     def bundle(self) -> LearnBundle:
         """The learning bundle of the compiled loop: the arrays themselves, not copies."""
         a = self.a
@@ -228,6 +299,11 @@ class LearnState:
                     dev = max(dev, float((np.abs(wm.sum(0) - crow) / np.maximum(1.0, np.abs(crow))).max()))
                     idev = max(idev, int(np.abs(self.weights(k).astype(np.int64).sum(0) - np.rint(crow)).max()))
             out.update(w_saturated=sat, rowsum_dev=dev, int_rowsum_dev=idev)
+        if self.readout_rule is not None:
+            r0 = self.rw0
+            out.update(readout_dw_mean=float(np.abs(a["rwm"] - r0).mean()),
+                       readout_w_changed=int((self.weights(self.readout_k).reshape(-1) != r0).sum()),
+                       readout_db_max=float(np.abs(a["rb"] - self.b0).max()))
         kinds = a["lkind"]
         lay = self.layout
         for kind, names in ((K.UNITS, ("unit",)), (K.EIIF, ("theta_base", "alpha", "r"))):
@@ -253,6 +329,10 @@ class LearnState:
         """Restore :meth:`state_dict` in place; a missing array, another shape, or a value outside
         what a run can produce (:meth:`domains`) is refused, and nothing is changed then."""
         want = {k: self.a[k] for k in MUTABLE}
+        if self.readout_rule is None:  # checkpoints written before the readout rule have none of its state
+            for k in READOUT_STATE:
+                if k not in d:
+                    del want[k]
         want.update({f"w{k}": self.weights(k) for k in self.w0})
         for k, arr in want.items():
             got = d.get(k)
@@ -262,7 +342,7 @@ class LearnState:
         raw = np.asarray(d.get("clock", np.zeros(0)))
         clock = stored_int(raw.reshape(-1)[0] if raw.size == 1 else raw, f"{source}: learned/clock")
         checked = {k: stored_array(d[k], f"{source}: learned/{k}", kind, want[k].shape, lo, hi)
-                   for k, (kind, lo, hi) in self.domains(clock).items()}
+                   for k, (kind, lo, hi) in self.domains(clock).items() if k in want}
         self._check_arrivals(checked, source)
         for r, (k, _, _) in enumerate(self.attached.projections):
             ri = self.a["pr_i"][r]
@@ -282,7 +362,7 @@ class LearnState:
                "wm": ("float", None, None), "crow": ("float", None, None), "xpre": ("float", 0.0, None),
                "xpost": ("float", 0.0, None), "tpre": ("int", -1, clock), "tpost": ("int", -1, clock),
                "mark": ("int", 0, 1), "sbar": ("float", 0.0, None), "vbar": ("float", None, None),
-               "lcnt": ("int", 0, None)}
+               "lcnt": ("int", 0, None), "rwm": ("float", None, None), "rb": ("float", None, None)}
         dom.update({f"w{k}": ("int", -self.bounds[k], self.bounds[k]) for k in self.w0})
         return dom
 
