@@ -1,5 +1,6 @@
 """Benchmark of the converted demo LM: ``python -m benchmarks.lm [--tokens 65] [--bits 8] [--codings ...]``
-(``--model PATH_OR_GGUF`` benchmarks a Llama-family model instead: :mod:`benchmarks.lm_llama`).
+(``--model PATH_OR_GGUF`` benchmarks a Llama-family model instead: :mod:`benchmarks.lm_llama`; with
+``--frontier``, its perplexity against SynOps per conversion method: :mod:`benchmarks.lm_frontier`).
 
 In one run, on the shipped demo model (spikelm/data):
 
@@ -100,6 +101,10 @@ def main(argv=None):
     import sys
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--frontier" in argv:  # perplexity against SynOps per method: benchmarks/lm_frontier.py
+        from benchmarks import lm_frontier
+
+        return lm_frontier.main(argv)
     if "--model" in argv or any(a.startswith("--model=") for a in argv):  # a real model: its own benchmark
         from benchmarks import lm_llama
 

@@ -128,21 +128,19 @@ def test_generate_on_a_llama_is_greedy_reference_and_the_sink_never_spikes():
 
 def fake_quant_llama(snn, model, ids, trace=None):
     """A float64 torch forward of ``model`` that rounds at every quantizer point as docs/lm.md
-    defines it (per-channel scales, the wide clamp, folded per-channel weight codes, 1/(2^b - 1)
+    defines it (per-channel scales, the graph's code ranges, folded per-channel weight codes with
+    the row exponents of docs/lm-llama.md when that method is on, 1/(2^b - 1)
     attention probabilities, the constant BOS prefix), written from the definitions."""
     g = snn.graph
     cfg, meta = g.config, g.meta
     S = {k: torch.tensor(np.asarray(v, dtype=np.float64)) for k, v in meta["scales"].items()}
-    prec, clamp, wb = meta["precision"], meta["clamp"], meta["weight_bits"]
+    prec, wb, row_exp = meta["precision"], meta["weight_bits"], "row-exponents" in meta["methods"]
+    # each point's code range (clamp x the code of its calibration maximum) is the graph's
+    rng = {p.name: (p.qmin, p.qmax) for p in g.pops}
     P = {k: v.detach().double() for k, v in model.state_dict().items()}
-    group = {"emb": "res", "norm1": "lin", "q": "oth", "k": "oth", "v": "oth", "qr": "oth", "kr": "oth",
-             "att": "att", "ctx": "lin", "o": "oth", "res1": "res", "norm2": "lin", "gate": "oth", "up": "oth",
-             "silu": "oth", "act": "act", "down": "oth", "res2": "res", "normf": "lin"}
 
     def fq(x, name):
-        b = getattr(prec, group[name.rsplit(".", 1)[-1]])
-        q = 2 ** (b - 1) - 1
-        c = torch.clamp(torch.floor(x / S[name] + 0.5), -clamp * q, clamp * q)
+        c = torch.clamp(torch.floor(x / S[name] + 0.5), *rng[name])
         if trace is not None:
             trace[name] = c
         return c * S[name]
@@ -150,8 +148,11 @@ def fake_quant_llama(snn, model, ids, trace=None):
     def lin(x, w, s_in, bias=None):  # w [out, in]; the input scales folded, per output channel
         q = 2 ** (wb - 1) - 1
         wf = w * s_in
-        sw = torch.clamp(wf.abs().max(1).values, min=1e-30) / q
-        wq = torch.clamp(torch.floor(wf / sw[:, None] + 0.5), -q, q) * sw[:, None] / s_in
+        sw = torch.clamp(wf.abs().max(1).values, min=1e-30)[:, None] / q
+        if row_exp and wb < 16:  # input row j at the step sw / 2^e_j, e_j the largest in 0..16-wb that fits
+            top = (wf.abs() / sw).max(0).values
+            sw = sw / 2.0 ** torch.clamp(torch.floor(torch.log2(q / top.clamp(min=1e-300))), 0, 16 - wb)[None, :]
+        wq = torch.clamp(torch.floor(wf / sw + 0.5), -q, q) * sw / s_in
         y = x @ wq.T
         return y if bias is None else y + bias
 

@@ -33,7 +33,8 @@ def relu(x):
 
 
 def silu(x):
-    return x / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) = inf for x < -709: x / inf = -0, SiLU's limit
+        return x / (1.0 + np.exp(-x))
 
 
 #: Hugging Face activation names -> the function

@@ -62,6 +62,18 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
         p.add_argument("--weight-bits", type=int, default=None,
                        help=f"{takers('weight_bits')} models: bits of the folded integer weights, 4-16 "
                             "(default: the family's)")
+        p.add_argument("--clamp", default=None,
+                       help=f"{takers('clamp')} models: code range over the calibration maximum, one integer "
+                            "1-1024 or per point group, e.g. lin=32,act=64,res=8,oth=8 (default: the family's)")
+        p.add_argument("--calibration", default=None, metavar="FILE",
+                       help="calibration text (UTF-8; default: the model folder's calibration.txt, else the "
+                            "built-in text)")
+        p.add_argument("--methods", default=None,
+                       help=f"{takers('methods')} models: conversion methods, comma-separated, among "
+                            "fisher, row-exponents, rotate, or none (default: the family's; docs/lm-llama.md)")
+        p.add_argument("--budget", type=float, default=None,
+                       help=f"{takers('budget')} models: SynOps per dense MAC to set the fisher steps to "
+                            "(estimated on the calibration text) instead of the lin/act bits")
         if p.prog.split()[-1] != "report":
             p.add_argument("--coding", default=DEFAULT_CODING, choices=CODINGS,
                            help=f"spike coding (default {DEFAULT_CODING}: fewest SynOps; the logits do not depend on it)")
@@ -122,14 +134,21 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
 
 def _load(args):
     """The converted model of the common options, its tokenizer and its label (path)."""
-    from spikelm.lm.models import open_for_cli
-    from spikelm.lm.precision import parse_bits
+    from spikelm.lm.methods import parse_methods
+    from spikelm.lm.models import open_for_cli, read_calibration
+    from spikelm.lm.precision import parse_bits, parse_clamp
 
     bits = None if args.bits is None else parse_bits(args.bits, "--bits")
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"--max-steps {args.max_steps}; allowed: a positive integer")
     coding = getattr(args, "coding", None) or _codings(args)[0]
-    return open_for_cli(args.model, bits, coding, context=args.context, weight_bits=args.weight_bits)
+    if args.clamp is not None:  # checked here to name the option; the family applies it
+        parse_clamp(args.clamp, option="--clamp")
+    if args.methods is not None:
+        parse_methods(args.methods, option="--methods")
+    calibration = None if args.calibration is None else read_calibration(args.calibration)
+    return open_for_cli(args.model, bits, coding, context=args.context, weight_bits=args.weight_bits,
+                        calibration_text=calibration, clamp=args.clamp, methods=args.methods, budget=args.budget)
 
 
 def _codings(args) -> list[str]:

@@ -97,8 +97,13 @@ def spike_trains(coding: int, codes) -> list[np.ndarray]:
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each element (SWAR, vectorised: conversion counts millions of codes)."""
     x = np.asarray(x, dtype=np.uint64)
-    return np.array([bin(int(v)).count("1") for v in x.ravel()], dtype=np.int64).reshape(x.shape)
+    m1, m2, m4 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
+    x = x - ((x >> np.uint64(1)) & m1)
+    x = (x & m2) + ((x >> np.uint64(2)) & m2)
+    x = (x + (x >> np.uint64(4))) & m4
+    return ((x * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
 
 
 @njit(cache=True, inline="always")

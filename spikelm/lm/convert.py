@@ -175,8 +175,8 @@ class SpikingLM:
 
 
 def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CODING, *,
-            weight_bits: int | None = None, context: int | None = None, clamp: int | None = None,
-            sink: bool = True) -> SpikingLM:
+            weight_bits: int | None = None, context: int | None = None, clamp=None,
+            sink: bool = True, methods=None, budget: float | None = None) -> SpikingLM:
     """Quantize a float language model and build its spiking network.
 
     Parameters
@@ -201,17 +201,29 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
     weight_bits, context, clamp, sink
         Options of the families that take them (each family's ``options`` and docstring;
         another family refuses them in one line): the bits of folded integer weights, the
-        positions to build neurons for, the code range over the calibration maximum, and the
-        BOS attention sink as a constant prefix (docs/lm-llama.md).
+        positions to build neurons for, the code range over the calibration maximum (one
+        integer, or per point group: ``"lin=32,act=64,res=8,oth=8"``), and the BOS attention
+        sink as a constant prefix (docs/lm-llama.md).
+    methods : str or sequence of str, optional
+        Conversion methods (:mod:`spikelm.lm.methods`: ``fisher``, ``row-exponents``,
+        ``rotate``), comma-separated; None: the family's default; ``"none"``: none.
+    budget : float, optional
+        SynOps per dense MAC the ``fisher`` steps are set to (estimated on the calibration
+        text), instead of the ``lin`` / ``act`` bits; a budget below what the model can reach
+        is refused, naming the least it reaches.
     """
     from spikelm.lm.codings import check_coding
     from spikelm.lm.load import check_options, open_model
+    from spikelm.lm.methods import parse_methods
 
     coding = check_coding(coding)
     loaded = open_model(model, config, context)
     family = loaded.family
-    check_options(family, weight_bits=weight_bits, clamp=clamp)
-    options = {k: v for k, v in (("weight_bits", weight_bits), ("clamp", clamp), ("sink", sink))
+    check_options(family, weight_bits=weight_bits, clamp=clamp, budget=budget)
+    if methods is not None:
+        methods = parse_methods(methods, family)
+    options = {k: v for k, v in (("weight_bits", weight_bits), ("clamp", clamp), ("sink", sink),
+                                 ("methods", methods), ("budget", budget))
                if v is not None and k in family.options}
     graph = family.build(loaded.config, loaded.params, calibration, bits, coding, **options)
     learned = Path(loaded.source) / LEARNED_FILE if loaded.source and Path(loaded.source).is_dir() else None

@@ -83,6 +83,14 @@ def read_text(path, option: str) -> str:
     return guarded(path, f"a UTF-8 text file ({option})")
 
 
+def read_calibration(path) -> str:
+    """The text of ``--calibration FILE``: UTF-8 and not empty."""
+    text = read_text(path, "--calibration")
+    if not text.strip():
+        raise ConfigError(f"--calibration {path}: the file is empty; give a text to calibrate on")
+    return text
+
+
 def sample_text(folder: Path | None, name: str) -> str | None:
     """``calibration.txt`` / ``heldout.txt`` of a model folder, if it has one."""
     if folder is None or not os.path.lexists(folder / name):
@@ -115,8 +123,10 @@ def resolve(model) -> Path | None:
     return p
 
 
-def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, calibration_text=None):
-    """``(SpikingLM, tokenizer, label)`` for a ``--model`` value (None: the shipped demo).
+def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, calibration_text=None,
+                 clamp=None, methods=None, budget=None):
+    """``(SpikingLM, tokenizer, label)`` for a ``--model`` value (None: the shipped demo);
+    ``clamp``, ``methods``, ``budget``: :func:`spikelm.lm.convert`'s.
 
     Calibration: ``calibration_text`` if given, else the folder's ``calibration.txt`` (first
     4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`).
@@ -148,5 +158,6 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
         raise FileFormatError(f"{source}: {ids.size} usable tokens (characters the tokenizer knows); a calibration "
                               f"text needs at least {MIN_CALIBRATION_TOKENS}")
     with progress.phase(f"convert (calibrate on {ids.size:,} tokens, quantize, build)"):
-        snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits)
+        snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits, clamp=clamp,
+                      methods=methods, budget=budget)
     return snn, tok, str(path or folder)

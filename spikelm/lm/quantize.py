@@ -40,36 +40,70 @@ def weight_codes(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return quantize(w, s[None, :], -127, 127).astype(np.int8), s
 
 
-def folded_weight_codes(w: np.ndarray, s_in, bits: int) -> tuple[np.ndarray, np.ndarray]:
+#: integer weights are stored in int16 at most: a row exponent may shift a code up to here
+WEIGHT_LIMIT_BITS = 16
+
+
+def folded_weight_codes(w: np.ndarray, s_in, bits: int, row_exponents: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per-output-channel codes of ``w`` [n_in, n_out] with the input's scales folded in.
 
     The input of a linear layer arrives as codes x_j of scale s_in[j] (a scalar or one per
     input channel), so ``sum_j x_j s_in[j] w[j, c] = s_w[c] sum_j x_j W[j, c]`` with
     ``W = round(s_in[j] w[j, c] / s_w[c])``, ``s_w[c] = max_j |s_in[j] w[j, c]| / (2^(bits-1) - 1)``.
     Returns (codes int8 up to 8 bits, else int16; s_w [n_out]).
+
+    ``row_exponents`` (the ``row-exponents`` method): folding spreads a column over the input
+    scales, and one large row sets the step of every other; instead each input row j gets an
+    exponent e_j (0 to 16 - bits) and its weights keep ``bits`` significant bits at the finer
+    step s_w[c] / 2^e_j: ``W[j, c] = round(s_in[j] w[j, c] 2^e_j / s0[c]) 2^(E - e_j)`` in units of
+    ``s_w[c] = s0[c] / 2^E`` (E the largest exponent): codes of ``bits`` bits times a per-row
+    shift, stored in int16. e_j is the largest exponent that keeps row j's codes in range.
     """
     q = 2 ** (bits - 1) - 1
     wf = np.asarray(w, dtype=np.float64) * np.broadcast_to(np.asarray(s_in, dtype=np.float64), (w.shape[0],))[:, None]
     s = np.maximum(np.abs(wf).max(axis=0), 1e-30) / q
-    codes = quantize(wf, s[None, :], -q, q)
-    return codes.astype(np.int8 if bits <= 8 else np.int16), s
+    if not row_exponents or bits >= WEIGHT_LIMIT_BITS:
+        codes = quantize(wf, s[None, :], -q, q)
+        return codes.astype(np.int8 if bits <= 8 else np.int16), s
+    # the largest code of each row at the column steps, then the shift that keeps it within q
+    top = (np.abs(wf) / s[None, :]).max(axis=1)
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(q / np.maximum(top, 1e-300)))
+    e = np.clip(e, 0, WEIGHT_LIMIT_BITS - bits).astype(np.int64)
+    E = int(e.max(initial=0))
+    mant = quantize(wf * (2.0 ** e)[:, None], s[None, :], -q, q)
+    codes = mant << (E - e)[:, None]
+    return codes.astype(np.int8 if E == 0 and bits <= 8 else np.int16), s / 2.0**E
 
 
-def fixed_point(m: np.ndarray, acc_bound: float, what: str) -> tuple[np.ndarray, int]:
+#: |acc| M stays below 2^ACC_BITS (the neuron doubles acc M + B and adds 2^k in int64)
+ACC_BITS = 58
+#: the fewest significant bits a multiplier keeps before a rescaling is refused
+MIN_MULTIPLIER_BITS = 16
+
+
+def fixed_point(m: np.ndarray, acc_bound: float, what: str, settings: str = "") -> tuple[np.ndarray, int]:
     """Integer multipliers ``M = round(m 2^k)`` with ``k`` chosen so that |acc| M < 2^58.
 
     The largest M gets about 30 significant bits (k at most 40); where the accumulator bound
-    leaves less room, k shrinks, down to 16 significant bits for the largest multiplier."""
+    leaves less room, k shrinks, down to 16 significant bits for the largest multiplier. An
+    accumulator too wide even for that is refused in one line naming ``what`` and the
+    ``settings`` that widen it (e.g. ``"--bits lin (8), --clamp lin (32) or --weight-bits (12)"``)."""
     m = np.asarray(m, dtype=np.float64)
     top = float(np.abs(m).max()) if m.size else 1.0
     k = 40 if top == 0 else min(40, 30 - math.ceil(math.log2(top)))
     k = max(k, 0)
     M = round_half_up(m * 2.0**k).astype(np.int64)
-    while k > 0 and float(np.abs(M).max(initial=0)) * acc_bound >= 2.0**58 and top * 2.0 ** (k - 1) >= 2.0**16:
+    while k > 0 and float(np.abs(M).max(initial=0)) * acc_bound >= 2.0**ACC_BITS \
+            and top * 2.0 ** (k - 1) >= 2.0**MIN_MULTIPLIER_BITS:
         k -= 1
         M = round_half_up(m * 2.0**k).astype(np.int64)
-    if float(np.abs(M).max(initial=0)) * acc_bound >= 2.0**58:
-        raise ConfigError(f"{what}: rescale factor {top:.3g} is too large for exact 64-bit arithmetic")
+    if float(np.abs(M).max(initial=0)) * acc_bound >= 2.0**ACC_BITS:
+        room = ACC_BITS - MIN_MULTIPLIER_BITS
+        over = max(1, math.ceil(math.log2(max(acc_bound, 1.0)) - room))
+        hint = f"; lower {settings} by {over} bit{'s' if over > 1 else ''} in all" if settings else ""
+        raise ConfigError(f"{what}: its accumulator can reach 2^{math.log2(max(acc_bound, 1.0)):.1f}, too wide to "
+                          f"rescale exactly in 64-bit integers (at most 2^{room}){hint}")
     return M, k
 
 

@@ -212,6 +212,27 @@ def activations(graph, n_tokens: int, start: int = 0) -> int:
     return total
 
 
+def synops_of_codes(graph, codes: dict, n_tokens: int, start: int = 0) -> int:
+    """SynOps of running positions ``start ..`` from the reference's codes alone (no spikes run):
+    each spiking neuron's spike count in its coding (closed form) times its fan-out, plus the
+    product edges' (a Q spike reaches n + 1 keys at position n, or its window's). Equals the
+    simulation's total."""
+    from spikelm.lm.codings import coding_id, spike_count
+
+    spikes = {p.name: spike_count(coding_id(p.coding), codes[p.name]) for p in graph.pops if p.spiking}
+    total = sum(int(spikes[graph.pops[pr.pre].name].sum()) * pr.weights.shape[1] for pr in graph.projections)
+    keys = np.arange(start + 1, start + n_tokens + 1)[:, None]
+    for ed in graph.edges:
+        a, b = spikes[graph.pops[ed.a].name], spikes[graph.pops[ed.b].name]
+        if ed.kind == "scores":  # with a sliding window, only the window's keys
+            total += int((a * (np.minimum(keys, ed.window) if ed.window else keys)).sum()) + int(b.sum()) * ed.group
+        elif ed.kind == "mix":
+            total += int(a.sum()) * ed.head_dim + int(b.sum()) * ed.group
+        else:
+            total += int(a.sum()) + int(b.sum())
+    return total
+
+
 def coding_summary(sim, graph, e_ac_pj=E_AC_PJ, e_mac_pj=E_MAC_PJ, e_shift_pj=0.0) -> dict:
     """Per-token figures of one run: SynOps/MACs, shift-adds, spikes per activation, steps."""
     L = len(sim.steps)

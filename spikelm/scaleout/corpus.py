@@ -54,11 +54,16 @@ class EvalOptions:
     context: int | None = None
     weight_bits: int | None = None
     window: int | None = None
+    clamp: str | None = None
+    methods: str | None = None
+    budget: float | None = None
+    calibration_text: str | None = None  # the text itself (workers may not see the client's files)
 
     @property
     def key(self) -> tuple:
         """What decides the converted model (the cache key on workers)."""
-        return (self.model, self.bits, self.coding, self.context, self.weight_bits)
+        return (self.model, self.bits, self.coding, self.context, self.weight_bits, self.clamp, self.methods,
+                self.budget, self.calibration_text)
 
 
 # -- documents ------------------------------------------------------------------------------------
@@ -148,7 +153,8 @@ def load_model(opts: EvalOptions):
     """Convert the model: ``(SpikingLM, tokenizer)`` (:func:`spikelm.lm.models.open_for_cli`)."""
     from spikelm.lm.models import open_for_cli
 
-    snn, tok, _ = open_for_cli(opts.model, opts.bits, opts.coding, opts.context, opts.weight_bits)
+    snn, tok, _ = open_for_cli(opts.model, opts.bits, opts.coding, opts.context, opts.weight_bits,
+                               opts.calibration_text, opts.clamp, opts.methods, opts.budget)
     return snn, tok
 
 
@@ -265,7 +271,19 @@ def options_of(args) -> EvalOptions:
     """The evaluation options of ``spikelm lm evaluate``'s arguments, checked."""
     return check_model(EvalOptions(args.model, args.bits, args.backend, args.max_steps, args.snn_tokens,
                                    getattr(args, "coding", None), getattr(args, "context", None),
-                                   getattr(args, "weight_bits", None), getattr(args, "window", None)))
+                                   getattr(args, "weight_bits", None), getattr(args, "window", None),
+                                   getattr(args, "clamp", None), getattr(args, "methods", None),
+                                   getattr(args, "budget", None), _calibration_text(args)))
+
+
+def _calibration_text(args) -> str | None:
+    """The text of ``--calibration FILE`` (read on the client), or None."""
+    path = getattr(args, "calibration", None)
+    if path is None:
+        return None
+    from spikelm.lm.models import read_calibration
+
+    return read_calibration(path)
 
 
 def run_cli(args) -> int:

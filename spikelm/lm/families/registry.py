@@ -38,7 +38,9 @@ class Family:
         Its activation precision when none is given (:mod:`spikelm.lm.precision`).
     options : dict
         Conversion options it takes besides ``bits`` and ``coding`` (name -> default), among
-        ``context``, ``weight_bits``, ``clamp``, ``sink``.
+        ``context``, ``weight_bits``, ``clamp``, ``sink``, ``methods``, ``budget``.
+    methods : tuple of str
+        The conversion methods (:mod:`spikelm.lm.methods`) it builds.
     missing : dict
         Why it lacks an option its peers take (name -> reason), for the refusal.
     reads_untyped : bool
@@ -52,6 +54,7 @@ class Family:
     config_class: type = type(None)
     default_bits: int | str = 8
     options: dict = {}
+    methods: tuple = ()
     missing: dict = {}
     reads_untyped = False
 

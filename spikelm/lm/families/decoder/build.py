@@ -33,7 +33,7 @@ from spikelm.lm.ops.residual import ResidualParams
 from spikelm.lm.ops.rmsnorm import RMSNormParams
 from spikelm.lm.ops.rope import RopeParams
 from spikelm.lm.ops.softmax import tables
-from spikelm.lm.precision import parse_bits
+from spikelm.lm.precision import Clamp, parse_bits, parse_clamp
 from spikelm.lm.quantize import MIN_CALIBRATION_TOKENS, check_tokens, fixed_point, folded_weight_codes, round_half_up
 
 #: the default precision (the Llama family's: meets +3 % perplexity on SmolLM2, docs/lm.md)
@@ -82,22 +82,22 @@ def calibrate(arch, W: dict, calibration, prefix: np.ndarray) -> dict:
     return out
 
 
-def check_options(weight_bits, clamp) -> None:
+def check_options(weight_bits, clamp) -> Clamp:
+    """The clamps per point group (:func:`~spikelm.lm.precision.parse_clamp`: an integer or
+    ``"lin=32,act=64"``; groups not named keep DEFAULT_CLAMP), once the weight bits are checked."""
     if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 4 <= weight_bits <= 16:
         raise ConfigError(f"weight_bits={weight_bits!r}; allowed: an integer from 4 to 16")
-    if isinstance(clamp, bool) or not isinstance(clamp, int) or not 1 <= clamp <= 64:
-        raise ConfigError(f"clamp={clamp!r}; allowed: an integer from 1 to 64 (the code range over the calibration "
-                          "maximum)")
+    return parse_clamp(clamp, parse_clamp(DEFAULT_CLAMP))
 
 
 def build(arch, W: dict, calibration, bits=None, coding: str = "signed_digit", weight_bits: int = DEFAULT_WEIGHT_BITS,
-          clamp: int = DEFAULT_CLAMP, sink: bool = True, config=None, family: str = "") -> LMGraph:
+          clamp=DEFAULT_CLAMP, sink: bool = True, config=None, family: str = "") -> LMGraph:
     """The graph of decoder ``arch`` with weights ``W`` (the shared names, float64).
 
     ``config``: the family's config, kept as the graph's; ``family``: ``graph.meta["family"]``.
     """
     prec = parse_bits(DEFAULT_BITS if bits is None else bits)
-    check_options(weight_bits, clamp)
+    clamps = check_options(weight_bits, clamp)
     bos = arch.bos_token_id
     prefix = np.array([bos] if sink and bos is not None else [], dtype=np.int64)
     maxabs = calibrate(arch, W, calibration, prefix)
@@ -110,7 +110,12 @@ def build(arch, W: dict, calibration, bits=None, coding: str = "signed_digit", w
         if g == "att":
             return 2**b - 1, (0, 2**b - 1)
         q = 2 ** (b - 1) - 1
-        return q, (-clamp * q, clamp * q)
+        return q, (-clamps.of(g) * q, clamps.of(g) * q)
+
+    def settings(name, weights=False):  # what widens a population's accumulator, for a refusal
+        g = point_group(name)
+        out = f"bits {g} ({getattr(prec, g)})" + (f", clamp {g} ({clamps.of(g)})" if g != "att" else "")
+        return out + (f" or weight bits ({weight_bits})" if weights else "")
 
     scale = {}
     for name, m in maxabs.items():
@@ -136,7 +141,7 @@ def build(arch, W: dict, calibration, bits=None, coding: str = "signed_digit", w
         codes, s_w = folded_weight_codes(w.T, vec(pops[pre].name, w.shape[1]), weight_bits)
         s_out = vec(name, w.shape[0])
         acc_bound = float(max(-pops[pre].qmin, pops[pre].qmax)) * float(np.abs(codes.astype(np.int64)).sum(0).max())
-        M, k = fixed_point(s_w / s_out, acc_bound, name)
+        M, k = fixed_point(s_w / s_out, acc_bound, name, settings(pops[pre].name, True))
         B = np.zeros(w.shape[0], np.int64)
         if b is not None:
             lim = acc_bound * float(np.abs(M).max()) + (q_of(name)[1][1] + 2) * 2.0**k
@@ -149,7 +154,8 @@ def build(arch, W: dict, calibration, bits=None, coding: str = "signed_digit", w
         return synaptic(name, layer, pre, W[wname + ".weight"], W.get(wname + ".bias"))
 
     def product(name, layer, a, b, m, acc_bound, size):
-        M, k = fixed_point(m, acc_bound, name)
+        hint = ", ".join(dict.fromkeys(settings(pops[a].name).split(", ") + settings(pops[b].name).split(", ")))
+        M, k = fixed_point(m, acc_bound, name, hint)
         return add(name, layer, ACCUMULATE, size, inputs=(a, b), gain=M, offset=np.zeros(size, np.int64), shift=k)
 
     def norm(name, layer, pre, wname):
@@ -162,7 +168,7 @@ def build(arch, W: dict, calibration, bits=None, coding: str = "signed_digit", w
 
     def residual(name, layer, *xs):
         m = np.stack([vec(pops[x].name, d) for x in xs]) / vec(name, d)
-        M, k = fixed_point(m, float(max(pops[x].qmax for x in xs)), name)
+        M, k = fixed_point(m, float(max(pops[x].qmax for x in xs)), name, settings(name))
         return add(name, layer, "residual", d, inputs=xs, params=ResidualParams(M, k))
 
     cos, sin = rope_tables(arch, ctx) if arch.rotary_dim else (None, None)
@@ -228,7 +234,7 @@ def build(arch, W: dict, calibration, bits=None, coding: str = "signed_digit", w
     return LMGraph(config=config if config is not None else arch, pops=pops, projections=projections, edges=edges,
                    n_positions=ctx, vocab_size=V, prefix=graph_prefix,
                    meta={"family": family, "precision": prec, "coding": coding, "scales": scale,
-                         "weight_bits": weight_bits, "clamp": clamp})
+                         "weight_bits": weight_bits, "clamp": str(clamps)})
 
 
 def _prefix(arch, W, ids, pops, scale) -> Prefix:

@@ -29,7 +29,9 @@ class GPT2(Family):
     default_bits = builder.DEFAULT_BITS
     options: dict = {}
     missing = {"context": "GPT-2's is its n_positions", "weight_bits": "GPT-2 weights are int8",
-               "clamp": "GPT-2 weights are int8"}
+               "clamp": "GPT-2 weights are int8",
+               "methods": "the conversion methods are built on the Llama decoder",
+               "budget": "the conversion methods are built on the Llama decoder"}
     reads_untyped = True  # spikelm's first config files named no model_type
 
     def config(self, raw, source, context=None):

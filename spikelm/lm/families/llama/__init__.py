@@ -30,7 +30,8 @@ class Llama(Family):
     config_class = LlamaConfig
     default_bits = builder.DEFAULT_BITS
     options = {"context": None, "weight_bits": builder.DEFAULT_WEIGHT_BITS, "clamp": builder.DEFAULT_CLAMP,
-               "sink": True}
+               "sink": True, "methods": None, "budget": None}
+    methods = ("rotate", "fisher", "row-exponents")
 
     def config(self, raw, source, context=None):
         raw = dict(raw)
@@ -51,7 +52,7 @@ class Llama(Family):
     def build(self, cfg, params, calibration, bits, coding, **options):
         o = {**self.options, **options}  # the context was the config's (self.config)
         return builder.build(cfg, params, calibration, bits, coding, weight_bits=o["weight_bits"], clamp=o["clamp"],
-                             sink=o["sink"])
+                             sink=o["sink"], methods=o["methods"], budget=o["budget"])
 
 
 register(Llama())

@@ -53,7 +53,8 @@ def rmsnorm(x, w, eps):
 
 
 def silu(x):
-    return x / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) = inf for x < -709: x / inf = -0, SiLU's limit
+        return x / (1.0 + np.exp(-x))
 
 
 def gelu_tanh(x):

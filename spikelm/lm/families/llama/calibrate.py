@@ -1,0 +1,115 @@
+"""What conversion learns from the calibration text of a Llama-family model: the largest |x|
+of every quantizer point (:func:`maxabs`), and, for a SynOps budget, an estimate of the
+spiking model's cost from the float activations (:func:`cost_estimate`)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+from spikelm.errors import ConfigError
+from spikelm.lm.families.llama import forward as L
+from spikelm.lm.methods.steps import CostEstimate, spike_counts
+from spikelm.lm.quantize import MIN_CALIBRATION_TOKENS, check_tokens
+
+#: points with one scale per tensor (the rest: per channel)
+PER_TENSOR = ("qr", "kr", "gate", "silu", "gelu")
+#: calibration tokens read at most (the float pass is linear in them; the rest is not read)
+MAX_CALIBRATION_TOKENS = 16384
+
+
+def tokens(calibration, cfg) -> np.ndarray:
+    """The calibration token ids, checked (at least 8; at most MAX_CALIBRATION_TOKENS are used)."""
+    ids = check_tokens(calibration, cfg.vocab_size, "calibration")
+    if ids.size < MIN_CALIBRATION_TOKENS:
+        raise ConfigError(f"calibration: {ids.size} tokens are too few; give at least {MIN_CALIBRATION_TOKENS}")
+    return ids[:MAX_CALIBRATION_TOKENS]
+
+
+def windows(ids: np.ndarray, prefix: np.ndarray, width: int, limit: int | None = None) -> list:
+    """Windows of ``width`` text tokens (the first ``limit``), each led by the prefix."""
+    ids = ids[:limit] if limit else ids
+    return [np.concatenate([prefix, ids[s : s + width]]).astype(np.int64) for s in range(0, ids.size, width)]
+
+
+def maxabs(cfg, params: dict, ids: np.ndarray, prefix: np.ndarray) -> dict:
+    """Max |x| per channel (per tensor for PER_TENSOR points) over the calibration tokens, in
+    context-sized windows that each start with the prefix; the prefix positions are left out."""
+    out: dict[str, np.ndarray] = {}
+
+    def record(name, x):
+        a = np.abs(x).reshape(x.shape[0], -1)
+        m = a.max(initial=0.0) if name.rsplit(".", 1)[-1] in PER_TENSOR else a.max(0, initial=0.0)
+        out[name] = np.maximum(out.get(name, 0.0), m)
+
+    for w in windows(ids, prefix, cfg.n_positions - len(prefix)):
+        L.float_forward(cfg, params, w, record, skip=len(prefix))
+    return out
+
+
+def dense_macs(cfg, positions) -> float:
+    """MACs of the dense model decoding ``positions`` (absolute, the prefix counted) with a KV
+    cache, as :func:`spikelm.lm.report.macs_per_layer` counts them."""
+    d, f, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    H, G, dh = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    n = np.asarray(positions, dtype=np.float64)
+    per = d * (H * dh + 2 * G * dh) + H * dh * d + 3 * d * f + f
+    total = 0.0
+    for i in range(cfg.num_hidden_layers):
+        w = cfg.window(i)
+        keys = np.minimum(n + 1, w) if 0 < w < cfg.n_positions else n + 1  # a sliding window's keys
+        total += float((per + 2 * keys * H * dh).sum())
+    return total + float(d * V * n.size)
+
+
+def cost_estimate(cfg, params, ids, prefix, scale, ranges, fan, steered_ranges, att_codes: int, coding: int,
+                  positions: int = 128) -> CostEstimate:
+    """SynOps per dense MAC on the first ``positions`` calibration tokens, from the float model:
+    the points of ``fan`` (the steered linear inputs) sampled for any steps; queries, keys,
+    values, attention probabilities and the gated product's factors counted once in their
+    scales (``ranges(name)``: their code range; ``steered_ranges(name, steps)``: a steered
+    point's for given steps); attention probabilities are the float softmax's, rounded to
+    ``att_codes`` levels."""
+    P0 = len(prefix)
+    w = np.concatenate([prefix, ids[:positions]]).astype(np.int64)
+    H, G, dh = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    n_abs = np.arange(P0, len(w))
+    samples, queries, fixed = {}, {}, [0.0]
+
+    def spikes(name, rows):
+        lo, hi = ranges(name)
+        s = np.asarray(scale[name], dtype=np.float64)
+        return spike_counts(np.clip(np.floor(rows / s + 0.5), lo, hi), coding).reshape(rows.shape[0], -1).sum(1)
+
+    def record(name, x):
+        kind = name.rsplit(".", 1)[-1]
+        rows = x[P0:]
+        if name in fan:
+            samples[name] = rows.astype(np.float32)
+        elif kind == "qr":
+            fixed[0] += float((spikes(name, rows) * (n_abs + 1)).sum())
+            queries[name.split(".")[0]] = x.reshape(len(w), H, dh)
+        elif kind in ("kr", "v"):
+            fixed[0] += float(spikes(name, rows).sum()) * (H // G)
+            if kind == "kr":
+                layer = int(name.split(".")[0][1:])
+                fixed[0] += _attention_spikes(cfg, layer, queries.pop(name.split(".")[0]), x.reshape(len(w), G, dh),
+                                              P0, att_codes, coding) * dh
+        elif kind in ("silu", "gelu", "up"):  # the gated product: one SynOp per spike of either factor
+            fixed[0] += float(spikes(name, rows).sum())
+
+    L.float_forward(cfg, params, w, record)
+    return CostEstimate(samples, fan, fixed[0], dense_macs(cfg, n_abs), coding, steered_ranges)
+
+
+def _attention_spikes(cfg, layer, q, k, P0, levels, coding) -> float:
+    """Spikes of layer ``layer``'s attention probabilities at positions P0.. (the float softmax,
+    its window and soft-cap, rounded to ``levels`` codes)."""
+    L_, H, dh = q.shape
+    G = k.shape[1]
+    kk = k[:, np.arange(H) // (H // G)]
+    s = L.softcap(np.einsum("nhd,jhd->hnj", q[P0:], kk) / cfg.attn_divisor, cfg.attn_softcap)
+    s = np.where(L.attention_mask(L_, cfg.window(layer))[None, P0:, :], s, -np.inf)
+    a = np.exp(s - s.max(-1, keepdims=True))
+    a /= a.sum(-1, keepdims=True)
+    return float(spike_counts(np.floor(a * levels + 0.5), coding).sum())
