@@ -322,22 +322,9 @@ def _run_generate(args, snn, prompt, folder, out, on_token):
         with deferred_interrupts() as ctrl_c:
             return snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
                                 threads=args.threads, on_token=_token_done(on_token, None, ctrl_c))
-    from spikelm import __version__
-    from spikelm.io.sonata import SpikeWriter
+    from spikelm.lm.runfile import spike_file
 
-    names = [p.name for p in snn.graph.pops]
-    meta = {"backend": args.backend, "model": str(folder), "bits": str(snn.bits),
-            "precision": snn.bits.to_dict(), "coding": snn.coding,
-            "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__}
-    # a converted LM's steps are rounds of spike propagation, not ms: time_unit "step"
-    # values as wide as the coding needs from the start: widening later closes the file
-    with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=snn.spike_value_tops(),
-                     compress=args.compression, time_unit="step") as writer, deferred_interrupts() as ctrl_c:
-        def sink(steps, pops, nodes, values):
-            for p in np.unique(pops):
-                m = pops == p
-                writer.append(names[p], steps[m], nodes[m], values[m])
-
+    with spike_file(out, snn, snn.graph, folder, args) as (writer, sink), deferred_interrupts() as ctrl_c:
         try:
             gen = snn.generate(prompt, args.tokens, backend=args.backend, max_steps=args.max_steps,
                                threads=args.threads, record=sink, on_token=_token_done(on_token, writer, ctrl_c))

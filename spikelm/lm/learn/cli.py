@@ -96,21 +96,12 @@ def _generate_to_file(run, snn, folder, args, prompt, on_token, out):
     them (the same layout; flushed after every token, so a kill -9 loses at most the token being
     run), plus the learned state after every token (``learned_state``: statistic -> one value per
     token) in the closing metadata."""
-    from spikelm import __version__
     from spikelm.interrupt import deferred_interrupts
-    from spikelm.io.sonata import SpikeWriter
+    from spikelm.lm.runfile import spike_file
 
-    names = [p.name for p in run.graph.pops]
-    meta = {"backend": args.backend, "model": str(folder), "bits": str(snn.bits), "precision": snn.bits.to_dict(),
-            "coding": snn.coding, "prompt": args.prompt, "converted_lm": True, "spikelm_version": __version__,
-            "plasticity": json.dumps(run.plasticity.to_dict() if run.plasticity else {})}
-    with SpikeWriter(out, snn.population_sizes(), dt=1.0, metadata=meta, signed=snn.spike_value_tops(),
-                     compress=args.compression, time_unit="step") as writer, deferred_interrupts() as ctrl_c:
-        def sink(steps, pops, nodes, values):
-            for p in np.unique(pops):
-                m = pops == p
-                writer.append(names[p], steps[m], nodes[m], values[m])
-
+    plasticity = json.dumps(run.plasticity.to_dict() if run.plasticity else {})
+    with spike_file(out, snn, run.graph, folder, args, plasticity=plasticity) as (writer, sink), \
+            deferred_interrupts() as ctrl_c:
         try:
             def done(*a):  # as lm generate --out: flush (the token is on disk) before printing it, honour a Ctrl-C
                 writer.flush()
