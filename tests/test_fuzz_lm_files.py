@@ -154,7 +154,7 @@ def test_the_unbroken_checkpoint_and_learned_folder_work(lm):
     assert _learned_generate(lm["learned"]).rc == 0
 
 
-@fuzz_settings(20)
+@fuzz_settings(20, derandomize=True)
 @given(st.data())
 def test_truncated_and_flipped_checkpoints(lm, data):
     blob = bytearray(lm["ck"].read_bytes())
@@ -227,7 +227,7 @@ def test_every_part_of_a_learned_model_broken(lm):
     tally.check(40)
 
 
-@fuzz_settings(15)
+@fuzz_settings(15, derandomize=True)
 @given(st.data())
 def test_truncated_and_flipped_learned_models(lm, data):
     blob = bytearray((lm["learned"] / "learned.h5").read_bytes())
