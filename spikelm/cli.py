@@ -267,6 +267,14 @@ def _run(args):
         return _simulate(args, compiling)
 
 
+def _with_sets(message: str, sets) -> str:
+    """``message`` naming the ``--set`` values the run was given, where it does not already (the
+    scenario file no longer holds the value an error names)."""
+    if not sets or "--set" in message:
+        return message
+    return message + " (with " + ", ".join(f"--set {t[:60]!r}" for t in sets) + ")"
+
+
 def _simulate(args, compiling):
     from spikelm.interrupt import deferred_interrupts
     from spikelm.io import checkpoint
@@ -283,7 +291,10 @@ def _simulate(args, compiling):
         checkpoint.check_file(args.resume)
     seed = sc.seed if args.seed is None else args.seed
     t0 = time.perf_counter()
-    net = sc.build(seed, memory_limit=limit)
+    try:
+        net = sc.build(seed, memory_limit=limit)
+    except ConfigError as e:   # what only the built network tells, about a value --set may have given
+        raise ConfigError(_with_sets(str(e), args.set)) from None
     backend = args.backend or sc.backend
     # the record goes to --out; only a --plot without --out needs the spikes in memory, so a
     # long run's memory stays flat
@@ -292,7 +303,7 @@ def _simulate(args, compiling):
                         weight_snapshots=sc.weight_snapshots(), in_memory=bool(args.plot and not args.out),
                         threads=args.threads if backend == "numba" else None)
     except ConfigError as e:   # what the built network tells (plasticity bounds, queue memory)
-        raise ConfigError(f"{sc.path}: {e}") from None
+        raise ConfigError(_with_sets(f"{sc.path}: {e}", args.set)) from None
     if args.resume:
         checkpoint.load(sim, args.resume)
     first_step = sim.t
