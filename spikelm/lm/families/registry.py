@@ -194,3 +194,17 @@ def of_config_object(cfg) -> Family | None:
             if f.config_class is cls:
                 return f
     return None
+
+
+class HFNames:
+    """The names every family's config offers the rest of lm/ (``n_layer``, ``n_embd``), read
+    off the Hugging Face field names a config dataclass holds (``num_hidden_layers``,
+    ``hidden_size``). A base of the configs that use those names."""
+
+    @property
+    def n_layer(self) -> int:
+        return self.num_hidden_layers
+
+    @property
+    def n_embd(self) -> int:
+        return self.hidden_size

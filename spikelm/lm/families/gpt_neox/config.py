@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from spikelm.errors import ConfigError
+from spikelm.lm.families.registry import HFNames
 from spikelm.lm.families.decoder import Decoder
 from spikelm.lm.families.decoder import fields as F
 
@@ -13,7 +14,7 @@ ARCHITECTURES = ("GPTNeoXForCausalLM",)
 
 
 @dataclass(frozen=True)
-class NeoXConfig:
+class NeoXConfig(HFNames):
     """Shape of a GPT-NeoX decoder (Hugging Face's field names; ``rotary_pct`` and
     ``rotary_emb_base`` of older configs are ``partial_rotary_factor`` and ``rope_theta``).
 
@@ -55,15 +56,7 @@ class NeoXConfig:
         F.token_id(source, "bos_token_id", self.bos_token_id, self.vocab_size)
         F.context(source, self.n_positions, self.max_position_embeddings)
 
-    # the names every family's config offers the rest of lm/ (spikelm.lm.families.registry.Family)
-    @property
-    def n_layer(self) -> int:
-        return self.num_hidden_layers
-
-    @property
-    def n_embd(self) -> int:
-        return self.hidden_size
-
+    # with HFNames' n_layer and n_embd: the names every family's config offers the rest of lm/
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads

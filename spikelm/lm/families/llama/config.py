@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from spikelm.errors import ConfigError
+from spikelm.lm.families.registry import HFNames
 from spikelm.lm.families.rotary import Rotary
 
 MODEL_TYPES = ("llama", "qwen2", "mistral")
@@ -24,7 +25,7 @@ _SPECIAL = ("n_positions", "rope_scaling", "sliding_window", "layer_types", "mod
 
 
 @dataclass(frozen=True)
-class LlamaConfig:
+class LlamaConfig(HFNames):
     """Shape of a Llama-family decoder (field names as in Hugging Face's configs).
 
     ``n_positions`` is the context spikelm builds neurons for (at most the model's
@@ -95,15 +96,7 @@ class LlamaConfig:
             raise ConfigError(f"model config: layer_types={t!r}; must list {self.num_hidden_layers} of "
                               f"{', '.join(LAYER_TYPES)}")
 
-    # the names every family's config offers the rest of lm/ (spikelm.lm.families.registry.Family)
-    @property
-    def n_layer(self) -> int:
-        return self.num_hidden_layers
-
-    @property
-    def n_embd(self) -> int:
-        return self.hidden_size
-
+    # with HFNames' n_layer and n_embd: the names every family's config offers the rest of lm/
     @property
     def n_head(self) -> int:
         return self.num_attention_heads

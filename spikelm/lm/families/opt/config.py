@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from spikelm.errors import ConfigError
+from spikelm.lm.families.registry import HFNames
 from spikelm.lm.families.decoder import Decoder
 from spikelm.lm.families.decoder import fields as F
 
@@ -17,7 +18,7 @@ LAYER_NORM_EPS = 1e-5
 
 
 @dataclass(frozen=True)
-class OPTConfig:
+class OPTConfig(HFNames):
     """Shape of an OPT decoder (Hugging Face's field names; ``remove_final_layer_norm`` is its
     ``_remove_final_layer_norm``).
 
@@ -58,14 +59,6 @@ class OPTConfig:
             F.boolean(source, name, getattr(self, name))
         F.token_id(source, "bos_token_id", self.bos_token_id, self.vocab_size)
         F.context(source, self.n_positions, self.max_position_embeddings)
-
-    @property
-    def n_layer(self) -> int:
-        return self.num_hidden_layers
-
-    @property
-    def n_embd(self) -> int:
-        return self.hidden_size
 
     @property
     def projected(self) -> bool:

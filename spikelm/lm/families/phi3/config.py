@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from spikelm.errors import ConfigError
+from spikelm.lm.families.registry import HFNames
 from spikelm.lm.families.decoder import Decoder
 from spikelm.lm.families.decoder import fields as F
 
@@ -13,7 +14,7 @@ ARCHITECTURES = ("Phi3ForCausalLM",)
 
 
 @dataclass(frozen=True)
-class Phi3Config:
+class Phi3Config(HFNames):
     """Shape of a Phi-3 decoder (Hugging Face's field names).
 
     A Llama-like decoder with fused projections (``qkv_proj``: the queries, keys and values
@@ -55,14 +56,6 @@ class Phi3Config:
         F.boolean(source, "tie_word_embeddings", self.tie_word_embeddings)
         F.token_id(source, "bos_token_id", self.bos_token_id, self.vocab_size)
         F.context(source, self.n_positions, self.max_position_embeddings)
-
-    @property
-    def n_layer(self) -> int:
-        return self.num_hidden_layers
-
-    @property
-    def n_embd(self) -> int:
-        return self.hidden_size
 
     @property
     def decoder(self) -> Decoder:
