@@ -315,8 +315,15 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         wo = wbase + (g - b) * npost + c_lo
                         w = W[wo : wo + width]
                         v = stepval[g]
-                        for c in range(width):
-                            a[c] += v * w[c]
+                        if v == 1:  # the commonest values add or subtract the row: no multiply
+                            for c in range(width):
+                                a[c] += w[c]
+                        elif v == -1:
+                            for c in range(width):
+                                a[c] -= w[c]
+                        else:
+                            for c in range(width):
+                                a[c] += v * w[c]
                 synops[kk] += width * n_sp
                 shift_adds[p] += width * n_shifted
             if TIMED:
