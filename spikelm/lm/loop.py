@@ -45,7 +45,8 @@ import numpy as np
 from numba import njit
 
 from spikelm.lm.codings import UNIT, spike_value_nb
-from spikelm.lm.edges import MIX, SCORES, mix_a, mix_b, mul_a, mul_b, scores_a, scores_b
+from spikelm.lm.edges import (MIX, SCORES, mix_a, mix_a_part, mix_b, mix_b_part, mul_a, mul_a_part, mul_b, mul_b_part,
+                              scores_a, scores_a_part, scores_b, scores_b_part)
 from spikelm.lm.events import record_spikes
 from spikelm.lm.learn.kernels import EIIF, PLAIN, UNITS, learn_step, pending_learn, start_learn
 from spikelm.lm.learn.neurons import eiif_fire_nb, unit_remainder_nb, unit_spike_nb
@@ -191,12 +192,13 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             if started[p] == 0 or done[p] == 1 or spiking[p] == 0:
                 continue
             b = off[p]
-            lo_p = own_lo[tP + p]
+            lo_p = own_lo[tP + p] if THREADED else 0
             size = off[p + 1] - b
             lo_q = qmin[p]
             hi_q = qmax[p]
             cod = coding[p]
             ks = kslot[p]
+            k_sh = shift[p]
             kind_p = PLAIN
             todo = alen[tP + p]  # the listed neurons (EI-IF: all, they have no list)
             t_win = 0
@@ -222,11 +224,11 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                     vmem[g] = vm
                     again = False
                 elif LEARN and kind_p == UNITS:
-                    rem = unit_remainder_nb(acc[g], c, gain[g], offset[g], shift[p], lo_q, hi_q, unit[g])
+                    rem = unit_remainder_nb(acc[g], c, gain[g], offset[g], k_sh, lo_q, hi_q, unit[g])
                     s = unit_spike_nb(cod, rem, unit[g])
                     again = rem != s
                 else:
-                    rem = remainder_nb(acc[g], c, gain[g], offset[g], shift[p], lo_q, hi_q)
+                    rem = remainder_nb(acc[g], c, gain[g], offset[g], k_sh, lo_q, hi_q)
                     s = spike_value_nb(cod, rem)
                     again = rem != s
                 if s == 0:
@@ -274,6 +276,8 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         left += alen[t * P + p]
                     if spiking[p] == 0 or left == 0:
                         finished = True
+                        if not THREADED:  # alone, the flag can be written now: no other thread reads it
+                            done[p] = 1
 
         # ---- propagate, population by population: weight rows, then product edges; each
         # thread adds every spike into the part of the targets it owns
@@ -298,8 +302,11 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 npost = pj_npost[kk]
                 wbase = pj_woff[kk]
                 q = pj_post[kk]
-                c_lo = own_lo[tP + q]
-                width = own_hi[tP + q] - c_lo
+                c_lo = 0
+                width = npost
+                if THREADED:  # this thread's columns
+                    c_lo = own_lo[tP + q]
+                    width = own_hi[tP + q] - c_lo
                 # views with range indices: no negative-index checks, so the loops vectorise
                 a = acc[off[q] + c_lo : off[q] + c_lo + width]
                 for t in range(T):
@@ -308,8 +315,15 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         wo = wbase + (g - b) * npost + c_lo
                         w = W[wo : wo + width]
                         v = stepval[g]
-                        for c in range(width):
-                            a[c] += v * w[c]
+                        if v == 1:  # the commonest values add or subtract the row: no multiply
+                            for c in range(width):
+                                a[c] += w[c]
+                        elif v == -1:
+                            for c in range(width):
+                                a[c] -= w[c]
+                        else:
+                            for c in range(width):
+                                a[c] += v * w[c]
                 synops[kk] += width * n_sp
                 shift_adds[p] += width * n_shifted
             if TIMED:
@@ -323,8 +337,42 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             dh = ed_dh[fe]
             grp = ed_group[fe]
             o = ed_out[fe]
+            first_key = 0
+            if kind == SCORES:
+                win = ed_window[fe]
+                first_key = n + 1 - win if 0 < win < n + 1 else 0
+            ctx = 1
+            if kind == MIX:
+                ctx = (off[ed_a[fe] + 1] - off[ed_a[fe]]) // ed_heads[fe]
+            if not THREADED:  # one thread: the whole target, every spike of p at the same cost
+                lo = pstart[p]
+                hi = pend[p]
+                if kind == SCORES:
+                    if side == 0:
+                        done_ops = scores_a(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,
+                                            first_key)
+                    else:
+                        done_ops = scores_b(sp, lo, hi, b, stepval, n, S, counts_n, ed_slot[fe], off[ed_a[fe]], dh,
+                                            grp)
+                elif kind == MIX:
+                    if side == 0:
+                        done_ops = mix_a(sp, lo, hi, b, stepval, n, acc, counts, off[ed_b[fe]], off[o], dh, grp, ctx)
+                    else:
+                        done_ops = mix_b(sp, lo, hi, b, stepval, n, acc, counts_n, off[ed_a[fe]], off[o], dh, grp, ctx)
+                elif side == 0:  # MUL
+                    done_ops = mul_a(sp, lo, hi, b, stepval, acc, counts_n, off[ed_b[fe]], off[o])
+                else:
+                    done_ops = mul_b(sp, lo, hi, b, stepval, acc, counts_n, off[ed_a[fe]], off[o])
+                synops_products[p] += done_ops
+                shift_adds[p] += done_ops // n_sp * n_shifted
+                continue
+            # a team: each thread's share of the output (scores: whole heads), from every thread's spikes
             o_lo = own_lo[tP + o]
             o_hi = own_hi[tP + o]
+            if kind == SCORES:
+                ctx_o = (off[o + 1] - off[o]) // ed_heads[fe]
+                o_lo //= ctx_o
+                o_hi //= ctx_o
             done_ops = 0
             shifted_ops = 0
             for t in range(T):
@@ -332,29 +380,24 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 hi = pend[t * P + p]
                 if hi == lo:
                     continue
-                if kind == SCORES:  # the softmax population o owns whole heads
-                    ctx_o = (off[o + 1] - off[o]) // ed_heads[fe]
+                if kind == SCORES:
                     if side == 0:
-                        win = ed_window[fe]
-                        first_key = n + 1 - win if 0 < win < n + 1 else 0
-                        r = scores_a(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,
-                                     first_key, o_lo // ctx_o, o_hi // ctx_o)
+                        r = scores_a_part(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,
+                                          first_key, o_lo, o_hi)
                     else:
-                        r = scores_b(sp, lo, hi, b, stepval, n, S, counts_n, ed_slot[fe], off[ed_a[fe]], dh, grp,
-                                     o_lo // ctx_o, o_hi // ctx_o)
+                        r = scores_b_part(sp, lo, hi, b, stepval, n, S, counts_n, ed_slot[fe], off[ed_a[fe]], dh, grp,
+                                          o_lo, o_hi)
                 elif kind == MIX:
-                    ctx = (off[ed_a[fe] + 1] - off[ed_a[fe]]) // ed_heads[fe]
                     if side == 0:
-                        r = mix_a(sp, lo, hi, b, stepval, n, acc, counts, off[ed_b[fe]], off[o], dh, grp, ctx, o_lo,
-                                  o_hi)
+                        r = mix_a_part(sp, lo, hi, b, stepval, n, acc, counts, off[ed_b[fe]], off[o], dh, grp, ctx,
+                                       o_lo, o_hi)
                     else:
-                        r = mix_b(sp, lo, hi, b, stepval, n, acc, counts_n, off[ed_a[fe]], off[o], dh, grp, ctx, o_lo,
-                                  o_hi)
-                else:  # MUL
-                    if side == 0:
-                        r = mul_a(sp, lo, hi, b, stepval, acc, counts_n, off[ed_b[fe]], off[o], o_lo, o_hi)
-                    else:
-                        r = mul_b(sp, lo, hi, b, stepval, acc, counts_n, off[ed_a[fe]], off[o], o_lo, o_hi)
+                        r = mix_b_part(sp, lo, hi, b, stepval, n, acc, counts_n, off[ed_a[fe]], off[o], dh, grp, ctx,
+                                       o_lo, o_hi)
+                elif side == 0:  # MUL
+                    r = mul_a_part(sp, lo, hi, b, stepval, acc, counts_n, off[ed_b[fe]], off[o], o_lo, o_hi)
+                else:
+                    r = mul_b_part(sp, lo, hi, b, stepval, acc, counts_n, off[ed_a[fe]], off[o], o_lo, o_hi)
                 done_ops += r[0]
                 shifted_ops += r[1]
             synops_products[p] += done_ops
@@ -377,7 +420,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         # are all done (evaluating their operators); then each thread lists its share of them
         if finished:
             if tid == 0:
-                for p in range(first, last + 1):
+                for p in range(first, last + 1 if THREADED or LEARN else first):
                     if started[p] == 1 and done[p] == 0:
                         left = 0
                         for t in range(T):
