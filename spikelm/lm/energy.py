@@ -147,8 +147,8 @@ def data_movement(synops: int, spikes: int, macs: int, n_accumulators: int, widt
         spike); ``snn_vs_qann``, ``snn_vs_float`` (ratios); ``break_even_synops_per_mac`` (the
         SynOps per MAC at which the SNN would cost what its QANN does, spikes per SynOp as in this
         run); the per-operation energies in pJ (``pj_per_synop``, ``pj_per_spike``,
-        ``pj_per_qann_mac``, ``pj_per_float_mac``, ``pj_per_accumulator``); the widths and
-        ``weights_in``.
+        ``pj_per_qann_mac``, ``pj_per_float_mac``, ``pj_per_accumulator``); ``accumulators``; the
+        widths (``weight_bits``, ``activation_bits``, ``membrane_bits``, ``event_bits``) and ``weights_in``.
     """
     if weights_in not in MEMORY_PJ_PER_BIT:
         raise ConfigError(f"weights_in={weights_in!r}; allowed: {', '.join(MEMORY_PJ_PER_BIT)}")
@@ -172,7 +172,7 @@ def data_movement(synops: int, spikes: int, macs: int, n_accumulators: int, widt
             "snn_vs_qann": snn / qann if qann else None, "snn_vs_float": snn / dense if dense else None,
             "break_even_synops_per_mac": even, "pj_per_synop": per_synop, "pj_per_spike": per_spike,
             "pj_per_qann_mac": per_qmac, "pj_per_float_mac": per_fmac, "pj_per_accumulator": per_acc,
-            **asdict(widths), "weights_in": weights_in}
+            "accumulators": n_accumulators, **asdict(widths), "weights_in": weights_in}
 
 
 def sim_data_movement(sim, graph, weights_in: str = "sram", widths: Widths | None = None) -> dict:
