@@ -113,6 +113,8 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
     r.add_argument("--e-mac", type=float, default=4.6, help="energy per multiply-accumulate, pJ (default 4.6)")
     r.add_argument("--e-shift", type=float, default=0.0,
                    help="extra energy of a shifted addition (spike value other than ±1), pJ (default 0)")
+    r.add_argument("--weights-in", choices=("sram", "dram"), default="sram",
+                   help="where the data-movement estimate reads weights from (default sram: on chip)")
     r.add_argument("--codings", default=",".join(CODINGS),
                    help=f"spike codings to compare, comma-separated (default {','.join(CODINGS)})")
     r.add_argument("--json", default=None, help="also write the counts to this JSON file")
@@ -392,6 +394,7 @@ def _check(args) -> int:
 
 def _report(args) -> int:
     from spikelm.lm import progress
+    from spikelm.lm.energy import Widths, describe, sim_data_movement
     from spikelm.lm.report import bar_chart, coding_summary, compare_table, sim_energy, table
 
     codings = _codings(args)
@@ -411,18 +414,22 @@ def _report(args) -> int:
     snn, tok, folder = _load(args)
     ids = ids_of(snn, tok, folder)
     energies = dict(e_ac_pj=args.e_ac, e_mac_pj=args.e_mac, e_shift_pj=args.e_shift)
-    sims, summaries = {}, {}
+    sims, summaries, widths = {}, {}, Widths.from_graph(snn.graph)  # codings share the graph's weights
     for coding in codings:
         s = snn.with_coding(coding)
         with progress.bar(f"report: {coding} spikes", len(ids), "token") as bar:
             sims[coding] = s.simulate(ids, backend=args.backend, max_steps=args.max_steps, threads=args.threads,
                                       on_token=lambda *a: bar.update())
-        summaries[coding] = coding_summary(sims[coding], s.graph, **energies)
+        summaries[coding] = coding_summary(sims[coding], s.graph, **energies, weights_in=args.weights_in,
+                                           widths=widths)
+    moved = {c: sim_data_movement(sim, snn.graph, args.weights_in, widths) for c, sim in sims.items()}
     print(f"{len(ids)} tokens, activation bits {snn.bits}")
     for coding, sim in sims.items():
         print(f"\n{coding} coding: {int(sim.steps.sum()):,} steps")
         print(table(sim, **energies))
-    print("\ncodings side by side (per token; energy: an estimate, synaptic ops vs dense MACs only)")
+        print(describe(moved[coding]))
+    print("\ncodings side by side (per token; energy vs dense: an estimate, synaptic ops vs dense MACs only; "
+          "DM: the estimate with data movement)")
     print(compare_table(summaries))
     bar_chart(sims, out, title=f"SynOps per coding vs dense MACs per layer ({len(ids)} tokens, bits {snn.bits})",
               **energies)
@@ -433,7 +440,8 @@ def _report(args) -> int:
             "tokens": len(ids), "bits": snn.bits.to_dict(), "codings": {c: {
                 "steps": sim.steps.tolist(), "synops": sim.synops, "shift_adds": sim.shift_adds, "macs": sim.macs,
                 "spikes_pos": sim.spikes_pos, "spikes_neg": sim.spikes_neg, "op_evals": sim.op_evals,
-                "summary": summaries[c], "energy_estimate_j": sim_energy(sim, **energies)}
+                "summary": summaries[c], "energy_estimate_j": sim_energy(sim, **energies),
+                "data_movement_estimate": moved[c]}
                 for c, sim in sims.items()}}, indent=1) + "\n")
     print(f"chart written to {out}")
     return 0

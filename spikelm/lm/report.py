@@ -14,6 +14,8 @@ Definitions (docs/lm.md has the long form):
   (Q·K^T and A·V); the head d V per position.
 - **energy estimate**: SynOps x E_AC against MACs x E_MAC (defaults 0.9 pJ and 4.6 pJ, 45 nm
   figures); operators, memory traffic and control are left out of both sides. An estimate.
+  :mod:`spikelm.lm.energy` adds the data movement (weight and membrane reads per SynOp,
+  weight and activation reads per MAC) and the quantized ANN as a third side.
 """
 
 from __future__ import annotations
@@ -233,10 +235,17 @@ def synops_of_codes(graph, codes: dict, n_tokens: int, start: int = 0) -> int:
     return total
 
 
-def coding_summary(sim, graph, e_ac_pj=E_AC_PJ, e_mac_pj=E_MAC_PJ, e_shift_pj=0.0) -> dict:
-    """Per-token figures of one run: SynOps/MACs, shift-adds, spikes per activation, steps."""
+def coding_summary(sim, graph, e_ac_pj=E_AC_PJ, e_mac_pj=E_MAC_PJ, e_shift_pj=0.0, weights_in="sram",
+                   widths=None) -> dict:
+    """Per-token figures of one run: SynOps/MACs, shift-adds, spikes per activation, steps, the
+    operation-count energy against dense and the data-movement estimate
+    (:func:`spikelm.lm.energy.sim_data_movement`) against the QANN and the float model (``widths``: :class:`~spikelm.lm.energy.Widths`, read from
+    ``graph`` when not given)."""
+    from spikelm.lm.energy import sim_data_movement
+
     L = len(sim.steps)
     e = sim_energy(sim, e_ac_pj, e_mac_pj, e_shift_pj)
+    dm = sim_data_movement(sim, graph, weights_in, widths)
     return {
         "synops_per_token": sim.synops["total"] / L, "macs_per_token": sim.macs["total"] / L,
         "synops_over_macs": sim.synops["total"] / max(sim.macs["total"], 1),
@@ -245,17 +254,25 @@ def coding_summary(sim, graph, e_ac_pj=E_AC_PJ, e_mac_pj=E_MAC_PJ, e_shift_pj=0.
         "spikes_per_activation": sim.spikes["total"] / max(activations(graph, L), 1),
         "steps_per_token": float(sim.steps.mean()),
         "energy_snn_j": e["snn_j"], "energy_dense_j": e["ann_j"], "energy_ratio": e["snn_j"] / max(e["ann_j"], 1e-300),
+        "data_movement_snn_j": dm["snn_j"], "data_movement_qann_j": dm["qann_j"], "data_movement_float_j": dm["float_j"],
+        "data_movement_vs_qann": dm["snn_vs_qann"], "data_movement_vs_float": dm["snn_vs_float"],
     }
 
 
+def _ratio(r) -> str:
+    return "-" if r is None else f"{r:.3f}"
+
+
 def compare_table(summaries: dict) -> str:
-    """Codings side by side (``summaries``: coding -> :func:`coding_summary`)."""
+    """Codings side by side (``summaries``: coding -> :func:`coding_summary`; DM: the data-movement
+    estimate of the SNN over its QANN's and over the float model's)."""
     rows = [f"{'coding':<14}{'SynOps/token':>15}{'SynOps/MACs':>12}{'shift-adds':>11}{'spikes/act':>11}"
-            f"{'steps/token':>12}{'energy vs dense':>16}"]
+            f"{'steps/token':>12}{'energy vs dense':>16}{'DM vs QANN':>11}{'DM vs float':>12}"]
     for c, s in summaries.items():
         rows.append(f"{c:<14}{s['synops_per_token']:>15,.0f}{s['synops_over_macs']:>12.3f}"
                     f"{s['shift_add_share']:>11.2f}{s['spikes_per_activation']:>11.3f}"
-                    f"{s['steps_per_token']:>12.1f}{s['energy_ratio']:>16.3f}")
+                    f"{s['steps_per_token']:>12.1f}{s['energy_ratio']:>16.3f}"
+                    f"{_ratio(s['data_movement_vs_qann']):>11}{_ratio(s['data_movement_vs_float']):>12}")
     return "\n".join(rows)
 
 
