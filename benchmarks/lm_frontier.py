@@ -26,7 +26,8 @@ import numpy as np
 ROWS = (  # the most telling first: on a busy machine a partial table still answers the question
     ("default: row-exponents", {}),
     ("no methods (range steps)", dict(methods="none")),
-    ("previous default: clamp 8, no methods", dict(clamp=8, methods="none")),
+    ("last round's clamps lin=32,act=64,res=8,oth=8", dict(clamp="lin=32,act=64,res=8,oth=8")),
+    ("first default: clamp 8, no methods", dict(clamp=8, methods="none")),
     ("8-bit weights, row-exponents", dict(weight_bits=8)),
     ("8-bit weights, no methods", dict(weight_bits=8, methods="none")),
     ("fisher, row-exponents (the bits' mean step)", dict(methods="fisher,row-exponents")),

@@ -149,7 +149,10 @@ def test_clamps_set_each_group_code_range():
     model = random_llama("llama", 2, layers=1, heads=2, kv_heads=1)
     snn = convert(model, calibration=token_ids(1, 40, 40), bits="lin=6,act=7,res=8,att=9,oth=5",
                   clamp="lin=3,act=5,res=2", methods="none")
-    want = {"lin": 3 * 31, "act": 5 * 63, "res": 2 * 127, "oth": 8 * 15}  # oth: the default clamp's 8
+    from spikelm.lm.families.llama.build import DEFAULT_CLAMP
+
+    oth = parse_clamp(DEFAULT_CLAMP).to_dict()["oth"]  # a group not named keeps the default's clamp
+    want = {"lin": 3 * 31, "act": 5 * 63, "res": 2 * 127, "oth": oth * 15}
     for p in snn.graph.pops:
         if p.spiking and p.name.rsplit(".", 1)[-1] != "att":
             g = {"norm1": "lin", "ctx": "lin", "norm2": "lin", "normf": "lin", "act": "act", "emb": "res",
@@ -276,7 +279,7 @@ def test_the_meta_records_what_was_built():
     model = random_llama("mistral", 3, layers=1, heads=2, kv_heads=1)
     snn = convert(model, calibration=token_ids(1, 40, 40))
     meta = snn.graph.meta
-    assert meta["methods"] == ["row-exponents"] and meta["clamp"] == "lin=32,act=64,res=8,oth=8"
+    assert meta["methods"] == ["row-exponents"] and meta["clamp"] == "64"
     json.dumps({k: meta[k] for k in ("methods", "clamp", "budget", "weight_bits", "weight_top")}, default=int)
 
 

@@ -12,7 +12,9 @@ has the figures):
   group, :mod:`spikelm.lm.precision`): values beyond the calibration text's cost a few more
   spikes instead of being clipped. Measured on texts the calibration never saw, the
   attention output and the gated product reach 13 and 24 times their calibration maximum,
-  everything else less than 4 times: hence the default ``lin=32,act=64,res=8,oth=8``.
+  everything else less than 4 times on SmolLM2, but Qwen2.5-0.5B's residual stream and linear
+  inputs clip at 8 and 32: hence the default 64 for every group (``lin=64,act=64,res=64,oth=64``;
+  on both models every text within +1 % of float).
 - **The attention sink as a constant prefix**: the first position of these models carries
   activations hundreds of times larger than any other (SmolLM2's residual channel 507
   reaches ~24,000 there, ~180 elsewhere). The converted model starts every sequence with the
@@ -65,7 +67,7 @@ from spikelm.lm.quantize import fixed_point, folded_weight_codes, round_half_up
 #: the default precision of Llama-family models (docs/lm-llama.md has the measurements)
 DEFAULT_BITS = "lin=8,act=8,res=12,att=12,oth=12"
 DEFAULT_WEIGHT_BITS = 12
-DEFAULT_CLAMP = "lin=32,act=64,res=8,oth=8"
+DEFAULT_CLAMP = 64
 #: measured on SmolLM2 (docs/lm-llama.md): fisher steps at the bits' mean resolution cost more
 #: perplexity than range steps at the same SynOps, so fisher is on only with a ``budget``
 DEFAULT_METHODS = ("row-exponents",)
