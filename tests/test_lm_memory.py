@@ -1,0 +1,98 @@
+"""Conversion holds what each phase needs (issue 23): float parameters in their source
+precision (float32, read as float64 one tensor at a time), calibration without the head's
+[L, vocab] logits, weights folded block by block with the codes of one whole-matrix pass."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from test_lm_helpers import token_ids
+from test_lm_llama import random_llama
+from spikelm.lm import convert, quantize, torch_optional
+from spikelm.lm.families.llama import calibrate as C, forward as L
+from spikelm.lm.load import open_model
+from spikelm.lm.tensors import Params
+
+VOCAB, CTX = 20000, 16
+
+
+@pytest.fixture(scope="module")
+def wide_vocab():
+    """A Llama with a vocabulary far wider than the rest of it: its head dominates memory."""
+    return random_llama("llama", 3, vocab=VOCAB, ctx=CTX, layers=2, heads=2, kv_heads=1, head_dim=8, inner=24)
+
+
+def test_parameters_stay_float32_and_read_as_the_same_float64(wide_vocab):
+    loaded = open_model(wide_vocab)
+    assert isinstance(loaded.params, Params)
+    state = {k: v for k, v in wide_vocab.state_dict().items() if "rotary" not in k}
+    for k, v in state.items():
+        assert loaded.params.stored(k).dtype == np.float32, k
+        got = loaded.params[k]
+        assert got.dtype == np.float64 and np.array_equal(got, v.double().numpy()), k
+    # no float64 copy of any parameter is held: the mapping is the float32 values, once
+    assert loaded.params.nbytes == sum(v.numel() * 4 for v in state.values())
+
+
+def test_the_converted_model_holds_no_float64_weights_beside_its_codes(wide_vocab):
+    """What the converted model keeps, measured by tracemalloc: its float32 parameters and the
+    integer codes (the embedding table shared with the parameters), plus small tables; a float64
+    copy of the parameters alone would exceed the bound by half of it."""
+    calib = token_ids(1, 40, VOCAB)
+    convert(wide_vocab, calibration=calib)  # warm imports and caches outside the measurement
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        snn = convert(wide_vocab, calibration=calib)
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    f32 = snn.params.nbytes
+    codes = sum(pr.weights.nbytes for pr in snn.graph.projections)
+    assert held < f32 + codes + f32 // 2, (held, f32, codes)
+
+
+def test_calibration_never_makes_the_full_logits(wide_vocab, monkeypatch):
+    """Peak of one calibration window on a wide vocabulary against the [L, vocab] float64 logits
+    it used to make (NumPy's product, so that tracemalloc sees every array)."""
+    monkeypatch.setattr(torch_optional, "torch", None)
+    loaded = open_model(wide_vocab)
+    cfg, ids = loaded.config, token_ids(2, 40, VOCAB)
+    prefix = np.array([1])
+    logits_bytes = CTX * VOCAB * 8
+    tracemalloc.start()
+    try:
+        C.maxabs(cfg, loaded.params, ids, prefix)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < logits_bytes / 4, (peak, logits_bytes)
+    # the float model's logits are still there when asked for, the head read in chunks
+    monkeypatch.setattr(L, "HEAD_CHUNK", 999)
+    seen = {}
+    full = L.float_forward(cfg, loaded.params, ids[:CTX], lambda name, x: seen.setdefault(name, x))
+    assert L.float_forward(cfg, loaded.params, ids[:CTX], logits=False) is None
+    assert np.allclose(full, seen["normf"] @ loaded.params["lm_head.weight"].T, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(n_in=st.integers(1, 40), n_out=st.integers(1, 60), bits=st.integers(4, 16), rows=st.booleans(),
+       block=st.integers(1, 300), seed=st.integers(0, 2**16), per_channel=st.booleans())
+def test_folding_block_by_block_gives_the_whole_matrix_codes(n_in, n_out, bits, rows, block, seed, per_channel):
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((n_in, n_out)) * np.exp(rng.uniform(-4, 4, (n_in, 1)))).astype(np.float32)
+    s_in = np.exp(rng.uniform(-3, 3, n_in)) if per_channel else 0.25
+    whole = quantize.folded_weight_codes(w.astype(np.float64), s_in, bits, rows)
+    assert n_in * n_out < quantize.FOLD_BLOCK  # one block: the whole-matrix pass
+    saved, quantize.FOLD_BLOCK = quantize.FOLD_BLOCK, block
+    try:
+        parts = quantize.folded_weight_codes(w, s_in, bits, rows)  # float32 in, in blocks of columns
+    finally:
+        quantize.FOLD_BLOCK = saved
+    assert parts[0].dtype == whole[0].dtype
+    assert np.array_equal(parts[0], whole[0]) and np.array_equal(parts[1], whole[1])
