@@ -16,6 +16,9 @@ from spikelm.lm import ops
 from spikelm.lm.graph import ACCUMULATE, LMGraph
 from spikelm.lm.neuron import requantize
 
+#: integer weights multiplied per block of columns
+WEIGHT_BLOCK = 2**22
+
 
 @dataclass
 class Reference:
@@ -34,7 +37,9 @@ def logits(graph: LMGraph, acc) -> np.ndarray:
     """Logits read from the readout's integer accumulators: acc * scale + bias (float64), soft-capped
     when the readout says so (row by row: every executor calls tanh on the same rows)."""
     head = graph.pops[graph.readout].params
-    z = np.asarray(acc, dtype=np.float64) * head.scale + head.bias
+    z = np.array(acc, dtype=np.float64)  # a copy, scaled in place: [L, vocab] is held twice at most
+    z *= head.scale
+    z += head.bias
     cap = head.softcap
     if cap:
         rows = z.reshape(-1, z.shape[-1])
@@ -49,7 +54,13 @@ def accumulate(graph: LMGraph, p: int, codes: dict, L: int) -> np.ndarray:
     proj, prods = graph.into(p)
     for k in proj:
         pr = graph.projections[k]
-        acc += E.imatmul(codes[graph.pops[pr.pre].name], pr.weights)
+        x, W = codes[graph.pops[pr.pre].name], pr.weights
+        # column blocks: imatmul's int64 and float64 copies of the weights stay small (a whole
+        # 49k-row head would take three copies of 8 bytes a weight); integer sums are exact,
+        # so the blocks give the same accumulators
+        step = max(1, WEIGHT_BLOCK // max(W.shape[0], 1))
+        for lo in range(0, W.shape[1], step):
+            acc[:, lo : lo + step] += E.imatmul(x, W[:, lo : lo + step])
     for e in prods:
         ed = graph.edges[e]
         acc += E.reference(ed, codes[graph.pops[ed.a].name], codes[graph.pops[ed.b].name], graph.n_positions)

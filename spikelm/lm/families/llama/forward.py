@@ -48,7 +48,7 @@ def head_logits(cfg, params: dict, h: np.ndarray) -> np.ndarray:
     W = stored(params, head_name(cfg))
     out = np.empty((h.shape[0], W.shape[0]), dtype=np.float64)
     for lo in range(0, W.shape[0], HEAD_CHUNK):
-        out[:, lo : lo + HEAD_CHUNK] = matmul(h, W[lo : lo + HEAD_CHUNK].astype(np.float64).T)
+        out[:, lo : lo + HEAD_CHUNK] = matmul(h, np.ascontiguousarray(W[lo : lo + HEAD_CHUNK].T, dtype=np.float64))
     return softcap(out, cfg.final_softcap)
 
 
@@ -128,7 +128,8 @@ def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0
         mask = attention_mask(L, cfg.window(i))
 
         def lin(h, name, bias=False):
-            y = matmul(h, P[p + name + ".weight"].T)
+            # one copy makes the float64 transposed matrix the product reads (float32 stored)
+            y = matmul(h, np.ascontiguousarray(stored(P, p + name + ".weight").T, dtype=np.float64))
             return y + P[p + name + ".bias"] if bias else y
 
         def norm(h, name):
