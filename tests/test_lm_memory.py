@@ -96,3 +96,27 @@ def test_folding_block_by_block_gives_the_whole_matrix_codes(n_in, n_out, bits, 
         quantize.FOLD_BLOCK = saved
     assert parts[0].dtype == whole[0].dtype
     assert np.array_equal(parts[0], whole[0]) and np.array_equal(parts[1], whole[1])
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(rows=st.integers(1, 200), vocab=st.integers(2, 50), seed=st.integers(0, 2**16), spread=st.floats(0.1, 300))
+def test_the_log_likelihood_in_row_blocks_equals_one_pass(rows, vocab, seed, spread):
+    from spikelm.lm.evaluate import _nll
+
+    rng = np.random.default_rng(seed)
+    logits, targets = rng.standard_normal((rows, vocab)) * spread, rng.integers(0, vocab, rows)
+    z = logits - logits.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    assert _nll(logits, targets) == float(-logp[np.arange(rows), targets].sum())
+
+
+def test_a_released_float_model_is_refused_in_one_line_and_the_graph_still_runs(wide_vocab):
+    from spikelm.errors import ConfigError
+
+    snn = convert(wide_vocab, calibration=token_ids(1, 40, VOCAB))
+    ids = token_ids(5, 6, VOCAB)
+    want = snn.reference(ids).logits
+    assert snn.release_float() is snn and snn.params is None
+    with pytest.raises(ConfigError, match="float model was released"):
+        snn.float_logits(ids)
+    assert np.array_equal(snn.simulate(ids).logits, want)

@@ -147,9 +147,14 @@ def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0
         k = seen(n + "kr", rope(k, cos, sin).reshape(L, G * dh)).reshape(L, G, dh).transpose(1, 0, 2)
         v = v.transpose(1, 0, 2)
         k, v = k[np.arange(H) // grp], v[np.arange(H) // grp]
-        s = softcap(matmul(q, k.transpose(0, 2, 1)) / cfg.attn_divisor, cfg.attn_softcap)
-        s = np.where(mask, s, -np.inf)
-        a = np.exp(s - s.max(-1, keepdims=True))
+        # the softmax in place on the [heads, L, L] scores (the same operations as out of place,
+        # without a fresh array per step: the calibration's largest arrays)
+        s = matmul(q, k.transpose(0, 2, 1))
+        s /= cfg.attn_divisor
+        s = softcap(s, cfg.attn_softcap)
+        np.copyto(s, -np.inf, where=~mask)
+        s -= s.max(-1, keepdims=True)
+        a = np.exp(s, out=s)
         a /= a.sum(-1, keepdims=True)
         o = seen(n + "ctx", matmul(a, v).transpose(1, 0, 2).reshape(L, H * dh))
         y = seen(n + "o", lin(o, "self_attn.o_proj", cfg.o_bias))
