@@ -120,3 +120,60 @@ def test_a_released_float_model_is_refused_in_one_line_and_the_graph_still_runs(
     with pytest.raises(ConfigError, match="float model was released"):
         snn.float_logits(ids)
     assert np.array_equal(snn.simulate(ids).logits, want)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(L=st.integers(1, 12), heads=st.integers(1, 3), window=st.integers(0, 6), c=st.floats(1e-4, 1.0),
+       bits=st.integers(2, 12), seed=st.integers(0, 2**16), spread=st.sampled_from([10, 2**10, 2**20]))
+def test_the_reference_softmax_rows_equal_the_numpy_softmax(L, heads, window, c, bits, seed, spread):
+    """The dense reference's row-by-row softmax (the executors' arithmetic) against the NumPy
+    formula with its causal and window mask, on every row at once."""
+    from spikelm.lm.ops.softmax import softmax, softmax_rows, tables
+
+    rng = np.random.default_rng(seed)
+    S = rng.integers(-spread, spread + 1, (L, heads, L))
+    t, Q = tables(c, 16, 2**20), 2**bits - 1
+    j, n = np.arange(L)[None, :], np.arange(L)[:, None]
+    allowed = (j <= n) & ((n - j < window) if window else True)
+    want = softmax(S, allowed[:, None, :], t.hi, t.lo, t.shift, Q)
+    out = np.zeros((L, heads, L + 2), np.int64)
+    softmax_rows(S, np.arange(L), window, t.hi, t.lo, int(t.shift), Q, out)
+    assert np.array_equal(out[:, :, :L], want) and not out[:, :, L:].any()
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(L=st.integers(1, 6), n_in=st.integers(1, 30), n_out=st.integers(1, 40), block=st.integers(1, 200),
+       seed=st.integers(0, 2**16), top=st.sampled_from([2**7, 2**15, 2**40]))
+def test_the_reference_weighted_sum_in_blocks_is_the_exact_integer_product(L, n_in, n_out, block, seed, top):
+    """Blocks of float64 BLAS (or int64 past 2^53: ``top`` reaches it) against Python integers."""
+    from spikelm.lm import reference
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-top, top, (L, n_in))
+    W = rng.integers(-2**15, 2**15, (n_in, n_out)).astype(np.int16)
+    want = np.array([[sum(int(x[i, k]) * int(W[k, j]) for k in range(n_in)) for j in range(n_out)]
+                     for i in range(L)], dtype=object)
+    saved, reference.WEIGHT_BLOCK = reference.WEIGHT_BLOCK, block
+    try:
+        got = reference.weighted_sum(x, W)
+    finally:
+        reference.WEIGHT_BLOCK = saved
+    assert got.dtype == np.int64 and (got.astype(object) == want).all()
+
+
+def test_the_reference_without_codes_gives_the_same_logits_and_holds_less(wide_vocab):
+    snn = convert(wide_vocab, calibration=token_ids(1, 40, VOCAB))
+    ids = token_ids(6, CTX - 1, VOCAB)
+    full = snn.reference(ids)
+    peaks = []
+    for codes in (True, False):
+        tracemalloc.start()
+        try:
+            ref = snn.reference(ids, codes=codes)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert np.array_equal(ref.logits, full.logits) and np.array_equal(ref.head_acc, full.head_acc)
+    assert ref.codes == {} and len(full.codes) == len(snn.graph.pops) - 1
+    kept = sum(c.nbytes for c in full.codes.values())
+    assert peaks[1] < peaks[0] - kept / 2, (peaks, kept)

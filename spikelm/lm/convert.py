@@ -109,9 +109,10 @@ class SpikingLM:
         full = np.concatenate([g.prefix.ids, ids]) if g.prefix is not None else ids
         return self.family.float_logits(self.config, self.params, full)[g.n_prefix :]
 
-    def reference(self, token_ids) -> Reference:
-        """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``."""
-        return run_reference(self.graph, self._ids(token_ids))
+    def reference(self, token_ids, codes: bool = True) -> Reference:
+        """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``
+        (``codes=False``: logits alone, ``.codes`` empty, in a fraction of the memory)."""
+        return run_reference(self.graph, self._ids(token_ids), keep_codes=codes)
 
     def runner(self, backend: str = "numba", record: bool = False, threads: int | None = None):
         """A fresh event-driven executor (see :mod:`spikelm.lm.backends`); exact unless the graph

@@ -60,7 +60,7 @@ def evaluate(snn, ids: np.ndarray, snn_tokens: int = 0, backend: str = "numba", 
         out["float_nll"] += _nll(f[:-1], w[1:])
         f_top = f[:-1].argmax(-1)
         del f  # one [window, vocab] array at a time
-        q = snn.reference(w).logits
+        q = snn.reference(w, codes=False).logits
         out["qann_nll"] += _nll(q[:-1], w[1:])
         out["agree"] += int((f_top == q[:-1].argmax(-1)).sum())
         del q
@@ -79,7 +79,7 @@ def evaluate(snn, ids: np.ndarray, snn_tokens: int = 0, backend: str = "numba", 
     bar = tqdm(total=sum(len(w) for w in sw), desc="SNN", unit="token", file=sys.stderr, disable=not progress)
     for w in sw:
         sim = snn.simulate(w, backend=backend, max_steps=max_steps, on_token=lambda *a: bar.update())
-        q = snn.reference(w).logits
+        q = snn.reference(w, codes=False).logits
         s["exact"] &= bool(np.array_equal(sim.logits, q))
         s["snn_nll"] += _nll(sim.logits[:-1], w[1:])
         s["qann_nll"] += _nll(q[:-1], w[1:])
