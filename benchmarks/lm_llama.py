@@ -17,7 +17,9 @@ In one run:
    shows whether the threads ran at once, and the load average: on a shared machine the
    figures are indicative only);
 5. the frontier: perplexity against SynOps/MACs for a few precision settings (``--settings``);
-6. peak memory (max RSS of this process).
+6. peak memory (max RSS of this process), also after conversion and after each section: the
+   float model is released once the quality section no longer needs it (before torch's copy is
+   loaded for the speed section).
 
 ``--speed-only`` runs 2 and 4 (and 6) alone.
 """
@@ -39,6 +41,11 @@ from spikelm.lm.report import coding_summary
 
 FRONTIER = ("lin=6,act=8,res=12,att=12,oth=12", "lin=7,act=8,res=12,att=12,oth=12",
             "lin=8,act=8,res=12,att=12,oth=12", "lin=8,act=10,res=16,att=12,oth=12")
+
+
+def max_rss() -> str:
+    """The process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
 
 
 def clocks():
@@ -146,8 +153,9 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     snn, tok, label = open_for_cli(args.model)
-    print(f"model {label}: converted in {time.perf_counter() - t0:.1f} s; activation bits {snn.bits}, weight bits "
-          f"{snn.graph.meta.get('weight_bits')}, context {snn.context}, coding {snn.coding}", flush=True)
+    print(f"model {label}: loaded and converted in {time.perf_counter() - t0:.1f} s (max RSS {max_rss()}); "
+          f"activation bits {snn.bits}, weight bits {snn.graph.meta.get('weight_bits')}, context {snn.context}, "
+          f"coding {snn.coding}", flush=True)
 
     if not (args.skip_quality or args.speed_only):
         for name, text in (("held-out English (Python reference topics)", texts.heldout_text(args.chars)),
@@ -158,10 +166,12 @@ def main(argv=None):
             r = evaluate(snn, encode_loose(tok, text))
             print(f"{name}: {r['tokens']:,} tokens, float ppl {r['float_ppl']:.3f}, QANN ppl {r['qann_ppl']:.3f} "
                   f"({100 * (r['qann_ppl'] / r['float_ppl'] - 1):+.2f} %), top-1 agreement "
-                  f"{100 * r['top1_agreement']:.1f} %", flush=True)
+                  f"{100 * r['top1_agreement']:.1f} %; max RSS {max_rss()}", flush=True)
+    snn.release_float()  # nothing below reads the float model (the frontier converts its own)
 
     prompt = tok.encode(args.prompt)
     gen = speed(args, snn, tok, prompt, teams)
+    print(f"max RSS after the speed section (torch's float model loaded there): {max_rss()}", flush=True)
     sim = gen.simulation
     ids = gen.tokens[:-1]
     ref = snn.reference(ids)
@@ -192,6 +202,7 @@ def main(argv=None):
             run = s.simulate(ids)
             print(f"{setting:<36}{100 * (r['qann_ppl'] / r['float_ppl'] - 1):>+17.2f}%"
                   f"{run.synops['total'] / run.macs['total']:>28.3f}", flush=True)
+            del s, run  # one converted setting at a time
     print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 

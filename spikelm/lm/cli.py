@@ -268,6 +268,7 @@ def _generate(args) -> int:
     if args.tokens < 0:
         raise ConfigError(f"--tokens {args.tokens}; allowed: an integer >= 0")
     snn, tok, folder = _load(args)
+    snn.release_float()  # generation runs the integer graph alone
     prompt = tok.encode(args.prompt)
     if prompt.size == 0:
         if args.prompt:
@@ -369,6 +370,7 @@ def _check(args) -> int:
     if args.prompts < 1 or args.length < 1:
         raise ConfigError("--prompts and --length must be >= 1")
     snn, tok, folder = _load(args)
+    snn.release_float()  # the check compares the SNN with the QANN alone
     L = min(args.length, snn.context)
     held = _heldout(tok, folder, L, snn.graph.vocab_size)
     rng = np.random.default_rng(0)

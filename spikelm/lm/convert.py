@@ -43,7 +43,7 @@ class SpikingLM:
 
     def __init__(self, graph: LMGraph, params: dict, source: str = ""):
         self.graph = graph
-        self.params = params  # float64 weights, for the float model's logits
+        self.params = params  # the float model's weights (Params: float32 read as float64), or None once released
         self.source = source  # the folder or file it was converted from, if any
 
     @property
@@ -92,17 +92,27 @@ class SpikingLM:
 
         return families.of_config_object(self.config)
 
+    def release_float(self) -> "SpikingLM":
+        """Drop the float model's weights (the integer graph runs without them; SmolLM2: 0.5 GiB,
+        Qwen2.5-0.5B: 2.5 GiB); :meth:`float_logits` is refused afterwards. Returns self."""
+        self.params = None
+        return self
+
     def float_logits(self, token_ids) -> np.ndarray:
         """Logits of the float model (float64) on the same positions, for comparisons (after
         the graph's constant prefix, which the float model reads too)."""
+        if self.params is None:
+            raise ConfigError("float_logits: the float model was released (release_float) to save memory; "
+                              "convert the model again to compare with it")
         ids = self._ids(token_ids)
         g = self.graph
         full = np.concatenate([g.prefix.ids, ids]) if g.prefix is not None else ids
         return self.family.float_logits(self.config, self.params, full)[g.n_prefix :]
 
-    def reference(self, token_ids) -> Reference:
-        """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``."""
-        return run_reference(self.graph, self._ids(token_ids))
+    def reference(self, token_ids, codes: bool = True) -> Reference:
+        """The dense quantized reference (QANN): ``.logits`` [L, vocab] float64 and ``.codes``
+        (``codes=False``: logits alone, ``.codes`` empty, in a fraction of the memory)."""
+        return run_reference(self.graph, self._ids(token_ids), keep_codes=codes)
 
     def runner(self, backend: str = "numba", record: bool = False, threads: int | None = None):
         """A fresh event-driven executor (see :mod:`spikelm.lm.backends`); exact unless the graph

@@ -2,7 +2,8 @@
 GGUF file, or a state dict with its config.
 
 Every path ends as a :class:`LoadedModel`: the family (:mod:`spikelm.lm.families`), its
-config, float64 parameters under the family's names, shapes checked, no NaN or infinity,
+config, float parameters under the family's names (:class:`~spikelm.lm.tensors.Params`: stored
+in their source precision, read as float64), shapes checked, no NaN or infinity,
 and the tokenizer when the source carried one (a GGUF file). Files are read without running
 code from them (:mod:`spikelm.lm.weights`: safetensors, ``weights_only=True`` pickles, GGUF).
 """
@@ -20,7 +21,7 @@ __all__ = ["LoadedModel", "check_options", "open_model", "read_weights"]  # read
 
 
 class LoadedModel:
-    """A model read into memory: its family, config, float64 parameters, and the tokenizer when
+    """A model read into memory: its family, config, parameters (read as float64), and the tokenizer when
     the source carried one (a GGUF file)."""
 
     def __init__(self, config, params, tokenizer=None, source="", family=None):

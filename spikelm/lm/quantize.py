@@ -42,6 +42,8 @@ def weight_codes(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 #: integer weights are stored in int16 at most: a row exponent may shift a code up to here
 WEIGHT_LIMIT_BITS = 16
+#: weights folded per block of columns (float64 temporaries of 16 MB)
+FOLD_BLOCK = 2**21
 
 
 def folded_weight_codes(w: np.ndarray, s_in, bits: int, row_exponents: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -60,20 +62,36 @@ def folded_weight_codes(w: np.ndarray, s_in, bits: int, row_exponents: bool = Fa
     shift, stored in int16. e_j is the largest exponent that keeps row j's codes in range.
     """
     q = 2 ** (bits - 1) - 1
-    wf = np.asarray(w, dtype=np.float64) * np.broadcast_to(np.asarray(s_in, dtype=np.float64), (w.shape[0],))[:, None]
-    s = np.maximum(np.abs(wf).max(axis=0), 1e-30) / q
+    n_in, n_out = w.shape
+    s_rows = np.broadcast_to(np.asarray(s_in, dtype=np.float64), (n_in,))[:, None]
+    # column blocks of about FOLD_BLOCK values: every step below is elementwise or a max, so the
+    # blocks give the codes of one whole-matrix pass while float64 temporaries stay small
+    step = max(1, FOLD_BLOCK // max(n_in, 1))
+    blocks = [slice(lo, lo + step) for lo in range(0, n_out, step)]
+
+    def folded(c):  # s_in[j] w[j, c] in float64 (w may be float32: the upcast is exact)
+        return np.asarray(w[:, c], dtype=np.float64) * s_rows
+
+    s = np.concatenate([np.abs(folded(c)).max(axis=0) for c in blocks]) if n_out else np.zeros(0)
+    s = np.maximum(s, 1e-30) / q
     if not row_exponents or bits >= WEIGHT_LIMIT_BITS:
-        codes = quantize(wf, s[None, :], -q, q)
-        return codes.astype(np.int8 if bits <= 8 else np.int16), s
+        codes = np.empty((n_in, n_out), np.int8 if bits <= 8 else np.int16)
+        for c in blocks:
+            codes[:, c] = quantize(folded(c), s[None, c], -q, q)
+        return codes, s
     # the largest code of each row at the column steps, then the shift that keeps it within q
-    top = (np.abs(wf) / s[None, :]).max(axis=1)
+    top = np.zeros(n_in)
+    for c in blocks:
+        top = np.maximum(top, (np.abs(folded(c)) / s[None, c]).max(axis=1))
     with np.errstate(divide="ignore"):
         e = np.floor(np.log2(q / np.maximum(top, 1e-300)))
     e = np.clip(e, 0, WEIGHT_LIMIT_BITS - bits).astype(np.int64)
     E = int(e.max(initial=0))
-    mant = quantize(wf * (2.0 ** e)[:, None], s[None, :], -q, q)
-    codes = mant << (E - e)[:, None]
-    return codes.astype(np.int8 if E == 0 and bits <= 8 else np.int16), s / 2.0**E
+    codes = np.empty((n_in, n_out), np.int8 if E == 0 and bits <= 8 else np.int16)
+    for c in blocks:
+        mant = quantize(folded(c) * (2.0 ** e)[:, None], s[None, c], -q, q)
+        codes[:, c] = mant << (E - e)[:, None]
+    return codes, s / 2.0**E
 
 
 #: |acc| M stays below 2^ACC_BITS (the neuron doubles acc M + B and adds 2^k in int64)

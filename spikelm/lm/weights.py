@@ -24,7 +24,8 @@ _MAX_HEADER = 100 * 2**20
 
 
 def read_safetensors(path) -> dict[str, np.ndarray]:
-    """All tensors of one safetensors file as float64 (integers keep their type)."""
+    """All tensors of one safetensors file: float32 for F32, F16 and BF16 (exact), float64 for
+    F64; integers keep their type."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -61,9 +62,9 @@ def read_safetensors(path) -> dict[str, np.ndarray]:
                                   f"of {dtype} in a file of {size} bytes")
         raw = np.frombuffer(data[lo:hi], dtype=_DTYPES[dtype]).reshape(shape)
         if dtype == "BF16":  # the top 16 bits of a float32
-            arr = (raw.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+            arr = (raw.astype(np.uint32) << 16).view(np.float32)
         elif dtype.startswith("F"):
-            arr = raw.astype(np.float64)
+            arr = raw.astype(np.float64 if dtype == "F64" else np.float32)
         else:
             arr = np.array(raw)
         out[name] = arr
@@ -96,10 +97,11 @@ def read_sharded(folder: Path) -> dict[str, np.ndarray]:
 
 def read_gguf(path) -> tuple[dict, dict, object]:
     """A GGUF file through transformers (needs the lm extra, gguf and accelerate): the config
-    dict, float64 weights with Hugging Face names, and the tokenizer."""
+    dict, float32 weights (as transformers dequantizes them) with Hugging Face names, and the tokenizer."""
     path = Path(path)
     try:
         import gguf  # noqa: F401
+        import torch
         import transformers  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"{path}: reading GGUF files needs the lm extra (transformers, gguf, accelerate): "
@@ -109,10 +111,10 @@ def read_gguf(path) -> tuple[dict, dict, object]:
     model, tok = read(path)  # the file checked against its metadata first (spikelm.lm.gguf_file)
     cfg = model.config.to_dict()
     tensors = model.state_dict()
-    del model  # each float32 tensor is released as soon as its float64 copy exists (peak: one tensor above)
+    del model  # the arrays below are the tensors' own memory: nothing is copied
     state = {}
     for k in list(tensors):
-        state[k] = tensors.pop(k).detach().to("cpu").double().numpy()
+        state[k] = tensors.pop(k).detach().to("cpu", torch.float32).numpy()
     return cfg, state, tok
 
 

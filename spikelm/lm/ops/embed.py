@@ -17,7 +17,7 @@ from spikelm.lm.ops.registry import Operator, clamp, register
 
 @dataclass
 class EmbedParams:
-    wte: np.ndarray  # float64 [vocab, d]
+    wte: np.ndarray  # float64 [vocab, d], or float32 (a model's table as stored: rows are upcast)
     wpe: np.ndarray | None  # float64 [n_positions, d], or None
     scale: float | np.ndarray
 
@@ -28,7 +28,7 @@ class Embed(Operator):
 
     def evaluate(self, graph, pop, inputs, ctx):
         P = pop.params
-        x = P.wte[ctx.ids]
+        x = P.wte[ctx.ids].astype(np.float64)
         if P.wpe is not None:
             x = x + P.wpe[ctx.positions]
         return clamp(np.floor(x / P.scale + 0.5), pop.qmin, pop.qmax)

@@ -111,6 +111,21 @@ def softmax_row(S, n, hi, lo, shift, qmax, out, first=0):
 
 
 @njit(cache=True)
+def softmax_rows(S, positions, window, hi, lo, shift, qmax, out):
+    """:func:`softmax_row` for every query row of scores S [L, heads, keys] (query i at absolute
+    position ``positions[i]`` sees keys up to it, the last ``window`` of them with a window)
+    into out [L, heads, >= keys], zeros elsewhere: the dense reference's softmax in the
+    executors' own arithmetic, without NumPy's [L, heads, keys] temporaries."""
+    for i in range(S.shape[0]):
+        n = positions[i]
+        first = 0
+        if window > 0 and n + 1 > window:
+            first = n + 1 - window
+        for h in range(S.shape[1]):
+            softmax_row(S[i, h], n, hi, lo, shift, qmax, out[i, h], first)
+
+
+@njit(cache=True)
 def capped_nb(cap, ncap, s):
     """#{t < ncap : cap[t] <= s} (the Numba twin of :func:`capped`, one score)."""
     a = 0
@@ -162,14 +177,13 @@ class Softmax(Operator):
 
     def evaluate(self, graph, pop, inputs, ctx):
         P = pop.params
-        L, H, keys = ctx.scores.shape
+        L, H = ctx.scores.shape[:2]
         window = graph.edges[graph.scores_edge(graph.index[pop.name])].window
-        j, n = np.arange(keys)[None, :], ctx.positions[:, None]
-        allowed = (j <= n) & ((n - j < window) if window > 0 else True)  # [L, keys]
         scores = ctx.scores if P.cap is None else capped(ctx.scores, P.cap)
-        codes = softmax(scores, allowed[:, None, :], P.hi, P.lo, P.shift, pop.qmax)  # 0 where not allowed
-        out = np.zeros((L, H, pop.size // H), np.int64)
-        out[:, :, :keys] = codes
+        out = np.zeros((L, H, pop.size // H), np.int64)  # 0 where a key is not seen
+        softmax_rows(np.ascontiguousarray(scores, dtype=np.int64), np.asarray(ctx.positions, dtype=np.int64),
+                     int(window), np.asarray(P.hi, dtype=np.float64), np.asarray(P.lo, dtype=np.float64),
+                     int(P.shift), int(pop.qmax), out)
         return out.reshape(L, pop.size)
 
     def evaluations(self, graph, p, position):

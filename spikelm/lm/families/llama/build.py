@@ -63,6 +63,7 @@ from spikelm.lm.methods import parse_methods
 from spikelm.lm.methods import steps as S
 from spikelm.lm.precision import parse_bits, parse_clamp
 from spikelm.lm.quantize import fixed_point, folded_weight_codes, round_half_up
+from spikelm.lm.tensors import stored
 
 #: the default precision of Llama-family models (docs/lm-llama.md has the measurements)
 DEFAULT_BITS = "lin=8,act=8,res=12,att=12,oth=12"
@@ -264,8 +265,11 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
         return add(name, layer, "rope", heads * dh, inputs=(pre,), params=RopeParams(cos, sin, gain, dh))
 
     act_fn, act_name = L.ACTIVATIONS[cfg.activation], L.ACT_POP[cfg.activation]
-    x = add("emb", "emb", "embed", d,
-            params=EmbedParams(P["model.embed_tokens.weight"] * cfg.embed_scale, None, vec("emb", d)))
+    # the table as stored (float32 for most models: the embed operator upcasts the rows it reads;
+    # times 1.0 it is the same table) unless a scale multiplies it
+    table = stored(P, "model.embed_tokens.weight")
+    table = table if cfg.embed_scale == 1 else P["model.embed_tokens.weight"] * cfg.embed_scale
+    x = add("emb", "emb", "embed", d, params=EmbedParams(table, None, vec("emb", d)))
     for i in range(cfg.num_hidden_layers):
         p, n, lay = f"model.layers.{i}.", f"h{i}.", f"h{i}"
         h = rmsnorm(n + "norm1", lay, x, P[p + "input_layernorm.weight"])
@@ -310,13 +314,13 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
             y = rmsnorm(n + "dnorm", lay, y, P[p + "post_feedforward_layernorm.weight"])
         x = residual(n + "res2", lay, r1, y)
     hf = rmsnorm("normf", "normf", x, P["model.norm.weight"])
-    codes, s_w = folded_weight_codes(L.head_weight(qcfg, P).T, vec("normf", d), weight_bits, rows_exp)
+    codes, s_w = folded_weight_codes(stored(P, L.head_name(qcfg)).T, vec("normf", d), weight_bits, rows_exp)
     index["head"] = len(pops)
     pops.append(LMPopulation("head", "head", ACCUMULATE, V, 0, 0, 0.0, inputs=(hf,), spiking=False,
                              params=ReadoutParams(s_w, np.zeros(V), float(cfg.final_softcap or 0.0))))
     projections.append(LMProjection(hf, index["head"], np.ascontiguousarray(codes)))
     graph_prefix = _prefix(qcfg, P, prefix, pops, scale) if prefix.size else None
-    top_w = max((int(np.abs(pr.weights.astype(np.int64)).max(initial=0)) for pr in projections), default=0)
+    top_w = max((max(-int(pr.weights.min(initial=0)), int(pr.weights.max(initial=0))) for pr in projections), default=0)
     return LMGraph(config=cfg, pops=pops, projections=projections, edges=edges, n_positions=ctx, vocab_size=V,
                    prefix=graph_prefix,
                    meta={"family": cfg.model_type, "precision": prec, "coding": coding, "scales": scale,
@@ -333,5 +337,5 @@ def _prefix(cfg, params, ids, pops, scale) -> Prefix:
             p = keep[name]
             codes[name] = np.clip(np.floor(x / scale[name] + 0.5), p.qmin, p.qmax).astype(np.int64)
 
-    L.float_forward(cfg, params, ids, record)
+    L.float_forward(cfg, params, ids, record, logits=False)
     return Prefix(ids=ids, codes=codes)

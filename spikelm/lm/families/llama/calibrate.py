@@ -43,7 +43,7 @@ def maxabs(cfg, params: dict, ids: np.ndarray, prefix: np.ndarray) -> dict:
         out[name] = np.maximum(out.get(name, 0.0), m)
 
     for w in windows(ids, prefix, cfg.n_positions - len(prefix)):
-        L.float_forward(cfg, params, w, record, skip=len(prefix))
+        L.float_forward(cfg, params, w, record, skip=len(prefix), logits=False)
     return out
 
 
@@ -98,7 +98,7 @@ def cost_estimate(cfg, params, ids, prefix, scale, ranges, fan, steered_ranges, 
         elif kind in ("silu", "gelu", "up"):  # the gated product: one SynOp per spike of either factor
             fixed[0] += float(spikes(name, rows).sum())
 
-    L.float_forward(cfg, params, w, record)
+    L.float_forward(cfg, params, w, record, logits=False)
     return CostEstimate(samples, fan, fixed[0], dense_macs(cfg, n_abs), coding, steered_ranges)
 
 

@@ -27,11 +27,29 @@ import math
 
 import numpy as np
 
+from spikelm.lm.tensors import stored
 from spikelm.lm.torch_optional import matmul
+
+#: vocabulary rows of the head upcast to float64 at a time (the head is the largest tensor)
+HEAD_CHUNK = 8192
+
+
+def head_name(cfg) -> str:
+    return "model.embed_tokens.weight" if cfg.tie_word_embeddings else "lm_head.weight"
 
 
 def head_weight(cfg, params: dict) -> np.ndarray:
-    return params["model.embed_tokens.weight"] if cfg.tie_word_embeddings else params["lm_head.weight"]
+    return params[head_name(cfg)]
+
+
+def head_logits(cfg, params: dict, h: np.ndarray) -> np.ndarray:
+    """Logits [L, vocab] of the final norm's output ``h`` [L, d] (soft-capped), the head read
+    HEAD_CHUNK rows at a time in float64 (each logit is the same dot product as in one product)."""
+    W = stored(params, head_name(cfg))
+    out = np.empty((h.shape[0], W.shape[0]), dtype=np.float64)
+    for lo in range(0, W.shape[0], HEAD_CHUNK):
+        out[:, lo : lo + HEAD_CHUNK] = matmul(h, np.ascontiguousarray(W[lo : lo + HEAD_CHUNK].T, dtype=np.float64))
+    return softcap(out, cfg.final_softcap)
 
 
 def rope_tables(cfg, n_positions: int, layer: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -84,11 +102,14 @@ def norm_weight(cfg, params: dict, name: str) -> np.ndarray:
     return params[name] + cfg.norm_offset
 
 
-def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0) -> np.ndarray:
-    """Float64 logits [L, vocab] of one sequence.
+def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0,
+                  logits: bool = True) -> np.ndarray | None:
+    """Float64 logits [L, vocab] of one sequence (None with ``logits=False``: calibration
+    needs the quantizer points alone, and the head's [L, vocab] product is then not made).
 
     ``record(name, x)`` is called with every quantizer point's values [L, ...] (rows from
     ``skip`` on: positions left out of calibration), named as the graph's populations.
+    Parameters are read one tensor at a time as float64 (:class:`~spikelm.lm.tensors.Params`).
     """
     def seen(name, x):
         if record is not None:
@@ -100,14 +121,15 @@ def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0
     grp = H // G
     eps = cfg.rms_norm_eps
     act_fn, act_name = ACTIVATIONS[cfg.activation], ACT_POP[cfg.activation]
-    x = seen("emb", P["model.embed_tokens.weight"][ids] * cfg.embed_scale)
+    x = seen("emb", stored(P, "model.embed_tokens.weight")[ids].astype(np.float64) * cfg.embed_scale)
     for i in range(cfg.num_hidden_layers):
         p, n = f"model.layers.{i}.", f"h{i}."
         cos, sin = rope_tables(cfg, L, i)
         mask = attention_mask(L, cfg.window(i))
 
         def lin(h, name, bias=False):
-            y = matmul(h, P[p + name + ".weight"].T)
+            # one copy makes the float64 transposed matrix the product reads (float32 stored)
+            y = matmul(h, np.ascontiguousarray(stored(P, p + name + ".weight").T, dtype=np.float64))
             return y + P[p + name + ".bias"] if bias else y
 
         def norm(h, name):
@@ -125,9 +147,14 @@ def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0
         k = seen(n + "kr", rope(k, cos, sin).reshape(L, G * dh)).reshape(L, G, dh).transpose(1, 0, 2)
         v = v.transpose(1, 0, 2)
         k, v = k[np.arange(H) // grp], v[np.arange(H) // grp]
-        s = softcap(matmul(q, k.transpose(0, 2, 1)) / cfg.attn_divisor, cfg.attn_softcap)
-        s = np.where(mask, s, -np.inf)
-        a = np.exp(s - s.max(-1, keepdims=True))
+        # the softmax in place on the [heads, L, L] scores (the same operations as out of place,
+        # without a fresh array per step: the calibration's largest arrays)
+        s = matmul(q, k.transpose(0, 2, 1))
+        s /= cfg.attn_divisor
+        s = softcap(s, cfg.attn_softcap)
+        np.copyto(s, -np.inf, where=~mask)
+        s -= s.max(-1, keepdims=True)
+        a = np.exp(s, out=s)
         a /= a.sum(-1, keepdims=True)
         o = seen(n + "ctx", matmul(a, v).transpose(1, 0, 2).reshape(L, H * dh))
         y = seen(n + "o", lin(o, "self_attn.o_proj", cfg.o_bias))
@@ -144,4 +171,4 @@ def float_forward(cfg, params: dict, ids: np.ndarray, record=None, skip: int = 0
             y = seen(n + "dnorm", norm(y, "post_feedforward_layernorm"))
         x = seen(n + "res2", x + y)
     h = seen("normf", rmsnorm(x, norm_weight(cfg, P, "model.norm.weight"), eps))
-    return softcap(matmul(h, head_weight(cfg, P).T), cfg.final_softcap)
+    return head_logits(cfg, P, h) if logits else None
