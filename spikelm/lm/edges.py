@@ -90,8 +90,36 @@ def macs(edge, position: int) -> int:
 # returns the SynOps it did there and how many were shifted (a spike value other than ±1).
 # One set with ranges would do for both, but clipping every spike to the range cost the
 # one-thread loop 6 % of a unit-coded demo token (measured side by side; 2026-12-06).
-# Every inner loop runs over a view from index 0: Numba then drops the negative-index check
-# and the loop vectorises (a loop from a variable start measured 2x slower on Q spikes).
+# Both sets apply a spike through the same inlined helpers (``_q_spike``, ``_p_spike``), whose
+# loops run over views from index 0: Numba then drops the negative-index check and the loop
+# vectorises (a loop from a variable start measured 2x slower on Q spikes).
+
+
+@njit(cache=True, inline="always")
+def _q_spike(v, krow, srow, first, n, k_step):
+    """One Q spike of value v into its head's scores: S[j] += v K[j] over the visible keys, the
+    key at n as it was before this step's spike ``k_step`` of it. Views from the first key: a
+    loop from 0 has no negative-index check, so it vectorises."""
+    kwin = krow[first:n]
+    swin = srow[first:n]
+    for j in range(n - first):
+        swin[j] += v * kwin[j]
+    srow[n] += v * (np.int64(krow[n]) - k_step)
+
+
+@njit(cache=True, inline="always")
+def _p_spike(v, orow, vrow, stepval, vb, settled):
+    """One attention-probability spike of value v into ``orow`` (views of equal length from 0):
+    out += v V, with this position's V as it was before this step's spikes of it
+    (``stepval[vb:]``)."""
+    w = orow.shape[0]
+    if settled:
+        for c in range(w):
+            orow[c] += v * vrow[c]
+    else:
+        sv = stepval[vb : vb + w]
+        for c in range(w):
+            orow[c] += v * (np.int64(vrow[c]) - sv[c])
 
 
 @njit(cache=True)
@@ -103,13 +131,7 @@ def scores_a(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group, fi
         i = g - base
         h = i // dh
         kc = (h // group) * dh + (i - h * dh)
-        krow = kcache[slot, kc]
-        srow = S[slot, h]
-        kwin = krow[first:n]
-        swin = srow[first:n]
-        for j in range(n - first):
-            swin[j] += v * kwin[j]
-        srow[n] += v * (np.int64(krow[n]) - stepval[b_off + kc])  # K before this step
+        _q_spike(v, kcache[slot, kc], S[slot, h], first, n, stepval[b_off + kc])
     return (hi - lo) * (n + 1 - first)
 
 
@@ -137,15 +159,7 @@ def mix_a(sp, lo, hi, base, stepval, n, acc, counts, b_off, out_off, dh, group, 
         h = i // ctx
         j = i - h * ctx
         vb = b_off + (h // group) * dh
-        orow = acc[out_off + h * dh : out_off + (h + 1) * dh]
-        vrow = counts[j, vb : vb + dh]
-        if j < n:  # a settled position's V
-            for c in range(dh):
-                orow[c] += v * vrow[c]
-        else:  # this position's V, before this step's V spikes
-            sv = stepval[vb : vb + dh]
-            for c in range(dh):
-                orow[c] += v * (np.int64(vrow[c]) - sv[c])
+        _p_spike(v, acc[out_off + h * dh : out_off + (h + 1) * dh], counts[j, vb : vb + dh], stepval, vb, j < n)
     return (hi - lo) * dh
 
 
@@ -197,14 +211,7 @@ def scores_a_part(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, grou
             continue
         v = np.int64(stepval[g])
         kc = (h // group) * dh + (i - h * dh)
-        krow = kcache[slot, kc]
-        srow = S[slot, h]
-        # views from the first key: a loop from 0 has no negative-index check, so it vectorises
-        kwin = krow[first:n]
-        swin = srow[first:n]
-        for j in range(n - first):
-            swin[j] += v * kwin[j]
-        srow[n] += v * (np.int64(krow[n]) - stepval[b_off + kc])  # K before this step
+        _q_spike(v, kcache[slot, kc], S[slot, h], first, n, stepval[b_off + kc])
         ops += n + 1 - first
         if v != 1 and v != -1:
             shifted += n + 1 - first
@@ -248,18 +255,9 @@ def mix_a_part(sp, lo, hi, base, stepval, n, acc, counts, b_off, out_off, dh, gr
         c1 = min(dh, hi_own - h * dh)
         if c1 <= c0:
             continue
-        vb = b_off + (h // group) * dh + c0
-        w = c1 - c0
-        # views of the owned channels: loops from 0 vectorise (no negative-index checks)
-        orow = acc[out_off + h * dh + c0 : out_off + h * dh + c1]
-        vrow = counts[j, vb : vb + w]
-        if j < n:  # a settled position's V
-            for c in range(w):
-                orow[c] += v * vrow[c]
-        else:  # this position's V, before this step's V spikes
-            sv = stepval[vb : vb + w]
-            for c in range(w):
-                orow[c] += v * (np.int64(vrow[c]) - sv[c])
+        vb = b_off + (h // group) * dh + c0  # the owned channels
+        _p_spike(v, acc[out_off + h * dh + c0 : out_off + h * dh + c1], counts[j, vb : vb + c1 - c0], stepval, vb,
+                 j < n)
         ops += c1 - c0
         if v != 1 and v != -1:
             shifted += c1 - c0

@@ -35,6 +35,10 @@ _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 _POSIX = not sys.platform.startswith("win")
 
 
+def _int64_vector(arr) -> bool:
+    return isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1
+
+
 def _element(context, builder, arrty, arr, idx):
     ary = context.make_array(arrty)(context, builder, arr)
     return cgutils.get_item_pointer(context, builder, arrty, ary, [idx], wraparound=False)
@@ -43,7 +47,7 @@ def _element(context, builder, arrty, arr, idx):
 @intrinsic
 def atomic_add(typingctx, arr, idx, val):
     """``arr[idx] += val`` atomically (sequentially consistent); returns the old value."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+    if not _int64_vector(arr):
         return None
 
     def codegen(context, builder, sig, args):
@@ -57,7 +61,7 @@ def atomic_add(typingctx, arr, idx, val):
 @intrinsic
 def atomic_load(typingctx, arr, idx):
     """``arr[idx]``, read atomically with acquire semantics."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+    if not _int64_vector(arr):
         return None
 
     def codegen(context, builder, sig, args):
@@ -70,7 +74,7 @@ def atomic_load(typingctx, arr, idx):
 @intrinsic
 def atomic_store(typingctx, arr, idx, val):
     """``arr[idx] = val``, written atomically with release semantics."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+    if not _int64_vector(arr):
         return None
 
     def codegen(context, builder, sig, args):
