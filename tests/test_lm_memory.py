@@ -148,20 +148,16 @@ def test_the_reference_softmax_rows_equal_the_numpy_softmax(L, heads, window, c,
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(L=st.integers(1, 6), n_in=st.integers(1, 30), n_out=st.integers(1, 40), block=st.integers(1, 200),
        seed=st.integers(0, 2**16), top=st.sampled_from([2**7, 2**15, 2**40]))
-def test_the_reference_weighted_sum_in_blocks_is_the_exact_integer_product(L, n_in, n_out, block, seed, top):
+def test_imatmul_in_blocks_equals_python_integer_products(L, n_in, n_out, block, seed, top):
     """Blocks of float64 BLAS (or int64 past 2^53: ``top`` reaches it) against Python integers."""
-    from spikelm.lm import reference
+    from spikelm.lm.edges import imatmul
 
     rng = np.random.default_rng(seed)
     x = rng.integers(-top, top, (L, n_in))
     W = rng.integers(-2**15, 2**15, (n_in, n_out)).astype(np.int16)
     want = np.array([[sum(int(x[i, k]) * int(W[k, j]) for k in range(n_in)) for j in range(n_out)]
                      for i in range(L)], dtype=object)
-    saved, reference.WEIGHT_BLOCK = reference.WEIGHT_BLOCK, block
-    try:
-        got = reference.weighted_sum(x, W)
-    finally:
-        reference.WEIGHT_BLOCK = saved
+    got = imatmul(x, W, block=block)
     assert got.dtype == np.int64 and (got.astype(object) == want).all()
 
 

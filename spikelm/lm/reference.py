@@ -15,10 +15,6 @@ from spikelm.lm import edges as E
 from spikelm.lm import ops
 from spikelm.lm.graph import ACCUMULATE, LMGraph
 from spikelm.lm.neuron import requantize
-from spikelm.lm.torch_optional import matmul
-
-#: integer weights multiplied per block of columns
-WEIGHT_BLOCK = 2**22
 
 
 @dataclass
@@ -48,26 +44,6 @@ def logits(graph: LMGraph, acc) -> np.ndarray:
     return z
 
 
-def weighted_sum(x: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """The exact integer product of codes x [L, n_in] and integer weights W [n_in, n_out], as
-    :func:`spikelm.lm.edges.imatmul` computes it (float64 BLAS when every partial sum stays
-    below 2^53, else int64), in column blocks of W converted straight to float64: no int64
-    copy, and a whole 49k-row head is never held at 8 bytes a weight."""
-    x = np.asarray(x, dtype=np.int64)
-    top_x = float(np.abs(x).max(initial=0))
-    xf = x.astype(np.float64)
-    out = np.empty((x.shape[0], W.shape[1]), np.int64)
-    step = max(1, WEIGHT_BLOCK // max(W.shape[0], 1))
-    for lo in range(0, W.shape[1], step):
-        block = W[:, lo : lo + step]
-        top_w = float(max(-int(block.min(initial=0)), int(block.max(initial=0))))
-        if top_x * top_w * x.shape[-1] >= 2.0**53:
-            out[:, lo : lo + step] = x @ block.astype(np.int64)
-        else:
-            out[:, lo : lo + step] = matmul(xf, block.astype(np.float64))
-    return out
-
-
 def accumulate(graph: LMGraph, p: int, codes: dict, L: int) -> np.ndarray:
     """The integer accumulators [L, size] of accumulating population ``p``."""
     pop = graph.pops[p]
@@ -75,7 +51,7 @@ def accumulate(graph: LMGraph, p: int, codes: dict, L: int) -> np.ndarray:
     proj, prods = graph.into(p)
     for k in proj:
         pr = graph.projections[k]
-        acc += weighted_sum(codes[graph.pops[pr.pre].name], pr.weights)
+        acc += E.imatmul(codes[graph.pops[pr.pre].name], pr.weights)
     for e in prods:
         ed = graph.edges[e]
         acc += E.reference(ed, codes[graph.pops[ed.a].name], codes[graph.pops[ed.b].name], graph.n_positions)
