@@ -1,15 +1,24 @@
-"""GGUF model files: checked before transformers reads them, then read by it without guesswork.
+"""GGUF model files: checked, then read lean: the config and tokenizer through transformers'
+metadata path, the weights one tensor at a time with gguf's memory-mapped reader.
 
-transformers reads a GGUF model with gguf's reader and builds the model from the metadata.
-Left to itself it lets bad files through in four ways: a truncated file raises
+transformers reads a GGUF model's metadata with gguf's reader and makes the config and the
+tokenizer of it. Left to itself it lets bad files through in four ways: a truncated file raises
 ``struct.error`` from deep inside the reader; a name ending in ``.GGUF`` is taken for a torch
 pickle; a ``head_count`` of 0 divides by zero; and a ``block_count`` that disagrees with the
 tensors (or is missing: the config's default, 32 layers) builds layers whose weights it fills
 at random, saying so in a warning. :func:`check` reads the metadata and the tensor directory
 first (the reader maps the file, nothing is loaded) and refuses each of these in one line
-naming the file and the field; :func:`read` then loads through a private link named
-``model.gguf``, refuses any weight transformers did not find in the file (or found of another
-shape, or could not place), and prints transformers' other warnings instead of silencing them.
+naming the file and the field; :func:`read_header` then has transformers make the config and
+the tokenizer through a private link named ``model.gguf`` (no model is built, no tensor read),
+printing its other warnings instead of silencing them.
+
+The weights do not go through transformers: its loader builds a torch model, dequantizes the
+whole file into a state dict and copies it in (Qwen2.5-0.5B: 3.8 GiB at its peak for 2.5 GiB
+of float32). :func:`read_tensors` dequantizes one tensor at a time from the mapped file
+(``gguf.quants.dequantize``, what transformers calls), names it as transformers does (gguf's
+table of llama.cpp names) and applies the same changes (:func:`_as_transformers`: Llama's Q/K
+rows permuted back, GPT-2's Conv1D weights transposed, Gemma 2/3 norms less 1), so the arrays
+equal transformers' parameters bit for bit (tests/test_lm_gguf.py).
 """
 
 from __future__ import annotations
@@ -24,9 +33,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from spikelm.errors import FileFormatError
 
-__all__ = ["MAGIC", "check", "read"]
+__all__ = ["MAGIC", "check", "read_header", "read_tensors"]
 
 #: The 4 bytes every GGUF file starts with.
 MAGIC = b"GGUF"
@@ -100,17 +111,18 @@ def check(path) -> dict:
     return meta
 
 
-def read(path) -> tuple:
-    """``(model, tokenizer)`` of the GGUF file ``path`` through transformers, after :func:`check`.
+def read_header(path) -> tuple[dict, dict, object]:
+    """``(meta, config, tokenizer)`` of the GGUF file ``path``, after :func:`check`: its metadata,
+    the Hugging Face config dict and the tokenizer transformers makes of it (metadata only: no
+    tensor is read and no model is built).
 
     transformers is handed a link named ``model.gguf`` in a private folder (whatever the file's
-    name and whatever lies beside it); a weight it did not find in the file is refused (it
-    would be random), and its other warnings are printed to stderr.
+    name and whatever lies beside it); its warnings are printed to stderr, one line each.
     """
     import transformers
     from transformers.utils import logging as hf_logging
 
-    check(path)
+    meta = check(path)
     path = Path(path)
     logger = logging.getLogger("transformers")
     caught = _Warnings()
@@ -120,14 +132,11 @@ def read(path) -> tuple:
     hf_logging.disable_progress_bar()
     logger.addHandler(caught)
     try:
-        # its progress bar (a bare tqdm) and Python warnings are taken too: warnings are printed
-        # below, one line each, after the file was found whole
         with tempfile.TemporaryDirectory(prefix="spikelm-gguf-") as tmp, \
                 contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings(record=True) as python_warnings:
             warnings.simplefilter("always")
             os.symlink(path.resolve(), Path(tmp) / "model.gguf")
-            model, info = transformers.AutoModelForCausalLM.from_pretrained(tmp, gguf_file="model.gguf",
-                                                                            output_loading_info=True)
+            config = transformers.AutoConfig.from_pretrained(tmp, gguf_file="model.gguf").to_dict()
             tok = transformers.AutoTokenizer.from_pretrained(tmp, gguf_file="model.gguf")
         for w in python_warnings:
             caught.emit(logging.LogRecord("python", logging.WARNING, "", 0, str(w.message), None, None))
@@ -139,15 +148,109 @@ def read(path) -> tuple:
         if bars:
             hf_logging.enable_progress_bar()
         logger.setLevel(level)
-    for key, says in (("missing_keys", "lacks tensors for"), ("unexpected_keys", "holds tensors no layer uses:"),
-                      ("mismatched_keys", "holds tensors of other shapes for"), ("error_msgs", "could not be loaded:")):
-        found = [str(k) for k in info.get(key) or ()]
-        if found:
-            shown = ", ".join(sorted(found)[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-            raise FileFormatError(f"{path}: {says} {shown} (transformers would fill what is missing at random)")
     for message in caught.messages:
         print(f"spikelm: transformers: {message}", file=sys.stderr)
-    return model, tok
+    return meta, config, tok
+
+
+def read_tensors(path, names, meta: dict) -> dict:
+    """Float32 tensors of the GGUF file ``path`` under the Hugging Face ``names`` asked for
+    (``{name: array}``), dequantized one at a time from the memory-mapped file.
+
+    ``meta``: the file's metadata (:func:`check`). Each name is found in gguf's own table of
+    Hugging Face to llama.cpp names (what transformers' loader uses), and each tensor gets the
+    changes transformers makes to it (:func:`_as_transformers`), so the arrays equal the
+    parameters of transformers' model bit for bit. Tensors of the file no name asks for are left
+    unread (as transformers leaves them). A name the file lacks, or a tensor type gguf cannot
+    dequantize, is refused in one line naming the file, the tensor and the type.
+    """
+    import gguf
+
+    path = Path(path)
+    arch = meta["general.architecture"]
+    archs = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}
+    if arch not in archs:
+        raise FileFormatError(f"{path}: general.architecture: {arch!r} is unknown to the gguf package "
+                              f"{getattr(gguf, '__version__', '')}; its tensor names cannot be read")
+    table = gguf.get_tensor_name_map(archs[arch], meta[f"{arch}.block_count"])
+    reader = _reader(path)
+    stored = {t.name: t for t in reader.tensors}
+    where, missing = {}, []
+    for name in names:
+        found = _gguf_name(table, name)
+        if found in stored:
+            where[name] = found
+        else:
+            missing.append(f"{name} ({found or 'no llama.cpp name'})")
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise FileFormatError(f"{path}: lacks tensors for {shown}")
+    out = {}
+    for name, found in where.items():
+        tensor = stored[found]
+        kind = getattr(tensor.tensor_type, "name", str(tensor.tensor_type))
+        try:
+            values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        except NotImplementedError:
+            raise FileFormatError(f"{path}: tensor {found}: type {kind} cannot be dequantized by the gguf "
+                                  "package (F32, F16, BF16 and the block types it implements can)") from None
+        values = _as_transformers(np.asarray(values, dtype=np.float32), found, arch, meta)
+        # a copy of the file's bytes where dequantize gave a view of the mapping (F32) or a
+        # transposed view: the result owns its memory, in C order
+        own = values.flags.owndata and values.flags.c_contiguous
+        out[name] = values if own else np.array(values, dtype=np.float32, order="C", copy=True)
+        del values
+    return out
+
+
+def _reader(path):
+    """gguf's reader of ``path``, mapped read-only; a damaged file is one line."""
+    from gguf import GGUFReader
+
+    try:
+        return GGUFReader(path, "r")
+    except Exception as err:  # see check(): the reader's struct.error, ValueError ...
+        raise FileFormatError(f"{path}: a damaged or truncated GGUF file ({_first_line(err)})") from None
+
+
+def _gguf_name(table, name: str) -> str | None:
+    """The llama.cpp name of the Hugging Face parameter ``name`` (``model.layers.0.self_attn.q_proj.weight``
+    -> ``blk.0.attn_q.weight``), from gguf's table; like transformers' loader, leading module
+    names (``model.``) are tried off too."""
+    base, dot, suffix = name.rpartition(".")
+    if suffix not in ("weight", "bias"):
+        base, dot, suffix = name, "", ""
+    parts = base.split(".")
+    for i in range(len(parts)):
+        found = table.get_name(".".join(parts[i:]))
+        if found is not None:
+            return found + dot + suffix
+    return None
+
+
+#: the GGUF tensors transformers' GPT-2 loader transposes back to Conv1D's [in, out]
+_GPT2_TRANSPOSED = ("attn_qkv.weight", "ffn_down.weight", "ffn_up.weight", "attn_output.weight")
+
+
+def _as_transformers(w: np.ndarray, name: str, arch: str, meta: dict) -> np.ndarray:
+    """The tensor as transformers' GGUF loader hands it to its model (its tensor processors):
+
+    - ``llama``: llama.cpp permuted the rows of Q and K (rotary pairs interleaved); they are
+      permuted back, per head, when the file gives both head counts (K: per KV head);
+    - ``gpt2``: the Conv1D weights are transposed back to [in, out];
+    - ``gemma2``, ``gemma3``, ``nemotron``: norms stored as ``1 + w`` lose the 1.
+    """
+    if arch == "llama" and (".attn_q." in name or ".attn_k." in name):
+        heads, kv = meta.get("llama.attention.head_count"), meta.get("llama.attention.head_count_kv")
+        if heads is None or kv is None:
+            return w
+        n = heads if ".attn_q." in name else kv
+        return w.reshape(n, w.shape[0] // n // 2, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
+    if arch == "gpt2" and name.endswith(_GPT2_TRANSPOSED):
+        return w.T
+    if arch in ("gemma2", "gemma3", "nemotron") and "norm.weight" in name:
+        return w - 1
+    return w
 
 
 class _Warnings(logging.Handler):

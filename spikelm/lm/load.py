@@ -51,10 +51,11 @@ def open_model(model, config=None, context=None) -> LoadedModel:
     if isinstance(model, (str, Path)):
         path = Path(model)
         if path.suffix.lower() == ".gguf":
-            raw, state, tok = read_gguf(path)
+            raw, tok, tensors = read_gguf(path)
             fam = families.of_config(raw, str(path))
             check_options(fam, context=context)
             cfg = fam.config(raw, str(path), context)
+            state = tensors(fam.tensors(cfg).shapes(cfg))  # the weights the config needs, nothing else
             return LoadedModel(cfg, fam.check_state_dict(cfg, state, str(path)), tok, str(path), fam)
         if not path.is_dir():
             raise ConfigError(f"{path}: not a model folder (expected config.json and model.safetensors)")
