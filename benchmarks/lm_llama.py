@@ -44,8 +44,15 @@ FRONTIER = ("lin=6,act=8,res=12,att=12,oth=12", "lin=7,act=8,res=12,att=12,oth=1
 
 
 def max_rss() -> str:
-    """The process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    """The process's peak resident memory so far (Linux: ru_maxrss in KiB), and what it holds now
+    (Linux: /proc/self/statm; the peak alone where that is missing)."""
+    peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    try:
+        with open("/proc/self/statm") as f:
+            now = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError, IndexError):
+        return peak
+    return f"{peak}, {now:.2f} GiB now"
 
 
 def clocks():
@@ -61,17 +68,29 @@ def rate(stamps):
 
 
 def torch_model(model_arg):
-    """The float model of ``model_arg`` in transformers (float32, eval)."""
+    """The float model of ``model_arg`` in transformers (float32, eval). A GGUF file's weights are
+    read by spikelm's lean reader one tensor at a time into a model made from the file's config
+    (the same float32 values as transformers' own loader, which would hold a dequantized copy of
+    the whole file beside the model: 1.2 GiB for SmolLM2, 3.8 for Qwen2.5-0.5B at its peak)."""
     import torch
     import transformers
 
     from spikelm.lm.models import resolve
 
     path = resolve(model_arg)
-    if path.suffix.lower() == ".gguf":
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-    else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    if path.suffix.lower() != ".gguf":
+        return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    from spikelm.lm.gguf_file import iter_tensors, read_header
+
+    meta, raw, _ = read_header(path)
+    config = transformers.AutoConfig.for_model(**raw)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    params = model.state_dict()
+    tied = config.tie_word_embeddings and "lm_head.weight" in params
+    names = [k for k in params if not (tied and k == "lm_head.weight") and not k.endswith(".attn.bias")]
+    with torch.no_grad():
+        for name, values in iter_tensors(path, names, meta):
+            params[name].copy_(torch.from_numpy(values))
     return model.eval()
 
 
@@ -109,6 +128,7 @@ def speed(args, snn, tok, prompt, teams):
         snn.generate(prompt, 2, threads=t)
         print(f"compile/load of the {t}-thread loop and a 2-token warm-up: {time.perf_counter() - t0:.1f} s", flush=True)
     model = torch_model(args.model)
+    print(f"torch's float model loaded: max RSS {max_rss()}", flush=True)
     runs = {t: [] for t in teams}  # (SNN tokens/s, its CPU/wall), (torch tokens/s, its CPU/wall) per round
     gens = {}
     for _ in range(args.rounds):
@@ -152,7 +172,8 @@ def main(argv=None):
     numba.set_num_threads(1)  # (numba's own parallel pool: the LM loop's threads are its own)
 
     t0 = time.perf_counter()
-    snn, tok, label = open_for_cli(args.model)
+    # without the quality section nothing reads the float model: each weight is dropped once folded
+    snn, tok, label = open_for_cli(args.model, keep_float=not (args.skip_quality or args.speed_only))
     print(f"model {label}: loaded and converted in {time.perf_counter() - t0:.1f} s (max RSS {max_rss()}); "
           f"activation bits {snn.bits}, weight bits {snn.graph.meta.get('weight_bits')}, context {snn.context}, "
           f"coding {snn.coding}", flush=True)

@@ -37,7 +37,7 @@ import numpy as np
 
 from spikelm.errors import FileFormatError
 
-__all__ = ["MAGIC", "check", "read_header", "read_tensors"]
+__all__ = ["MAGIC", "check", "iter_tensors", "read_header", "read_tensors"]
 
 #: The 4 bytes every GGUF file starts with.
 MAGIC = b"GGUF"
@@ -154,8 +154,14 @@ def read_header(path) -> tuple[dict, dict, object]:
 
 
 def read_tensors(path, names, meta: dict) -> dict:
+    """``{name: array}`` of :func:`iter_tensors`: the float32 tensors of the file under ``names``."""
+    return dict(iter_tensors(path, names, meta))
+
+
+def iter_tensors(path, names, meta: dict):
     """Float32 tensors of the GGUF file ``path`` under the Hugging Face ``names`` asked for
-    (``{name: array}``), dequantized one at a time from the memory-mapped file.
+    (``(name, array)`` pairs), dequantized one at a time from the memory-mapped file (every name
+    is looked up before the first is yielded).
 
     ``meta``: the file's metadata (:func:`check`). Each name is found in gguf's own table of
     Hugging Face to llama.cpp names (what transformers' loader uses), and each tensor gets the
@@ -185,7 +191,6 @@ def read_tensors(path, names, meta: dict) -> dict:
     if missing:
         shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         raise FileFormatError(f"{path}: lacks tensors for {shown}")
-    out = {}
     for name, found in where.items():
         tensor = stored[found]
         kind = getattr(tensor.tensor_type, "name", str(tensor.tensor_type))
@@ -198,9 +203,8 @@ def read_tensors(path, names, meta: dict) -> dict:
         # a copy of the file's bytes where dequantize gave a view of the mapping (F32) or a
         # transposed view: the result owns its memory, in C order
         own = values.flags.owndata and values.flags.c_contiguous
-        out[name] = values if own else np.array(values, dtype=np.float32, order="C", copy=True)
+        yield name, (values if own else np.array(values, dtype=np.float32, order="C", copy=True))
         del values
-    return out
 
 
 def _reader(path):

@@ -53,6 +53,9 @@ class Params(Mapping):
 
     def __init__(self, arrays: dict):
         self._arrays = dict(arrays)
+        #: set by a caller that needs no float model after conversion (:func:`spikelm.lm.convert`'s
+        #: ``keep_float=False``): a builder may then drop each weight once it is folded (:func:`release`)
+        self.releasing = False
 
     def __getitem__(self, name) -> np.ndarray:
         a = self._arrays[name]
@@ -70,6 +73,30 @@ class Params(Mapping):
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self._arrays.values())
+
+
+def release(params, name) -> None:
+    """Drop the float tensor ``name`` from ``params`` once its integer codes exist, where the caller
+    asked for it (:attr:`Params.releasing`); any other mapping keeps it."""
+    if isinstance(params, Params) and params.releasing:
+        params._arrays.pop(name, None)
+
+
+def return_freed_memory() -> None:
+    """Hand the memory freed so far back to the system. glibc keeps freed blocks below its mmap
+    threshold (which rises to 32 MiB once a large block is freed) in its heap: after a model's
+    float tensors are dropped, SmolLM2's process stays 0.6 GiB above what it holds until
+    ``malloc_trim``. A no-op where the C library has no ``malloc_trim`` (macOS, musl)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def stored(params, name) -> np.ndarray:
