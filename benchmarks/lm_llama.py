@@ -81,16 +81,18 @@ def torch_model(model_arg):
     if path.suffix.lower() != ".gguf":
         return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
     from spikelm.lm.gguf_file import iter_tensors, read_header
+    from spikelm.lm.tensors import lean_heap
 
-    meta, raw, _ = read_header(path)
-    config = transformers.AutoConfig.for_model(**raw)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    params = model.state_dict()
-    tied = config.tie_word_embeddings and "lm_head.weight" in params
-    names = [k for k in params if not (tied and k == "lm_head.weight") and not k.endswith(".attn.bias")]
-    with torch.no_grad():
-        for name, values in iter_tensors(path, names, meta):
-            params[name].copy_(torch.from_numpy(values))
+    with lean_heap():
+        meta, raw, _ = read_header(path, tokenizer=False)
+        config = transformers.AutoConfig.for_model(**raw)
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        params = model.state_dict()
+        tied = config.tie_word_embeddings and "lm_head.weight" in params
+        names = [k for k in params if not (tied and k == "lm_head.weight") and not k.endswith(".attn.bias")]
+        with torch.no_grad():
+            for name, values in iter_tensors(path, names, meta):
+                params[name].copy_(torch.from_numpy(values))
     return model.eval()
 
 

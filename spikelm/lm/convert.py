@@ -17,7 +17,7 @@ from spikelm.lm.learn.export import LEARNED_FILE, apply
 from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
 from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy
-from spikelm.lm.tensors import Params, return_freed_memory
+from spikelm.lm.tensors import Params, lean_heap, return_freed_memory
 from spikelm.lm.threads import resolve as resolve_threads
 
 __all__ = ["Generation", "Simulation", "SpikingLM", "convert", "demo_model_path", "load_demo"]
@@ -198,7 +198,7 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
         A model of a registered family (:mod:`spikelm.lm.families`; docs/lm.md lists them and
         what each reads): a transformers module or spikelm's ``TinyGPT``, a Hugging Face
         folder (config.json + safetensors, sharded or not, any float dtype, or
-        pytorch_model.bin), a ``.gguf`` file (through transformers), a state dict with
+        pytorch_model.bin), a ``.gguf`` file (:mod:`spikelm.lm.gguf_file`), a state dict with
         ``config``, or what :func:`spikelm.lm.load.open_model` returned.
     calibration : 1-D array of int
         Token ids of sample text (at least 8); activation scales are their max |x|.
@@ -232,10 +232,18 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
         peak); the graph is the same.
     """
     from spikelm.lm.codings import check_coding
+
+    coding = check_coding(coding)
+    with lean_heap():  # a layer's temporaries go back to the system as they are freed
+        return _convert(model, calibration, bits, config, coding, weight_bits, context, clamp, sink, methods, budget,
+                        keep_float)
+
+
+def _convert(model, calibration, bits, config, coding, weight_bits, context, clamp, sink, methods, budget,
+             keep_float) -> SpikingLM:
     from spikelm.lm.load import check_options, open_model
     from spikelm.lm.methods import parse_methods
 
-    coding = check_coding(coding)
     loaded = open_model(model, config, context)
     family = loaded.family
     check_options(family, weight_bits=weight_bits, clamp=clamp, budget=budget)
@@ -255,6 +263,4 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
     if not keep_float:
         loaded.params = None
         snn.release_float()
-    else:
-        return_freed_memory()  # the builder's float64 copies
     return snn

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from spikelm.errors import ConfigError
 from spikelm.lm import families
+from spikelm.lm.tensors import lean_heap
 from spikelm.lm.torch_optional import torch
 from spikelm.lm.weights import read_config, read_folder, read_gguf, read_weights
 
@@ -45,7 +46,13 @@ def _configs() -> str:
 
 
 def open_model(model, config=None, context=None) -> LoadedModel:
-    """Read any supported model (see :func:`spikelm.lm.convert`) through its family."""
+    """Read any supported model (see :func:`spikelm.lm.convert`) through its family (its
+    temporaries handed back to the system as they are freed: :func:`~spikelm.lm.tensors.lean_heap`)."""
+    with lean_heap():
+        return _open(model, config, context)
+
+
+def _open(model, config, context) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, (str, Path)):
