@@ -67,11 +67,13 @@ def rate(stamps):
     return (len(st) - 1) / wall, cpu / wall
 
 
-def torch_model(model_arg):
+def torch_model(model_arg, shared=None):
     """The float model of ``model_arg`` in transformers (float32, eval). A GGUF file's weights are
     read by spikelm's lean reader one tensor at a time into a model made from the file's config
     (the same float32 values as transformers' own loader, which would hold a dequantized copy of
-    the whole file beside the model: 1.2 GiB for SmolLM2, 3.8 for Qwen2.5-0.5B at its peak)."""
+    the whole file beside the model: 1.2 GiB for SmolLM2, 3.8 for Qwen2.5-0.5B at its peak).
+    ``shared``: ``{name: float32 array}`` used in place of reading those tensors (the SNN's
+    embedding table, the same values: Qwen2.5-0.5B's is 0.5 GiB)."""
     import torch
     import transformers
 
@@ -83,14 +85,21 @@ def torch_model(model_arg):
     from spikelm.lm.gguf_file import iter_tensors, read_header
     from spikelm.lm.tensors import lean_heap
 
+    shared = {k: v for k, v in (shared or {}).items() if isinstance(v, np.ndarray) and v.dtype == np.float32}
     with lean_heap():
         meta, raw, _ = read_header(path, tokenizer=False)
         config = transformers.AutoConfig.for_model(**raw)
         model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        params = model.state_dict()
-        tied = config.tie_word_embeddings and "lm_head.weight" in params
-        names = [k for k in params if not (tied and k == "lm_head.weight") and not k.endswith(".attn.bias")]
+        used = set()
         with torch.no_grad():
+            for name, values in shared.items():
+                if tuple(model.get_parameter(name).shape) == values.shape:
+                    model.get_parameter(name).data = torch.from_numpy(values)  # a tied head follows
+                    used.add(name)
+            params = model.state_dict()
+            tied = config.tie_word_embeddings and "lm_head.weight" in params
+            names = [k for k in params if not (tied and k == "lm_head.weight") and not k.endswith(".attn.bias")
+                     and k not in used]
             for name, values in iter_tensors(path, names, meta):
                 params[name].copy_(torch.from_numpy(values))
     return model.eval()
@@ -129,7 +138,7 @@ def speed(args, snn, tok, prompt, teams):
         t0 = time.perf_counter()
         snn.generate(prompt, 2, threads=t)
         print(f"compile/load of the {t}-thread loop and a 2-token warm-up: {time.perf_counter() - t0:.1f} s", flush=True)
-    model = torch_model(args.model)
+    model = torch_model(args.model, {"model.embed_tokens.weight": snn.graph.pops[0].params.wte})
     print(f"torch's float model loaded: max RSS {max_rss()}", flush=True)
     runs = {t: [] for t in teams}  # (SNN tokens/s, its CPU/wall), (torch tokens/s, its CPU/wall) per round
     gens = {}

@@ -196,7 +196,7 @@ def iter_tensors(path, names, meta: dict):
         tensor = stored[found]
         kind = getattr(tensor.tensor_type, "name", str(tensor.tensor_type))
         try:
-            values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+            values = _dequantized(tensor.data, tensor.tensor_type)
         except NotImplementedError:
             raise FileFormatError(f"{path}: tensor {found}: type {kind} cannot be dequantized by the gguf "
                                   "package (F32, F16, BF16 and the block types it implements can)") from None
@@ -206,6 +206,30 @@ def iter_tensors(path, names, meta: dict):
         own = values.flags.owndata and values.flags.c_contiguous
         yield name, (values if own else np.array(values, dtype=np.float32, order="C", copy=True))
         del values
+
+
+#: bytes of quantized blocks dequantized at once: gguf's NumPy dequantizers make several float32
+#: temporaries the size of their input (a 136M-value Q6_K embedding: 1.8 GiB at once)
+CHUNK_BYTES = 4 * 2**20
+
+
+def _dequantized(data: np.ndarray, qtype) -> np.ndarray:
+    """``gguf.quants.dequantize`` of a tensor's raw data, in chunks of whole rows for block types
+    (blocks never straddle rows, and each is dequantized on its own: the same values)."""
+    import gguf
+
+    if qtype in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16) or data.ndim < 2 \
+            or data.nbytes <= CHUNK_BYTES:
+        return gguf.quants.dequantize(data, qtype)
+    rows = data.reshape(-1, data.shape[-1])
+    step = max(1, CHUNK_BYTES // rows.shape[1])
+    first = gguf.quants.dequantize(rows[:step], qtype)
+    out = np.empty((rows.shape[0], first.shape[1]), np.float32)
+    out[:step] = first
+    del first
+    for a in range(step, rows.shape[0], step):
+        out[a : a + step] = gguf.quants.dequantize(rows[a : a + step], qtype)
+    return out.reshape(*data.shape[:-1], out.shape[1])
 
 
 def _reader(path):
