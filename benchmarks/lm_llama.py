@@ -85,23 +85,35 @@ def torch_model(model_arg, shared=None):
     from spikelm.lm.gguf_file import iter_tensors, read_header
     from spikelm.lm.tensors import lean_heap
 
+    from accelerate import init_empty_weights
+
     shared = {k: v for k, v in (shared or {}).items() if isinstance(v, np.ndarray) and v.dtype == np.float32}
     with lean_heap():
         meta, raw, _ = read_header(path, tokenizer=False)
         config = transformers.AutoConfig.for_model(**raw)
-        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        used = set()
-        with torch.no_grad():
-            for name, values in shared.items():
-                if tuple(model.get_parameter(name).shape) == values.shape:
-                    model.get_parameter(name).data = torch.from_numpy(values)  # a tied head follows
-                    used.add(name)
-            params = model.state_dict()
-            tied = config.tie_word_embeddings and "lm_head.weight" in params
-            names = [k for k in params if not (tied and k == "lm_head.weight") and not k.endswith(".attn.bias")
-                     and k not in used]
-            for name, values in iter_tensors(path, names, meta):
-                params[name].copy_(torch.from_numpy(values))
+        # parameters on the meta device (no memory, no random init), buffers (rotary tables) made
+        # as usual; each parameter then gets its tensor as it is read: the peak is the model
+        # and one tensor, less what is shared
+        with init_empty_weights(include_buffers=False):
+            model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        tied = config.tie_word_embeddings
+        names = [k for k, _ in model.named_parameters(remove_duplicate=False)
+                 if not (tied and k == "lm_head.weight")]
+
+        def place(name, values):
+            owner, _, attr = name.rpartition(".")
+            module = model.get_submodule(owner)
+            if tuple(module._parameters[attr].shape) != values.shape:
+                raise ValueError(f"{path}: {name} has shape {values.shape}; the model needs "
+                                 f"{tuple(module._parameters[attr].shape)}")
+            module._parameters[attr] = torch.nn.Parameter(torch.from_numpy(values), requires_grad=False)
+
+        for name in [k for k in names if k in shared]:
+            place(name, shared[name])
+        for name, values in iter_tensors(path, [k for k in names if k not in shared], meta):
+            place(name, values)
+        if tied:
+            model.tie_weights()
     return model.eval()
 
 

@@ -232,3 +232,28 @@ def test_smollm2_gguf_equals_transformers():
     if path is None:
         pytest.skip("the SmolLM2 wheel is not downloaded (python -m spikelm.lm.smollm2 says how)")
     assert_same(path)
+
+
+@pytest.mark.parametrize("untied", [True, False])
+def test_the_benchmarks_torch_model_equals_transformers(tmp_path, untied):
+    """benchmarks.lm_llama fills a transformers model made on the meta device with the lean
+    reader's tensors (the embedding shared with the SNN's): the same model as transformers' loader."""
+    torch = pytest.importorskip("torch", reason="the benchmark's float model is a torch module")
+    from benchmarks.lm_llama import torch_model
+    from spikelm.lm.gguf_file import check, read_tensors
+
+    path = write(tmp_path / "m.gguf", "qwen2", "Q8_0", untied=untied)
+    embed = read_tensors(path, ["model.embed_tokens.weight"], check(path))
+    mine = torch_model(str(path), embed)
+    _, theirs = through_transformers(path)
+    assert mine.get_parameter("model.embed_tokens.weight").data_ptr() == embed["model.embed_tokens.weight"].ctypes.data
+    got = {k: v.detach().numpy() for k, v in mine.state_dict().items()}
+    assert set(got) == set(theirs)
+    for k, v in theirs.items():
+        assert np.array_equal(got[k].view(np.uint32), v.view(np.uint32)), k
+    ids = torch.tensor([[0, 5, 17, 250, 3]])
+    import transformers
+
+    reference = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    with torch.no_grad():
+        assert torch.equal(mine(ids).logits, reference(ids).logits)
