@@ -67,13 +67,28 @@ def rate(stamps):
     return (len(st) - 1) / wall, cpu / wall
 
 
-def torch_model(model_arg, shared=None):
+def gguf_header(model_arg):
+    """``(metadata without the tokenizer's, config dict)`` of a GGUF file for :func:`torch_model`,
+    read before the conversion (transformers' metadata parse of Qwen2.5-0.5B's 151k-token
+    vocabulary takes 0.6 GiB for a moment: not beside both models); None for a folder."""
+    from spikelm.lm.gguf_file import read_header
+    from spikelm.lm.models import resolve
+
+    path = resolve(model_arg)
+    if path is None or path.suffix.lower() != ".gguf":
+        return None
+    meta, raw, _ = read_header(path, tokenizer=False)
+    return {k: v for k, v in meta.items() if not k.startswith("tokenizer.")}, raw
+
+
+def torch_model(model_arg, shared=None, header=None):
     """The float model of ``model_arg`` in transformers (float32, eval). A GGUF file's weights are
     read by spikelm's lean reader one tensor at a time into a model made from the file's config
     (the same float32 values as transformers' own loader, which would hold a dequantized copy of
     the whole file beside the model: 1.2 GiB for SmolLM2, 3.8 for Qwen2.5-0.5B at its peak).
     ``shared``: ``{name: float32 array}`` used in place of reading those tensors (the SNN's
-    embedding table, the same values: Qwen2.5-0.5B's is 0.5 GiB)."""
+    embedding table, the same values: Qwen2.5-0.5B's is 0.5 GiB); ``header``: what
+    :func:`gguf_header` read (None: read here)."""
     import torch
     import transformers
 
@@ -89,7 +104,7 @@ def torch_model(model_arg, shared=None):
 
     shared = {k: v for k, v in (shared or {}).items() if isinstance(v, np.ndarray) and v.dtype == np.float32}
     with lean_heap():
-        meta, raw, _ = read_header(path, tokenizer=False)
+        meta, raw = header if header is not None else read_header(path, tokenizer=False)[:2]
         config = transformers.AutoConfig.for_model(**raw)
         # parameters on the meta device (no memory, no random init), buffers (rotary tables) made
         # as usual; each parameter then gets its tensor as it is read: the peak is the model
@@ -143,14 +158,14 @@ def snn_decode(snn, prompt, n_new, threads):
     return (*rate(stamps[len(prompt) - 1 :]), gen)
 
 
-def speed(args, snn, tok, prompt, teams):
+def speed(args, snn, tok, prompt, teams, header=None):
     """Section 4: SNN and torch decode side by side at each thread count; returns the 1-thread generation."""
     print(f"\nload average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     for t in teams:  # compile (or load) each loop variant once, timed apart
         t0 = time.perf_counter()
         snn.generate(prompt, 2, threads=t)
         print(f"compile/load of the {t}-thread loop and a 2-token warm-up: {time.perf_counter() - t0:.1f} s", flush=True)
-    model = torch_model(args.model, {"model.embed_tokens.weight": snn.graph.pops[0].params.wte})
+    model = torch_model(args.model, {"model.embed_tokens.weight": snn.graph.pops[0].params.wte}, header)
     print(f"torch's float model loaded: max RSS {max_rss()}", flush=True)
     runs = {t: [] for t in teams}  # (SNN tokens/s, its CPU/wall), (torch tokens/s, its CPU/wall) per round
     gens = {}
@@ -194,6 +209,7 @@ def main(argv=None):
     teams = sorted({int(t) for t in args.threads.split(",")})
     numba.set_num_threads(1)  # (numba's own parallel pool: the LM loop's threads are its own)
 
+    header = gguf_header(args.model)  # torch's float model is made from it in the speed section
     t0 = time.perf_counter()
     # without the quality section nothing reads the float model: each weight is dropped once folded
     snn, tok, label = open_for_cli(args.model, keep_float=not (args.skip_quality or args.speed_only))
@@ -214,7 +230,7 @@ def main(argv=None):
     snn.release_float()  # nothing below reads the float model (the frontier converts its own)
 
     prompt = tok.encode(args.prompt)
-    gen = speed(args, snn, tok, prompt, teams)
+    gen = speed(args, snn, tok, prompt, teams, header)
     print(f"max RSS after the speed section (torch's float model loaded there): {max_rss()}", flush=True)
     sim = gen.simulation
     ids = gen.tokens[:-1]

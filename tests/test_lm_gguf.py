@@ -239,12 +239,12 @@ def test_the_benchmarks_torch_model_equals_transformers(tmp_path, untied):
     """benchmarks.lm_llama fills a transformers model made on the meta device with the lean
     reader's tensors (the embedding shared with the SNN's): the same model as transformers' loader."""
     torch = pytest.importorskip("torch", reason="the benchmark's float model is a torch module")
-    from benchmarks.lm_llama import torch_model
+    from benchmarks.lm_llama import gguf_header, torch_model
     from spikelm.lm.gguf_file import check, read_tensors
 
     path = write(tmp_path / "m.gguf", "qwen2", "Q8_0", untied=untied)
     embed = read_tensors(path, ["model.embed_tokens.weight"], check(path))
-    mine = torch_model(str(path), embed)
+    mine = torch_model(str(path), embed, gguf_header(str(path)) if untied else None)  # the header read before, or here
     _, theirs = through_transformers(path)
     assert mine.get_parameter("model.embed_tokens.weight").data_ptr() == embed["model.embed_tokens.weight"].ctypes.data
     got = {k: v.detach().numpy() for k, v in mine.state_dict().items()}
