@@ -97,6 +97,7 @@ def torch_model(model_arg, shared=None, header=None):
     path = resolve(model_arg)
     if path.suffix.lower() != ".gguf":
         return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    from spikelm.lm import families
     from spikelm.lm.gguf_file import iter_tensors, read_header
     from spikelm.lm.tensors import lean_heap
 
@@ -125,7 +126,8 @@ def torch_model(model_arg, shared=None, header=None):
 
         for name in [k for k in names if k in shared]:
             place(name, shared[name])
-        for name, values in iter_tensors(path, [k for k in names if k not in shared], meta):
+        change = families.of_config(raw, str(path)).gguf_tensor
+        for name, values in iter_tensors(path, [k for k in names if k not in shared], meta, change):
             place(name, values)
         if tied:
             model.tie_weights()

@@ -116,7 +116,7 @@ def lean(path):
     raw, _, tensors = read_gguf(path)
     fam = families.of_config(raw, str(path))
     cfg = fam.config(raw, str(path))
-    return fam, cfg, tensors(fam.tensors(cfg).shapes(cfg))
+    return fam, cfg, tensors(fam.tensors(cfg).shapes(cfg), fam.gguf_tensor)
 
 
 def through_transformers(path):

@@ -16,9 +16,9 @@ The weights do not go through transformers: its loader builds a torch model, deq
 whole file into a state dict and copies it in (Qwen2.5-0.5B: 3.8 GiB at its peak for 2.5 GiB
 of float32). :func:`read_tensors` dequantizes one tensor at a time from the mapped file
 (``gguf.quants.dequantize``, what transformers calls), names it as transformers does (gguf's
-table of llama.cpp names) and applies the same changes (:func:`_as_transformers`: Llama's Q/K
-rows permuted back, GPT-2's Conv1D weights transposed, Gemma 2/3 norms less 1), so the arrays
-equal transformers' parameters bit for bit (tests/test_lm_gguf.py).
+table of llama.cpp names) and applies the same changes (each family's ``gguf_tensor``: Llama's
+Q/K rows permuted back, GPT-2's Conv1D weights transposed, Gemma 2/3 norms less 1), so the
+arrays equal transformers' parameters bit for bit (tests/test_lm_gguf.py).
 """
 
 from __future__ import annotations
@@ -154,20 +154,21 @@ def read_header(path, tokenizer: bool = True) -> tuple[dict, dict, object]:
     return meta, config, tok
 
 
-def read_tensors(path, names, meta: dict) -> dict:
+def read_tensors(path, names, meta: dict, change=None) -> dict:
     """``{name: array}`` of :func:`iter_tensors`: the float32 tensors of the file under ``names``."""
-    return dict(iter_tensors(path, names, meta))
+    return dict(iter_tensors(path, names, meta, change))
 
 
-def iter_tensors(path, names, meta: dict):
+def iter_tensors(path, names, meta: dict, change=None):
     """Float32 tensors of the GGUF file ``path`` under the Hugging Face ``names`` asked for
     (``(name, array)`` pairs), dequantized one at a time from the memory-mapped file (every name
     is looked up before the first is yielded).
 
     ``meta``: the file's metadata (:func:`check`). Each name is found in gguf's own table of
     Hugging Face to llama.cpp names (what transformers' loader uses), and each tensor gets the
-    changes transformers makes to it (:func:`_as_transformers`), so the arrays equal the
-    parameters of transformers' model bit for bit. Tensors of the file no name asks for are left
+    changes transformers makes to it: ``change(arch, llama_cpp_name, array, meta)``, the
+    family's :meth:`~spikelm.lm.families.registry.Family.gguf_tensor` (None: none), so the
+    arrays equal the parameters of transformers' model bit for bit. Tensors of the file no name asks for are left
     unread (as transformers leaves them). A name the file lacks, or a tensor type gguf cannot
     dequantize, is refused in one line naming the file, the tensor and the type.
     """
@@ -201,7 +202,9 @@ def iter_tensors(path, names, meta: dict):
             except NotImplementedError:
                 raise FileFormatError(f"{path}: tensor {found}: type {kind} cannot be dequantized by the gguf "
                                       "package (F32, F16, BF16 and the block types it implements can)") from None
-            values = _as_transformers(np.asarray(values, dtype=np.float32), found, arch, meta)
+            values = np.asarray(values, dtype=np.float32)
+            if change is not None:
+                values = change(arch, found, values, meta)
             # C order (a transposed view is copied); the memory is the process's own, not the file's
             yield name, np.ascontiguousarray(values)
             del values
@@ -266,31 +269,6 @@ def _gguf_name(table, name: str) -> str | None:
         if found is not None:
             return found + dot + suffix
     return None
-
-
-#: the GGUF tensors transformers' GPT-2 loader transposes back to Conv1D's [in, out]
-_GPT2_TRANSPOSED = ("attn_qkv.weight", "ffn_down.weight", "ffn_up.weight", "attn_output.weight")
-
-
-def _as_transformers(w: np.ndarray, name: str, arch: str, meta: dict) -> np.ndarray:
-    """The tensor as transformers' GGUF loader hands it to its model (its tensor processors):
-
-    - ``llama``: llama.cpp permuted the rows of Q and K (rotary pairs interleaved); they are
-      permuted back, per head, when the file gives both head counts (K: per KV head);
-    - ``gpt2``: the Conv1D weights are transposed back to [in, out];
-    - ``gemma2``, ``gemma3``, ``nemotron``: norms stored as ``1 + w`` lose the 1.
-    """
-    if arch == "llama" and (".attn_q." in name or ".attn_k." in name):
-        heads, kv = meta.get("llama.attention.head_count"), meta.get("llama.attention.head_count_kv")
-        if heads is None or kv is None:
-            return w
-        n = heads if ".attn_q." in name else kv
-        return w.reshape(n, w.shape[0] // n // 2, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
-    if arch == "gpt2" and name.endswith(_GPT2_TRANSPOSED):
-        return w.T
-    if arch in ("gemma2", "gemma3", "nemotron") and "norm.weight" in name:
-        return w - 1
-    return w
 
 
 class _Warnings(logging.Handler):

@@ -62,7 +62,7 @@ def _open(model, config, context) -> LoadedModel:
             fam = families.of_config(raw, str(path))
             check_options(fam, context=context)
             cfg = fam.config(raw, str(path), context)
-            state = tensors(fam.tensors(cfg).shapes(cfg))  # the weights the config needs, nothing else
+            state = tensors(fam.tensors(cfg).shapes(cfg), fam.gguf_tensor)  # the weights the config needs
             return LoadedModel(cfg, fam.check_state_dict(cfg, state, str(path)), tok, str(path), fam)
         if not path.is_dir():
             raise ConfigError(f"{path}: not a model folder (expected config.json and model.safetensors)")

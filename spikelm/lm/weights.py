@@ -97,8 +97,9 @@ def read_sharded(folder: Path) -> dict[str, np.ndarray]:
 
 def read_gguf(path) -> tuple[dict, object, object]:
     """The header of a GGUF file (needs the lm extra: transformers and gguf): ``(config,
-    tokenizer, tensors)``, where ``tensors(names)`` reads the float32 weights of those Hugging
-    Face names, one tensor at a time (:mod:`spikelm.lm.gguf_file`)."""
+    tokenizer, tensors)``, where ``tensors(names, change)`` reads the float32 weights of those
+    Hugging Face names, one tensor at a time, each changed by ``change`` (a family's
+    ``gguf_tensor``; :mod:`spikelm.lm.gguf_file`)."""
     path = Path(path)
     try:
         import gguf  # noqa: F401
@@ -109,7 +110,7 @@ def read_gguf(path) -> tuple[dict, object, object]:
     from spikelm.lm.gguf_file import read_header, read_tensors
 
     meta, cfg, tok = read_header(path)  # the file checked against its metadata first
-    return cfg, tok, lambda names: read_tensors(path, names, meta)
+    return cfg, tok, lambda names, change=None: read_tensors(path, names, meta, change)
 
 
 def read_weights(path: Path) -> dict:
