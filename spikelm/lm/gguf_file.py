@@ -32,6 +32,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,19 @@ from spikelm.errors import FileFormatError
 
 __all__ = ["MAGIC", "check", "iter_tensors", "read_header", "read_tensors"]
 
+class Stored(NamedTuple):
+    """Where a tensor lies in a GGUF file: its type, the offset of its bytes, and the dtype and
+    shape gguf's reader gives them (block types: uint8 rows of blocks)."""
+
+    name: str
+    tensor_type: object
+    data_offset: int
+    dtype: np.dtype
+    shape: tuple
+
+
+#: the key of :func:`check`'s metadata under which it keeps the file's tensor table
+TENSORS = "spikelm.tensors"
 #: The 4 bytes every GGUF file starts with.
 MAGIC = b"GGUF"
 WHAT = "a GGUF model file"
@@ -55,7 +69,8 @@ def _first_line(err) -> str:
 
 
 def check(path) -> dict:
-    """The metadata of the GGUF file ``path`` (``{key: value}``), checked against its tensors.
+    """The metadata of the GGUF file ``path`` (``{key: value}``), checked against its tensors;
+    under :data:`TENSORS`, where its tensors lie (:class:`Stored` by name).
 
     Raises
     ------
@@ -78,6 +93,8 @@ def check(path) -> dict:
         reader = GGUFReader(path, "r")
         meta = {k: f.contents() for k, f in reader.fields.items()}
         names = [t.name for t in reader.tensors]
+        stored = {t.name: Stored(t.name, t.tensor_type, int(t.data_offset), t.data.dtype, tuple(t.data.shape))
+                  for t in reader.tensors}
     except Exception as err:  # the reader's struct.error, ValueError, IndexError ... on a damaged file
         raise FileFormatError(f"{path}: a damaged or truncated GGUF file ({_first_line(err)})") from None
     arch = meta.get("general.architecture")
@@ -108,6 +125,7 @@ def check(path) -> dict:
         held = f"blocks {blocks[0]}..{blocks[-1]} ({len(blocks)})" if blocks else "no blocks"
         raise FileFormatError(f"{path}: {arch}.block_count: {count}, but its tensors hold {held}; the layers "
                               "without tensors would be filled at random")
+    meta[TENSORS] = stored  # gguf's reader takes 0.5 GiB and 20 s to parse Qwen2.5's header: once
     return meta
 
 
@@ -181,8 +199,7 @@ def iter_tensors(path, names, meta: dict, change=None):
         raise FileFormatError(f"{path}: general.architecture: {arch!r} is unknown to the gguf package "
                               f"{getattr(gguf, '__version__', '')}; its tensor names cannot be read")
     table = gguf.get_tensor_name_map(archs[arch], meta[f"{arch}.block_count"])
-    reader = _reader(path)
-    stored = {t.name: t for t in reader.tensors}
+    stored = meta[TENSORS] if TENSORS in meta else check(path)[TENSORS]
     where, missing = {}, []
     for name in names:
         found = _gguf_name(table, name)
@@ -214,12 +231,12 @@ def _raw(f, path, tensor) -> np.ndarray:
     """The stored bytes of ``tensor`` read from the open file ``f`` (an array of the reader's dtype
     and shape), not through the reader's memory map: the mapped pages of the whole file would
     otherwise count in the process's memory as the tensors are read (Qwen2.5-0.5B: 0.5 GiB)."""
-    view = tensor.data
-    f.seek(int(tensor.data_offset))
-    raw = np.fromfile(f, dtype=np.uint8, count=int(view.nbytes))
-    if raw.size != view.nbytes:
-        raise FileFormatError(f"{path}: tensor {tensor.name}: {raw.size} of its {view.nbytes} bytes in the file")
-    return raw.view(view.dtype).reshape(view.shape)
+    nbytes = int(np.prod(tensor.shape)) * tensor.dtype.itemsize
+    f.seek(tensor.data_offset)
+    raw = np.fromfile(f, dtype=np.uint8, count=nbytes)
+    if raw.size != nbytes:
+        raise FileFormatError(f"{path}: tensor {tensor.name}: {raw.size} of its {nbytes} bytes in the file")
+    return raw.view(tensor.dtype).reshape(tensor.shape)
 
 
 #: bytes of quantized blocks dequantized at once: gguf's NumPy dequantizers make several float32
@@ -244,16 +261,6 @@ def _dequantized(data: np.ndarray, qtype) -> np.ndarray:
     for a in range(step, rows.shape[0], step):
         out[a : a + step] = gguf.quants.dequantize(rows[a : a + step], qtype)
     return out if data.ndim == 2 else out.reshape(*data.shape[:-1], out.shape[1])
-
-
-def _reader(path):
-    """gguf's reader of ``path``, mapped read-only; a damaged file is one line."""
-    from gguf import GGUFReader
-
-    try:
-        return GGUFReader(path, "r")
-    except Exception as err:  # see check(): the reader's struct.error, ValueError ...
-        raise FileFormatError(f"{path}: a damaged or truncated GGUF file ({_first_line(err)})") from None
 
 
 def _gguf_name(table, name: str) -> str | None:
