@@ -44,8 +44,15 @@ FRONTIER = ("lin=6,act=8,res=12,att=12,oth=12", "lin=7,act=8,res=12,att=12,oth=1
 
 
 def max_rss() -> str:
-    """The process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    """The process's peak resident memory so far (Linux: ru_maxrss in KiB), and what it holds now
+    (Linux: /proc/self/statm; the peak alone where that is missing)."""
+    peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    try:
+        with open("/proc/self/statm") as f:
+            now = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError, IndexError):
+        return peak
+    return f"{peak}, {now:.2f} GiB now"
 
 
 def clocks():
@@ -60,18 +67,70 @@ def rate(stamps):
     return (len(st) - 1) / wall, cpu / wall
 
 
-def torch_model(model_arg):
-    """The float model of ``model_arg`` in transformers (float32, eval)."""
+def gguf_header(model_arg):
+    """``(metadata without the tokenizer's, config dict)`` of a GGUF file for :func:`torch_model`,
+    read before the conversion (transformers' metadata parse of Qwen2.5-0.5B's 151k-token
+    vocabulary takes 0.6 GiB for a moment: not beside both models); None for a folder."""
+    from spikelm.lm.gguf_file import read_header
+    from spikelm.lm.models import resolve
+
+    path = resolve(model_arg)
+    if path is None or path.suffix.lower() != ".gguf":
+        return None
+    meta, raw, _ = read_header(path, tokenizer=False)
+    return {k: v for k, v in meta.items() if not k.startswith("tokenizer.")}, raw
+
+
+def torch_model(model_arg, shared=None, header=None):
+    """The float model of ``model_arg`` in transformers (float32, eval). A GGUF file's weights are
+    read by spikelm's lean reader one tensor at a time into a model made from the file's config
+    (the same float32 values as transformers' own loader, which would hold a dequantized copy of
+    the whole file beside the model: 1.2 GiB for SmolLM2, 3.8 for Qwen2.5-0.5B at its peak).
+    ``shared``: ``{name: float32 array}`` used in place of reading those tensors (the SNN's
+    embedding table, the same values: Qwen2.5-0.5B's is 0.5 GiB); ``header``: what
+    :func:`gguf_header` read (None: read here)."""
     import torch
     import transformers
 
     from spikelm.lm.models import resolve
 
     path = resolve(model_arg)
-    if path.suffix.lower() == ".gguf":
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-    else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    if path.suffix.lower() != ".gguf":
+        return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    from spikelm.lm import families
+    from spikelm.lm.gguf_file import iter_tensors, read_header
+    from spikelm.lm.tensors import lean_heap
+
+    from accelerate import init_empty_weights
+
+    shared = {k: v for k, v in (shared or {}).items() if isinstance(v, np.ndarray) and v.dtype == np.float32}
+    with lean_heap():
+        meta, raw = header if header is not None else read_header(path, tokenizer=False)[:2]
+        config = transformers.AutoConfig.for_model(**raw)
+        # parameters on the meta device (no memory, no random init), buffers (rotary tables) made
+        # as usual; each parameter then gets its tensor as it is read: the peak is the model
+        # and one tensor, less what is shared
+        with init_empty_weights(include_buffers=False):
+            model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        tied = config.tie_word_embeddings
+        names = [k for k, _ in model.named_parameters(remove_duplicate=False)
+                 if not (tied and k == "lm_head.weight")]
+
+        def place(name, values):
+            owner, _, attr = name.rpartition(".")
+            module = model.get_submodule(owner)
+            if tuple(module._parameters[attr].shape) != values.shape:
+                raise ValueError(f"{path}: {name} has shape {values.shape}; the model needs "
+                                 f"{tuple(module._parameters[attr].shape)}")
+            module._parameters[attr] = torch.nn.Parameter(torch.from_numpy(values), requires_grad=False)
+
+        for name in [k for k in names if k in shared]:
+            place(name, shared[name])
+        change = families.of_config(raw, str(path)).gguf_tensor
+        for name, values in iter_tensors(path, [k for k in names if k not in shared], meta, change):
+            place(name, values)
+        if tied:
+            model.tie_weights()
     return model.eval()
 
 
@@ -101,14 +160,15 @@ def snn_decode(snn, prompt, n_new, threads):
     return (*rate(stamps[len(prompt) - 1 :]), gen)
 
 
-def speed(args, snn, tok, prompt, teams):
+def speed(args, snn, tok, prompt, teams, header=None):
     """Section 4: SNN and torch decode side by side at each thread count; returns the 1-thread generation."""
     print(f"\nload average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     for t in teams:  # compile (or load) each loop variant once, timed apart
         t0 = time.perf_counter()
         snn.generate(prompt, 2, threads=t)
         print(f"compile/load of the {t}-thread loop and a 2-token warm-up: {time.perf_counter() - t0:.1f} s", flush=True)
-    model = torch_model(args.model)
+    model = torch_model(args.model, {"model.embed_tokens.weight": snn.graph.pops[0].params.wte}, header)
+    print(f"torch's float model loaded: max RSS {max_rss()}", flush=True)
     runs = {t: [] for t in teams}  # (SNN tokens/s, its CPU/wall), (torch tokens/s, its CPU/wall) per round
     gens = {}
     for _ in range(args.rounds):
@@ -151,8 +211,10 @@ def main(argv=None):
     teams = sorted({int(t) for t in args.threads.split(",")})
     numba.set_num_threads(1)  # (numba's own parallel pool: the LM loop's threads are its own)
 
+    header = gguf_header(args.model)  # torch's float model is made from it in the speed section
     t0 = time.perf_counter()
-    snn, tok, label = open_for_cli(args.model)
+    # without the quality section nothing reads the float model: each weight is dropped once folded
+    snn, tok, label = open_for_cli(args.model, keep_float=not (args.skip_quality or args.speed_only))
     print(f"model {label}: loaded and converted in {time.perf_counter() - t0:.1f} s (max RSS {max_rss()}); "
           f"activation bits {snn.bits}, weight bits {snn.graph.meta.get('weight_bits')}, context {snn.context}, "
           f"coding {snn.coding}", flush=True)
@@ -170,7 +232,7 @@ def main(argv=None):
     snn.release_float()  # nothing below reads the float model (the frontier converts its own)
 
     prompt = tok.encode(args.prompt)
-    gen = speed(args, snn, tok, prompt, teams)
+    gen = speed(args, snn, tok, prompt, teams, header)
     print(f"max RSS after the speed section (torch's float model loaded there): {max_rss()}", flush=True)
     sim = gen.simulation
     ids = gen.tokens[:-1]

@@ -134,8 +134,9 @@ def add_parser(subparsers, evaluate=None) -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- model and tokenizer
 
 
-def _load(args):
-    """The converted model of the common options, its tokenizer and its label (path)."""
+def _load(args, keep_float=True):
+    """The converted model of the common options, its tokenizer and its label (path);
+    ``keep_float=False``: without its float model (dropped weight by weight as it is folded)."""
     from spikelm.lm.methods import parse_methods
     from spikelm.lm.models import open_for_cli, read_calibration
     from spikelm.lm.precision import parse_bits, parse_clamp
@@ -150,7 +151,8 @@ def _load(args):
         parse_methods(args.methods, option="--methods")
     calibration = None if args.calibration is None else read_calibration(args.calibration)
     return open_for_cli(args.model, bits, coding, context=args.context, weight_bits=args.weight_bits,
-                        calibration_text=calibration, clamp=args.clamp, methods=args.methods, budget=args.budget)
+                        calibration_text=calibration, clamp=args.clamp, methods=args.methods, budget=args.budget,
+                        keep_float=keep_float)
 
 
 def _codings(args) -> list[str]:
@@ -267,8 +269,7 @@ def _generate(args) -> int:
         raise ConfigError("--prompt: missing; give the prompt text")
     if args.tokens < 0:
         raise ConfigError(f"--tokens {args.tokens}; allowed: an integer >= 0")
-    snn, tok, folder = _load(args)
-    snn.release_float()  # generation runs the integer graph alone
+    snn, tok, folder = _load(args, keep_float=False)  # generation runs the integer graph alone
     prompt = tok.encode(args.prompt)
     if prompt.size == 0:
         if args.prompt:
@@ -369,8 +370,7 @@ def _check(args) -> int:
 
     if args.prompts < 1 or args.length < 1:
         raise ConfigError("--prompts and --length must be >= 1")
-    snn, tok, folder = _load(args)
-    snn.release_float()  # the check compares the SNN with the QANN alone
+    snn, tok, folder = _load(args, keep_float=False)  # the check compares the SNN with the QANN alone
     L = min(args.length, snn.context)
     held = _heldout(tok, folder, L, snn.graph.vocab_size)
     rng = np.random.default_rng(0)

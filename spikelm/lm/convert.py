@@ -17,6 +17,7 @@ from spikelm.lm.learn.export import LEARNED_FILE, apply
 from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
 from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy
+from spikelm.lm.tensors import Params, lean_heap, return_freed_memory
 from spikelm.lm.threads import resolve as resolve_threads
 
 __all__ = ["Generation", "Simulation", "SpikingLM", "convert", "demo_model_path", "load_demo"]
@@ -94,8 +95,10 @@ class SpikingLM:
 
     def release_float(self) -> "SpikingLM":
         """Drop the float model's weights (the integer graph runs without them; SmolLM2: 0.5 GiB,
-        Qwen2.5-0.5B: 2.5 GiB); :meth:`float_logits` is refused afterwards. Returns self."""
+        Qwen2.5-0.5B: 2.5 GiB), and hand the memory back to the system; :meth:`float_logits` is
+        refused afterwards. Returns self."""
         self.params = None
+        return_freed_memory()
         return self
 
     def float_logits(self, token_ids) -> np.ndarray:
@@ -186,7 +189,7 @@ class SpikingLM:
 
 def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CODING, *,
             weight_bits: int | None = None, context: int | None = None, clamp=None,
-            sink: bool = True, methods=None, budget: float | None = None) -> SpikingLM:
+            sink: bool = True, methods=None, budget: float | None = None, keep_float: bool = True) -> SpikingLM:
     """Quantize a float language model and build its spiking network.
 
     Parameters
@@ -195,7 +198,7 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
         A model of a registered family (:mod:`spikelm.lm.families`; docs/lm.md lists them and
         what each reads): a transformers module or spikelm's ``TinyGPT``, a Hugging Face
         folder (config.json + safetensors, sharded or not, any float dtype, or
-        pytorch_model.bin), a ``.gguf`` file (through transformers), a state dict with
+        pytorch_model.bin), a ``.gguf`` file (:mod:`spikelm.lm.gguf_file`), a state dict with
         ``config``, or what :func:`spikelm.lm.load.open_model` returned.
     calibration : 1-D array of int
         Token ids of sample text (at least 8); activation scales are their max |x|.
@@ -221,12 +224,26 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
         SynOps per dense MAC the ``fisher`` steps are set to (estimated on the calibration
         text), instead of the ``lin`` / ``act`` bits; a budget below what the model can reach
         is refused, naming the least it reaches.
+    keep_float : bool
+        Keep the float model for comparisons (:meth:`SpikingLM.float_logits`, ``lm evaluate``'s
+        float perplexity). False: each float weight is dropped as soon as its integer codes
+        exist (the Llama family's builder) and the rest after conversion, as if
+        :meth:`SpikingLM.release_float` were called (Qwen2.5-0.5B: about 1 GiB less at the
+        peak); the graph is the same.
     """
     from spikelm.lm.codings import check_coding
+
+    coding = check_coding(coding)
+    with lean_heap():  # a layer's temporaries go back to the system as they are freed
+        return _convert(model, calibration, bits, config, coding, weight_bits, context, clamp, sink, methods, budget,
+                        keep_float)
+
+
+def _convert(model, calibration, bits, config, coding, weight_bits, context, clamp, sink, methods, budget,
+             keep_float) -> SpikingLM:
     from spikelm.lm.load import check_options, open_model
     from spikelm.lm.methods import parse_methods
 
-    coding = check_coding(coding)
     loaded = open_model(model, config, context)
     family = loaded.family
     check_options(family, weight_bits=weight_bits, clamp=clamp, budget=budget)
@@ -235,9 +252,15 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
     options = {k: v for k, v in (("weight_bits", weight_bits), ("clamp", clamp), ("sink", sink),
                                  ("methods", methods), ("budget", budget))
                if v is not None and k in family.options}
+    if not keep_float and isinstance(loaded.params, Params):
+        loaded.params.releasing = True
     graph = family.build(loaded.config, loaded.params, calibration, bits, coding, **options)
     learned = Path(loaded.source) / LEARNED_FILE if loaded.source and Path(loaded.source).is_dir() else None
     if learned is not None and os.path.lexists(learned):  # a directory or a broken link is refused there
         graph = apply(graph, learned)
     pack_weights(graph)  # one flat array of integer rows, which the compiled runner reads in place
-    return SpikingLM(graph, loaded.params, loaded.source)
+    snn = SpikingLM(graph, loaded.params, loaded.source)
+    if not keep_float:
+        loaded.params = None
+        snn.release_float()
+    return snn

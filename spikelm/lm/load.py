@@ -14,6 +14,7 @@ from pathlib import Path
 
 from spikelm.errors import ConfigError
 from spikelm.lm import families
+from spikelm.lm.tensors import lean_heap
 from spikelm.lm.torch_optional import torch
 from spikelm.lm.weights import read_config, read_folder, read_gguf, read_weights
 
@@ -45,16 +46,23 @@ def _configs() -> str:
 
 
 def open_model(model, config=None, context=None) -> LoadedModel:
-    """Read any supported model (see :func:`spikelm.lm.convert`) through its family."""
+    """Read any supported model (see :func:`spikelm.lm.convert`) through its family (its
+    temporaries handed back to the system as they are freed: :func:`~spikelm.lm.tensors.lean_heap`)."""
+    with lean_heap():
+        return _open(model, config, context)
+
+
+def _open(model, config, context) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, (str, Path)):
         path = Path(model)
         if path.suffix.lower() == ".gguf":
-            raw, state, tok = read_gguf(path)
+            raw, tok, tensors = read_gguf(path)
             fam = families.of_config(raw, str(path))
             check_options(fam, context=context)
             cfg = fam.config(raw, str(path), context)
+            state = tensors(fam.tensors(cfg).shapes(cfg), fam.gguf_tensor)  # the weights the config needs
             return LoadedModel(cfg, fam.check_state_dict(cfg, state, str(path)), tok, str(path), fam)
         if not path.is_dir():
             raise ConfigError(f"{path}: not a model folder (expected config.json and model.safetensors)")

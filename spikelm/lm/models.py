@@ -124,9 +124,9 @@ def resolve(model) -> Path | None:
 
 
 def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, calibration_text=None,
-                 clamp=None, methods=None, budget=None):
+                 clamp=None, methods=None, budget=None, keep_float=True):
     """``(SpikingLM, tokenizer, label)`` for a ``--model`` value (None: the shipped demo);
-    ``clamp``, ``methods``, ``budget``: :func:`spikelm.lm.convert`'s.
+    ``clamp``, ``methods``, ``budget``, ``keep_float``: :func:`spikelm.lm.convert`'s.
 
     Calibration: ``calibration_text`` if given, else the folder's ``calibration.txt`` (first
     4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`).
@@ -159,5 +159,5 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
                               f"text needs at least {MIN_CALIBRATION_TOKENS}")
     with progress.phase(f"convert (calibrate on {ids.size:,} tokens, quantize, build)"):
         snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits, clamp=clamp,
-                      methods=methods, budget=budget)
+                      methods=methods, budget=budget, keep_float=keep_float)
     return snn, tok, str(path or folder)

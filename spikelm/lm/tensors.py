@@ -14,7 +14,9 @@ needs only some rows of a large tensor reads them from :meth:`Params.stored` (no
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 
@@ -53,6 +55,9 @@ class Params(Mapping):
 
     def __init__(self, arrays: dict):
         self._arrays = dict(arrays)
+        #: set by a caller that needs no float model after conversion (:func:`spikelm.lm.convert`'s
+        #: ``keep_float=False``): a builder may then drop each weight once it is folded (:func:`release`)
+        self.releasing = False
 
     def __getitem__(self, name) -> np.ndarray:
         a = self._arrays[name]
@@ -70,6 +75,74 @@ class Params(Mapping):
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self._arrays.values())
+
+
+def release(params, name) -> None:
+    """Drop the float tensor ``name`` from ``params`` once its integer codes exist, where the caller
+    asked for it (:attr:`Params.releasing`); any other mapping keeps it."""
+    if isinstance(params, Params) and params.releasing:
+        params._arrays.pop(name, None)
+
+
+def _libc():
+    """The C library through ctypes, or None."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def return_freed_memory() -> None:
+    """Hand the memory freed so far back to the system. glibc keeps freed blocks below its mmap
+    threshold (which rises to 32 MiB once a large block is freed) in its heap: after a model's
+    float tensors are dropped, SmolLM2's process stays 0.6 GiB above what it holds until
+    ``malloc_trim``. A no-op where the C library has no ``malloc_trim`` (macOS, musl)."""
+    import gc
+
+    gc.collect()
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+#: glibc's mallopt parameter, and the thresholds used while converting and after (32 MiB: the
+#: most glibc's own sliding threshold reaches, where it stands once a model's tensors were freed)
+_M_MMAP_THRESHOLD, _CONVERTING, _AFTER = -3, 2**20, 32 * 2**20
+_lean = {"depth": 0}
+_lean_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def lean_heap():
+    """Arrays of 1 MiB or more come from the system and go back to it when freed, in this block.
+
+    Conversion makes many temporaries of 1-30 MiB (a layer's float64 weights and activations, its
+    codes before they are packed); glibc serves those from its heap once its sliding mmap
+    threshold has risen, and a freed block there stays in the process: SmolLM2's conversion
+    peaked at 1.63 GiB with 0.6 GiB of it freed but held, 1.29 GiB in this block. On leaving, the
+    threshold is left fixed at 32 MiB and the heap trimmed. Nested blocks act as one; a no-op
+    where the C library has no ``mallopt`` (macOS, musl)."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        yield
+        return
+    with _lean_lock:
+        _lean["depth"] += 1
+        if _lean["depth"] == 1:
+            libc.mallopt(_M_MMAP_THRESHOLD, _CONVERTING)
+    try:
+        yield
+    finally:
+        with _lean_lock:
+            _lean["depth"] -= 1
+            last = _lean["depth"] == 0
+            if last:
+                libc.mallopt(_M_MMAP_THRESHOLD, _AFTER)
+        if last:
+            return_freed_memory()
 
 
 def stored(params, name) -> np.ndarray:

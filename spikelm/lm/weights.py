@@ -1,6 +1,6 @@
 """Read model files without running code from them: safetensors (any float dtype, bf16
-included, single or sharded), PyTorch pickles (``weights_only=True``), GGUF files (through
-transformers' own reader), a Hugging Face folder's weights and its ``config.json``.
+included, single or sharded), PyTorch pickles (``weights_only=True``), GGUF files (gguf's
+reader, tensor by tensor), a Hugging Face folder's weights and its ``config.json``.
 
 safetensors' NumPy loader cannot represent bfloat16, so this module reads the format
 itself: an 8-byte little-endian header length, a JSON header of ``{name: {dtype, shape,
@@ -95,27 +95,22 @@ def read_sharded(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def read_gguf(path) -> tuple[dict, dict, object]:
-    """A GGUF file through transformers (needs the lm extra, gguf and accelerate): the config
-    dict, float32 weights (as transformers dequantizes them) with Hugging Face names, and the tokenizer."""
+def read_gguf(path) -> tuple[dict, object, object]:
+    """The header of a GGUF file (needs the lm extra: transformers and gguf): ``(config,
+    tokenizer, tensors)``, where ``tensors(names, change)`` reads the float32 weights of those
+    Hugging Face names, one tensor at a time, each changed by ``change`` (a family's
+    ``gguf_tensor``; :mod:`spikelm.lm.gguf_file`)."""
     path = Path(path)
     try:
         import gguf  # noqa: F401
-        import torch
         import transformers  # noqa: F401
     except ImportError as exc:
-        raise ConfigError(f"{path}: reading GGUF files needs the lm extra (transformers, gguf, accelerate): "
+        raise ConfigError(f"{path}: reading GGUF files needs the lm extra (transformers, gguf): "
                           f"pip install 'spikelm[lm]' ({exc.name} is missing)") from None
-    from spikelm.lm.gguf_file import read
+    from spikelm.lm.gguf_file import read_header, read_tensors
 
-    model, tok = read(path)  # the file checked against its metadata first (spikelm.lm.gguf_file)
-    cfg = model.config.to_dict()
-    tensors = model.state_dict()
-    del model  # the arrays below are the tensors' own memory: nothing is copied
-    state = {}
-    for k in list(tensors):
-        state[k] = tensors.pop(k).detach().to("cpu", torch.float32).numpy()
-    return cfg, state, tok
+    meta, cfg, tok = read_header(path)  # the file checked against its metadata first
+    return cfg, tok, lambda names, change=None: read_tensors(path, names, meta, change)
 
 
 def read_weights(path: Path) -> dict:

@@ -69,6 +69,12 @@ class Family:
         """Its :class:`~spikelm.lm.tensors.TensorLayout` (names and shapes ``cfg`` needs)."""
         raise NotImplementedError
 
+    def gguf_tensor(self, arch: str, name: str, w, meta: dict):
+        """The GGUF tensor ``name`` (llama.cpp's name) of a file of architecture ``arch``, as
+        transformers' loader hands it to its model (the lean reader, :mod:`spikelm.lm.gguf_file`,
+        applies it); by default unchanged. ``meta``: the file's metadata."""
+        return w
+
     def check_state_dict(self, cfg, state: dict, source: str = "state dict") -> dict:
         """Float64 parameters under the canonical names, checked against ``cfg``."""
         from spikelm.lm.tensors import check_tensors

@@ -30,6 +30,10 @@ class Gemma(Llama):
     architectures = tuple(ARCHITECTURES)
     config_class = GemmaConfig
 
+    def gguf_tensor(self, arch, name, w, meta):
+        # llama.cpp stores Gemma 2/3 norms as 1 + w; transformers' loader takes the 1 off (in float32)
+        return w - 1 if arch in ("gemma2", "gemma3") and "norm.weight" in name else w
+
 
 register(Gemma())
 

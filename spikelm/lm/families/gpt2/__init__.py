@@ -18,6 +18,10 @@ from spikelm.lm.families.gpt2.model import TinyGPT
 from spikelm.lm.families.registry import Family, register
 
 
+#: the GPT-2 GGUF tensors stored as [out, in]
+GGUF_TRANSPOSED = ("attn_qkv.weight", "ffn_down.weight", "ffn_up.weight", "attn_output.weight")
+
+
 class GPT2(Family):
     """The GPT-2 family (see the module docstring)."""
 
@@ -39,6 +43,10 @@ class GPT2(Family):
 
     def tensors(self, cfg):
         return tensors.LAYOUT
+
+    def gguf_tensor(self, arch, name, w, meta):
+        # llama.cpp stores the Conv1D weights [in, out] transposed; transformers' loader turns them back
+        return w.T if arch == "gpt2" and name.endswith(GGUF_TRANSPOSED) else w
 
     def reads_module(self, model):
         # spikelm's TinyGPT is this family's when its config is (a variant's config class claims

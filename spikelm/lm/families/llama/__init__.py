@@ -46,6 +46,9 @@ class Llama(Family):
     def tensors(self, cfg):
         return tensors.LAYOUT
 
+    def gguf_tensor(self, arch, name, w, meta):
+        return tensors.from_llama_cpp(arch, name, w, meta)
+
     def float_logits(self, cfg, params, ids):
         return forward.float_forward(cfg, params, ids)
 

@@ -63,7 +63,7 @@ from spikelm.lm.methods import parse_methods
 from spikelm.lm.methods import steps as S
 from spikelm.lm.precision import parse_bits, parse_clamp
 from spikelm.lm.quantize import fixed_point, folded_weight_codes, round_half_up
-from spikelm.lm.tensors import stored
+from spikelm.lm.tensors import release, stored
 
 #: the default precision of Llama-family models (docs/lm-llama.md has the measurements)
 DEFAULT_BITS = "lin=8,act=8,res=12,att=12,oth=12"
@@ -222,8 +222,11 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
     def vec(name, n):
         return np.broadcast_to(np.asarray(scale[name], dtype=np.float64), (n,))
 
-    def synaptic(name, layer, pre, w, b=None):
-        """w [n_out, n_in] (torch layout); the input's scales folded into the integer weights."""
+    def synaptic(name, layer, pre, key, b=None):
+        """The weight ``key`` of ``P`` ([n_out, n_in], torch layout), the input's scales folded into
+        its integer weights; its float tensor is released once folded (where ``P`` allows it)."""
+        w = P[key]
+        release(P, key)
         n_in = w.shape[1]
         codes, s_w = folded_weight_codes(w.T, vec(pops[pre].name, n_in), weight_bits, rows_exp)
         s_out = vec(name, w.shape[0])
@@ -264,6 +267,8 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
         gain = vec(pops[pre].name, heads * dh) / float(scale[name])
         return add(name, layer, "rope", heads * dh, inputs=(pre,), params=RopeParams(cos, sin, gain, dh))
 
+    # the sink's K and V codes from the float model, before its weights are folded (and released)
+    graph_prefix = _prefix(qcfg, P, prefix, ranges, scale) if prefix.size else None
     act_fn, act_name = L.ACTIVATIONS[cfg.activation], L.ACT_POP[cfg.activation]
     # the table as stored (float32 for most models: the embed operator upcasts the rows it reads;
     # times 1.0 it is the same table) unless a scale multiplies it
@@ -274,9 +279,9 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
         p, n, lay = f"model.layers.{i}.", f"h{i}.", f"h{i}"
         h = rmsnorm(n + "norm1", lay, x, P[p + "input_layernorm.weight"])
         bias = (lambda nm: P[p + f"self_attn.{nm}.bias"]) if cfg.attention_bias else (lambda nm: None)
-        q = synaptic(n + "q", lay, h, P[p + "self_attn.q_proj.weight"], bias("q_proj"))
-        k = synaptic(n + "k", lay, h, P[p + "self_attn.k_proj.weight"], bias("k_proj"))
-        v = synaptic(n + "v", lay, h, P[p + "self_attn.v_proj.weight"], bias("v_proj"))
+        q = synaptic(n + "q", lay, h, p + "self_attn.q_proj.weight", bias("q_proj"))
+        k = synaptic(n + "k", lay, h, p + "self_attn.k_proj.weight", bias("k_proj"))
+        v = synaptic(n + "v", lay, h, p + "self_attn.v_proj.weight", bias("v_proj"))
         if cfg.qk_norm:  # one RMSNorm per head, over head_dim
             q = rmsnorm(n + "qn", lay, q, P[p + "self_attn.q_norm.weight"], group=dh)
             k = rmsnorm(n + "kn", lay, k, P[p + "self_attn.k_norm.weight"], group=dh)
@@ -292,15 +297,15 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
         o = product(n + "ctx", lay, att, v, float(scale[n + "att"]) * v_of_ctx / vec(n + "ctx", H * dh),
                     float(pops[att].qmax + ctx) * pops[v].qmax * ctx, H * dh)
         edges.append(ProductEdge("mix", att, v, o, H, G, dh, window=win))
-        y = synaptic(n + "o", lay, o, P[p + "self_attn.o_proj.weight"],
+        y = synaptic(n + "o", lay, o, p + "self_attn.o_proj.weight",
                      P[p + "self_attn.o_proj.bias"] if cfg.o_bias else None)
         if cfg.post_norms:
             y = rmsnorm(n + "onorm", lay, y, P[p + "post_attention_layernorm.weight"])
         r1 = residual(n + "res1", lay, x, y)
         h2 = rmsnorm(n + "norm2", lay, r1,
                      P[p + ("pre_feedforward_layernorm" if cfg.post_norms else "post_attention_layernorm") + ".weight"])
-        gate = synaptic(n + "gate", lay, h2, P[p + "mlp.gate_proj.weight"])
-        up = synaptic(n + "up", lay, h2, P[p + "mlp.up_proj.weight"])
+        gate = synaptic(n + "gate", lay, h2, p + "mlp.gate_proj.weight")
+        up = synaptic(n + "up", lay, h2, p + "mlp.up_proj.weight")
         lo, hi = pops[gate].qmin, pops[gate].qmax
         slo, shi = ranges(n + act_name)
         lut = np.clip(round_half_up(act_fn(np.arange(lo, hi + 1) * float(scale[n + "gate"]))
@@ -309,17 +314,17 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
         act = product(n + "act", lay, sg, up, float(scale[n + act_name]) * vec(n + "up", f) / vec(n + "act", f),
                       float(pops[sg].qmax) * pops[up].qmax, f)
         edges.append(ProductEdge("mul", sg, up, act, 1, 1, f))
-        y = synaptic(n + "down", lay, act, P[p + "mlp.down_proj.weight"])
+        y = synaptic(n + "down", lay, act, p + "mlp.down_proj.weight")
         if cfg.post_norms:
             y = rmsnorm(n + "dnorm", lay, y, P[p + "post_feedforward_layernorm.weight"])
         x = residual(n + "res2", lay, r1, y)
     hf = rmsnorm("normf", "normf", x, P["model.norm.weight"])
     codes, s_w = folded_weight_codes(stored(P, L.head_name(qcfg)).T, vec("normf", d), weight_bits, rows_exp)
+    release(P, L.head_name(qcfg))
     index["head"] = len(pops)
     pops.append(LMPopulation("head", "head", ACCUMULATE, V, 0, 0, 0.0, inputs=(hf,), spiking=False,
                              params=ReadoutParams(s_w, np.zeros(V), float(cfg.final_softcap or 0.0))))
     projections.append(LMProjection(hf, index["head"], np.ascontiguousarray(codes)))
-    graph_prefix = _prefix(qcfg, P, prefix, pops, scale) if prefix.size else None
     top_w = max((max(-int(pr.weights.min(initial=0)), int(pr.weights.max(initial=0))) for pr in projections), default=0)
     return LMGraph(config=cfg, pops=pops, projections=projections, edges=edges, n_positions=ctx, vocab_size=V,
                    prefix=graph_prefix,
@@ -327,15 +332,14 @@ def _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, rang
                          "weight_bits": weight_bits, "weight_top": top_w, **meta_extra})
 
 
-def _prefix(cfg, params, ids, pops, scale) -> Prefix:
-    """The sink positions' K (after RoPE) and V codes, from the float model, in the graph's scales."""
-    keep = {p.name: p for p in pops if p.name.rsplit(".", 1)[-1] in ("kr", "v")}
+def _prefix(cfg, params, ids, ranges, scale) -> Prefix:
+    """The sink positions' K (after RoPE) and V codes, from the float model, in the graph's scales
+    and code ranges (``ranges(name)``: those of the populations)."""
     codes = {}
 
     def record(name, x):
-        if name in keep:
-            p = keep[name]
-            codes[name] = np.clip(np.floor(x / scale[name] + 0.5), p.qmin, p.qmax).astype(np.int64)
+        if name.rsplit(".", 1)[-1] in ("kr", "v"):
+            codes[name] = np.clip(np.floor(x / scale[name] + 0.5), *ranges(name)).astype(np.int64)
 
     L.float_forward(cfg, params, ids, record, logits=False)
     return Prefix(ids=ids, codes=codes)

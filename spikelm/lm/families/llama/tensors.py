@@ -35,3 +35,16 @@ def expected_shapes(cfg) -> dict[str, tuple[int, ...]]:
 #: rotary tables some checkpoints carry as buffers, and Gemma's embedding scale: no parameters
 LAYOUT = TensorLayout(expected_shapes, prefix="model.", blocks="layers", layers_field="num_hidden_layers",
                       ignored=("rotary_emb.inv_freq", "embed_tokens.embed_scale"))
+
+
+def from_llama_cpp(arch: str, name: str, w, meta: dict):
+    """A tensor of a GGUF file as transformers' loader hands it on: llama.cpp permuted the rows of
+    a ``llama`` file's Q and K (each head's rotary pairs interleaved); they are permuted back per
+    head (K: per KV head) when the file gives both head counts, as transformers does."""
+    if arch != "llama" or not (".attn_q." in name or ".attn_k." in name):
+        return w
+    heads, kv = meta.get("llama.attention.head_count"), meta.get("llama.attention.head_count_kv")
+    if heads is None or kv is None:
+        return w
+    n = heads if ".attn_q." in name else kv
+    return w.reshape(n, w.shape[0] // n // 2, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
