@@ -117,6 +117,11 @@ def begin_token(n, emb, struct, state, counters, lrn):
     state.started[:] = 0
     state.done[:] = 0
     state.alen[:] = 0
+    for k in range(state.dk.shape[0]):  # spikes still held: a token stopped before quiescence
+        if state.dk[k] != 0:
+            state.dbuf[:] = 0
+            state.dk[:] = 0
+            break
     stim = struct.stim
     b = struct.off[stim]
     for c in range(emb.shape[0]):
