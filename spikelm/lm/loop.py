@@ -94,13 +94,13 @@ def activate(p, lo, hi, slot, off, shift, gain, offset, qmin, qmax, counts_n, ac
     remainders in ``rest`` (arrays passed one by one: it runs at every population start, where
     reading them out of the bundles again would cost their reference counts)."""
     b = off[p]
+    k, q_lo, q_hi = shift[p], qmin[p], qmax[p]
+    for g in range(b + lo, b + hi):  # two passes: this one vectorises
+        rest[g] = remainder_nb(acc[g], counts_n[g], gain[g], offset[g], k, q_lo, q_hi)
     m = 0
     for i in range(lo, hi):
-        g = b + i
-        r = remainder_nb(acc[g], counts_n[g], gain[g], offset[g], shift[p], qmin[p], qmax[p])
-        if r != 0:
+        if rest[b + i] != 0:
             alist[b + lo + m] = i
-            rest[g] = r
             m += 1
     alen[slot] = m
 
