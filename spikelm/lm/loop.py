@@ -57,7 +57,7 @@ from spikelm.lm.events import record_spikes
 from spikelm.lm.learn.kernels import EIIF, PLAIN, UNITS, learn_step, pending_learn, start_learn
 from spikelm.lm.learn.neurons import eiif_fire_nb, unit_remainder_nb, unit_spike_nb
 from spikelm.lm.neuron import remainder_nb
-from spikelm.lm.sync import barrier
+from spikelm.lm.sync import barrier, prefetch
 
 #: compile flag: time the row additions into ``counters.timing`` (benchmarks only)
 TIMED = False
@@ -74,6 +74,8 @@ QUIESCENT, MAX_STEPS, BUFFER_FULL = 0, 1, 2
 INT32_TOP = 2**31 - 1
 #: columns of a target the held rows are added into at a time
 HELD_TILE = 4096
+#: rows ahead of the one being added that add_held asks the cache for
+HELD_AHEAD = 2
 
 #: the functions of this file that the generated module compiles (in its footer)
 COMPILED = ("activate", "add_held", "begin_token", "run_token")
@@ -542,6 +544,7 @@ def add_held(dbuf, n_held, dsl, size, W, wbase, npost, c_lo, a, room, ps):
     sums stay in the first-level cache. With ``room`` > 0 the rows go into the int32 partial
     sums ``ps``, added into ``a`` (int64) every ``room`` spikes and at the end."""
     width_all = a.shape[0]
+    line = max(64 // W.itemsize, 1)  # weights to a cache line
     for t0 in range(0, width_all, HELD_TILE):
         width = min(HELD_TILE, width_all - t0)
         at = a[t0 : t0 + width]
@@ -550,6 +553,9 @@ def add_held(dbuf, n_held, dsl, size, W, wbase, npost, c_lo, a, room, ps):
         for i in range(size):
             wo = wbase + i * npost + c_lo + t0
             w = W[wo : wo + width]
+            if i + HELD_AHEAD < size:  # the row read next, while this one's spikes are added
+                for c in range(wo + HELD_AHEAD * npost, wo + HELD_AHEAD * npost + width, line):
+                    prefetch(W, c)
             for k in range(n_held):
                 v = dbuf[k, dsl + i]
                 if v == 0:
