@@ -17,19 +17,20 @@ the loop without ``THREADED`` no barrier.
 attention population): the thread updates those neurons, lists its spikes in its own region
 of ``sp``, and, in the propagate phase, adds *every* spike of the step into the part of the
 targets it owns (its columns of each weight row, its heads of the Q·K^T accumulators, its
-neurons of a product's output).
-
-**Held rows.** Outside learning runs, a row source's spikes are not added into its weight rows
-in their step: each step's values wait in a slot of ``state.dbuf`` and go in when the source
-settles or its slots are full (:func:`add_held`: neuron by neuron, through int32 partial sums
-where the accumulators are int64). Its targets start only after it settles, so they start with
-the same sums (docs/lm.md, "Held rows"). Every neuron thus receives exactly the additions it receives
+neurons of a product's output). Every neuron thus receives exactly the additions it receives
 alone; integer sums do not depend on their order, so N threads give the codes, spikes, steps,
 SynOps and logits of one, bit for bit. Each step has two barriers (after update: the spikes
 are seen by all; after propagate: the accumulators are whole) and a third on steps where
 populations start: thread 0 then marks the settled ones done and evaluates the operators of
 the starting ones, and each thread lists its share of them. The learning variant (``LEARN``)
 runs on one thread: its rules read and write weights and traces that every thread would share.
+
+**Held rows.** Outside learning runs, a row source's spikes are not added into its weight rows
+in their step: each step's values wait in a slot of ``state.dbuf`` and go in when the source
+settles or its slots are full (:func:`add_held`: neuron by neuron, through int32 partial sums
+where the accumulators are int64). Its targets start only after it settles, so they start with
+the same sums (docs/lm.md, "Held rows"). Started neurons keep what is left of their remainder
+in ``state.rest``: their inputs are settled.
 
 Arguments are the named bundles of :mod:`spikelm.lm.bundles`: ``struct`` (the graph),
 ``state``, ``counters`` (the calling thread's own), ``rec`` (the event buffer), ``op_params``
