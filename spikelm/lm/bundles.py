@@ -49,6 +49,8 @@ class LoopGraph(NamedTuple):
     pj_woff: np.ndarray  # [K] offset of its rows in W
     pj_npost: np.ndarray  # [K] row length
     W: np.ndarray  # every projection's integer rows, flat
+    pj_wmax: np.ndarray  # [K] largest |weight|: rows through int32 partial sums (0: straight into acc)
+    dslot: np.ndarray  # [P] a row source's first column in TokenState.dbuf (-1: its spikes are not held)
     fac_edge: np.ndarray  # [P] the product edge a population is a factor of (-1: none)
     fac_side: np.ndarray  # [P] 0: factor a, 1: factor b
     ed_kind: np.ndarray  # [E] edges.SCORES / MIX / MUL
@@ -75,11 +77,15 @@ class TokenState(NamedTuple):
     done: np.ndarray  # [P]
     alist: np.ndarray  # [N] each population's neurons with a remainder (in each thread's share of its slice of off)
     alen: np.ndarray  # [T P] how many (thread t, population p at t P + p)
+    rest: np.ndarray  # [N] int32 what each listed neuron has left to fire (set when its population starts)
     stepval: np.ndarray  # [N] this step's spike values (0: none)
     sp: np.ndarray  # [N] this step's spiking neurons, thread by thread, population by population
     pstart: np.ndarray  # [T P] each population's range in sp, per thread
     pend: np.ndarray
     scratch: np.ndarray  # an int64 work row for operators
+    dbuf: np.ndarray  # [slots, row-source neurons] int32 spike values held for their rows, a step a slot
+    dk: np.ndarray  # [T P] slots filled (negative: applied this step, cleared after the barrier)
+    part: np.ndarray  # [T, widest row] int32 partial sums of the row additions, one row per thread
     st: np.ndarray  # [1] the token's steps so far
 
 

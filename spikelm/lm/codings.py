@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros
 
 UNIT, BITPLANE, SIGNED_DIGIT = 0, 1, 2
 #: coding name -> the integer the compiled loop uses (index into this tuple)
@@ -108,9 +109,10 @@ def _popcount(x: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, inline="always")
 def _top_bit_nb(x):
-    for s in (1, 2, 4, 8, 16, 32):
-        x |= x >> s
-    return x - (x >> 1)
+    """The highest set bit of x >= 0 (0 for 0), from one count-leading-zeros instruction."""
+    if x <= 0:
+        return np.int64(0)
+    return np.int64(1) << (63 - leading_zeros(np.int64(x)))
 
 
 @njit(cache=True, inline="always")

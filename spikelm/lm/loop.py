@@ -25,6 +25,13 @@ populations start: thread 0 then marks the settled ones done and evaluates the o
 the starting ones, and each thread lists its share of them. The learning variant (``LEARN``)
 runs on one thread: its rules read and write weights and traces that every thread would share.
 
+**Held rows.** Outside learning runs, a row source's spikes are not added into its weight rows
+in their step: each step's values wait in a slot of ``state.dbuf`` and go in when the source
+settles or its slots are full (:func:`add_held`: neuron by neuron, through int32 partial sums
+where the accumulators are int64). Its targets start only after it settles, so they start with
+the same sums (docs/lm.md, "Held rows"). Started neurons keep what is left of their remainder
+in ``state.rest``: their inputs are settled.
+
 Arguments are the named bundles of :mod:`spikelm.lm.bundles`: ``struct`` (the graph),
 ``state``, ``counters`` (the calling thread's own), ``rec`` (the event buffer), ``op_params``
 (each operator kind's packed parameters, in kind order), ``lrn`` (spike units, EI-IF neurons
@@ -51,7 +58,7 @@ from spikelm.lm.events import record_spikes
 from spikelm.lm.learn.kernels import EIIF, PLAIN, UNITS, learn_step, pending_learn, start_learn
 from spikelm.lm.learn.neurons import eiif_fire_nb, unit_remainder_nb, unit_spike_nb
 from spikelm.lm.neuron import remainder_nb
-from spikelm.lm.sync import barrier
+from spikelm.lm.sync import barrier, prefetch
 
 #: compile flag: time the row additions into ``counters.timing`` (benchmarks only)
 TIMED = False
@@ -64,8 +71,15 @@ THREADED = False
 #: full (flush it and call again: all state lives in the arrays)
 QUIESCENT, MAX_STEPS, BUFFER_FULL = 0, 1, 2
 
+#: the bound of the row additions' int32 partial sums
+INT32_TOP = 2**31 - 1
+#: columns of a target the held rows are added into at a time
+HELD_TILE = 4096
+#: rows ahead of the one being added that add_held asks the cache for
+HELD_AHEAD = 2
+
 #: the functions of this file that the generated module compiles (in its footer)
-COMPILED = ("activate", "begin_token", "run_token")
+COMPILED = ("activate", "add_held", "begin_token", "run_token")
 
 
 def op_start(kind, n, p, arg, struct, counts, acc, S, op_params, scratch):  # pragma: no cover
@@ -77,16 +91,18 @@ def now_ns():  # pragma: no cover - rebound to a compiled clock in TIMED modules
     return 0
 
 
-def activate(p, lo, hi, slot, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen):
+def activate(p, lo, hi, slot, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen, rest):
     """List the neurons ``lo .. hi - 1`` of plain population p (a thread's share) that still have a
-    remainder to fire, from ``alist[off[p] + lo]`` on, their number in ``alen[slot]`` (arrays
-    passed one by one: it runs at every population start, where reading them out of the bundles
-    again would cost their reference counts)."""
+    remainder to fire, from ``alist[off[p] + lo]`` on, their number in ``alen[slot]``, and their
+    remainders in ``rest`` (arrays passed one by one: it runs at every population start, where
+    reading them out of the bundles again would cost their reference counts)."""
     b = off[p]
+    k, q_lo, q_hi = shift[p], qmin[p], qmax[p]
+    for g in range(b + lo, b + hi):  # two passes: this one vectorises
+        rest[g] = remainder_nb(acc[g], counts_n[g], gain[g], offset[g], k, q_lo, q_hi)
     m = 0
     for i in range(lo, hi):
-        g = b + i
-        if remainder_nb(acc[g], counts_n[g], gain[g], offset[g], shift[p], qmin[p], qmax[p]) != 0:
+        if rest[b + i] != 0:
             alist[b + lo + m] = i
             m += 1
     alen[slot] = m
@@ -104,6 +120,11 @@ def begin_token(n, emb, struct, state, counters, lrn):
     state.started[:] = 0
     state.done[:] = 0
     state.alen[:] = 0
+    for k in range(state.dk.shape[0]):  # spikes still held: a token stopped before quiescence
+        if state.dk[k] != 0:
+            state.dbuf[:] = 0
+            state.dk[:] = 0
+            break
     stim = struct.stim
     b = struct.off[stim]
     for c in range(emb.shape[0]):
@@ -134,12 +155,16 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         stim = struct.stim
         if not (LEARN and lrn.neur.lkind[stim] != PLAIN):
             activate(stim, own_lo[tP + stim], own_hi[tP + stim], tP + stim, struct.off, struct.shift, struct.gain,
-                     struct.offset, struct.qmin, struct.qmax, state.counts[n], state.acc, state.alist, state.alen)
+                     struct.offset, struct.qmin, struct.qmax, state.counts[n], state.acc, state.alist, state.alen,
+                     state.rest)
     # every array, read out of its bundle once (see the module docstring)
     off, qmin, qmax, shift, gain, offset = struct.off, struct.qmin, struct.qmax, struct.shift, struct.gain, struct.offset
     spiking, coding, kslot, W = struct.spiking, struct.coding, struct.kslot, struct.W
     out_ptr, out_idx, pj_post, pj_woff, pj_npost = struct.out_ptr, struct.out_idx, struct.pj_post, struct.pj_woff, \
         struct.pj_npost
+    pj_wmax, dslot, dbuf, dk, part, rest = struct.pj_wmax, struct.dslot, state.dbuf, state.dk, state.part, \
+        state.rest
+    n_slots = dbuf.shape[0]
     fac_edge, fac_side, ed_kind, ed_a, ed_b, ed_out = struct.fac_edge, struct.fac_side, struct.ed_kind, struct.ed_a, \
         struct.ed_b, struct.ed_out
     ed_heads, ed_group, ed_dh, ed_slot = struct.ed_heads, struct.ed_group, struct.ed_dh, struct.ed_slot
@@ -212,6 +237,8 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             n_pos = 0
             m = 0
             start = nsp
+            dsl = dslot[p]  # held for its rows: this step's slot
+            slot = dk[tP + p] if dsl >= 0 else 0
             for tt in range(todo):
                 i = alist[b + lo_p + tt]
                 if LEARN and kind_p == EIIF:
@@ -228,9 +255,13 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                     s = unit_spike_nb(cod, rem, unit[g])
                     again = rem != s
                 else:
-                    rem = remainder_nb(acc[g], c, gain[g], offset[g], k_sh, lo_q, hi_q)
+                    if LEARN:  # rules may change what a started neuron reads
+                        rem = remainder_nb(acc[g], c, gain[g], offset[g], k_sh, lo_q, hi_q)
+                    else:  # its inputs are settled: the remainder it started with, less its spikes
+                        rem = np.int64(rest[g])
                     s = spike_value_nb(cod, rem)
                     again = rem != s
+                    rest[g] = rem - s
                 if s == 0:
                     continue
                 # the one emission path, for every neuron kind
@@ -240,6 +271,8 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 nsp += 1
                 if ks >= 0:  # keep K channel-major: Q spikes read it along positions
                     kcache[ks, i, n] += s
+                if dsl >= 0:
+                    dbuf[slot, dsl + i] = s
                 if s > 0:
                     n_pos += 1
                 if LEARN and kind_p != PLAIN:
@@ -252,6 +285,8 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             spikes_pos[p] += n_pos
             spikes_neg[p] += nsp - start - n_pos
             pend[tP + p] = nsp
+            if dsl >= 0:
+                dk[tP + p] = slot + 1
 
         if THREADED:  # every thread's spikes, counts and lists are now seen by all
             barrier(bar, T)
@@ -285,7 +320,18 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             n_sp = 0
             for t in range(T):
                 n_sp += pend[t * P + p] - pstart[t * P + p]
-            if n_sp == 0:
+            # held spikes go into their rows when p settles (its targets start only then) or
+            # when its slots are full
+            dsl = dslot[p]
+            n_held = 0
+            if dsl >= 0:
+                n_held = dk[tP + p]
+                if n_held > 0 and n_held < n_slots:
+                    for t in range(T):
+                        if alen[t * P + p] > 0:
+                            n_held = 0
+                            break
+            if n_sp == 0 and n_held == 0:
                 continue
             b = off[p]
             n_shifted = 0
@@ -295,6 +341,13 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         v = stepval[sp[e]]
                         if v != 1 and v != -1:
                             n_shifted += 1
+            held_top = 1  # the largest |value| held
+            if n_held > 0:
+                for k in range(n_held):
+                    for i in range(dsl, dsl + off[p + 1] - b):
+                        vv = abs(dbuf[k, i])
+                        if vv > held_top:
+                            held_top = vv
             if TIMED:
                 t0 = now_ns()
             for e in range(out_ptr[p], out_ptr[p + 1]):
@@ -307,8 +360,17 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 if THREADED:  # this thread's columns
                     c_lo = own_lo[tP + q]
                     width = own_hi[tP + q] - c_lo
+                synops[kk] += width * n_sp
+                shift_adds[p] += width * n_shifted
                 # views with range indices: no negative-index checks, so the loops vectorise
                 a = acc[off[q] + c_lo : off[q] + c_lo + width]
+                if dsl >= 0:
+                    if n_held > 0:
+                        room = 0
+                        if pj_wmax[kk] > 0:
+                            room = INT32_TOP // (pj_wmax[kk] * held_top)
+                        add_held(dbuf, n_held, dsl, off[p + 1] - b, W, wbase, npost, c_lo, a, room, part[tid, :width])
+                    continue
                 for t in range(T):
                     for e2 in range(pstart[t * P + p], pend[t * P + p]):
                         g = sp[e2]
@@ -324,13 +386,13 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         else:
                             for c in range(width):
                                 a[c] += v * w[c]
-                synops[kk] += width * n_sp
-                shift_adds[p] += width * n_shifted
+            if dsl >= 0 and n_held > 0:
+                dk[tP + p] = -n_held  # cleared once every thread has read them
             if TIMED:
                 timing[0] += now_ns() - t0
                 timing[1] += 1
             fe = fac_edge[p]
-            if fe < 0:
+            if fe < 0 or n_sp == 0:
                 continue
             kind = ed_kind[fe]
             side = fac_side[p]
@@ -407,6 +469,14 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             barrier(bar, T)
         for e in range(my_base, nsp):
             stepval[sp[e]] = 0
+        for p in range(first, last + 1):  # each thread clears its own neurons' held spikes
+            if dk[tP + p] < 0:
+                dsl = dslot[p]
+                c_lo = dsl + (own_lo[tP + p] if THREADED else 0)
+                c_hi = dsl + (own_hi[tP + p] if THREADED else off[p + 1] - off[p])
+                for k in range(-dk[tP + p]):
+                    dbuf[k, c_lo:c_hi] = 0
+                dk[tP + p] = 0
 
         if LEARN:  # (one thread) EI-IF populations: who may fire, after this step's learning
             for p in range(first, last + 1):
@@ -457,7 +527,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             for k in range(newp[P]):
                 p = newp[k]
                 activate(p, own_lo[tP + p], own_hi[tP + p], tP + p, off, shift, gain, offset, qmin, qmax, counts_n,
-                         acc, alist, alen)
+                         acc, alist, alen, rest)
                 if p > last:
                     last = p
             if THREADED:
@@ -465,6 +535,62 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                     if started[p] == 1:
                         last = p
         steps += 1
+
+
+def add_held(dbuf, n_held, dsl, size, W, wbase, npost, c_lo, a, room, ps):
+    """Add the held spikes of a row source (``n_held`` slots of ``dbuf`` from column ``dsl``, one
+    per step) into ``a``, the columns from ``c_lo`` of one target: neuron by neuron, each spike
+    its own row addition, in step order. A neuron's row is read from memory once and from cache
+    for its next spikes; a wide target is taken ``HELD_TILE`` columns at a time, so that its
+    sums stay in the first-level cache. With ``room`` > 0 the rows go into the int32 partial
+    sums ``ps``, added into ``a`` (int64) every ``room`` spikes and at the end."""
+    width_all = a.shape[0]
+    line = max(64 // W.itemsize, 1)  # weights to a cache line
+    for t0 in range(0, width_all, HELD_TILE):
+        width = min(HELD_TILE, width_all - t0)
+        at = a[t0 : t0 + width]
+        pt = ps[t0 : t0 + width]
+        held = 0
+        for i in range(size):
+            wo = wbase + i * npost + c_lo + t0
+            w = W[wo : wo + width]
+            if i + HELD_AHEAD < size:  # the row read next, while this one's spikes are added
+                for c in range(wo + HELD_AHEAD * npost, wo + HELD_AHEAD * npost + width, line):
+                    prefetch(W, c)
+            for k in range(n_held):
+                v = dbuf[k, dsl + i]
+                if v == 0:
+                    continue
+                if room == 0:
+                    if v == 1:
+                        for c in range(width):
+                            at[c] += w[c]
+                    elif v == -1:
+                        for c in range(width):
+                            at[c] -= w[c]
+                    else:
+                        for c in range(width):
+                            at[c] += v * w[c]
+                    continue
+                if held == room:
+                    for c in range(width):
+                        at[c] += pt[c]
+                        pt[c] = 0
+                    held = 0
+                if v == 1:
+                    for c in range(width):
+                        pt[c] += w[c]
+                elif v == -1:
+                    for c in range(width):
+                        pt[c] -= w[c]
+                else:
+                    for c in range(width):
+                        pt[c] += v * np.int32(w[c])
+                held += 1
+        if room > 0:
+            for c in range(width):
+                at[c] += pt[c]
+                pt[c] = 0
 
 
 @njit(cache=True)

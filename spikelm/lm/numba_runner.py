@@ -40,6 +40,28 @@ def _i64(x):
     return np.ascontiguousarray(x, dtype=np.int64)
 
 
+#: steps of spikes a row source holds before it adds them (at the latest when it settles)
+HELD_STEPS = 8
+def held_rows(graph: LMGraph, acc_type, hold: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """How the row additions run (docs/lm.md, "Held rows"): each projection's largest |weight|
+    where its rows go through int32 partial sums (the loop adds as many spike rows into one as
+    2^31 - 1 allows for the largest spike value held) before an int64 accumulator, 0 where the
+    accumulators are int32 already and rows go straight in; for each population, where its
+    spikes are held until its rows are added (-1: not held: learning runs, and populations
+    without rows); and how many neurons are held."""
+    wmax = np.zeros(len(graph.projections), np.int64)
+    if acc_type == np.int64:
+        for k, pr in enumerate(graph.projections):
+            wmax[k] = max(-int(pr.weights.min(initial=0)), int(pr.weights.max(initial=0)), 1)
+    dslot = np.full(len(graph.pops), -1, np.int64)
+    n = 0
+    if hold:
+        for pre in sorted({pr.pre for pr in graph.projections}):
+            dslot[pre] = n
+            n += graph.pops[pre].size
+    return wmax, dslot, n
+
+
 def split(graph: LMGraph, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Each thread's neurons of each population: ``lo``, ``hi`` int64 [threads x populations]
     (flat, thread-major), contiguous, in thread order, sizes as equal as whole units allow: a
@@ -148,6 +170,8 @@ class NumbaRunner(Runner):
                 kslot[ed.b] = slot[e]
         E = g.edges
         qmin, qmax = _i64([p.qmin for p in g.pops]), _i64([p.qmax for p in g.pops])
+        acc_type = acc_dtype(g, learn.bounds if learn is not None else None)
+        wmax, dslot, n_held = held_rows(g, acc_type, learn is None)
         in_ptr = _i64(np.concatenate([[0], np.cumsum([len(p.inputs) for p in g.pops])]))
         in_idx = _i64([i for p in g.pops for i in p.inputs] or [0])
         offsets = _i64(lay.offsets)
@@ -158,6 +182,7 @@ class NumbaRunner(Runner):
             stim=np.int64(g.stimulus),
             out_ptr=_i64(out_ptr), out_idx=_i64(order), pj_post=_i64([pr.post for pr in g.projections]),
             pj_woff=woff, pj_npost=_i64([pr.weights.shape[1] for pr in g.projections]), W=W,
+            pj_wmax=wmax, dslot=dslot,
             fac_edge=fac_edge, fac_side=fac_side,
             ed_kind=_i64([KIND_IDS[ed.kind] for ed in E] or [0]), ed_a=_i64([ed.a for ed in E] or [0]),
             ed_b=_i64([ed.b for ed in E] or [0]), ed_out=_i64([ed.out for ed in E] or [0]),
@@ -169,7 +194,7 @@ class NumbaRunner(Runner):
         n_heads = max([E[e].heads for e in scores] or [1])
         k_size = max([g.pops[E[e].b].size for e in scores] or [1])
         ctx = g.n_positions
-        self.acc = np.zeros(R, acc_dtype(g, learn.bounds if learn is not None else None))
+        self.acc = np.zeros(R, acc_type)
         self.S = np.zeros((max(len(scores), 1), n_heads, ctx), np.int64)
         self.kcache = np.zeros((max(len(scores), 1), k_size, ctx), np.int32)
         self._scores = scores
@@ -179,8 +204,12 @@ class NumbaRunner(Runner):
         self.state = TokenState(
             counts=self.counts, acc=self.acc, S=self.S, kcache=self.kcache, started=np.zeros(P, np.uint8),
             done=np.zeros(P, np.uint8), alist=np.zeros(n_sp, np.int32), alen=np.zeros(T * P, np.int64),
+            rest=np.zeros(n_sp, np.int32 if int((qmax - qmin).max(initial=0)) < 2**31 else np.int64),
             stepval=np.zeros(n_sp, np.int32), sp=np.zeros(n_sp, np.int64), pstart=np.zeros(T * P, np.int64),
             pend=np.zeros(T * P, np.int64), scratch=np.zeros(max(max(p.size for p in g.pops), ctx), np.int64),
+            dbuf=np.zeros((HELD_STEPS, max(n_held, 1)), np.int32), dk=np.zeros(T * P, np.int64),
+            part=np.zeros((T, max([pr.weights.shape[1] for pr, w in zip(g.projections, wmax) if w] or [1])),
+                          np.int32),
             st=self.st)
         lo, hi = split(g, T)
         spiking = np.array([p.spiking for p in g.pops] * T, bool)

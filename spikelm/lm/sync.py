@@ -137,3 +137,22 @@ def barrier(bar, n_threads):
 def new_barrier() -> np.ndarray:
     """A barrier array for :func:`barrier`."""
     return np.zeros(BAR_SIZE, np.int64)
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask the cache for the line holding ``arr[idx]`` (``llvm.prefetch``: a read, kept close);
+    no effect on any value, so the loop may touch memory it reads next. Not a synchronisation:
+    kept here beside the other intrinsics of the loop."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element(context, builder, sig.args[0], args[0], args[1])
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
