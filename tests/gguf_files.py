@@ -24,6 +24,19 @@ def byte_alphabet() -> list[str]:
     return [chr(chars[b]) for b in range(256)]
 
 
+def add_byte_tokenizer(w) -> None:
+    """The byte-level tokenizer metadata of these files (a gpt2 tokenizer of the byte alphabet,
+    no merges, BOS 0, EOS 1) on GGUF writer ``w``."""
+    w.add_vocab_size(VOCAB)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(byte_alphabet())
+    w.add_token_types([1] * VOCAB)
+    w.add_token_scores([0.0] * VOCAB)
+    w.add_token_merges([])
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(1)
+
+
 def write_llama(path, layers=2, width=16, heads=2, kv_heads=1, inner=32, context=64, block_count="auto",
                 head_count=None, skip=(), seed=0):
     """A tiny Llama GGUF file at ``path``.
@@ -45,14 +58,7 @@ def write_llama(path, layers=2, width=16, heads=2, kv_heads=1, inner=32, context
     w.add_head_count_kv(kv_heads)
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(VOCAB)
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list(byte_alphabet())
-    w.add_token_types([1] * VOCAB)
-    w.add_token_scores([0.0] * VOCAB)
-    w.add_token_merges([])
-    w.add_bos_token_id(0)
-    w.add_eos_token_id(1)
+    add_byte_tokenizer(w)
     rng = np.random.default_rng(seed)
     hd = width // heads
 

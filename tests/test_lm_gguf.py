@@ -22,7 +22,7 @@ VOCAB = 256
 
 
 def _writer(path, arch, layers, width, heads, kv_heads, inner, context=64):
-    from gguf_files import byte_alphabet
+    from gguf_files import add_byte_tokenizer
 
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name(f"tiny test {arch}")
@@ -38,14 +38,7 @@ def _writer(path, arch, layers, width, heads, kv_heads, inner, context=64):
     else:
         w.add_rope_freq_base(10000.0)
         w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(VOCAB)
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list(byte_alphabet())
-    w.add_token_types([1] * VOCAB)
-    w.add_token_scores([0.0] * VOCAB)
-    w.add_token_merges([])
-    w.add_bos_token_id(0)
-    w.add_eos_token_id(1)
+    add_byte_tokenizer(w)
     return w
 
 

@@ -16,6 +16,7 @@ from numba import njit
 from test_lm_exact import SETTINGS, gpt_cases
 from test_lm_helpers import assert_lm_agree, assert_matches_reference, random_tiny_gpt, scaled, token_ids
 from test_lm_llama import build as build_llama, llama_cases
+from test_lm_threads import run_on
 from spikelm.lm import convert, numba_runner
 from spikelm.lm.loop import add_held
 from spikelm.lm.numba_runner import HELD_STEPS, NumbaRunner, held_rows
@@ -29,7 +30,7 @@ def run(snn, ids, threads=1, wide=False, wmax_scale=1):
     partial sums), with the weight bound multiplied by ``wmax_scale`` (a looser bound: the partial
     sums are added into the accumulators after fewer rows, or not used at all)."""
     if not wide:
-        return drive(NumbaRunner(snn.graph, record=True, threads=threads), ids, None, None, "numba")
+        return run_on(snn, ids, threads)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(numba_runner, "acc_dtype", lambda *a, **k: np.int64)
         r = NumbaRunner(snn.graph, record=True, threads=threads)
