@@ -16,7 +16,7 @@ from numba import njit
 from test_lm_exact import SETTINGS, gpt_cases
 from test_lm_helpers import assert_lm_agree, assert_matches_reference, random_tiny_gpt, scaled, token_ids
 from test_lm_llama import build as build_llama, llama_cases
-from test_lm_threads import run_on
+from test_lm_threads import quick_gpt2, run_on
 from spikelm.lm import convert, numba_runner
 from spikelm.lm.loop import add_held
 from spikelm.lm.numba_runner import HELD_STEPS, NumbaRunner, held_rows
@@ -48,14 +48,7 @@ def assert_held_rows_exact(snn, ids, threads, wmax_scale):
 @settings(max_examples=scaled(6), **SETTINGS)
 @given(case=gpt_cases(), threads=st.integers(1, 2), wmax_scale=st.sampled_from([1, 2**6, 2**12, 2**40]))
 def test_random_gpt2_models_run_exact_through_int32_partial_sums(case, threads, wmax_scale):
-    if case["coding"] == "unit":
-        case["bits"] = 4  # unit spike trains are long: keep the example quick
-    model = random_tiny_gpt(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
-                            case["heads"], case["std"], case["tied"], case["activation"], case["inner"])
-    snn = convert(model, calibration=token_ids(case["seed"] + 1, 30, case["vocab"]), bits=case["bits"],
-                  coding=case["coding"])
-    assert_held_rows_exact(snn, token_ids(case["seed"] + 2, min(case["length"], 6), case["vocab"]), threads,
-                           wmax_scale)
+    assert_held_rows_exact(*quick_gpt2(case), threads, wmax_scale)
 
 
 @settings(max_examples=scaled(6), **SETTINGS)

@@ -35,14 +35,20 @@ def assert_threads_agree(snn, ids, teams=(2, 3)):
 
 @settings(max_examples=scaled(6), **SETTINGS)
 @given(case=gpt_cases())
-def test_threads_run_random_gpt2_models_bit_for_bit_as_one_thread(case):
+def quick_gpt2(case):
+    """A drawn GPT-2 case converted, and at most 6 token ids for it (unit coding at 4 bits: its
+    spike trains are long, keep the example quick)."""
     if case["coding"] == "unit":
-        case["bits"] = 4  # unit spike trains are long: keep the example quick
+        case["bits"] = 4
     model = random_tiny_gpt(case["seed"], case["vocab"], case["ctx"], case["width"], case["layers"],
                             case["heads"], case["std"], case["tied"], case["activation"], case["inner"])
     snn = convert(model, calibration=token_ids(case["seed"] + 1, 30, case["vocab"]), bits=case["bits"],
                   coding=case["coding"])
-    assert_threads_agree(snn, token_ids(case["seed"] + 2, min(case["length"], 6), case["vocab"]))
+    return snn, token_ids(case["seed"] + 2, min(case["length"], 6), case["vocab"])
+
+
+def test_threads_run_random_gpt2_models_bit_for_bit_as_one_thread(case):
+    assert_threads_agree(*quick_gpt2(case))
 
 
 @settings(max_examples=scaled(6), **SETTINGS)
