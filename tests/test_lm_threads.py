@@ -33,8 +33,6 @@ def assert_threads_agree(snn, ids, teams=(2, 3)):
         assert_lm_agree(one, run_on(snn, ids, t))
 
 
-@settings(max_examples=scaled(6), **SETTINGS)
-@given(case=gpt_cases())
 def quick_gpt2(case):
     """A drawn GPT-2 case converted, and at most 6 token ids for it (unit coding at 4 bits: its
     spike trains are long, keep the example quick)."""
@@ -47,6 +45,8 @@ def quick_gpt2(case):
     return snn, token_ids(case["seed"] + 2, min(case["length"], 6), case["vocab"])
 
 
+@settings(max_examples=scaled(6), **SETTINGS)
+@given(case=gpt_cases())
 def test_threads_run_random_gpt2_models_bit_for_bit_as_one_thread(case):
     assert_threads_agree(*quick_gpt2(case))
 
