@@ -15,6 +15,7 @@ needs only some rows of a large tensor reads them from :meth:`Params.stored` (no
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -108,10 +109,23 @@ def return_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
+#: growth of the resident memory over a lean block above which its end hands memory back
+_TRIM_ABOVE = 64 * 2**20
+
+
+def _rss() -> int:
+    """This process's resident memory in bytes (Linux; 0 elsewhere, where lean_heap does nothing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 #: glibc's mallopt parameter, and the thresholds used while converting and after (32 MiB: the
 #: most glibc's own sliding threshold reaches, where it stands once a model's tensors were freed)
 _M_MMAP_THRESHOLD, _CONVERTING, _AFTER = -3, 2**20, 32 * 2**20
-_lean = {"depth": 0}
+_lean = {"depth": 0, "rss": 0}
 _lean_lock = threading.Lock()
 
 
@@ -133,6 +147,7 @@ def lean_heap():
         _lean["depth"] += 1
         if _lean["depth"] == 1:
             libc.mallopt(_M_MMAP_THRESHOLD, _CONVERTING)
+            _lean["rss"] = _rss()
     try:
         yield
     finally:
@@ -141,7 +156,9 @@ def lean_heap():
             last = _lean["depth"] == 0
             if last:
                 libc.mallopt(_M_MMAP_THRESHOLD, _AFTER)
-        if last:
+        # a small model leaves little to hand back, and a collection plus a trim cost a large
+        # process (a test run) up to a second each
+        if last and _rss() - _lean["rss"] >= _TRIM_ABOVE:
             return_freed_memory()
 
 
