@@ -11,18 +11,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numba import njit
 
 from test_lm_exact import SETTINGS, gpt_cases
 from test_lm_helpers import assert_lm_agree, assert_matches_reference, random_tiny_gpt, scaled, token_ids
 from test_lm_llama import build as build_llama, llama_cases
 from test_lm_threads import quick_gpt2, run_on
 from spikelm.lm import convert, numba_runner
-from spikelm.lm.loop import add_held
+from spikelm.lm.rows import add_held as add_held_nb
 from spikelm.lm.numba_runner import HELD_STEPS, NumbaRunner, held_rows
 from spikelm.lm.results import drive
 
-add_held_nb = njit(add_held)
 
 
 def run(snn, ids, threads=1, wide=False, wmax_scale=1):

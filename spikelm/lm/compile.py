@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numba
 
-from spikelm.lm import bundles, codings, edges, events, loop, neuron, ops, sync
+from spikelm.lm import bundles, codings, edges, events, loop, neuron, ops, rows, sync
 from spikelm.lm.learn import kernels as learn_kernels, neurons as learn_neurons
 
 
@@ -86,7 +86,7 @@ def _footer(names: tuple[str, ...], timed: bool, learn: bool = False, threaded: 
 
 def _source_hash(names: tuple[str, ...], timed: bool, learn: bool = False, threaded: bool = False) -> str:
     h = hashlib.sha256()
-    for mod in (loop, neuron, codings, edges, events, bundles, sync, learn_kernels, learn_neurons):
+    for mod in (loop, neuron, codings, edges, events, bundles, rows, sync, learn_kernels, learn_neurons):
         h.update(Path(mod.__file__).read_bytes())
     for name in names:
         h.update(name.encode())

@@ -27,7 +27,7 @@ runs on one thread: its rules read and write weights and traces that every threa
 
 **Held rows.** Outside learning runs, a row source's spikes are not added into its weight rows
 in their step: each step's values wait in a slot of ``state.dbuf`` and go in when the source
-settles or its slots are full (:func:`add_held`: neuron by neuron, through int32 partial sums
+settles or its slots are full (:func:`spikelm.lm.rows.add_held`: neuron by neuron, through int32 partial sums
 where the accumulators are int64). Its targets start only after it settles, so they start with
 the same sums (docs/lm.md, "Held rows"). Started neurons keep what is left of their remainder
 in ``state.rest``: their inputs are settled.
@@ -58,7 +58,8 @@ from spikelm.lm.events import record_spikes
 from spikelm.lm.learn.kernels import EIIF, PLAIN, UNITS, learn_step, pending_learn, start_learn
 from spikelm.lm.learn.neurons import eiif_fire_nb, unit_remainder_nb, unit_spike_nb
 from spikelm.lm.neuron import remainder_nb
-from spikelm.lm.sync import barrier, prefetch
+from spikelm.lm.rows import INT32_TOP, add_held
+from spikelm.lm.sync import barrier
 
 #: compile flag: time the row additions into ``counters.timing`` (benchmarks only)
 TIMED = False
@@ -71,15 +72,8 @@ THREADED = False
 #: full (flush it and call again: all state lives in the arrays)
 QUIESCENT, MAX_STEPS, BUFFER_FULL = 0, 1, 2
 
-#: the bound of the row additions' int32 partial sums
-INT32_TOP = 2**31 - 1
-#: columns of a target the held rows are added into at a time
-HELD_TILE = 4096
-#: rows ahead of the one being added that add_held asks the cache for
-HELD_AHEAD = 2
-
 #: the functions of this file that the generated module compiles (in its footer)
-COMPILED = ("activate", "add_held", "begin_token", "run_token")
+COMPILED = ("activate", "begin_token", "run_token")
 
 
 def op_start(kind, n, p, arg, struct, counts, acc, S, op_params, scratch):  # pragma: no cover
@@ -535,62 +529,6 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                     if started[p] == 1:
                         last = p
         steps += 1
-
-
-def add_held(dbuf, n_held, dsl, size, W, wbase, npost, c_lo, a, room, ps):
-    """Add the held spikes of a row source (``n_held`` slots of ``dbuf`` from column ``dsl``, one
-    per step) into ``a``, the columns from ``c_lo`` of one target: neuron by neuron, each spike
-    its own row addition, in step order. A neuron's row is read from memory once and from cache
-    for its next spikes; a wide target is taken ``HELD_TILE`` columns at a time, so that its
-    sums stay in the first-level cache. With ``room`` > 0 the rows go into the int32 partial
-    sums ``ps``, added into ``a`` (int64) every ``room`` spikes and at the end."""
-    width_all = a.shape[0]
-    line = max(64 // W.itemsize, 1)  # weights to a cache line
-    for t0 in range(0, width_all, HELD_TILE):
-        width = min(HELD_TILE, width_all - t0)
-        at = a[t0 : t0 + width]
-        pt = ps[t0 : t0 + width]
-        held = 0
-        for i in range(size):
-            wo = wbase + i * npost + c_lo + t0
-            w = W[wo : wo + width]
-            if i + HELD_AHEAD < size:  # the row read next, while this one's spikes are added
-                for c in range(wo + HELD_AHEAD * npost, wo + HELD_AHEAD * npost + width, line):
-                    prefetch(W, c)
-            for k in range(n_held):
-                v = dbuf[k, dsl + i]
-                if v == 0:
-                    continue
-                if room == 0:
-                    if v == 1:
-                        for c in range(width):
-                            at[c] += w[c]
-                    elif v == -1:
-                        for c in range(width):
-                            at[c] -= w[c]
-                    else:
-                        for c in range(width):
-                            at[c] += v * w[c]
-                    continue
-                if held == room:
-                    for c in range(width):
-                        at[c] += pt[c]
-                        pt[c] = 0
-                    held = 0
-                if v == 1:
-                    for c in range(width):
-                        pt[c] += w[c]
-                elif v == -1:
-                    for c in range(width):
-                        pt[c] -= w[c]
-                else:
-                    for c in range(width):
-                        pt[c] += v * np.int32(w[c])
-                held += 1
-        if room > 0:
-            for c in range(width):
-                at[c] += pt[c]
-                pt[c] = 0
 
 
 @njit(cache=True)
