@@ -147,6 +147,11 @@ def test_generate_equals_greedy_reference_and_settled_positions_stay_silent(bits
     assert gen.new_tokens.tolist() == ids[4:]
     sim = gen.simulation
     assert len(sim.steps) == len(ids) - 1  # the last new token is not run
+    # one summary at the end: the same counts and MACs as simulating the tokens it ran
+    run = snn.simulate(np.array(ids[:-1]))
+    assert np.array_equal(sim.logits, run.logits) and np.array_equal(sim.steps, run.steps)
+    assert (sim.synops, sim.spikes, sim.op_evals, sim.macs) == (run.synops, run.spikes, run.op_evals, run.macs)
+    assert [c.synops for c in sim.per_token] == [c.synops for c in run.per_token]
     # every spike of position n lies in the steps of token n
     ends = np.cumsum(sim.steps)
     starts = ends - sim.steps

@@ -16,7 +16,7 @@ from spikelm.lm.layout import pack_weights
 from spikelm.lm.learn.export import LEARNED_FILE, apply
 from spikelm.lm.quantize import check_tokens
 from spikelm.lm.reference import Reference, run_reference
-from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy
+from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy, run_tokens
 from spikelm.lm.tensors import Params, lean_heap, return_freed_memory
 from spikelm.lm.threads import resolve as resolve_threads
 
@@ -170,7 +170,7 @@ class SpikingLM:
             resolve_threads(threads, self.graph, backend, learning=True)
             return self.learning(plasticity, backend).generate(ids, n_tokens, max_steps, on_token, record)
         runner = self.runner(backend, record, threads)
-        return greedy(ids, n_tokens, runner, lambda x: drive(runner, x, max_steps, on_token, backend), backend)
+        return greedy(ids, n_tokens, runner, lambda x: run_tokens(runner, x, max_steps, on_token), backend)
 
     def population_sizes(self) -> dict:
         """SONATA populations of a run: name -> neurons over the whole context."""

@@ -34,34 +34,41 @@ def layer_names(graph) -> list[str]:
     return list(dict.fromkeys(p.layer for p in graph.pops))
 
 
+def layer_ids(graph) -> tuple[list[str], np.ndarray]:
+    """The layer names (as :func:`layer_names`) and each population's index among them."""
+    names = layer_names(graph)
+    at = {name: i for i, name in enumerate(names)}
+    return names, np.array([at[p.layer] for p in graph.pops], dtype=np.int64)
+
+
 def macs_per_layer(graph, n_tokens: int, start: int = 0) -> dict:
     """Dense MACs of decoding positions ``start .. start + n_tokens - 1`` with a KV cache: every
     projection's n_pre x n_post, every product edge's and operator's own count, per position."""
     from spikelm.lm import edges, ops
     from spikelm.lm.graph import ACCUMULATE
+    from spikelm.lm.ops.registry import Operator
 
     out = dict.fromkeys(layer_names(graph), 0)
     pops = graph.pops
-    per_token = dict.fromkeys(out, 0)
     for pr in graph.projections:
-        per_token[pops[pr.post].layer] += pr.weights.shape[0] * pr.weights.shape[1]
-    for n in range(start, start + n_tokens):
-        for k, v in per_token.items():
-            out[k] += v
-        for ed in graph.edges:
-            out[pops[ed.out].layer] += edges.macs(ed, n)
-        for pop in pops:
-            if pop.op != ACCUMULATE:
-                out[pop.layer] += ops.get(pop.op).macs(graph, pop, n)
+        out[pops[pr.post].layer] += pr.weights.shape[0] * pr.weights.shape[1] * n_tokens
+    positions = range(start, start + n_tokens)
+    for ed in graph.edges:
+        out[pops[ed.out].layer] += sum(edges.macs(ed, n) for n in positions)
+    for pop in pops:  # operators that count MACs of their own (the default counts none)
+        if pop.op != ACCUMULATE and type(ops.get(pop.op)).macs is not Operator.macs:
+            out[pop.layer] += sum(ops.get(pop.op).macs(graph, pop, n) for n in positions)
     out["total"] = sum(out.values())
     return out
 
 
-def _by_layer(graph, per_pop) -> dict:
-    out = dict.fromkeys(layer_names(graph), 0)
-    for p, pop in enumerate(graph.pops):
-        out[pop.layer] += int(per_pop[p])
-    out["total"] = sum(out.values())
+def _by_layer(layers, per_pop) -> dict:
+    """Per-population integers summed per layer (exact int64: no float weights), with "total"."""
+    names, ids = layers
+    sums = np.zeros(len(names), np.int64)
+    np.add.at(sums, ids, np.asarray(per_pop, dtype=np.int64))
+    out = dict(zip(names, sums.tolist()))
+    out["total"] = int(sums.sum())
     return out
 
 
@@ -79,18 +86,17 @@ class Counts:
 
     @classmethod
     def from_runner(cls, runner) -> "Counts":
-        g, C = runner.graph, runner.counters
+        C, L = runner.counters, runner.layer_ids
         syn = np.array(C.synops_products, dtype=np.int64)  # product SynOps: the source's layer
-        for k, pr in enumerate(g.projections):
-            syn[pr.post] += C.synops[k]  # row SynOps: the target's layer
+        np.add.at(syn, runner.post_of, C.synops)  # row SynOps: the target's layer
         return cls(
-            synops=_by_layer(g, syn),
-            spikes=_by_layer(g, C.spikes_pos + C.spikes_neg),
-            spikes_pos=_by_layer(g, C.spikes_pos),
-            spikes_neg=_by_layer(g, C.spikes_neg),
-            op_evals=_by_layer(g, C.op_evals),
+            synops=_by_layer(L, syn),
+            spikes=_by_layer(L, C.spikes_pos + C.spikes_neg),
+            spikes_pos=_by_layer(L, C.spikes_pos),
+            spikes_neg=_by_layer(L, C.spikes_neg),
+            op_evals=_by_layer(L, C.op_evals),
             steps=runner.clock,
-            shift_adds=_by_layer(g, C.shift_adds),
+            shift_adds=_by_layer(L, C.shift_adds),
         )
 
     @classmethod

@@ -60,6 +60,12 @@ class Generation:
 def drive(runner, ids, max_steps, on_token, backend) -> Simulation:
     """Run ``ids`` token by token on ``runner`` (each to quiescence, at most ``max_steps`` steps);
     ``on_token(position, logits_row, counts)`` after each."""
+    return summarize(runner, *run_tokens(runner, ids, max_steps, on_token), backend)
+
+
+def run_tokens(runner, ids, max_steps, on_token) -> tuple[np.ndarray, list]:
+    """:func:`drive` without the summary: the logits rows and the per-token counts (what greedy
+    decoding needs after each token; the summary of the whole run is built once, at its end)."""
     rows, per_token = [], []
     for t in ids:
         before = Counts.from_runner(runner)
@@ -71,7 +77,7 @@ def drive(runner, ids, max_steps, on_token, backend) -> Simulation:
         rows.append(runner.logits(n))
         if on_token is not None:
             on_token(n, rows[-1], delta)
-    return summarize(runner, np.array(rows), per_token, backend)
+    return np.array(rows), per_token
 
 
 def summarize(runner, logits, per_token, backend) -> Simulation:
@@ -95,20 +101,21 @@ def summarize(runner, logits, per_token, backend) -> Simulation:
 
 
 def greedy(ids, n_tokens, runner, feed, backend) -> Generation:
-    """Greedy decoding through ``feed(ids) -> Simulation`` on ``runner``: the prompt ``ids``,
-    then ``n_tokens`` tokens, each the argmax of the last logits (the last is not run)."""
+    """Greedy decoding through ``feed(ids) -> (logits rows, per-token counts)`` on ``runner``:
+    the prompt ``ids``, then ``n_tokens`` tokens, each the argmax of the last logits (the last
+    is not run)."""
     tokens = list(ids)
-    sim = feed(ids)
-    logits = [sim.logits]
-    per_token = list(sim.per_token)
+    rows, per_token = feed(ids)
+    logits = [rows]
+    per_token = list(per_token)
     for i in range(n_tokens):
         nxt = int(np.argmax(logits[-1][-1]))
         tokens.append(nxt)
         if i == n_tokens - 1:
             break
-        more = feed(np.array([nxt]))
-        logits.append(more.logits)
-        per_token += more.per_token
+        rows, more = feed(np.array([nxt]))
+        logits.append(rows)
+        per_token += more
     sim = summarize(runner, np.concatenate(logits), per_token, backend)
     tokens = np.array(tokens, dtype=np.int64)
     return Generation(tokens, tokens[ids.size :], sim)

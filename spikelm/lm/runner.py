@@ -32,6 +32,7 @@ from spikelm.lm.learn import kernels as learn_kernels
 from spikelm.lm.learn import reference as learn_ref
 from spikelm.lm.neuron import signed_if_step
 from spikelm.lm.reference import logits as read_logits
+from spikelm.lm.report import layer_ids
 
 
 class QuiescenceError(SpikelmError, RuntimeError):
@@ -108,6 +109,8 @@ class Runner:
         self.graph = graph
         self.learn = learn
         self.layout = Layout.of(graph)
+        self.layer_ids = layer_ids(graph)  # for the per-layer counts after every token
+        self.post_of = np.array([pr.post for pr in graph.projections], dtype=np.int64)
         # every position's spike counts: the largest state of a run. int16 where every count fits,
         # overshoot included (a signed-digit count may pass its code on the way: 7 = 8 - 1)
         wide = max((max(-p.qmin, p.qmax) for p in graph.pops if p.spiking), default=0) >= 2**14

@@ -99,8 +99,12 @@ class Learning:
         snn = self.snn
         ids = generation_ids(prompt_ids, n_tokens, snn.graph.vocab_size, snn.context)
         self.new_sequence(record)
-        gen = greedy(ids, n_tokens, self.runner, lambda x: self.feed(x, max_steps, on_token, record, drift=False),
-                     self.backend)
+
+        def feed(x):
+            sim = self.feed(x, max_steps, on_token, record, drift=False)
+            return sim.logits, sim.per_token
+
+        gen = greedy(ids, n_tokens, self.runner, feed, self.backend)
         gen.simulation.drift = self.drift(targets=gen.tokens[1: len(self.ids) + 1])
         return gen
 
