@@ -50,6 +50,7 @@ class LoopGraph(NamedTuple):
     pj_npost: np.ndarray  # [K] row length
     W: np.ndarray  # every projection's integer rows, flat
     pj_wmax: np.ndarray  # [K] largest |weight|: rows through int32 partial sums (0: straight into acc)
+    pj_poff: np.ndarray  # [K] a held projection's first column in TokenState.priv (a team of threads)
     dslot: np.ndarray  # [P] a row source's first column in TokenState.dbuf (-1: its spikes are not held)
     fac_edge: np.ndarray  # [P] the product edge a population is a factor of (-1: none)
     fac_side: np.ndarray  # [P] 0: factor a, 1: factor b
@@ -63,6 +64,7 @@ class LoopGraph(NamedTuple):
     ed_slot: np.ndarray  # [E] slot of a scores edge's accumulators in S (-1: other kinds)
     ed_window: np.ndarray  # [E] sliding window: keys a query sees (0: all)
     kslot: np.ndarray  # [P] K-cache slot of a population that is a scores edge's keys (-1: none)
+    pos_ctx: np.ndarray  # [P] context of an operator-fed population laid out [heads, context] (0: other)
     op_graph: OpGraph  # the operators' view of the same arrays
 
 
@@ -86,6 +88,7 @@ class TokenState(NamedTuple):
     dbuf: np.ndarray  # [slots, row-source neurons] int32 spike values held for their rows, a step a slot
     dk: np.ndarray  # [T P] slots filled (negative: applied this step, cleared after the barrier)
     part: np.ndarray  # [T, widest row] int32 partial sums of the row additions, one row per thread
+    priv: np.ndarray  # [T, held projections' columns] (acc type) a team's held rows, thread by thread, until merged
     st: np.ndarray  # [1] the token's steps so far
 
 

@@ -85,20 +85,30 @@ def now_ns():  # pragma: no cover - rebound to a compiled clock in TIMED modules
     return 0
 
 
-def activate(p, lo, hi, slot, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen, rest):
+def activate(p, lo, hi, slot, off, shift, gain, offset, qmin, qmax, counts_n, acc, alist, alen, rest, ctx, n):
     """List the neurons ``lo .. hi - 1`` of plain population p (a thread's share) that still have a
     remainder to fire, from ``alist[off[p] + lo]`` on, their number in ``alen[slot]``, and their
     remainders in ``rest`` (arrays passed one by one: it runs at every population start, where
-    reading them out of the bundles again would cost their reference counts)."""
+    reading them out of the bundles again would cost their reference counts).
+
+    ``ctx`` > 0: p is laid out [heads, ctx] by key position and operator-fed (attention
+    probabilities): the keys after position ``n`` hold code 0, so only keys 0 .. n of each head
+    are looked at (a thread's share is whole heads)."""
     b = off[p]
     k, q_lo, q_hi = shift[p], qmin[p], qmax[p]
-    for g in range(b + lo, b + hi):  # two passes: this one vectorises
-        rest[g] = remainder_nb(acc[g], counts_n[g], gain[g], offset[g], k, q_lo, q_hi)
+    span = max(hi - lo, 1)  # a share of nothing: no pass
+    seg = hi - lo
+    if ctx > 0:
+        span = ctx
+        seg = min(n + 1, ctx)
     m = 0
-    for i in range(lo, hi):
-        if rest[b + i] != 0:
-            alist[b + lo + m] = i
-            m += 1
+    for h0 in range(lo, hi, span):
+        for g in range(b + h0, b + h0 + seg):  # two passes: this one vectorises
+            rest[g] = remainder_nb(acc[g], counts_n[g], gain[g], offset[g], k, q_lo, q_hi)
+        for i in range(h0, h0 + seg):
+            if rest[b + i] != 0:
+                alist[b + lo + m] = i
+                m += 1
     alen[slot] = m
 
 
@@ -150,7 +160,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         if not (LEARN and lrn.neur.lkind[stim] != PLAIN):
             activate(stim, own_lo[tP + stim], own_hi[tP + stim], tP + stim, struct.off, struct.shift, struct.gain,
                      struct.offset, struct.qmin, struct.qmax, state.counts[n], state.acc, state.alist, state.alen,
-                     state.rest)
+                     state.rest, struct.pos_ctx[stim], n)
     # every array, read out of its bundle once (see the module docstring)
     off, qmin, qmax, shift, gain, offset = struct.off, struct.qmin, struct.qmax, struct.shift, struct.gain, struct.offset
     spiking, coding, kslot, W = struct.spiking, struct.coding, struct.kslot, struct.W
@@ -158,11 +168,12 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         struct.pj_npost
     pj_wmax, dslot, dbuf, dk, part, rest = struct.pj_wmax, struct.dslot, state.dbuf, state.dk, state.part, \
         state.rest
+    pj_poff, priv = struct.pj_poff, state.priv
     n_slots = dbuf.shape[0]
     fac_edge, fac_side, ed_kind, ed_a, ed_b, ed_out = struct.fac_edge, struct.fac_side, struct.ed_kind, struct.ed_a, \
         struct.ed_b, struct.ed_out
     ed_heads, ed_group, ed_dh, ed_slot = struct.ed_heads, struct.ed_group, struct.ed_dh, struct.ed_slot
-    ed_window = struct.ed_window
+    ed_window, pos_ctx = struct.ed_window, struct.pos_ctx
     counts, acc, S, kcache = state.counts, state.acc, state.S, state.kcache
     started, done, alist, alen = state.started, state.done, state.alist, state.alen
     stepval, sp, pstart, pend, st = state.stepval, state.sp, state.pstart, state.pend, state.st
@@ -335,10 +346,12 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         v = stepval[sp[e]]
                         if v != 1 and v != -1:
                             n_shifted += 1
-            held_top = 1  # the largest |value| held
+            held_top = 1  # the largest |value| held (in a team: by this thread's neurons)
+            i_lo = own_lo[tP + p] if THREADED else 0
+            i_hi = own_hi[tP + p] if THREADED else off[p + 1] - b
             if n_held > 0:
                 for k in range(n_held):
-                    for i in range(dsl, dsl + off[p + 1] - b):
+                    for i in range(dsl + i_lo, dsl + i_hi):
                         vv = abs(dbuf[k, i])
                         if vv > held_top:
                             held_top = vv
@@ -363,7 +376,13 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         room = 0
                         if pj_wmax[kk] > 0:
                             room = INT32_TOP // (pj_wmax[kk] * held_top)
-                        add_held(dbuf, n_held, dsl, off[p + 1] - b, W, wbase, npost, c_lo, a, room, part[tid, :width])
+                        if THREADED:  # this thread's neurons, at full width, into its own partial sums
+                            po = pj_poff[kk]
+                            add_held(dbuf, n_held, dsl + i_lo, i_hi - i_lo, W, wbase + i_lo * npost, npost, 0,
+                                     priv[tid, po : po + npost], room, part[tid, :npost])
+                        else:
+                            add_held(dbuf, n_held, dsl, off[p + 1] - b, W, wbase, npost, c_lo, a, room,
+                                     part[tid, :width])
                     continue
                 for t in range(T):
                     for e2 in range(pstart[t * P + p], pend[t * P + p]):
@@ -465,6 +484,18 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             stepval[sp[e]] = 0
         for p in range(first, last + 1):  # each thread clears its own neurons' held spikes
             if dk[tP + p] < 0:
+                if THREADED:  # and adds every thread's held rows into the columns it owns
+                    for e in range(out_ptr[p], out_ptr[p + 1]):
+                        kk = out_idx[e]
+                        q = pj_post[kk]
+                        c_lo = own_lo[tP + q]
+                        width = own_hi[tP + q] - c_lo
+                        a = acc[off[q] + c_lo : off[q] + c_lo + width]
+                        for t in range(T):
+                            pv = priv[t, pj_poff[kk] + c_lo : pj_poff[kk] + c_lo + width]
+                            for c in range(width):
+                                a[c] += pv[c]
+                                pv[c] = 0
                 dsl = dslot[p]
                 c_lo = dsl + (own_lo[tP + p] if THREADED else 0)
                 c_hi = dsl + (own_hi[tP + p] if THREADED else off[p + 1] - off[p])
@@ -521,7 +552,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             for k in range(newp[P]):
                 p = newp[k]
                 activate(p, own_lo[tP + p], own_hi[tP + p], tP + p, off, shift, gain, offset, qmin, qmax, counts_n,
-                         acc, alist, alen, rest)
+                         acc, alist, alen, rest, pos_ctx[p], n)
                 if p > last:
                     last = p
             if THREADED:

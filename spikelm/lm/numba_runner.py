@@ -169,9 +169,19 @@ class NumbaRunner(Runner):
             if ed.kind == "scores":
                 kslot[ed.b] = slot[e]
         E = g.edges
+        # attention probabilities: only keys 0 .. n of a position can hold a code (activate looks at no other)
+        pos_ctx = np.zeros(P, np.int64)
+        for ed in E:
+            a = g.pops[ed.a]
+            if ed.kind == "mix" and a.op != ACCUMULATE and a.qmin <= 0 <= a.qmax:
+                pos_ctx[ed.a] = a.size // ed.heads
         qmin, qmax = _i64([p.qmin for p in g.pops]), _i64([p.qmax for p in g.pops])
         acc_type = acc_dtype(g, learn.bounds if learn is not None else None)
         wmax, dslot, n_held = held_rows(g, acc_type, learn is None)
+        # a team adds each thread's held rows, at their whole width, into its own columns of priv
+        held = [dslot[pr.pre] >= 0 and T > 1 for pr in g.projections]
+        widths = [pr.weights.shape[1] if h else 0 for pr, h in zip(g.projections, held)]
+        poff = _i64(np.concatenate([[0], np.cumsum(widths)[:-1]]) if widths else [0])
         in_ptr = _i64(np.concatenate([[0], np.cumsum([len(p.inputs) for p in g.pops])]))
         in_idx = _i64([i for p in g.pops for i in p.inputs] or [0])
         offsets = _i64(lay.offsets)
@@ -182,13 +192,13 @@ class NumbaRunner(Runner):
             stim=np.int64(g.stimulus),
             out_ptr=_i64(out_ptr), out_idx=_i64(order), pj_post=_i64([pr.post for pr in g.projections]),
             pj_woff=woff, pj_npost=_i64([pr.weights.shape[1] for pr in g.projections]), W=W,
-            pj_wmax=wmax, dslot=dslot,
+            pj_wmax=wmax, pj_poff=poff, dslot=dslot,
             fac_edge=fac_edge, fac_side=fac_side,
             ed_kind=_i64([KIND_IDS[ed.kind] for ed in E] or [0]), ed_a=_i64([ed.a for ed in E] or [0]),
             ed_b=_i64([ed.b for ed in E] or [0]), ed_out=_i64([ed.out for ed in E] or [0]),
             ed_heads=_i64([ed.heads for ed in E] or [1]), ed_group=_i64([ed.group for ed in E] or [1]),
             ed_dh=_i64([ed.head_dim for ed in E] or [1]), ed_slot=slot, ed_window=_i64([ed.window for ed in E] or [0]),
-            kslot=kslot,
+            kslot=kslot, pos_ctx=pos_ctx,
             op_graph=OpGraph(off=offsets, in_ptr=in_ptr, in_idx=in_idx, qmin=qmin, qmax=qmax),
         )
         n_heads = max([E[e].heads for e in scores] or [1])
@@ -210,7 +220,7 @@ class NumbaRunner(Runner):
             dbuf=np.zeros((HELD_STEPS, max(n_held, 1)), np.int32), dk=np.zeros(T * P, np.int64),
             part=np.zeros((T, max([pr.weights.shape[1] for pr, w in zip(g.projections, wmax) if w] or [1])),
                           np.int32),
-            st=self.st)
+            priv=np.zeros((T, max(sum(widths), 1)), acc_type), st=self.st)
         lo, hi = split(g, T)
         spiking = np.array([p.spiking for p in g.pops] * T, bool)
         owned = np.where(spiking, hi - lo, 0).reshape(T, P).sum(1)
