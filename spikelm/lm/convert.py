@@ -155,7 +155,7 @@ class SpikingLM:
             resolve_threads(threads, self.graph, backend, learning=True)
             return self.learning(plasticity, backend).feed(ids, max_steps, on_token, record)
         runner = self.runner(backend, record, threads)
-        return drive(runner, ids, max_steps, on_token, backend)
+        return drive(runner, ids, max_steps, on_token, backend, own=True)
 
     def generate(self, prompt_ids, n_tokens: int, backend: str = "numba", max_steps: int | None = None,
                  record: bool = False, on_token=None, plasticity=None, threads: int | None = None) -> Generation:
