@@ -1,6 +1,7 @@
-"""What a finished run keeps (issue 23, memory): a generation or a simulation holds a compact
-copy of the spike counts of the positions it ran, not views that keep its executor's state
-(sized for the whole context) alive; the copy has the same values, narrower where they fit."""
+"""What a run holds (issue 23, memory): an executor's per-position state is made for the
+positions the run needs and grows, with the same results, when it goes further; a finished
+generation or simulation holds a compact copy of the spike counts of the positions it ran, not
+views that keep its executor's state alive; the copy has the same values, narrower where they fit."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_lm_helpers import token_ids
+from test_lm_helpers import assert_lm_agree, token_ids
 from test_lm_llama import SETTINGS, random_llama, save_llama
 from spikelm.lm import convert
 from spikelm.lm.convert import SpikingLM
 from spikelm.lm.results import compact, drive
+from spikelm.lm.runner import NumpyRunner
+from spikelm.lm.numba_runner import NumbaRunner
 
 
 @pytest.fixture(scope="module")
@@ -32,18 +35,59 @@ def view_counts(snn, ids):
     return drive(runner, ids, None, None, "numba", own=False).counts, runner
 
 
-def spy_runners(monkeypatch):
-    """Weak references to the spike-count arrays of every runner SpikingLM makes from now on."""
+def spy_runners(monkeypatch, rows=None):
+    """Weak references to the spike-count arrays of every runner SpikingLM makes from now on
+    (and, in ``rows``, the positions each was made for)."""
     made = []
     runner = SpikingLM.runner
 
     def spy(self, *a, **k):
         r = runner(self, *a, **k)
         made.append(weakref.ref(r.counts))
+        if rows is not None:
+            rows.append(r.counts.shape[0])
         return r
 
     monkeypatch.setattr(SpikingLM, "runner", spy)
     return made
+
+
+def test_runs_make_their_state_for_the_positions_they_use(snn, monkeypatch):
+    rows = []
+    spy_runners(monkeypatch, rows)
+    P0, ids = snn.graph.n_prefix, token_ids(5, 4, 50)
+    assert snn.graph.n_positions - P0 > 7
+    snn.generate(ids, 3)  # the last new token is not run
+    snn.simulate(ids[:2])
+    assert rows == [P0 + 4 + 2, P0 + 2]
+
+
+@pytest.mark.parametrize("cls", [NumpyRunner, NumbaRunner])
+def test_a_runner_made_for_fewer_positions_grows_with_the_same_results(snn, cls):
+    ids = token_ids(6, 5, 50)  # 1, 2, 4, 8 rows as it goes, of a context of 14
+    full = cls(snn.graph, record=True)
+    small = cls(snn.graph, record=True, positions=snn.graph.n_prefix + 1)
+    assert small.counts.shape[0] == snn.graph.n_prefix + 1 < full.counts.shape[0] == snn.graph.n_positions
+    a = drive(full, ids, None, None, "x", own=True)
+    b = drive(small, ids, None, None, "x", own=True)
+    assert_lm_agree(a, b)
+    assert small.counts.shape[0] < snn.graph.n_positions  # doubled as it went, not the whole context
+    assert np.array_equal(small.head_acc[: small.n], full.head_acc[: full.n])
+
+
+def test_a_small_runner_restores_a_longer_sequence_and_goes_on_as_the_full_one(snn):
+    ids = token_ids(8, 8, 50)
+    full = NumbaRunner(snn.graph)
+    first = drive(full, ids[:5], None, None, "numba", own=True)
+    saved = (full.counts[: full.n].copy(), full.head_acc[: full.n].copy(), full.n, full.clock,
+             {k: getattr(full.counters, k).copy() for k in ("spikes_pos", "spikes_neg", "op_evals", "synops",
+                                                          "synops_products", "shift_adds")})
+    small = NumbaRunner(snn.graph, positions=1)
+    small.restore(*saved)
+    rest_small = drive(small, ids[5:], None, None, "numba", own=True)
+    rest_full = drive(full, ids[5:], None, None, "numba", own=True)
+    assert first.logits.shape[0] == 5
+    assert_lm_agree(rest_full, rest_small)
 
 
 @pytest.mark.parametrize("run", ["generate", "simulate"])
