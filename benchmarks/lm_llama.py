@@ -30,6 +30,7 @@ In one run:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import time
@@ -131,7 +132,11 @@ def torch_model(model_arg, shared=None, header=None):
         for name in [k for k in names if k in shared]:
             place(name, shared[name])
         change = families.of_config(raw, str(path)).gguf_tensor
-        for name, values in iter_tensors(path, [k for k in names if k not in shared], meta, change):
+        # largest first: the peak is the model and the last tensor's file bytes and dequantized
+        # blocks, so that tensor is the smallest one (read last, Qwen2.5-0.5B's 0.5 GiB head
+        # peaked 0.15 GiB above the model)
+        rest = sorted((k for k in names if k not in shared), key=lambda k: -model.get_parameter(k).numel())
+        for name, values in iter_tensors(path, rest, meta, change):
             place(name, values)
         if tied:
             model.tie_weights()
@@ -166,9 +171,19 @@ def snn_decode(snn, prompt, n_new, threads):
     return (*rate(stamps[len(prompt) - 1 :]), (gen.tokens, gen.simulation.logits, gen.simulation.steps))
 
 
+def digest(run) -> str:
+    """A fingerprint of arrays (SHA-256 of their types, shapes and bytes): equal runs, equal digests."""
+    h = hashlib.sha256()
+    for a in run:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def speed(args, snn, tok, prompt, teams, header=None):
-    """Section 4: SNN and torch decode side by side at each thread count; returns the 1-thread
-    run's (tokens: prompt and new, logits, steps per token)."""
+    """Section 4: SNN and torch decode side by side at each thread count; returns the tokens
+    (prompt and new) of the first run and whether its logits equal the QANN's on every token."""
     print(f"\nload average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     for t in teams:  # compile (or load) each loop variant once, timed apart
         t0 = time.perf_counter()
@@ -176,38 +191,49 @@ def speed(args, snn, tok, prompt, teams, header=None):
         print(f"compile/load of the {t}-thread loop and a 2-token warm-up: {time.perf_counter() - t0:.1f} s", flush=True)
     shared = {"model.embed_tokens.weight": snn.graph.pops[0].params.wte}
     runs = {t: [] for t in teams}  # (SNN tokens/s, its CPU/wall), (torch tokens/s, its CPU/wall) per round
-    gens = {}  # thread count -> (tokens, logits, steps) of its last round
+    # every run is compared with the first by its digest, and the first with the QANN at once:
+    # no run's logits are kept (Qwen2.5-0.5B's: 84 MB a run), none beside torch's model
+    first = same_as_first = None
     for r in range(args.rounds):
-        snn_runs = {t: snn_decode(snn, prompt, args.tokens, t) for t in teams}
+        snn_runs = {}
+        for t in teams:
+            *snn_runs[t], gen = snn_decode(snn, prompt, args.tokens, t)
+            if first is None:
+                qann = snn.reference(gen[0][:-1], codes=False).logits
+                first = (gen[0], bool(np.array_equal(gen[1], qann)), digest(gen))
+                same_as_first = {t: True for t in teams}
+                del qann
+            same_as_first[t] &= digest(gen) == first[2]
+            del gen
         # torch's float model only while torch decodes: the SNN's executor and torch's model are
         # each the largest thing beside the converted SNN, and never needed at once
+        return_freed_memory()  # what the SNN's decodes freed, before torch's model takes its place
         t0 = time.perf_counter()
         model = torch_model(args.model, shared, header)
         if r == 0:
             print(f"torch's float model loaded in {time.perf_counter() - t0:.1f} s (once per round, dropped while "
                   f"the SNN decodes): max RSS {max_rss()}", flush=True)
         for t in teams:
-            s_tps, s_cpu, gens[t] = snn_runs[t]
+            s_tps, s_cpu = snn_runs[t]
             t_tps, t_cpu, torch_tokens = torch_decode(model, prompt.tolist(), args.tokens, t)
             runs[t].append(((s_tps, s_cpu), (t_tps, t_cpu)))
         del model
         return_freed_memory()
     best = {t: (max(r[0] for r in runs[t]), max(r[1] for r in runs[t])) for t in teams}
-    one = gens[teams[0]]
-    new_tokens = one[0][len(prompt):]
+    new_tokens = first[0][len(prompt):]
     same = int(np.sum(np.array(torch_tokens[: len(new_tokens)]) == new_tokens))
     print(f"\n{'threads':<9}{'SNN tokens/s':>13}{'CPU/wall':>9}{'torch tokens/s':>15}{'CPU/wall':>9}"
           f"{'SNN/torch':>10}{'SNN vs 1 thread':>16}")
     for t in teams:
         (s, sc), (tt, tc) = best[t]
         print(f"{t:<9}{s:>13.2f}{sc:>9.2f}{tt:>15.2f}{tc:>9.2f}{s / tt:>10.2f}{s / best[teams[0]][0][0]:>16.2f}")
-    for t in teams[1:]:
-        exact = all(np.array_equal(a, b) for a, b in zip(gens[t], one))
-        print(f"{t} threads == 1 thread (tokens, logits, steps per token): {exact}")
+    for t in teams:
+        print(f"{t} thread(s), every round == the first {teams[0]}-thread run (tokens, logits, steps per token): "
+              f"{same_as_first[t]}")
     print(f"(best of {args.rounds} rounds, each the SNN then torch at every thread count; {args.tokens} new tokens after a "
           f"{len(prompt)}-token prompt; greedy tokens equal to float's: {same}/{len(new_tokens)})")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    return one
+    return first[:2]
 
 
 def main(argv=None):
@@ -248,10 +274,9 @@ def main(argv=None):
     snn.release_float()  # nothing below reads the float model (the frontier converts its own)
 
     prompt = tok.encode(args.prompt)
-    tokens, logits, _ = speed(args, snn, tok, prompt, teams, header)
+    tokens, exact = speed(args, snn, tok, prompt, teams, header)
     print(f"max RSS after the speed section (torch's float model loaded there): {max_rss()}", flush=True)
     ids = tokens[:-1]
-    exact = bool(np.array_equal(logits, snn.reference(ids, codes=False).logits))
     print(f"generation of {args.tokens} tokens: SNN logits == QANN logits on every token: {exact}; "
           f"text: {tok.decode(tokens[len(prompt):])!r}", flush=True)
     if args.speed_only:
@@ -266,7 +291,9 @@ def main(argv=None):
         c = coding_summary(run, s.graph)
         print(f"{coding:<14}{c['synops_over_macs']:>12.3f}{c['shift_add_share']:>11.2f}"
               f"{c['spikes_per_activation']:>11.3f}{c['steps_per_token']:>12.1f}{c['energy_ratio']:>16.3f}", flush=True)
-    print("(unit coding on the first 32 positions only: it needs ~40x the steps)")
+    print(f"(unit coding on the first 32 positions only: it needs ~40x the steps); max RSS {max_rss()}", flush=True)
+    del snn, s, run  # the frontier converts each setting on its own
+    return_freed_memory()
 
     if args.settings:
         print()
@@ -275,10 +302,11 @@ def main(argv=None):
         for setting in args.settings:
             s, _, _ = open_for_cli(args.model, bits=setting)
             r = evaluate(s, held)
-            run = s.simulate(ids)
+            run = s.release_float().simulate(ids)
             print(f"{setting:<36}{100 * (r['qann_ppl'] / r['float_ppl'] - 1):>+17.2f}%"
-                  f"{run.synops['total'] / run.macs['total']:>28.3f}", flush=True)
+                  f"{run.synops['total'] / run.macs['total']:>28.3f}   max RSS {max_rss()}", flush=True)
             del s, run  # one converted setting at a time
+            return_freed_memory()
     print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 
