@@ -13,13 +13,16 @@ In one run:
 4. speed, side by side at each thread count of ``--threads``: event-driven decode (tokens/s
    of wall time over the new tokens, compile excluded) against torch's float decode with a
    KV cache of the same model at the same number of threads, alternating SNN and torch for
-   ``--rounds`` rounds (best round shown, with the process's CPU time over wall time, which
-   shows whether the threads ran at once, and the load average: on a shared machine the
-   figures are indicative only);
+   ``--rounds`` rounds (each round the SNN at every thread count, then torch's model loaded,
+   timed apart, and decoding at every thread count, then dropped: the two are never held at
+   once; best round shown, with the process's CPU time over wall time, which shows whether
+   the threads ran at once, and the load average: on a shared machine the figures are
+   indicative only);
 5. the frontier: perplexity against SynOps/MACs for a few precision settings (``--settings``);
 6. peak memory (max RSS of this process), also after conversion and after each section: the
    float model is released once the quality section no longer needs it (before torch's copy is
-   loaded for the speed section).
+   loaded for the speed section); the decodes keep their tokens, logits and steps, not their
+   spike counts. ``python -m benchmarks.lm_memory`` shows what each phase holds.
 
 ``--speed-only`` runs 2 and 4 (and 6) alone.
 """
@@ -27,6 +30,7 @@ In one run:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import time
@@ -38,6 +42,7 @@ from spikelm.lm import texts
 from spikelm.lm.codings import CODINGS
 from spikelm.lm.evaluate import evaluate
 from spikelm.lm.report import coding_summary
+from spikelm.lm.tensors import return_freed_memory
 
 FRONTIER = ("lin=6,act=8,res=12,att=12,oth=12", "lin=7,act=8,res=12,att=12,oth=12",
             "lin=8,act=8,res=12,att=12,oth=12", "lin=8,act=10,res=16,att=12,oth=12")
@@ -127,7 +132,11 @@ def torch_model(model_arg, shared=None, header=None):
         for name in [k for k in names if k in shared]:
             place(name, shared[name])
         change = families.of_config(raw, str(path)).gguf_tensor
-        for name, values in iter_tensors(path, [k for k in names if k not in shared], meta, change):
+        # largest first: the peak is the model and the last tensor's file bytes and dequantized
+        # blocks, so that tensor is the smallest one (read last, Qwen2.5-0.5B's 0.5 GiB head
+        # peaked 0.15 GiB above the model)
+        rest = sorted((k for k in names if k not in shared), key=lambda k: -model.get_parameter(k).numel())
+        for name, values in iter_tensors(path, rest, meta, change):
             place(name, values)
         if tied:
             model.tie_weights()
@@ -153,45 +162,78 @@ def torch_decode(model, prompt_ids, n_new, threads):
 
 
 def snn_decode(snn, prompt, n_new, threads):
-    """The SNN's greedy decode on ``threads`` threads: (tokens/s, CPU/wall, generation); the
-    rate over the new tokens only (the prompt's positions excluded)."""
+    """The SNN's greedy decode on ``threads`` threads: (tokens/s, CPU/wall, (tokens, logits,
+    steps per token)); the rate over the new tokens only (the prompt's positions excluded).
+    The generation's spike counts of every position, its largest result, are not kept: the
+    comparisons do not read them."""
     stamps = []
     gen = snn.generate(prompt, n_new, threads=threads, on_token=lambda *a: stamps.append(clocks()))
-    return (*rate(stamps[len(prompt) - 1 :]), gen)
+    return (*rate(stamps[len(prompt) - 1 :]), (gen.tokens, gen.simulation.logits, gen.simulation.steps))
+
+
+def digest(run) -> str:
+    """A fingerprint of arrays (SHA-256 of their types, shapes and bytes): equal runs, equal digests."""
+    h = hashlib.sha256()
+    for a in run:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def speed(args, snn, tok, prompt, teams, header=None):
-    """Section 4: SNN and torch decode side by side at each thread count; returns the 1-thread generation."""
+    """Section 4: SNN and torch decode side by side at each thread count; returns the tokens
+    (prompt and new) of the first run and whether its logits equal the QANN's on every token."""
     print(f"\nload average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     for t in teams:  # compile (or load) each loop variant once, timed apart
         t0 = time.perf_counter()
         snn.generate(prompt, 2, threads=t)
         print(f"compile/load of the {t}-thread loop and a 2-token warm-up: {time.perf_counter() - t0:.1f} s", flush=True)
-    model = torch_model(args.model, {"model.embed_tokens.weight": snn.graph.pops[0].params.wte}, header)
-    print(f"torch's float model loaded: max RSS {max_rss()}", flush=True)
+    shared = {"model.embed_tokens.weight": snn.graph.pops[0].params.wte}
     runs = {t: [] for t in teams}  # (SNN tokens/s, its CPU/wall), (torch tokens/s, its CPU/wall) per round
-    gens = {}
-    for _ in range(args.rounds):
+    # every run is compared with the first by its digest, and the first with the QANN at once:
+    # no run's logits are kept (Qwen2.5-0.5B's: 84 MB a run), none beside torch's model
+    first = same_as_first = None
+    for r in range(args.rounds):
+        snn_runs = {}
         for t in teams:
-            s_tps, s_cpu, gens[t] = snn_decode(snn, prompt, args.tokens, t)
+            *snn_runs[t], gen = snn_decode(snn, prompt, args.tokens, t)
+            if first is None:
+                qann = snn.reference(gen[0][:-1], codes=False).logits
+                first = (gen[0], bool(np.array_equal(gen[1], qann)), digest(gen))
+                same_as_first = {t: True for t in teams}
+                del qann
+            same_as_first[t] &= digest(gen) == first[2]
+            del gen
+        # torch's float model only while torch decodes: the SNN's executor and torch's model are
+        # each the largest thing beside the converted SNN, and never needed at once
+        return_freed_memory()  # what the SNN's decodes freed, before torch's model takes its place
+        t0 = time.perf_counter()
+        model = torch_model(args.model, shared, header)
+        if r == 0:
+            print(f"torch's float model loaded in {time.perf_counter() - t0:.1f} s (once per round, dropped while "
+                  f"the SNN decodes): max RSS {max_rss()}", flush=True)
+        for t in teams:
+            s_tps, s_cpu = snn_runs[t]
             t_tps, t_cpu, torch_tokens = torch_decode(model, prompt.tolist(), args.tokens, t)
             runs[t].append(((s_tps, s_cpu), (t_tps, t_cpu)))
+        del model
+        return_freed_memory()
     best = {t: (max(r[0] for r in runs[t]), max(r[1] for r in runs[t])) for t in teams}
-    one = gens[teams[0]]
-    same = int(np.sum(np.array(torch_tokens[: len(one.new_tokens)]) == one.new_tokens))
+    new_tokens = first[0][len(prompt):]
+    same = int(np.sum(np.array(torch_tokens[: len(new_tokens)]) == new_tokens))
     print(f"\n{'threads':<9}{'SNN tokens/s':>13}{'CPU/wall':>9}{'torch tokens/s':>15}{'CPU/wall':>9}"
           f"{'SNN/torch':>10}{'SNN vs 1 thread':>16}")
     for t in teams:
         (s, sc), (tt, tc) = best[t]
         print(f"{t:<9}{s:>13.2f}{sc:>9.2f}{tt:>15.2f}{tc:>9.2f}{s / tt:>10.2f}{s / best[teams[0]][0][0]:>16.2f}")
-    for t in teams[1:]:
-        exact = all(np.array_equal(getattr(gens[t].simulation, k), getattr(one.simulation, k))
-                    for k in ("logits", "steps")) and np.array_equal(gens[t].tokens, one.tokens)
-        print(f"{t} threads == 1 thread (tokens, logits, steps per token): {exact}")
-    print(f"(best of {args.rounds} rounds, SNN and torch alternating; {args.tokens} new tokens after a "
-          f"{len(prompt)}-token prompt; greedy tokens equal to float's: {same}/{len(one.new_tokens)})")
+    for t in teams:
+        print(f"{t} thread(s), every round == the first {teams[0]}-thread run (tokens, logits, steps per token): "
+              f"{same_as_first[t]}")
+    print(f"(best of {args.rounds} rounds, each the SNN then torch at every thread count; {args.tokens} new tokens after a "
+          f"{len(prompt)}-token prompt; greedy tokens equal to float's: {same}/{len(new_tokens)})")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    return one
+    return first[:2]
 
 
 def main(argv=None):
@@ -232,14 +274,11 @@ def main(argv=None):
     snn.release_float()  # nothing below reads the float model (the frontier converts its own)
 
     prompt = tok.encode(args.prompt)
-    gen = speed(args, snn, tok, prompt, teams, header)
+    tokens, exact = speed(args, snn, tok, prompt, teams, header)
     print(f"max RSS after the speed section (torch's float model loaded there): {max_rss()}", flush=True)
-    sim = gen.simulation
-    ids = gen.tokens[:-1]
-    ref = snn.reference(ids)
-    exact = bool(np.array_equal(sim.logits, ref.logits))
+    ids = tokens[:-1]
     print(f"generation of {args.tokens} tokens: SNN logits == QANN logits on every token: {exact}; "
-          f"text: {tok.decode(gen.new_tokens)!r}", flush=True)
+          f"text: {tok.decode(tokens[len(prompt):])!r}", flush=True)
     if args.speed_only:
         print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
         return
@@ -252,7 +291,9 @@ def main(argv=None):
         c = coding_summary(run, s.graph)
         print(f"{coding:<14}{c['synops_over_macs']:>12.3f}{c['shift_add_share']:>11.2f}"
               f"{c['spikes_per_activation']:>11.3f}{c['steps_per_token']:>12.1f}{c['energy_ratio']:>16.3f}", flush=True)
-    print("(unit coding on the first 32 positions only: it needs ~40x the steps)")
+    print(f"(unit coding on the first 32 positions only: it needs ~40x the steps); max RSS {max_rss()}", flush=True)
+    del snn, s, run  # the frontier converts each setting on its own
+    return_freed_memory()
 
     if args.settings:
         print()
@@ -261,10 +302,11 @@ def main(argv=None):
         for setting in args.settings:
             s, _, _ = open_for_cli(args.model, bits=setting)
             r = evaluate(s, held)
-            run = s.simulate(ids)
+            run = s.release_float().simulate(ids)
             print(f"{setting:<36}{100 * (r['qann_ppl'] / r['float_ppl'] - 1):>+17.2f}%"
-                  f"{run.synops['total'] / run.macs['total']:>28.3f}", flush=True)
+                  f"{run.synops['total'] / run.macs['total']:>28.3f}   max RSS {max_rss()}", flush=True)
             del s, run  # one converted setting at a time
+            return_freed_memory()
     print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 

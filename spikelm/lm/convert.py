@@ -117,18 +117,24 @@ class SpikingLM:
         (``codes=False``: logits alone, ``.codes`` empty, in a fraction of the memory)."""
         return run_reference(self.graph, self._ids(token_ids), keep_codes=codes)
 
-    def runner(self, backend: str = "numba", record: bool = False, threads: int | None = None):
+    def runner(self, backend: str = "numba", record: bool = False, threads: int | None = None,
+               positions: int | None = None):
         """A fresh event-driven executor (see :mod:`spikelm.lm.backends`); exact unless the graph
         has spike units or EI-IF neurons (then with their state, no plasticity, one thread).
 
         ``threads``: threads per token on the numba backend (:mod:`spikelm.lm.threads`: default
         ``$SPIKELM_THREADS``, else every core, at most one per 4 M weights); any number gives the
-        same results, bit for bit."""
+        same results, bit for bit. ``positions``: the text tokens the run is expected to hold
+        (its per-position state is made for those and grows if the run goes further; None: the
+        whole context)."""
         n = resolve_threads(threads, self.graph, backend, learning=not self.graph.plain)
         if not self.graph.plain:
             return self.learning(None, backend).runner_for(record)
         cls = runner_class(backend)
-        return cls(self.graph, record=record, threads=n) if n > 1 else cls(self.graph, record=record)
+        rows = None if positions is None else self.graph.n_prefix + int(positions)
+        if n > 1:
+            return cls(self.graph, record=record, threads=n, positions=rows)
+        return cls(self.graph, record=record, positions=rows)
 
     def learning(self, plasticity=None, backend: str = "numba"):
         """A learning run (:class:`spikelm.lm.learn.session.Learning`): ``plasticity`` (a
@@ -154,8 +160,8 @@ class SpikingLM:
         if plasticity is not None or not self.graph.plain:
             resolve_threads(threads, self.graph, backend, learning=True)
             return self.learning(plasticity, backend).feed(ids, max_steps, on_token, record)
-        runner = self.runner(backend, record, threads)
-        return drive(runner, ids, max_steps, on_token, backend)
+        runner = self.runner(backend, record, threads, positions=ids.size)
+        return drive(runner, ids, max_steps, on_token, backend, own=True)
 
     def generate(self, prompt_ids, n_tokens: int, backend: str = "numba", max_steps: int | None = None,
                  record: bool = False, on_token=None, plasticity=None, threads: int | None = None) -> Generation:
@@ -169,7 +175,7 @@ class SpikingLM:
         if plasticity is not None or not self.graph.plain:
             resolve_threads(threads, self.graph, backend, learning=True)
             return self.learning(plasticity, backend).generate(ids, n_tokens, max_steps, on_token, record)
-        runner = self.runner(backend, record, threads)
+        runner = self.runner(backend, record, threads, positions=ids.size + max(n_tokens - 1, 0))
         return greedy(ids, n_tokens, runner, lambda x: run_tokens(runner, x, max_steps, on_token), backend)
 
     def population_sizes(self) -> dict:

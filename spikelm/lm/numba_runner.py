@@ -124,8 +124,9 @@ class NumbaRunner(Runner):
 
     EVENT_CHUNK = 1 << 20
 
-    def __init__(self, graph: LMGraph, record=False, timed: bool = False, learn=None, threads: int = 1):
-        super().__init__(graph, record, learn)
+    def __init__(self, graph: LMGraph, record=False, timed: bool = False, learn=None, threads: int = 1,
+                 positions: int | None = None):
+        super().__init__(graph, record, learn, positions)
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"threads={threads!r}; allowed: an integer >= 1")
         if learn is not None and threads != 1:
@@ -248,6 +249,9 @@ class NumbaRunner(Runner):
         for s, e in enumerate(self._scores):
             seg = self.layout.seg(g.edges[e].b)
             self.kcache[s, : seg.stop - seg.start, :upto] = self.counts[:upto, seg].T
+
+    def _resized(self):
+        self.state = self.state._replace(counts=self.counts)  # the loop reads the arrays it is given
 
     def restore(self, counts, head_acc, n, clock, counters, source="checkpoint"):
         super().restore(counts, head_acc, n, clock, counters, source)

@@ -23,8 +23,9 @@ class Simulation:
 
     logits: float64 [L, vocab], equal to the reference's; steps: steps to quiescence per token;
     synops / spikes / spikes_pos / spikes_neg / op_evals / macs: dict layer -> count, plus
-    ``"total"``; counts: population -> net spike counts [L, neurons per position] (integer views
-    into the executor's state);
+    ``"total"``; counts: population -> net spike counts [L, neurons per position] (a compact
+    copy of the positions run, int16 where every count is below 2^14 in magnitude, else the
+    executor's type; a learning run's per-call results are views into its runner's state);
     per_token: one :class:`Counts` per token; events: (step, population, node, value) arrays
     when recorded.
     """
@@ -57,10 +58,10 @@ class Generation:
     simulation: Simulation
 
 
-def drive(runner, ids, max_steps, on_token, backend) -> Simulation:
+def drive(runner, ids, max_steps, on_token, backend, own: bool = False) -> Simulation:
     """Run ``ids`` token by token on ``runner`` (each to quiescence, at most ``max_steps`` steps);
-    ``on_token(position, logits_row, counts)`` after each."""
-    return summarize(runner, *run_tokens(runner, ids, max_steps, on_token), backend)
+    ``on_token(position, logits_row, counts)`` after each. ``own``: as in :func:`summarize`."""
+    return summarize(runner, *run_tokens(runner, ids, max_steps, on_token), backend, own)
 
 
 def run_tokens(runner, ids, max_steps, on_token) -> tuple[np.ndarray, list]:
@@ -80,13 +81,24 @@ def run_tokens(runner, ids, max_steps, on_token) -> tuple[np.ndarray, list]:
     return np.array(rows), per_token
 
 
-def summarize(runner, logits, per_token, backend) -> Simulation:
-    """The :class:`Simulation` of everything ``runner`` ran so far, with these logits and per-token counts."""
+def compact(counts: np.ndarray) -> np.ndarray:
+    """A copy of ``counts`` in int16 where every value is below 2^14 in magnitude (so that the
+    difference of two such arrays fits too), else in its own type."""
+    fits = counts.size == 0 or max(-int(counts.min()), int(counts.max())) < 2**14
+    return counts.astype(np.int16 if fits else counts.dtype, copy=True)
+
+
+def summarize(runner, logits, per_token, backend, own: bool = True) -> Simulation:
+    """The :class:`Simulation` of everything ``runner`` ran so far, with these logits and per-token counts.
+
+    ``own``: the spike counts of the positions run copied (:func:`compact`), so that the
+    result does not keep the runner's state alive (sized for the whole context, the run's
+    largest array); False: views into it (a runner that goes on, summarized after every call)."""
     g, lay = runner.graph, runner.layout
     P0, end = g.n_prefix, runner.n
     tot = Counts.from_runner(runner)
-    # views into the runner's counts (no copy: at a long context they are the run's largest array)
-    counts = {p.name: runner.counts[P0:end, lay.seg(i)] for i, p in enumerate(g.pops) if p.spiking}
+    take = compact if own else (lambda a: a)
+    counts = {p.name: take(runner.counts[P0:end, lay.seg(i)]) for i, p in enumerate(g.pops) if p.spiking}
     macs = macs_per_layer(g, end - P0, start=P0)
     ev = None
     if runner.events is not None and runner.events.sink is None:

@@ -100,12 +100,16 @@ class Runner:
 
     ``learn``: a :class:`~spikelm.lm.learn.state.LearnState` (spike units, EI-IF neurons,
     plasticity; its ``graph`` is this runner's), or None for the exact executor.
+    ``positions``: the positions (constant prefix included) the run is expected to reach; the
+    per-position state (spike counts, readout accumulators) is made for that many and grows,
+    doubling, if the run goes further (None: the whole context). A run's results do not
+    depend on it.
     """
 
     #: the readout rule's kernel, run before each token on the last one's error (the reference overrides it)
     readout_kernel = staticmethod(learn_kernels.readout_learn)
 
-    def __init__(self, graph: LMGraph, record=False, learn=None):
+    def __init__(self, graph: LMGraph, record=False, learn=None, positions: int | None = None):
         self.graph = graph
         self.learn = learn
         self.layout = Layout.of(graph)
@@ -114,8 +118,9 @@ class Runner:
         # every position's spike counts: the largest state of a run. int16 where every count fits,
         # overshoot included (a signed-digit count may pass its code on the way: 7 = 8 - 1)
         wide = max((max(-p.qmin, p.qmax) for p in graph.pops if p.spiking), default=0) >= 2**14
-        self.counts = np.zeros((graph.n_positions, self.layout.n_spiking), np.int32 if wide else np.int16)
-        self.head_acc = np.zeros((graph.n_positions, graph.vocab_size), np.int64)
+        rows = graph.n_positions if positions is None else min(graph.n_positions, max(int(positions), graph.n_prefix, 1))
+        self.counts = np.zeros((rows, self.layout.n_spiking), np.int32 if wide else np.int16)
+        self.head_acc = np.zeros((rows, graph.vocab_size), np.int64)
         self.counters = Counters(len(graph.pops), len(graph.projections))
         self.events = None
         if record:
@@ -141,6 +146,8 @@ class Runner:
         n = self.n
         if n >= self.graph.n_positions:
             raise SpikelmError(f"position {n} is past the model's context of {self.graph.n_positions}")
+        if n >= self.counts.shape[0]:
+            self.reserve(min(self.graph.n_positions, max(n + 1, 2 * self.counts.shape[0])))
         if self.learn is not None:
             prev = n > self.graph.n_prefix  # the last token's readout error, now that its target is known
             self.learn.before_token(self.counts[n - 1] if prev else None, self.head_acc[n - 1] if prev else None,
@@ -156,6 +163,22 @@ class Runner:
     def _run(self, n: int, token: int, max_steps: int) -> int:
         raise NotImplementedError
 
+    def reserve(self, rows: int) -> None:
+        """Per-position state for ``rows`` positions at least (prefix included; at most the
+        context): the settled positions copied into new arrays, which the next token's run reads."""
+        rows = min(int(rows), self.graph.n_positions)
+        if rows <= self.counts.shape[0]:
+            return
+        for name in ("counts", "head_acc"):
+            old = getattr(self, name)
+            new = np.zeros((rows, old.shape[1]), old.dtype)  # untouched rows take no memory until written
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+        self._resized()
+
+    def _resized(self) -> None:
+        """After :meth:`reserve` replaced the per-position arrays (a backend holding them elsewhere updates there)."""
+
     def restore(self, counts, head_acc, n: int, clock: int, counters: dict, source: str = "checkpoint"):
         """Continue from saved state: positions before ``n`` settled with these spike counts and
         readout accumulators, the clock and the counters as they were (checkpoints)."""
@@ -167,6 +190,7 @@ class Runner:
             if np.shape(arr) != mine.shape:
                 raise CheckpointMismatchError(f"{source}: counter {name!r} has shape {np.shape(arr)}, expected {mine.shape}")
             mine[...] = arr
+        self.reserve(n)
         self.counts[:n] = counts
         self.head_acc[:n] = head_acc
         self.n, self.clock = int(n), int(clock)
@@ -177,8 +201,8 @@ class NumpyRunner(Runner):
 
     readout_kernel = staticmethod(learn_ref.readout_learn)
 
-    def __init__(self, graph: LMGraph, record=False, learn=None):
-        super().__init__(graph, record, learn)
+    def __init__(self, graph: LMGraph, record=False, learn=None, positions: int | None = None):
+        super().__init__(graph, record, learn, positions)
         self.W = [pr.weights if learn is None else learn.weights(k) for k, pr in enumerate(graph.projections)]
         self.out = {}
         for k, pr in enumerate(graph.projections):
