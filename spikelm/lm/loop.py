@@ -16,9 +16,11 @@ the loop without ``THREADED`` no barrier.
 ``n_threads`` threads a contiguous share of every population's neurons (whole heads of an
 attention population): the thread updates those neurons, lists its spikes in its own region
 of ``sp``, and, in the propagate phase, adds *every* spike of the step into the part of the
-targets it owns (its columns of each weight row, its heads of the Q·K^T accumulators, its
-neurons of a product's output). Every neuron thus receives exactly the additions it receives
-alone; integer sums do not depend on their order, so N threads give the codes, spikes, steps,
+targets it owns (its heads of the Q·K^T accumulators, its neurons of a product's output).
+Held weight rows go by source instead: each thread adds its own neurons' held spikes at the
+whole width into its own partial sums (``state.priv``), and after the propagate barrier adds
+every thread's partial sums into the columns it owns. Every neuron thus receives exactly the
+additions it receives alone; integer sums do not depend on their order, so N threads give the codes, spikes, steps,
 SynOps and logits of one, bit for bit. Each step has two barriers (after update: the spikes
 are seen by all; after propagate: the accumulators are whole) and a third on steps where
 populations start: thread 0 then marks the settled ones done and evaluates the operators of
@@ -106,9 +108,8 @@ def activate(p, lo, hi, slot, off, shift, gain, offset, qmin, qmax, counts_n, ac
         for g in range(b + h0, b + h0 + seg):  # two passes: this one vectorises
             rest[g] = remainder_nb(acc[g], counts_n[g], gain[g], offset[g], k, q_lo, q_hi)
         for i in range(h0, h0 + seg):
-            if rest[b + i] != 0:
-                alist[b + lo + m] = i
-                m += 1
+            alist[b + lo + m] = i  # kept if it has a remainder (written either way: no branch)
+            m += np.int64(rest[b + i] != 0)
     alen[slot] = m
 
 
@@ -282,9 +283,8 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                     n_pos += 1
                 if LEARN and kind_p != PLAIN:
                     nspk[g] += 1
-                if again:  # fires again next step
-                    alist[b + lo_p + m] = i
-                    m += 1
+                alist[b + lo_p + m] = i  # kept if it fires again next step (written either way: a branch
+                m += np.int64(again)  # here was mispredicted so often that it cost a third of the update)
             if not (LEARN and kind_p == EIIF):
                 alen[tP + p] = m
             spikes_pos[p] += n_pos
