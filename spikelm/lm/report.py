@@ -46,7 +46,6 @@ def macs_per_layer(graph, n_tokens: int, start: int = 0) -> dict:
     projection's n_pre x n_post, every product edge's and operator's own count, per position."""
     from spikelm.lm import edges, ops
     from spikelm.lm.graph import ACCUMULATE
-    from spikelm.lm.ops.registry import Operator
 
     out = dict.fromkeys(layer_names(graph), 0)
     pops = graph.pops
@@ -55,8 +54,8 @@ def macs_per_layer(graph, n_tokens: int, start: int = 0) -> dict:
     positions = range(start, start + n_tokens)
     for ed in graph.edges:
         out[pops[ed.out].layer] += sum(edges.macs(ed, n) for n in positions)
-    for pop in pops:  # operators that count MACs of their own (the default counts none)
-        if pop.op != ACCUMULATE and type(ops.get(pop.op)).macs is not Operator.macs:
+    for pop in pops:
+        if pop.op != ACCUMULATE:
             out[pop.layer] += sum(ops.get(pop.op).macs(graph, pop, n) for n in positions)
     out["total"] = sum(out.values())
     return out

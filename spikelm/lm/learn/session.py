@@ -25,7 +25,7 @@ from spikelm.lm.learn.attach import attach
 from spikelm.lm.learn.drift import Drift, measure
 from spikelm.lm.learn.state import LearnState
 from spikelm.lm.quantize import check_tokens
-from spikelm.lm.results import Generation, Simulation, drive, generation_ids, greedy, summarize
+from spikelm.lm.results import Generation, Simulation, generation_ids, greedy, run_tokens, summarize
 
 
 class Learning:
@@ -68,6 +68,15 @@ class Learning:
         Returns the :class:`~spikelm.lm.convert.Simulation` of these tokens, with ``.drift``
         (:class:`~spikelm.lm.learn.drift.Drift`) over the whole sequence so far unless ``drift`` is False.
         """
+        rows, per_token = self._run(ids, max_steps, on_token, record)
+        sim = summarize(self.runner, rows, per_token, self.backend, own=False)
+        if drift:
+            sim.drift = self.drift()
+        return sim
+
+    def _run(self, ids, max_steps=None, on_token=None, record=False):
+        """:meth:`feed` without the summary: the logits rows and per-token counts of ``ids``
+        (what greedy decoding needs after each token; its summary is made once, at the end)."""
         snn = self.snn
         ids = check_tokens(np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)]).astype(np.int64),
                            snn.graph.vocab_size, "token_ids", snn.context)[len(self.ids):]
@@ -81,13 +90,11 @@ class Learning:
             if on_token is not None:
                 on_token(n, row, counts)
 
-        sim = drive(self.runner, ids, max_steps, hook, self.backend)
+        rows, per_token = run_tokens(self.runner, ids, max_steps, hook)
         self.ids += [int(t) for t in ids]
-        self.per_token += sim.per_token
-        self.logits.append(sim.logits)
-        if drift:
-            sim.drift = self.drift()
-        return sim
+        self.per_token += per_token
+        self.logits.append(rows)
+        return rows, per_token
 
     def runner_for(self, record=False):
         """A new sequence's runner (for callers that drive it themselves)."""
@@ -99,12 +106,7 @@ class Learning:
         snn = self.snn
         ids = generation_ids(prompt_ids, n_tokens, snn.graph.vocab_size, snn.context)
         self.new_sequence(record)
-
-        def feed(x):
-            sim = self.feed(x, max_steps, on_token, record, drift=False)
-            return sim.logits, sim.per_token
-
-        gen = greedy(ids, n_tokens, self.runner, feed, self.backend)
+        gen = greedy(ids, n_tokens, self.runner, lambda x: self._run(x, max_steps, on_token, record), self.backend)
         gen.simulation.drift = self.drift(targets=gen.tokens[1: len(self.ids) + 1])
         return gen
 
@@ -124,10 +126,10 @@ class Learning:
                               f"model's context of {ctx}")
         start = len(self.ids)
         if ids.size:
-            self.feed(ids, max_steps, on_token, drift=False)
+            self._run(ids, max_steps, on_token)
         new = []
         for _ in range(n_tokens):
-            self.feed([int(np.argmax(self.logits[-1][-1]))], max_steps, on_token, drift=False)
+            self._run([int(np.argmax(self.logits[-1][-1]))], max_steps, on_token)
             new.append(int(np.argmax(self.logits[-1][-1])))
         sim = summarize(self.runner, np.concatenate(self.logits)[start:], self.per_token[start:], self.backend)
         tokens = np.array(self.ids + new[-1:], dtype=np.int64)
