@@ -81,7 +81,8 @@ def test_spike_trains_longer_than_the_slots_are_added_slots_at_a_time(threads):
 def test_held_spikes_add_their_rows_exactly_with_any_safe_room(data, size, width, n_held, top_bit, c_lo):
     """add_held against int64 NumPy, with weights at the int16 extremes and spike values up to
     2^top_bit: every room from 0 (straight into the accumulators) up to the most rows an int32
-    partial sum can take, floor((2^31 - 1) / (max|w| max|v|)), gives the same sums."""
+    partial sum can take, floor((2^31 - 1) / (max|w| max|v|)) with v a neuron's held spikes
+    summed, gives the same sums."""
     npost = width + c_lo + data.draw(st.integers(0, 3))
     W = np.array(data.draw(st.lists(st.sampled_from([-32768, -32767, -1, 0, 1, 12345, 32767]),
                                     min_size=size * npost, max_size=size * npost)), np.int16)
@@ -93,7 +94,7 @@ def test_held_spikes_add_their_rows_exactly_with_any_safe_room(data, size, width
     a0 = np.array(data.draw(st.lists(st.integers(-2**62, 2**62), min_size=width, max_size=width)), np.int64)
     rows = W.reshape(size, npost)[:, c_lo : c_lo + width].astype(np.int64)
     want = a0 + dbuf[:n_held, dsl : dsl + size].astype(np.int64).sum(0) @ rows
-    vtop = max(int(np.abs(dbuf).max()), 1)
+    vtop = max(int(np.abs(dbuf[:n_held, dsl : dsl + size].astype(np.int64).sum(0)).max()), 1)  # a neuron's value
     safe = (2**31 - 1) // (max(int(np.abs(W.astype(np.int64)).max(initial=0)), 1) * vtop)
     room = data.draw(st.integers(0, max(safe, 0)))
     a = a0.copy()
@@ -119,14 +120,16 @@ def test_held_rows_hold_every_row_source_once_and_learning_runs_none():
 
 @pytest.mark.parametrize("k", [0, 7, 10])
 def test_the_room_is_the_most_rows_an_int32_partial_sum_takes(k):
-    """The worst case: every weight -2^15 and every spike -2^k, so each row adds 2^(15 + k). The
-    room floor((2^31 - 1) / 2^(15 + k)) = 2^(16 - k) - 1 rows stays exact; one more row would
-    reach 2^31."""
-    size, n_held = 2 ** (16 - k) // HELD_STEPS + 1, HELD_STEPS
+    """The worst case: every weight -2^15 and every neuron holding -2^k (spikes of -2^(k+1) and
+    +2^k: the room goes by a neuron's summed value, not by its largest spike), so each row adds
+    2^(15 + k). The room floor((2^31 - 1) / 2^(15 + k)) = 2^(16 - k) - 1 rows stays exact; one
+    more row would reach 2^31."""
+    size, n_held = 2 ** (16 - k) + 1, 2
     W = np.full(size * 3, -(2**15), np.int16)
-    dbuf = np.full((HELD_STEPS, size), -(2**k), np.int32)
+    dbuf = np.zeros((HELD_STEPS, size), np.int32)
+    dbuf[0], dbuf[1] = -(2 ** (k + 1)), 2**k
     room = (2**31 - 1) // (2**15 * 2**k)
-    assert room == 2 ** (16 - k) - 1 and size * n_held > room
+    assert room == 2 ** (16 - k) - 1 and size > room
     a = np.zeros(3, np.int64)
     add_held_nb(dbuf, n_held, 0, size, W, 0, 3, 0, a, room, np.zeros(3, np.int32))
-    assert (a == size * n_held * 2 ** (15 + k)).all()
+    assert (a == size * 2 ** (15 + k)).all()

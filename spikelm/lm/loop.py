@@ -60,7 +60,7 @@ from spikelm.lm.events import record_spikes
 from spikelm.lm.learn.kernels import EIIF, PLAIN, UNITS, learn_step, pending_learn, start_learn
 from spikelm.lm.learn.neurons import eiif_fire_nb, unit_remainder_nb, unit_spike_nb
 from spikelm.lm.neuron import remainder_nb
-from spikelm.lm.rows import INT32_TOP, add_held
+from spikelm.lm.rows import INT32_TOP, add_held, held_sum
 from spikelm.lm.sync import barrier
 
 #: compile flag: time the row additions into ``counters.timing`` (benchmarks only)
@@ -346,15 +346,14 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         v = stepval[sp[e]]
                         if v != 1 and v != -1:
                             n_shifted += 1
-            held_top = 1  # the largest |value| held (in a team: by this thread's neurons)
+            held_top = 1  # the largest |value| a neuron holds (in a team: of this thread's neurons)
             i_lo = own_lo[tP + p] if THREADED else 0
             i_hi = own_hi[tP + p] if THREADED else off[p + 1] - b
             if n_held > 0:
-                for k in range(n_held):
-                    for i in range(dsl + i_lo, dsl + i_hi):
-                        vv = abs(dbuf[k, i])
-                        if vv > held_top:
-                            held_top = vv
+                for i in range(dsl + i_lo, dsl + i_hi):
+                    vv = abs(held_sum(dbuf, n_held, i))
+                    if vv > held_top:
+                        held_top = vv
             if TIMED:
                 t0 = now_ns()
             for e in range(out_ptr[p], out_ptr[p + 1]):

@@ -18,13 +18,25 @@ HELD_AHEAD = 2
 
 
 @njit(cache=True, nogil=True)
+def held_sum(dbuf, n_held, j):
+    """The value neuron column ``j`` of ``dbuf`` holds: its spikes of ``n_held`` slots summed."""
+    v = 0
+    for k in range(n_held):
+        v += dbuf[k, j]
+    return v
+
+
+@njit(cache=True, nogil=True)
 def add_held(dbuf, n_held, dsl, size, W, wbase, npost, c_lo, a, room, ps):
     """Add the held spikes of a row source (``n_held`` slots of ``dbuf`` from column ``dsl``, one
-    per step) into ``a``, the columns from ``c_lo`` of one target: neuron by neuron, each spike
-    its own row addition, in step order. A neuron's row is read from memory once and from cache
-    for its next spikes; a wide target is taken ``HELD_TILE`` columns at a time, so that its
-    sums stay in the first-level cache. With ``room`` > 0 the rows go into the int32 partial
-    sums ``ps``, added into ``a`` (int64) every ``room`` spikes and at the end."""
+    per step) into ``a``, the columns from ``c_lo`` of one target: neuron by neuron, its spikes
+    summed into one value and its row added once, times that value (the sum of the spikes' row
+    additions, term for term: integer sums do not depend on their grouping). A neuron whose
+    spikes sum to 0 adds nothing. While a row is added, the row of the next neuron but one that
+    adds anything is asked for (``HELD_AHEAD``); a wide target is taken ``HELD_TILE`` columns at
+    a time, so that its sums stay in the first-level cache. With ``room`` > 0 the rows go into
+    the int32 partial sums ``ps``, added into ``a`` (int64) every ``room`` rows and at the end
+    (``room``: how many rows of the largest |value| fit in int32)."""
     width_all = a.shape[0]
     line = max(64 // W.itemsize, 1)  # weights to a cache line
     for t0 in range(0, width_all, HELD_TILE):
@@ -33,41 +45,42 @@ def add_held(dbuf, n_held, dsl, size, W, wbase, npost, c_lo, a, room, ps):
         pt = ps[t0 : t0 + width]
         held = 0
         for i in range(size):
+            v = held_sum(dbuf, n_held, dsl + i)
+            if v == 0:
+                continue
             wo = wbase + i * npost + c_lo + t0
             w = W[wo : wo + width]
-            if i + HELD_AHEAD < size:  # the row read next, while this one's spikes are added
+            ahead = i + HELD_AHEAD
+            if ahead < size and held_sum(dbuf, n_held, dsl + ahead) != 0:  # read while this one is added
                 for c in range(wo + HELD_AHEAD * npost, wo + HELD_AHEAD * npost + width, line):
                     prefetch(W, c)
-            for k in range(n_held):
-                v = dbuf[k, dsl + i]
-                if v == 0:
-                    continue
-                if room == 0:
-                    if v == 1:
-                        for c in range(width):
-                            at[c] += w[c]
-                    elif v == -1:
-                        for c in range(width):
-                            at[c] -= w[c]
-                    else:
-                        for c in range(width):
-                            at[c] += v * w[c]
-                    continue
-                if held == room:
-                    for c in range(width):
-                        at[c] += pt[c]
-                        pt[c] = 0
-                    held = 0
+            if room == 0:
                 if v == 1:
                     for c in range(width):
-                        pt[c] += w[c]
+                        at[c] += w[c]
                 elif v == -1:
                     for c in range(width):
-                        pt[c] -= w[c]
+                        at[c] -= w[c]
                 else:
                     for c in range(width):
-                        pt[c] += v * np.int32(w[c])
-                held += 1
+                        at[c] += v * w[c]
+                continue
+            if held == room:
+                for c in range(width):
+                    at[c] += pt[c]
+                    pt[c] = 0
+                held = 0
+            if v == 1:
+                for c in range(width):
+                    pt[c] += w[c]
+            elif v == -1:
+                for c in range(width):
+                    pt[c] -= w[c]
+            else:
+                vi = np.int32(v)
+                for c in range(width):
+                    pt[c] += vi * np.int32(w[c])
+            held += 1
         if room > 0:
             for c in range(width):
                 at[c] += pt[c]
