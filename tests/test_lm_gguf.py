@@ -250,3 +250,36 @@ def test_the_benchmarks_torch_model_equals_transformers(tmp_path, untied):
     reference = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
     with torch.no_grad():
         assert torch.equal(mine(ids).logits, reference(ids).logits)
+
+
+def test_the_header_is_parsed_once_for_the_config_and_the_tokenizer(tmp_path, monkeypatch):
+    """transformers makes the config and the tokenizer each through a gguf reader of its own; the
+    one :func:`check` parsed is handed to both (the same config and tokenizer as from fresh ones),
+    and gguf's own reader class is back in place afterwards."""
+    from spikelm.lm.gguf_file import read_header
+
+    path = write(tmp_path / "m.gguf", "llama")
+    made = []
+    real_init = gguf.GGUFReader.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(args[0] if args else kwargs.get("path"))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(gguf.GGUFReader, "__init__", counted)
+    _, config, tok = read_header(path)
+    assert len(made) == 1
+    assert gguf.GGUFReader.__name__ == "GGUFReader" and isinstance(gguf.GGUFReader, type)
+    fresh = through_transformers_header(path)
+    assert len(made) == 3  # (transformers alone: one reader for each)
+    drop = {"_name_or_path"}  # (the folder each was read from)
+    assert {k: v for k, v in config.items() if k not in drop} == {k: v for k, v in fresh[0].items() if k not in drop}
+    text = "a tiny test"
+    assert tok.encode(text) == fresh[1].encode(text)
+
+
+def through_transformers_header(path):
+    """``(config dict, tokenizer)`` as transformers makes them from the file on its own."""
+    transformers = pytest.importorskip("transformers", reason="the reference is transformers' GGUF reader")
+    return (transformers.AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name).to_dict(),
+            transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name))

@@ -336,3 +336,50 @@ def test_a_model_folder_without_tokenizer_is_refused_by_the_commands(tmp_path):
     folder = save_llama(random_llama("llama", 2, layers=1), tmp_path / "m")
     with pytest.raises(FileFormatError, match="no tokenizer in the model folder; looked for tokenizer.json"):
         open_for_cli(str(folder))
+
+
+@settings(max_examples=scaled(15), **SETTINGS)
+@given(case=llama_cases(), workers=st.integers(2, 4), n=st.integers(20, 90))
+def test_calibration_windows_side_by_side_give_the_serial_maxima_bit_for_bit(case, workers, n):
+    """The calibration's windows run in threads (each as alone): every quantizer point's maxima
+    equal the serial pass's, bit for bit, whatever the number of workers."""
+    from spikelm.lm.families.llama import calibrate as C
+    from spikelm.lm.load import open_model
+
+    model = random_llama(case["family"], case["seed"], case["vocab"], case["ctx"], case["layers"], case["heads"],
+                         case["kv_heads"], case["head_dim"], case["inner"], case["tied"], case["std"])
+    loaded = open_model(model, None, None)
+    ids, prefix = token_ids(case["seed"] + 1, n, case["vocab"]), np.array([1], np.int64)
+    assert len(C.windows(ids, prefix, loaded.config.n_positions - 1)) >= 2
+    serial = C.maxabs(loaded.config, loaded.params, ids, prefix, workers=1)
+    side = C.maxabs(loaded.config, loaded.params, ids, prefix, workers=workers)
+    assert serial.keys() == side.keys()
+    for name in serial:
+        assert np.asarray(serial[name]).tobytes() == np.asarray(side[name]).tobytes(), name
+
+
+@given(cores=st.integers(1, 64), model_mib=st.integers(0, 8192), ctx=st.integers(16, 8192),
+       heads=st.integers(1, 64), ffn=st.integers(64, 16384))
+@settings(max_examples=scaled(60), deadline=None)
+def test_calibration_windows_side_by_side_stay_within_a_quarter_of_the_float_model(cores, model_mib, ctx, heads,
+                                                                                  ffn):
+    """Windows run side by side on the idle cores, but the windows beyond the first hold at most
+    WINDOW_SHARE of the float model's bytes."""
+    from types import SimpleNamespace
+
+    from spikelm.lm.families.llama import calibrate as C
+
+    cfg = SimpleNamespace(n_positions=ctx, num_attention_heads=heads, intermediate_size=ffn)
+    params = SimpleNamespace(nbytes=model_mib * 2**20)
+    window = 8 * (heads * ctx * ctx + 4 * ctx * ffn)
+    import spikelm.lm.threads as T
+
+    real = T.idle_cores
+    T.idle_cores = lambda: cores
+    try:
+        n = C.window_workers(cfg, params)
+    finally:
+        T.idle_cores = real
+    assert 1 <= n <= cores
+    assert (n - 1) * window <= C.WINDOW_SHARE * params.nbytes
+    assert n == cores or n * window > C.WINDOW_SHARE * params.nbytes  # no worker left out that fits

@@ -80,6 +80,11 @@ def check(path) -> dict:
         a head count that does not divide the width, a ``block_count`` missing or other than the
         blocks its tensors hold.
     """
+    return _check(path)[0]
+
+
+def _check(path) -> tuple[dict, object]:
+    """:func:`check`'s metadata and the gguf reader it was read with."""
     from spikelm.io.hdf5 import regular_file
 
     path = regular_file(path, WHAT)
@@ -126,7 +131,27 @@ def check(path) -> dict:
         raise FileFormatError(f"{path}: {arch}.block_count: {count}, but its tensors hold {held}; the layers "
                               "without tensors would be filled at random")
     meta[TENSORS] = stored  # gguf's reader takes 0.5 GiB and 20 s to parse Qwen2.5's header: once
-    return meta
+    return meta, reader
+
+
+@contextlib.contextmanager
+def _reader_reused(path: Path, reader):
+    """While open, gguf's ``GGUFReader`` asked for ``path`` (or a link to it) gives ``reader``,
+    already parsed, instead of parsing the file again. transformers makes its config and its
+    tokenizer each through a reader of its own (``from gguf import GGUFReader`` when called):
+    two more parses of every metadata field (SmolLM2: 1.8 s each). Other paths get a fresh one."""
+    import gguf
+
+    made, target = gguf.GGUFReader, Path(path).resolve()
+
+    def shared(p, *args, **kwargs):
+        return reader if Path(p).resolve() == target else made(p, *args, **kwargs)
+
+    gguf.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = made
 
 
 def read_header(path, tokenizer: bool = True) -> tuple[dict, dict, object]:
@@ -141,7 +166,7 @@ def read_header(path, tokenizer: bool = True) -> tuple[dict, dict, object]:
     import transformers
     from transformers.utils import logging as hf_logging
 
-    meta = check(path)
+    meta, reader = _check(path)
     path = Path(path)
     logger = logging.getLogger("transformers")
     caught = _Warnings()
@@ -155,8 +180,9 @@ def read_header(path, tokenizer: bool = True) -> tuple[dict, dict, object]:
                 contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings(record=True) as python_warnings:
             warnings.simplefilter("always")
             os.symlink(path.resolve(), Path(tmp) / "model.gguf")
-            config = transformers.AutoConfig.from_pretrained(tmp, gguf_file="model.gguf").to_dict()
-            tok = transformers.AutoTokenizer.from_pretrained(tmp, gguf_file="model.gguf") if tokenizer else None
+            with _reader_reused(path, reader):
+                config = transformers.AutoConfig.from_pretrained(tmp, gguf_file="model.gguf").to_dict()
+                tok = transformers.AutoTokenizer.from_pretrained(tmp, gguf_file="model.gguf") if tokenizer else None
         for w in python_warnings:
             caught.emit(logging.LogRecord("python", logging.WARNING, "", 0, str(w.message), None, None))
     except Exception as err:  # transformers' own refusals, whatever their type: the file is what it cannot read
