@@ -40,10 +40,12 @@ import numpy as np
 
 from spikelm.lm import texts
 from spikelm.lm.codings import CODINGS
-from spikelm.lm.evaluate import evaluate
+from spikelm.lm.evaluate import evaluate, float_scores
 from spikelm.lm.report import coding_summary
-from spikelm.lm.tensors import return_freed_memory
+from spikelm.lm.tensors import lean_heap, return_freed_memory
 
+#: the held-out text's name in the quality section (its float figures serve the frontier too)
+HELDOUT = "held-out English (Python reference topics)"
 FRONTIER = ("lin=6,act=8,res=12,att=12,oth=12", "lin=7,act=8,res=12,att=12,oth=12",
             "lin=8,act=8,res=12,att=12,oth=12", "lin=8,act=10,res=16,att=12,oth=12")
 
@@ -255,23 +257,36 @@ def main(argv=None):
 
     header = gguf_header(args.model)  # torch's float model is made from it in the speed section
     t0 = time.perf_counter()
-    # without the quality section nothing reads the float model: each weight is dropped once folded
-    snn, tok, label = open_for_cli(args.model, keep_float=not (args.skip_quality or args.speed_only))
-    print(f"model {label}: loaded and converted in {time.perf_counter() - t0:.1f} s (max RSS {max_rss()}); "
+    # the float model is scored before conversion (the quality section's and the frontier's
+    # float figures), then each weight is dropped once folded: never both models at once
+    texts_scored = [] if args.speed_only else [(HELDOUT, texts.heldout_text(args.chars))]
+    if not (args.skip_quality or args.speed_only):
+        texts_scored.append(("other domain (GPL-3)", texts.other_domain_text(args.chars)))
+    floats, scoring = {}, [0.0]
+
+    def score_float(loaded, tok):
+        t = time.perf_counter()
+        for name, text in texts_scored:
+            if text is not None:
+                ids = encode_loose(tok, text)
+                floats[name] = (ids, float_scores(loaded, ids))
+        scoring[0] = time.perf_counter() - t
+        print(f"float model scored on {len(floats)} text(s) in {scoring[0]:.1f} s (max RSS {max_rss()})", flush=True)
+
+    snn, tok, label = open_for_cli(args.model, keep_float=False, before_convert=score_float)
+    print(f"model {label}: loaded and converted in {time.perf_counter() - t0 - scoring[0]:.1f} s (max RSS {max_rss()}); "
           f"activation bits {snn.bits}, weight bits {snn.graph.meta.get('weight_bits')}, context {snn.context}, "
           f"coding {snn.coding}", flush=True)
 
     if not (args.skip_quality or args.speed_only):
-        for name, text in (("held-out English (Python reference topics)", texts.heldout_text(args.chars)),
-                           ("other domain (GPL-3)", texts.other_domain_text(args.chars))):
-            if text is None:
+        for name, _ in texts_scored:
+            if name not in floats:
                 print(f"{name}: not on this machine")
                 continue
-            r = evaluate(snn, encode_loose(tok, text))
+            r = evaluate(snn, floats[name][0], floats=floats[name][1])
             print(f"{name}: {r['tokens']:,} tokens, float ppl {r['float_ppl']:.3f}, QANN ppl {r['qann_ppl']:.3f} "
                   f"({100 * (r['qann_ppl'] / r['float_ppl'] - 1):+.2f} %), top-1 agreement "
                   f"{100 * r['top1_agreement']:.1f} %; max RSS {max_rss()}", flush=True)
-    snn.release_float()  # nothing below reads the float model (the frontier converts its own)
 
     prompt = tok.encode(args.prompt)
     tokens, exact = speed(args, snn, tok, prompt, teams, header)
@@ -286,23 +301,27 @@ def main(argv=None):
     print()
     print(f"{'coding':<14}{'SynOps/MACs':>12}{'shift-adds':>11}{'spikes/act':>11}{'steps/token':>12}{'energy vs dense':>16}")
     for coding in CODINGS:
-        s = snn.with_coding(coding)
-        run = s.simulate(ids[: min(len(ids), 32)]) if coding == "unit" else s.simulate(ids)
-        c = coding_summary(run, s.graph)
+        with lean_heap():  # one coding's run at a time, handed back before the next
+            s = snn.with_coding(coding)
+            run = s.simulate(ids[: min(len(ids), 32)]) if coding == "unit" else s.simulate(ids)
+            c = coding_summary(run, s.graph)
+            del s, run
         print(f"{coding:<14}{c['synops_over_macs']:>12.3f}{c['shift_add_share']:>11.2f}"
               f"{c['spikes_per_activation']:>11.3f}{c['steps_per_token']:>12.1f}{c['energy_ratio']:>16.3f}", flush=True)
     print(f"(unit coding on the first 32 positions only: it needs ~40x the steps); max RSS {max_rss()}", flush=True)
-    del snn, s, run  # the frontier converts each setting on its own
+    del snn  # the frontier converts each setting on its own
     return_freed_memory()
 
-    if args.settings:
+    if args.settings and HELDOUT not in floats:
+        print(f"\nthe frontier needs the {HELDOUT} text, which is not on this machine")
+    elif args.settings:
         print()
         print(f"{'bits':<36}{'QANN ppl vs float':>18}{'SynOps/MACs (signed digit)':>28}")
-        held = encode_loose(tok, texts.heldout_text(args.chars))
+        held, held_floats = floats[HELDOUT]  # the float model's figures do not depend on the setting
         for setting in args.settings:
-            s, _, _ = open_for_cli(args.model, bits=setting)
-            r = evaluate(s, held)
-            run = s.release_float().simulate(ids)
+            s, _, _ = open_for_cli(args.model, bits=setting, keep_float=False)
+            r = evaluate(s, held, floats=held_floats)
+            run = s.simulate(ids)
             print(f"{setting:<36}{100 * (r['qann_ppl'] / r['float_ppl'] - 1):>+17.2f}%"
                   f"{run.synops['total'] / run.macs['total']:>28.3f}   max RSS {max_rss()}", flush=True)
             del s, run  # one converted setting at a time

@@ -383,3 +383,16 @@ def test_calibration_windows_side_by_side_stay_within_a_quarter_of_the_float_mod
     assert 1 <= n <= cores
     assert (n - 1) * window <= C.WINDOW_SHARE * params.nbytes
     assert n == cores or n * window > C.WINDOW_SHARE * params.nbytes  # no worker left out that fits
+
+
+@settings(max_examples=scaled(10), **SETTINGS)
+@given(case=llama_cases())
+def test_the_reference_for_logits_alone_gives_the_same_logits_in_less_memory(case):
+    """``reference(ids, codes=False)``: the readout's accumulators become the logits in place and
+    each population's codes are dropped once read; its logits are the full reference's, bit for bit."""
+    _, snn = build(case)
+    ids = token_ids(case["seed"] + 2, case["length"], case["vocab"])
+    full, alone = snn.reference(ids), snn.reference(ids, codes=False)
+    assert alone.codes == {} and alone.head_acc is None
+    assert alone.logits.dtype == np.float64 and alone.logits.shape == full.logits.shape
+    assert alone.logits.tobytes() == full.logits.tobytes()

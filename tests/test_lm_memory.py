@@ -77,3 +77,24 @@ def test_narrow_tables_run_as_the_wide_ones(folder):
     for a, b in zip(narrow, wide):
         assert np.array_equal(a, b)
     assert TableParams(np.array([0, 5, -3]), 0).lut.dtype == np.int8
+
+
+@pytest.mark.parametrize("window, snn_tokens", [(None, 0), (5, 7), (11, 30)])
+def test_float_scores_before_conversion_give_evaluate_its_figures_without_the_float_model(folder, window,
+                                                                                          snn_tokens):
+    """The float model scored on its own (:func:`float_scores`), then released while converting:
+    every figure of ``evaluate`` equals the one it gives with the float model kept; floats of
+    other windows are refused in one line."""
+    from spikelm.lm.evaluate import evaluate, float_scores
+    from spikelm.lm.load import open_model
+
+    calib, ids = token_ids(1, 40, 60), token_ids(3, 30, 60)
+    kept = evaluate(convert(folder, calibration=calib), ids, snn_tokens, window=window)
+    loaded = open_model(folder)
+    floats = float_scores(loaded, ids, snn_tokens, window=window)
+    lean = convert(loaded, calibration=calib, keep_float=False)
+    assert lean.params is None
+    assert evaluate(lean, ids, snn_tokens, window=window, floats=floats) == kept
+    other = float_scores(open_model(folder), ids, snn_tokens, window=4 if window != 4 else 6)
+    with pytest.raises(ConfigError, match=r"^evaluate: floats were scored on other windows"):
+        evaluate(lean, ids, snn_tokens, window=window, floats=other)

@@ -124,9 +124,12 @@ def resolve(model) -> Path | None:
 
 
 def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, calibration_text=None,
-                 clamp=None, methods=None, budget=None, keep_float=True):
+                 clamp=None, methods=None, budget=None, keep_float=True, before_convert=None):
     """``(SpikingLM, tokenizer, label)`` for a ``--model`` value (None: the shipped demo);
     ``clamp``, ``methods``, ``budget``, ``keep_float``: :func:`spikelm.lm.convert`'s.
+    ``before_convert(loaded, tokenizer)``: called once the float model is read, before it is
+    converted (e.g. :func:`spikelm.lm.evaluate.float_scores`, with ``keep_float=False``: the
+    float model and the spiking one are then never held together).
 
     Calibration: ``calibration_text`` if given, else the folder's ``calibration.txt`` (first
     4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`).
@@ -157,6 +160,8 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
         # a random fallback would convert with scales of noise, and the docs promise a refusal
         raise FileFormatError(f"{source}: {ids.size} usable tokens (characters the tokenizer knows); a calibration "
                               f"text needs at least {MIN_CALIBRATION_TOKENS}")
+    if before_convert is not None:
+        before_convert(loaded, tok)
     with progress.phase(f"convert (calibrate on {ids.size:,} tokens, quantize, build)"):
         snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits, clamp=clamp,
                       methods=methods, budget=budget, keep_float=keep_float)
