@@ -307,7 +307,8 @@ def main(argv=None):
             c = coding_summary(run, s.graph)
             del s, run
         print(f"{coding:<14}{c['synops_over_macs']:>12.3f}{c['shift_add_share']:>11.2f}"
-              f"{c['spikes_per_activation']:>11.3f}{c['steps_per_token']:>12.1f}{c['energy_ratio']:>16.3f}", flush=True)
+              f"{c['spikes_per_activation']:>11.3f}{c['steps_per_token']:>12.1f}{c['energy_ratio']:>16.3f}"
+              f"   max RSS {max_rss()}", flush=True)
     print(f"(unit coding on the first 32 positions only: it needs ~40x the steps); max RSS {max_rss()}", flush=True)
     del snn  # the frontier converts each setting on its own
     return_freed_memory()

@@ -137,3 +137,16 @@ def test_report_prints_both_estimates_labelled_and_documents_its_json_keys(folde
     keys = [*e, *(k for k in data["summary"] if k.startswith("data_movement"))]
     missing = [k for k in keys if f"`{k}`" not in documented]
     assert not missing, f"docs/lm.md does not name these JSON keys: {missing}"
+
+
+@pytest.mark.parametrize("rows", [1, 3, 5])
+def test_widths_read_in_blocks_of_rows_equal_widths_read_whole(run, rows, monkeypatch):
+    """The column sums of |W| are taken a few rows at a time (no int64 copy of a whole readout):
+    any block gives the widths of one pass."""
+    from spikelm.lm import energy
+
+    g = run[0].graph
+    whole = energy.Widths.from_graph(g)
+    assert max(pr.weights.shape[0] for pr in g.projections) > rows  # (more than one block)
+    monkeypatch.setattr(energy, "ROWS_AT_ONCE", rows)
+    assert energy.Widths.from_graph(g) == whole

@@ -71,6 +71,10 @@ def _code_bits(pop) -> int:
     return int(max(abs(pop.qmin), abs(pop.qmax))).bit_length() + (1 if pop.qmin < 0 else 0)
 
 
+#: weight rows widened to int64 at a time when a graph's widths are read
+ROWS_AT_ONCE = 64
+
+
 @dataclass(frozen=True)
 class Widths:
     """Bit widths the estimate prices, read from a converted graph.
@@ -101,12 +105,15 @@ class Widths:
         wsum = asum = n = 0.0
         bound = dict.fromkeys(range(len(pops)), 0)
         for pr in graph.projections:
-            W = np.abs(pr.weights.astype(np.int64))
+            W = pr.weights
             macs = W.shape[0] * W.shape[1]
-            wsum += macs * (stored or _signed_bits(W.max(initial=0)))
+            wsum += macs * (stored or _signed_bits(max(-int(W.min(initial=0)), int(W.max(initial=0)))))
             asum += macs * _code_bits(pops[pr.pre])
             n += macs
-            bound[pr.post] += int(W.sum(axis=0).max(initial=0)) * top(pr.pre)
+            column = np.zeros(W.shape[1], np.int64)  # sum |w| per column, a block of rows at a time:
+            for lo in range(0, W.shape[0], ROWS_AT_ONCE):  # no int64 copy of a whole readout (0.45 GB)
+                column += np.abs(W[lo : lo + ROWS_AT_ONCE].astype(np.int64)).sum(axis=0)
+            bound[pr.post] += int(column.max(initial=0)) * top(pr.pre)
         for ed in graph.edges:  # the largest sum a product accumulator holds at full context
             terms = {"scores": ed.head_dim, "mix": graph.n_positions, "mul": 1}[ed.kind]
             bound[ed.out] = max(bound[ed.out], terms * top(ed.a) * top(ed.b))
