@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -374,12 +375,14 @@ def test_calibration_windows_side_by_side_stay_within_a_quarter_of_the_float_mod
     window = 8 * (heads * ctx * ctx + 4 * ctx * ffn)
     import spikelm.lm.threads as T
 
-    real = T.idle_cores
+    real, env = T.idle_cores, os.environ.pop("SPIKELM_THREADS", None)
     T.idle_cores = lambda: cores
     try:
         n = C.window_workers(cfg, params)
     finally:
         T.idle_cores = real
+        if env is not None:
+            os.environ["SPIKELM_THREADS"] = env
     assert 1 <= n <= cores
     assert (n - 1) * window <= C.WINDOW_SHARE * params.nbytes
     assert n == cores or n * window > C.WINDOW_SHARE * params.nbytes  # no worker left out that fits
@@ -396,3 +399,25 @@ def test_the_reference_for_logits_alone_gives_the_same_logits_in_less_memory(cas
     assert alone.codes == {} and alone.head_acc is None
     assert alone.logits.dtype == np.float64 and alone.logits.shape == full.logits.shape
     assert alone.logits.tobytes() == full.logits.tobytes()
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_calibration_windows_side_by_side_stay_within_spikelm_threads(threads, monkeypatch):
+    """``$SPIKELM_THREADS`` bounds the calibration's windows as it bounds a run's threads (a
+    model large enough for every core); a bad value is the one-line error a run gives."""
+    from types import SimpleNamespace
+
+    from spikelm.lm import threads as T
+    from spikelm.lm.families.llama import calibrate as C
+
+    cfg = SimpleNamespace(n_positions=64, num_attention_heads=2, intermediate_size=64)
+    params = SimpleNamespace(nbytes=2**34)
+    monkeypatch.setattr(T, "cores", lambda: 64)
+    monkeypatch.setattr(T, "idle_cores", lambda: 64)
+    monkeypatch.setenv("SPIKELM_THREADS", threads)
+    assert C.window_workers(cfg, params) == int(threads)
+    monkeypatch.delenv("SPIKELM_THREADS")
+    assert C.window_workers(cfg, params) == 64
+    monkeypatch.setenv("SPIKELM_THREADS", "two")
+    with pytest.raises(ConfigError, match=r"^SPIKELM_THREADS: must be an integer number of threads, got 'two'$"):
+        C.window_workers(cfg, params)

@@ -68,11 +68,17 @@ def resolve(threads, graph, backend: str = "numba", learning: bool = False) -> i
         return int(threads)
     if threads == 1 or backend != "numba" or learning:
         return 1
+    n = env_threads()
+    return default_threads(graph) if n is None else n
+
+
+def env_threads() -> int | None:
+    """``$SPIKELM_THREADS`` as a checked thread count, or None where it is unset or empty."""
     env = os.environ.get("SPIKELM_THREADS", "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ConfigError(f"SPIKELM_THREADS: must be an integer number of threads, got {env!r}") from None
-        return check_threads(n, "SPIKELM_THREADS")
-    return default_threads(graph)
+    if not env:
+        return None
+    try:
+        n = int(env)
+    except ValueError:
+        raise ConfigError(f"SPIKELM_THREADS: must be an integer number of threads, got {env!r}") from None
+    return check_threads(n, "SPIKELM_THREADS")

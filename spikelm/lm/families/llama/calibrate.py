@@ -72,20 +72,21 @@ WINDOW_SHARE = 0.25
 
 
 def window_workers(cfg, params) -> int:
-    """How many calibration windows run side by side: every idle core
-    (:func:`spikelm.lm.threads.idle_cores`), but at most one more window than
+    """How many calibration windows run side by side: ``$SPIKELM_THREADS`` where set, else
+    every idle core (:func:`spikelm.lm.threads.idle_cores`), but at most one more window than
     :data:`WINDOW_SHARE` of the float model's bytes holds of a window's largest float64 arrays
     (its [heads, L, L] scores and four [L, ffn] activations). Measured on 2 cores: SmolLM2's
     calibration 18.9 -> 10.5 s (its conversion peak 1.17 -> 1.37 GiB), Qwen2.5-0.5B's 37.8 ->
     21.0 s (3.19 -> 3.55 GiB)."""
-    from spikelm.lm.threads import idle_cores
+    from spikelm.lm.threads import env_threads, idle_cores
 
     L = cfg.n_positions
     window_bytes = 8 * (cfg.num_attention_heads * L * L + 4 * L * cfg.intermediate_size)
     held = getattr(params, "nbytes", None)  # (Params: as stored; a plain mapping: its arrays)
     held = sum(getattr(a, "nbytes", 0) for a in params.values()) if held is None else held
     fit = 1 + int(WINDOW_SHARE * held // max(window_bytes, 1))
-    return max(1, min(idle_cores(), fit))
+    cap = env_threads()
+    return max(1, min(idle_cores() if cap is None else cap, fit))
 
 
 def dense_macs(cfg, positions) -> float:
