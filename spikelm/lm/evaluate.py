@@ -85,6 +85,8 @@ def float_scores(loaded, ids: np.ndarray, snn_tokens: int = 0, window: int | Non
     context = cfg.n_positions - len(prefix)
     ids = check_tokens(ids, cfg.vocab_size, "ids")
 
+    large = [False]  # some window's logits were large enough to hand its memory back
+
     def logits_of(w):
         f = fam.float_logits(cfg, params, np.concatenate([prefix, w]))[len(prefix) :]
         # what the forward of a large window freed goes back to the system: the conversion that
@@ -92,12 +94,13 @@ def float_scores(loaded, ids: np.ndarray, snn_tokens: int = 0, window: int | Non
         # after; a heap fixed at 1 MiB for the whole pass, lean_heap, peaked at 1.27 GiB but
         # took 1.3x as long)
         if f.nbytes >= TRIM_LOGITS:
+            large[0] = True
             return_freed_memory()
         return f
 
     out = float_part(logits_of, ids, window_size(context, window), snn_tokens, progress)
     out["prefix"] = prefix
-    if len(out["top1"]) and out["top1"][0].size * cfg.vocab_size * 8 >= TRIM_LOGITS:
+    if large[0]:
         return_freed_memory()  # (the last window's too)
     return out
 

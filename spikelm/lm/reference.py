@@ -56,27 +56,27 @@ def logits(graph: LMGraph, acc, in_place: bool = False) -> np.ndarray:
 
 
 def accumulate(graph: LMGraph, p: int, codes: dict, L: int) -> np.ndarray:
-    """The integer accumulators [L, size] of accumulating population ``p``."""
+    """The integer accumulators [L, size] of accumulating population ``p``: its projections'
+    products and its product edges, summed into the first of them (each a fresh array; no
+    zeros beside them: the readout's are [L, vocab])."""
     pop = graph.pops[p]
-    acc = None  # the first term is the sum (no zeros beside it: the readout's is [L, vocab])
     proj, prods = graph.into(p)
-    for k in proj:
-        pr = graph.projections[k]
-        term = E.imatmul(codes[graph.pops[pr.pre].name], pr.weights)
-        acc = term if acc is None else _add(acc, term)
-    for e in prods:
-        ed = graph.edges[e]
-        term = E.reference(ed, codes[graph.pops[ed.a].name], codes[graph.pops[ed.b].name], graph.n_positions)
-        acc = np.array(term, np.int64) if acc is None else _add(acc, term)
-    if acc is None:
-        return np.zeros((L, pop.size), np.int64)
-    acc = np.ascontiguousarray(acc, dtype=np.int64).reshape(L, pop.size)
-    return acc
 
+    def terms():
+        for k in proj:
+            pr = graph.projections[k]
+            yield E.imatmul(codes[graph.pops[pr.pre].name], pr.weights)
+        for e in prods:
+            ed = graph.edges[e]
+            yield E.reference(ed, codes[graph.pops[ed.a].name], codes[graph.pops[ed.b].name], graph.n_positions)
 
-def _add(acc: np.ndarray, term) -> np.ndarray:
-    acc += term
-    return acc
+    acc = None
+    for term in terms():
+        if acc is None:
+            acc = np.ascontiguousarray(term, dtype=np.int64)  # (a transposed product: copied once)
+        else:
+            acc += term
+    return np.zeros((L, pop.size), np.int64) if acc is None else acc.reshape(L, pop.size)
 
 
 def last_reader(graph: LMGraph) -> list:
@@ -131,6 +131,6 @@ def run_reference(graph: LMGraph, ids: np.ndarray, keep_codes: bool = True) -> R
                 del codes[name]
     head_acc = head_acc[P0:]
     if not keep_codes:  # logits alone: the accumulators become them, in place
-        return Reference(logits(graph, np.ascontiguousarray(head_acc), in_place=True), {}, None)
+        return Reference(logits(graph, head_acc, in_place=True), {}, None)
     kept = {k: v[P0:] for k, v in codes.items()}
     return Reference(logits(graph, head_acc), kept, head_acc)
