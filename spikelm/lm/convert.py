@@ -10,6 +10,7 @@ import numpy as np
 
 from spikelm.errors import ConfigError
 from spikelm.lm.backends import runner_class
+from spikelm.lm.calibration import Calibration
 from spikelm.lm.codings import DEFAULT as DEFAULT_CODING
 from spikelm.lm.graph import LMGraph
 from spikelm.lm.layout import pack_weights
@@ -60,6 +61,14 @@ class SpikingLM:
     @property
     def coding(self) -> str:
         return self.graph.meta["coding"]
+
+    @property
+    def calibration(self):
+        """The :class:`~spikelm.lm.calibration.Calibration` this model was converted from (computed
+        or reused), for converting the same float model again without calibrating
+        (``convert(model, calibration=snn.calibration, bits=...)``); None for a family that does
+        not reuse one (GPT-2, the shared decoder's: OPT, GPT-NeoX, Phi-3)."""
+        return self.graph.meta.get("calibration")
 
     def with_coding(self, coding: str) -> "SpikingLM":
         """The same converted model (same codes, same logits) firing in another spike coding."""
@@ -206,8 +215,15 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
         folder (config.json + safetensors, sharded or not, any float dtype, or
         pytorch_model.bin), a ``.gguf`` file (:mod:`spikelm.lm.gguf_file`), a state dict with
         ``config``, or what :func:`spikelm.lm.load.open_model` returned.
-    calibration : 1-D array of int
-        Token ids of sample text (at least 8); activation scales are their max |x|.
+    calibration : 1-D array of int or Calibration
+        Token ids of sample text (at least 8); activation scales are their max |x|. Or the
+        :class:`~spikelm.lm.calibration.Calibration` of an earlier conversion of the same float
+        model (:attr:`SpikingLM.calibration`): its maxima are used as they are, no float pass,
+        and the graph is the one its token ids give, bit for bit, whatever ``bits``, ``clamp``,
+        ``weight_bits``, ``coding``, ``budget`` or ``fisher``; one computed for another model
+        (config, context or weights), another ``sink`` or ``rotate`` on one side only is
+        refused in one line naming what differs. The Llama family and those built on it
+        (Qwen3, Gemma) take one; the others refuse it.
     bits : int, str, dict or Precision
         Activation code widths: one width (2 to 16) for every quantizer point, or per point
         group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Default: the
@@ -247,12 +263,17 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
 
 def _convert(model, calibration, bits, config, coding, weight_bits, context, clamp, sink, methods, budget,
              keep_float) -> SpikingLM:
+    from spikelm.lm import families
     from spikelm.lm.load import check_options, open_model
     from spikelm.lm.methods import parse_methods
 
     loaded = open_model(model, config, context)
     family = loaded.family
     check_options(family, weight_bits=weight_bits, clamp=clamp, budget=budget)
+    if isinstance(calibration, Calibration) and not family.reuses_calibration:
+        takers = ", ".join(f.label for f in families.all_families() if f.reuses_calibration)
+        raise ConfigError(f"calibration: a Calibration is reused by {takers} models only; give {family.label} "
+                          "models calibration token ids")
     if methods is not None:
         methods = parse_methods(methods, family)
     options = {k: v for k, v in (("weight_bits", weight_bits), ("clamp", clamp), ("sink", sink),

@@ -124,7 +124,7 @@ def resolve(model) -> Path | None:
 
 
 def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, calibration_text=None,
-                 clamp=None, methods=None, budget=None, keep_float=True, before_convert=None):
+                 clamp=None, methods=None, budget=None, keep_float=True, before_convert=None, calibration=None):
     """``(SpikingLM, tokenizer, label)`` for a ``--model`` value (None: the shipped demo);
     ``clamp``, ``methods``, ``budget``, ``keep_float``: :func:`spikelm.lm.convert`'s.
     ``before_convert(loaded, tokenizer)``: called once the float model is read, before it is
@@ -132,9 +132,13 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
     float model and the spiking one are then never held together).
 
     Calibration: ``calibration_text`` if given, else the folder's ``calibration.txt`` (first
-    4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`).
+    4,000 characters), else Python's reference topics (:mod:`spikelm.lm.texts`). Or
+    ``calibration``: the :class:`~spikelm.lm.calibration.Calibration` of an earlier conversion
+    of the same model (``snn.calibration``), reused without a float pass (a Llama-family model:
+    :func:`spikelm.lm.convert`); not with ``calibration_text``.
     """
-    from spikelm.lm import progress, texts
+    from spikelm.lm import progress
+    from spikelm.lm.calibration import check_type
     from spikelm.lm.codings import DEFAULT
     from spikelm.lm.convert import convert, demo_model_path
     from spikelm.lm.load import open_model
@@ -149,6 +153,27 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
         else:
             tok = tokenizer(folder)
             loaded = open_model(folder, context=context)
+    if calibration is not None:
+        check_type(calibration)
+        if calibration_text is not None:
+            raise ConfigError("open_for_cli: calibration_text and calibration (a Calibration) both given; give one")
+        ids, doing = calibration, f"reuse a calibration on {calibration.ids.size:,} tokens"
+    else:
+        ids = calibration_ids(tok, folder, calibration_text)
+        doing = f"calibrate on {ids.size:,} tokens"
+    if before_convert is not None:
+        before_convert(loaded, tok)
+    with progress.phase(f"convert ({doing}, quantize, build)"):
+        snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits, clamp=clamp,
+                      methods=methods, budget=budget, keep_float=keep_float)
+    return snn, tok, str(path or folder)
+
+
+def calibration_ids(tok, folder, calibration_text=None) -> np.ndarray:
+    """The calibration token ids :func:`open_for_cli` converts with (see there); too few usable
+    tokens are refused, naming the text."""
+    from spikelm.lm import texts
+
     calib, source = calibration_text, "calibration_text"
     if calib is None:
         calib, source = sample_text(folder, "calibration.txt"), folder / "calibration.txt" if folder else None
@@ -160,9 +185,4 @@ def open_for_cli(model, bits=None, coding=None, context=None, weight_bits=None, 
         # a random fallback would convert with scales of noise, and the docs promise a refusal
         raise FileFormatError(f"{source}: {ids.size} usable tokens (characters the tokenizer knows); a calibration "
                               f"text needs at least {MIN_CALIBRATION_TOKENS}")
-    if before_convert is not None:
-        before_convert(loaded, tok)
-    with progress.phase(f"convert (calibrate on {ids.size:,} tokens, quantize, build)"):
-        snn = convert(loaded, calibration=ids, bits=bits, coding=coding, weight_bits=weight_bits, clamp=clamp,
-                      methods=methods, budget=budget, keep_float=keep_float)
-    return snn, tok, str(path or folder)
+    return ids

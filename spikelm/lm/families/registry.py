@@ -45,6 +45,10 @@ class Family:
         Why it lacks an option its peers take (name -> reason), for the refusal.
     reads_untyped : bool
         A config with neither ``model_type`` nor ``architectures`` is this family's.
+    reuses_calibration : bool
+        Its ``build`` takes a :class:`~spikelm.lm.calibration.Calibration` for ``calibration``
+        (and puts the one it computed or reused in ``graph.meta["calibration"]``); a family
+        without it refuses one in one line (:func:`spikelm.lm.convert`).
     """
 
     name = ""
@@ -57,6 +61,7 @@ class Family:
     methods: tuple = ()
     missing: dict = {}
     reads_untyped = False
+    reuses_calibration = False
 
     # ---------------------------------------------------------------- reading
 

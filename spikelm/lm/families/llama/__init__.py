@@ -32,6 +32,7 @@ class Llama(Family):
     options = {"context": None, "weight_bits": builder.DEFAULT_WEIGHT_BITS, "clamp": builder.DEFAULT_CLAMP,
                "sink": True, "methods": None, "budget": None}
     methods = ("rotate", "fisher", "row-exponents")
+    reuses_calibration = True
 
     def config(self, raw, source, context=None):
         raw = dict(raw)

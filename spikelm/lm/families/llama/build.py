@@ -50,6 +50,7 @@ import math
 import numpy as np
 
 from spikelm.errors import ConfigError
+from spikelm.lm.calibration import Calibration, weights_digest
 from spikelm.lm.codings import coding_id
 from spikelm.lm.families.llama import calibrate as C, forward as L
 from spikelm.lm.graph import ACCUMULATE, LMGraph, LMPopulation, LMProjection, Prefix, ProductEdge, ReadoutParams
@@ -73,6 +74,8 @@ DEFAULT_CLAMP = 64
 #: perplexity than range steps at the same SynOps, so fisher is on only with a ``budget``
 DEFAULT_METHODS = ("row-exponents",)
 PER_TENSOR = C.PER_TENSOR
+#: the methods that change the float model before it is calibrated (a Calibration records them)
+CALIBRATION_METHODS = ("rotate",)
 #: the linear layers' inputs: the points the fisher method steers
 LINEAR_INPUTS = ("norm1", "ctx", "norm2", "act", "normf")
 #: codes below 2^14 keep spike counts and spike values in int16 (a fisher step stays coarse
@@ -130,13 +133,19 @@ def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit
     if cfg.n_positions <= len(prefix):
         raise ConfigError(f"context={cfg.n_positions} (--context): the attention sink takes {len(prefix)} position, "
                           f"leaving none for text; allowed: a context of at least {len(prefix) + 1}")
+    made_for = dict(config=cfg, weights=weights_digest(params), prefix=prefix,
+                    methods=tuple(m for m in methods if m in CALIBRATION_METHODS))
+    if isinstance(calibration, Calibration):
+        calibration.check(**made_for)
     qcfg, P = cfg, params
     if "rotate" in methods:
         from spikelm.lm.families.llama.rotate import rotate
 
         qcfg, P = rotate(cfg, params)
-    ids = C.tokens(calibration, cfg)
-    maxabs = C.maxabs(qcfg, P, ids, prefix)
+    if not isinstance(calibration, Calibration):
+        ids = C.tokens(calibration, cfg)
+        calibration = Calibration(**made_for, ids=ids, maxabs=C.maxabs(qcfg, P, ids, prefix))
+    ids, maxabs = calibration.ids, calibration.maxabs
 
     def bits_of(name):
         return getattr(prec, point_group(name))
@@ -163,7 +172,7 @@ def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit
 
     if "fisher" in methods:
         fisher_steps(qcfg, P, ids, prefix, maxabs, scale, top, ranges, clamp_of, bits_of, coding, budget)
-    meta_extra = {"methods": list(methods), "clamp": str(clamps), "budget": budget}
+    meta_extra = {"methods": list(methods), "clamp": str(clamps), "budget": budget, "calibration": calibration}
     return _graph(cfg, qcfg, P, prec, coding, weight_bits, methods, prefix, scale, ranges, clamp_of, bits_of,
                   meta_extra)
 
