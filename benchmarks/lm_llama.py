@@ -18,7 +18,11 @@ In one run:
    once; best round shown, with the process's CPU time over wall time, which shows whether
    the threads ran at once, and the load average: on a shared machine the figures are
    indicative only);
-5. the frontier: perplexity against SynOps/MACs for a few precision settings (``--settings``);
+5. the frontier: perplexity against SynOps/MACs for a few precision settings (``--settings``),
+   each converted from the calibration of the first conversion (``SpikingLM.calibration``: the
+   maxima do not depend on the bits, and the graphs are those calibrating again gives, bit for
+   bit), so the frontier runs no calibration pass (SmolLM2: about 10 s and two calibration
+   windows' memory saved per setting);
 6. peak memory (max RSS of this process), also after conversion and after each section: the
    float model is released once the quality section no longer needs it (before torch's copy is
    loaded for the speed section); the decodes keep their tokens, logits and steps, not their
@@ -238,6 +242,31 @@ def speed(args, snn, tok, prompt, teams, header=None):
     return first[:2]
 
 
+def frontier(model, settings, calibration, held, held_floats, ids):
+    """Section 5: each precision setting converted from ``calibration`` (the main conversion's:
+    the maxima do not depend on the bits, and the graph is the one calibrating again gives, bit
+    for bit; None: each conversion calibrates), its QANN perplexity on ``held`` against the
+    float model's figures ``held_floats`` and its SynOps/MACs on the generation ``ids``."""
+    from spikelm.lm.models import open_for_cli
+
+    print()
+    if calibration is not None:
+        print(f"every setting converted from the first conversion's calibration ({calibration.ids.size:,} tokens): "
+              "no calibration pass", flush=True)
+    print(f"{'bits':<36}{'QANN ppl vs float':>18}{'SynOps/MACs (signed digit)':>28}")
+    for setting in settings:
+        t0 = time.perf_counter()
+        s, _, _ = open_for_cli(model, bits=setting, keep_float=False, calibration=calibration)
+        took = time.perf_counter() - t0
+        r = evaluate(s, held, floats=held_floats)
+        run = s.simulate(ids)
+        print(f"{setting:<36}{100 * (r['qann_ppl'] / r['float_ppl'] - 1):>+17.2f}%"
+              f"{run.synops['total'] / run.macs['total']:>28.3f}   converted in {took:.1f} s, max RSS {max_rss()}",
+              flush=True)
+        del s, run  # one converted setting at a time
+        return_freed_memory()
+
+
 def main(argv=None):
     from spikelm.lm.models import encode_loose, open_for_cli
 
@@ -310,23 +339,14 @@ def main(argv=None):
               f"{c['spikes_per_activation']:>11.3f}{c['steps_per_token']:>12.1f}{c['energy_ratio']:>16.3f}"
               f"   max RSS {max_rss()}", flush=True)
     print(f"(unit coding on the first 32 positions only: it needs ~40x the steps); max RSS {max_rss()}", flush=True)
+    calibration = snn.calibration  # the frontier's settings are converted from it, without a float pass
     del snn  # the frontier converts each setting on its own
     return_freed_memory()
 
     if args.settings and HELDOUT not in floats:
         print(f"\nthe frontier needs the {HELDOUT} text, which is not on this machine")
     elif args.settings:
-        print()
-        print(f"{'bits':<36}{'QANN ppl vs float':>18}{'SynOps/MACs (signed digit)':>28}")
-        held, held_floats = floats[HELDOUT]  # the float model's figures do not depend on the setting
-        for setting in args.settings:
-            s, _, _ = open_for_cli(args.model, bits=setting, keep_float=False)
-            r = evaluate(s, held, floats=held_floats)
-            run = s.simulate(ids)
-            print(f"{setting:<36}{100 * (r['qann_ppl'] / r['float_ppl'] - 1):>+17.2f}%"
-                  f"{run.synops['total'] / run.macs['total']:>28.3f}   max RSS {max_rss()}", flush=True)
-            del s, run  # one converted setting at a time
-            return_freed_memory()
+        frontier(args.model, args.settings, calibration, *floats[HELDOUT], ids)
     print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 
