@@ -177,6 +177,21 @@ def test_a_calibration_is_read_only(first):
         calibration.ids = np.arange(8)
 
 
+def test_a_calibration_pickles_and_converts_as_the_original(first):
+    """Sent to another process (pickled), a calibration comes back read-only and equal, and a model
+    converted from it is the one its original gives."""
+    import pickle
+
+    case, model, calibration = first
+    back = pickle.loads(pickle.dumps(calibration))  # noqa: S301 (its own bytes)
+    assert_same(back, calibration, "calibration")
+    assert not back.ids.flags.writeable and all(not m.flags.writeable for m in back.maxabs.values())
+    with counting_maxabs() as spy:
+        assert_same(convert(model, calibration=back, bits=5).graph.pops,
+                    convert(model, calibration=calibration, bits=5).graph.pops, "pops")
+        assert spy.call_count == 0
+
+
 def test_the_benchmark_frontier_runs_no_calibration_pass(tmp_path, capsys):
     """``benchmarks.lm_llama`` end to end on a tiny model folder: one calibration in all, the
     frontier says it reuses it, and its figures are those of conversions that calibrate each."""

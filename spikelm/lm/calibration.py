@@ -92,6 +92,9 @@ class Calibration:
         set_(self, "ids", _frozen(self.ids, np.int64))
         set_(self, "maxabs", MappingProxyType({k: _frozen(v, np.float64) for k, v in self.maxabs.items()}))
 
+    def __reduce__(self):  # (a mapping proxy does not pickle: e.g. sent to another process, rebuilt there)
+        return type(self), (self.config, self.weights, self.methods, self.prefix, self.ids, dict(self.maxabs))
+
     @property
     def model_type(self) -> str:
         return getattr(self.config, "model_type", type(self.config).__name__)
