@@ -113,6 +113,9 @@ def build(cfg, params: dict, calibration, bits=None, coding: str = "signed_digit
     """Quantize a Llama-family model (``params`` with Hugging Face names, float64) into the graph
     (or a model of a family that varies it through the config's hooks: :mod:`.config`).
 
+    ``calibration``: token ids, or a :class:`~spikelm.lm.calibration.Calibration` computed for
+    this model, prefix and ``rotate`` (else refused, naming what differs), whose maxima and ids
+    are used as they are; ``graph.meta["calibration"]`` holds the one used, computed or given.
     ``clamp``: per point group (:func:`~spikelm.lm.precision.parse_clamp`; groups not named keep
     DEFAULT_CLAMP's). ``methods``: names of :mod:`spikelm.lm.methods` (a string or sequence;
     "none": none; None: DEFAULT_METHODS, with ``fisher`` when a ``budget`` is given).
