@@ -99,12 +99,17 @@ def test_each_neuron_has_one_thread_and_attention_splits_by_whole_heads(threads,
     snn = convert(random_tiny_gpt(seed % 3, width=32, heads=4), calibration=token_ids(seed, 20, 40), bits=4)
     g = snn.graph
     lo, hi = (a.reshape(threads, -1) for a in split(g, threads))
-    heads = {ed.out: ed.heads for ed in g.edges if ed.kind == "scores"}
     for p, pop in enumerate(g.pops):
         assert lo[0, p] == 0 and hi[-1, p] == pop.size
         assert np.array_equal(lo[1:, p], hi[:-1, p]) and np.all(hi[:, p] >= lo[:, p])
-        if p in heads:
-            assert np.all(lo[:, p] % (pop.size // heads[p]) == 0)
+    # the scores, their queries and the mix's output split by whole heads at the same cuts as
+    # the scores and probabilities that feed them (so their spikes stay on their thread)
+    for ed in g.edges:
+        if ed.kind in ("scores", "mix"):
+            cuts = [lo[:, p] // (g.pops[p].size // ed.heads) for p in (ed.a, ed.out)]
+            assert np.all(lo[:, ed.a] % (g.pops[ed.a].size // ed.heads) == 0)
+            assert np.all(lo[:, ed.out] % (g.pops[ed.out].size // ed.heads) == 0)
+            assert np.array_equal(*cuts)
 
 
 def test_generation_with_two_threads_is_the_greedy_reference_of_one():

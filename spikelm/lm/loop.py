@@ -54,7 +54,7 @@ import numpy as np
 from numba import njit
 
 from spikelm.lm.codings import UNIT, spike_value_nb
-from spikelm.lm.edges import (MIX, SCORES, mix_a, mix_a_part, mix_b, mix_b_part, mul_a, mul_a_part, mul_b, mul_b_part,
+from spikelm.lm.edges import (MIX, SCORES, reaches, mix_a, mix_a_part, mix_b, mix_b_part, mul_a, mul_a_part, mul_b, mul_b_part,
                               scores_a, scores_a_part, scores_b, scores_b_part)
 from spikelm.lm.events import record_spikes
 from spikelm.lm.learn.kernels import EIIF, PLAIN, UNITS, learn_step, pending_learn, start_learn
@@ -322,12 +322,18 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         # ---- propagate, population by population: weight rows, then product edges; each
         # thread adds every spike into the part of the targets it owns
         for p in range(first, last + 1):
-            n_sp = 0
-            for t in range(T):
-                n_sp += pend[t * P + p] - pstart[t * P + p]
+            dsl = dslot[p]
+            fe = fac_edge[p]
+            # this thread's spikes (held rows add and count only those), and every thread's
+            # (product edges and rows in their step add them all into the owned part)
+            n_mine = pend[tP + p] - pstart[tP + p]
+            n_sp = n_mine
+            if THREADED and (fe >= 0 or (dsl < 0 and out_ptr[p + 1] > out_ptr[p])):
+                n_sp = 0
+                for t in range(T):
+                    n_sp += pend[t * P + p] - pstart[t * P + p]
             # held spikes go into their rows when p settles (its targets start only then) or
             # when its slots are full
-            dsl = dslot[p]
             n_held = 0
             if dsl >= 0:
                 n_held = dk[tP + p]
@@ -336,12 +342,15 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         if alen[t * P + p] > 0:
                             n_held = 0
                             break
-            if n_sp == 0 and n_held == 0:
+            if n_mine == 0 and n_sp == 0 and n_held == 0:
                 continue
             b = off[p]
+            # shifted spikes (spike units: multiples of the unit) of the spikes its rows count;
+            # a team's product edges count their own
             n_shifted = 0
-            if coding[p] != UNIT or (LEARN and lkind[p] != PLAIN):  # spike units: multiples of the unit
-                for t in range(T):
+            if (coding[p] != UNIT or (LEARN and lkind[p] != PLAIN)) and (out_ptr[p + 1] > out_ptr[p] or not THREADED):
+                t_lo, t_hi = (tid, tid + 1) if dsl >= 0 else (0, T)
+                for t in range(t_lo, t_hi):
                     for e in range(pstart[t * P + p], pend[t * P + p]):
                         v = stepval[sp[e]]
                         if v != 1 and v != -1:
@@ -366,8 +375,12 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 if THREADED:  # this thread's columns
                     c_lo = own_lo[tP + q]
                     width = own_hi[tP + q] - c_lo
-                synops[kk] += width * n_sp
-                shift_adds[p] += width * n_shifted
+                if dsl >= 0:  # held: this thread's spikes, at the whole width
+                    synops[kk] += npost * n_mine
+                    shift_adds[p] += npost * n_shifted
+                else:
+                    synops[kk] += width * n_sp
+                    shift_adds[p] += width * n_shifted
                 # views with range indices: no negative-index checks, so the loops vectorise
                 a = acc[off[q] + c_lo : off[q] + c_lo + width]
                 if dsl >= 0:
@@ -403,7 +416,6 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             if TIMED:
                 timing[0] += now_ns() - t0
                 timing[1] += 1
-            fe = fac_edge[p]
             if fe < 0 or n_sp == 0:
                 continue
             kind = ed_kind[fe]
@@ -454,6 +466,8 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 hi = pend[t * P + p]
                 if hi == lo:
                     continue
+                if t != tid and not reaches(kind, side, own_lo[t * P + p], own_hi[t * P + p], o_lo, o_hi, dh, grp, ctx):
+                    continue  # thread t's neurons of p add nothing into this thread's part
                 if kind == SCORES:
                     if side == 0:
                         r = scores_a_part(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,

@@ -65,12 +65,22 @@ def held_rows(graph: LMGraph, acc_type, hold: bool) -> tuple[np.ndarray, np.ndar
 def split(graph: LMGraph, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Each thread's neurons of each population: ``lo``, ``hi`` int64 [threads x populations]
     (flat, thread-major), contiguous, in thread order, sizes as equal as whole units allow: a
-    unit is a head of a population that a softmax over Q·K^T scores feeds (its neurons are
-    heads x context), else :data:`ALIGN` neurons."""
+    unit is a head of an attention population (the scores a softmax reads, heads x context;
+    the queries of those scores; the output of the mix edge), else :data:`ALIGN` neurons.
+
+    The attention populations split alike, by whole query heads at the same cuts, so a thread's
+    query spikes reach only its own heads of the scores, and its attention probabilities only
+    its own channels of the mix's output: the loop skips the other threads' spikes there
+    (:func:`spikelm.lm.loop.reaches`), as it does for a product of two equal splits."""
     P = len(graph.pops)
     lo = np.zeros((threads, P), np.int64)
     hi = np.zeros((threads, P), np.int64)
-    heads = {ed.out: ed.heads for ed in graph.edges if ed.kind == "scores"}
+    heads = {}
+    for ed in graph.edges:
+        if ed.kind == "scores":
+            heads[ed.out] = heads[ed.a] = ed.heads
+        elif ed.kind == "mix":
+            heads[ed.out] = ed.heads
     for p, pop in enumerate(graph.pops):
         unit = pop.size // heads[p] if p in heads else ALIGN
         units = -(-pop.size // unit)
