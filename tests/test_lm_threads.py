@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from lm_hf_families import CLASSES as HF_CLASSES, cases as hf_cases, convert_case
 from test_lm_exact import SETTINGS, gpt_cases
 from test_lm_helpers import assert_lm_agree, assert_matches_reference, random_tiny_gpt, scaled, token_ids
-from test_lm_llama import build as build_llama, llama_cases
+from test_lm_llama import build as build_llama, llama_cases, random_llama
 from test_lm_plasticity import EVERYTHING
 from spikelm.errors import ConfigError
 from spikelm.lm import convert
 from spikelm.lm.numba_runner import NumbaRunner, split
 from spikelm.lm.results import drive
+from spikelm.lm.sync import BAR_STRIDE
 from spikelm.lm.threads import resolve
 
 
@@ -99,12 +100,35 @@ def test_each_neuron_has_one_thread_and_attention_splits_by_whole_heads(threads,
     snn = convert(random_tiny_gpt(seed % 3, width=32, heads=4), calibration=token_ids(seed, 20, 40), bits=4)
     g = snn.graph
     lo, hi = (a.reshape(threads, -1) for a in split(g, threads))
-    heads = {ed.out: ed.heads for ed in g.edges if ed.kind == "scores"}
     for p, pop in enumerate(g.pops):
         assert lo[0, p] == 0 and hi[-1, p] == pop.size
         assert np.array_equal(lo[1:, p], hi[:-1, p]) and np.all(hi[:, p] >= lo[:, p])
-        if p in heads:
-            assert np.all(lo[:, p] % (pop.size // heads[p]) == 0)
+    # the scores, their queries and the mix's output split by whole heads at the same cuts as
+    # the scores and probabilities that feed them (so their spikes stay on their thread)
+    for ed in g.edges:
+        if ed.kind in ("scores", "mix"):
+            cuts = [lo[:, p] // (g.pops[p].size // ed.heads) for p in (ed.a, ed.out)]
+            assert np.all(lo[:, ed.a] % (g.pops[ed.a].size // ed.heads) == 0)
+            assert np.all(lo[:, ed.out] % (g.pops[ed.out].size // ed.heads) == 0)
+            assert np.array_equal(*cuts)
+
+
+def test_quiet_steps_skip_the_barrier_after_propagate_and_change_nothing():
+    """On steps where no spike leaves its thread, nothing settles and no held rows wait, the team
+    skips its second barrier: each thread's barrier count (sync.barrier keeps one per thread)
+    ends below two a step, and the run still equals one thread's bit for bit."""
+    model = random_llama("llama", 3, vocab=50, ctx=12, layers=2, heads=4, kv_heads=2, head_dim=16, inner=64)
+    snn = convert(model, calibration=token_ids(4, 40, 50), bits=8)
+    ids = token_ids(5, 8, 50)
+    one = run_on(snn, ids, 1)
+    runner = NumbaRunner(snn.graph, threads=2)
+    two = drive(runner, ids, None, None, "numba")
+    assert_lm_agree(one, run_on(snn, ids, 2))
+    np.testing.assert_array_equal(one.logits, two.logits)
+    steps = int(np.sum(two.steps))
+    counts = runner.split.bar[::BAR_STRIDE]
+    assert counts[0] == counts[1]  # every thread passed the same barriers
+    assert steps < counts[0] < 2 * steps
 
 
 def test_generation_with_two_threads_is_the_greedy_reference_of_one():

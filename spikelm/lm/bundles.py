@@ -79,10 +79,11 @@ class TokenState(NamedTuple):
     done: np.ndarray  # [P]
     alist: np.ndarray  # [N] each population's neurons with a remainder (in each thread's share of its slice of off)
     alen: np.ndarray  # [T P] how many (thread t, population p at t P + p)
+    aleft: np.ndarray  # [2 T P] alen as each update left it, by step parity: what the other threads read
     rest: np.ndarray  # [N] int32 what each listed neuron has left to fire (set when its population starts)
     stepval: np.ndarray  # [N] this step's spike values (0: none)
     sp: np.ndarray  # [N] this step's spiking neurons, thread by thread, population by population
-    pstart: np.ndarray  # [T P] each population's range in sp, per thread
+    pstart: np.ndarray  # [2 T P] each population's range in sp, per thread, by step parity
     pend: np.ndarray
     scratch: np.ndarray  # an int64 work row for operators
     dbuf: np.ndarray  # [slots, row-source neurons] int32 spike values held for their rows, a step a slot
@@ -132,6 +133,7 @@ class ThreadSplit(NamedTuple):
     sp_base: np.ndarray  # [T] each thread's first slot in sp
     bar: np.ndarray  # the team's barrier (spikelm.lm.sync)
     newp: np.ndarray  # [P + 1] populations started this step (their number at [P]), by thread 0
+    local: np.ndarray  # [P] a product factor's spikes stay on their thread: 0 no, 1 yes, 2 once the edge's b is done
 
 
 class LearnNeurons(NamedTuple):

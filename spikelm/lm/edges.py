@@ -216,6 +216,29 @@ def mul_b(sp, lo, hi, base, stepval, acc, counts_n, a_off, out_off):
 
 
 @njit(cache=True)
+def reaches(kind, side, lo, hi, o_lo, o_hi, dh, group, ctx):
+    """Whether spikes of a factor's neurons ``lo .. hi - 1`` (side 0: ``a``, 1: ``b``) can add
+    into an output's part ``o_lo .. o_hi - 1`` (heads for scores, neurons otherwise): the
+    edge's index map over the whole range, a superset where one spike reaches several. A
+    thread skips another's spikes where this is False (:mod:`spikelm.lm.loop`)."""
+    if hi <= lo:
+        return False
+    if kind == SCORES:
+        if side == 0:  # q[h dh + d] -> S[h]
+            a, z = lo // dh, (hi - 1) // dh + 1
+        else:  # k[g dh + d] -> S[h] of each head h of group g
+            a, z = (lo // dh) * group, ((hi - 1) // dh + 1) * group
+    elif kind == MIX:
+        if side == 0:  # att[h ctx + j] -> out[h dh : (h + 1) dh]
+            a, z = (lo // ctx) * dh, ((hi - 1) // ctx + 1) * dh
+        else:  # v[g dh + d] -> out[h dh + d] of each head h of group g
+            a, z = (lo // dh) * group * dh, ((hi - 1) // dh + 1) * group * dh
+    else:  # mul: out[c] from a[c], b[c]
+        a, z = lo, hi
+    return a < o_hi and o_lo < z
+
+
+@njit(cache=True)
 def scores_a_part(sp, lo, hi, base, stepval, n, S, kcache, slot, b_off, dh, group, first, lo_own, hi_own):
     """Q spikes: S[h, j] += v k_old[j, c(h, d)] for first <= j <= n (first > 0: a sliding window;
     heads h in [lo_own, hi_own))."""

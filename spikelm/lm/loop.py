@@ -21,10 +21,21 @@ Held weight rows go by source instead: each thread adds its own neurons' held sp
 whole width into its own partial sums (``state.priv``), and after the propagate barrier adds
 every thread's partial sums into the columns it owns. Every neuron thus receives exactly the
 additions it receives alone; integer sums do not depend on their order, so N threads give the codes, spikes, steps,
-SynOps and logits of one, bit for bit. Each step has two barriers (after update: the spikes
-are seen by all; after propagate: the accumulators are whole) and a third on steps where
-populations start: thread 0 then marks the settled ones done and evaluates the operators of
-the starting ones, and each thread lists its share of them. The learning variant (``LEARN``)
+SynOps and logits of one, bit for bit. Each step has a barrier after update (the spikes, counts
+and lists are seen by all), one after propagate (the accumulators are whole) and a third on
+steps where populations start: thread 0 then marks the settled ones done and evaluates the
+operators of the starting ones, and each thread lists its share of them.
+
+**Quiet steps.** The barrier after propagate keeps a thread from starting the next step's update
+while another still reads what it wrote. A step needs none when nothing settled, no held rows
+wait to be merged, no events are recorded, and no spike left its thread: every spiking product
+factor's spikes add only into their own thread's part of the output and read only that thread's
+neurons of the other factor, or a factor that is done (``split.local``,
+:func:`spikelm.lm.numba_runner.local_factors`). Each thread then touched only its own neurons
+and what no one writes. What the other threads read of an update (its spikes' ranges in ``sp``
+and what its lists left, ``aleft``) is kept by step parity, so a thread one step ahead writes
+the other half; it cannot get two ahead, as the next step's first barrier waits for all. Every
+thread decides this from the same values, so all of them skip the barrier or none does. The learning variant (``LEARN``)
 runs on one thread: its rules read and write weights and traces that every thread would share.
 
 **Held rows.** Outside learning runs, a row source's spikes are not added into its weight rows
@@ -54,7 +65,7 @@ import numpy as np
 from numba import njit
 
 from spikelm.lm.codings import UNIT, spike_value_nb
-from spikelm.lm.edges import (MIX, SCORES, mix_a, mix_a_part, mix_b, mix_b_part, mul_a, mul_a_part, mul_b, mul_b_part,
+from spikelm.lm.edges import (MIX, SCORES, reaches, mix_a, mix_a_part, mix_b, mix_b_part, mul_a, mul_a_part, mul_b, mul_b_part,
                               scores_a, scores_a_part, scores_b, scores_b_part)
 from spikelm.lm.events import record_spikes
 from spikelm.lm.learn.kernels import EIIF, PLAIN, UNITS, learn_step, pending_learn, start_learn
@@ -156,7 +167,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         if tid == 0:
             begin_token(n, emb, struct, state, counters, lrn)
         if THREADED:
-            barrier(split.bar, T)
+            barrier(split.bar, tid, T)
         stim = struct.stim
         if not (LEARN and lrn.neur.lkind[stim] != PLAIN):
             activate(stim, own_lo[tP + stim], own_hi[tP + stim], tP + stim, struct.off, struct.shift, struct.gain,
@@ -177,7 +188,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
     ed_window, pos_ctx = struct.ed_window, struct.pos_ctx
     counts, acc, S, kcache = state.counts, state.acc, state.S, state.kcache
     started, done, alist, alen = state.started, state.done, state.alist, state.alen
-    stepval, sp, pstart, pend, st = state.stepval, state.sp, state.pstart, state.pend, state.st
+    stepval, sp, pstart, pend, st, aleft = state.stepval, state.sp, state.pstart, state.pend, state.st, state.aleft
     spikes_pos, spikes_neg, synops, synops_products, shift_adds, timing = counters.spikes_pos, counters.spikes_neg, \
         counters.synops, counters.synops_products, counters.shift_adds, counters.timing
     record, ev_n, ev_size = rec.record, rec.n, rec.step.shape[0]
@@ -188,7 +199,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
     lkind, unit, vmem, xin, tstart, nspk, active = neur.lkind, neur.unit, neur.vmem, neur.xin, neur.tstart, \
         neur.nspk, neur.active
     theta_base, alpha, rr = neur.theta_base, neur.alpha, neur.r
-    bar = split.bar
+    bar, local = split.bar, split.local
     my_base = split.sp_base[tid]  # this thread's first slot in sp
     R_spiking = counts.shape[1]
     counts_n = counts[n]  # this position's spike counts
@@ -216,10 +227,12 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             return BUFFER_FULL
 
         # ---- update: every started neuron of this thread with something left fires one spike
+        # (what other threads read of it goes to the step's parity: see "quiet steps")
+        pb = (steps & 1) * T * P if THREADED else 0
         nsp = my_base
         for p in range(first, last + 1):
-            pstart[tP + p] = nsp
-            pend[tP + p] = nsp
+            pstart[pb + tP + p] = nsp
+            pend[pb + tP + p] = nsp
             if started[p] == 0 or done[p] == 1 or spiking[p] == 0:
                 continue
             b = off[p]
@@ -287,19 +300,21 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 m += np.int64(again)  # here was mispredicted so often that it cost a third of the update)
             if not (LEARN and kind_p == EIIF):
                 alen[tP + p] = m
+                if THREADED:
+                    aleft[pb + tP + p] = m
             spikes_pos[p] += n_pos
             spikes_neg[p] += nsp - start - n_pos
-            pend[tP + p] = nsp
+            pend[pb + tP + p] = nsp
             if dsl >= 0:
                 dk[tP + p] = slot + 1
 
         if THREADED:  # every thread's spikes, counts and lists are now seen by all
-            barrier(bar, T)
+            barrier(bar, tid, T)
         if record and tid == 0:  # population by population, each in neuron order
             for p in range(first, last + 1):
                 for t in range(T):
-                    record_spikes(rec, steps, p, n, off[p], off[p + 1] - off[p], sp, stepval, pstart[t * P + p],
-                                  pend[t * P + p])
+                    record_spikes(rec, steps, p, n, off[p], off[p + 1] - off[p], sp, stepval, pstart[pb + t * P + p],
+                                  pend[pb + t * P + p])
 
         # ---- learn (one thread)
         if LEARN:
@@ -313,7 +328,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 if started[p] == 1 and done[p] == 0:
                     left = 0
                     for t in range(T):
-                        left += alen[t * P + p]
+                        left += aleft[pb + t * P + p] if THREADED else alen[p]
                     if spiking[p] == 0 or left == 0:
                         finished = True
                         if not THREADED:  # alone, the flag can be written now: no other thread reads it
@@ -321,28 +336,40 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
 
         # ---- propagate, population by population: weight rows, then product edges; each
         # thread adds every spike into the part of the targets it owns
+        cross = False  # a thread read or added another's spikes (or held rows wait to be merged)
         for p in range(first, last + 1):
-            n_sp = 0
-            for t in range(T):
-                n_sp += pend[t * P + p] - pstart[t * P + p]
+            dsl = dslot[p]
+            fe = fac_edge[p]
+            # this thread's spikes (held rows add and count only those), and every thread's
+            # (product edges and rows in their step add them all into the owned part)
+            n_mine = pend[pb + tP + p] - pstart[pb + tP + p]
+            n_sp = n_mine
+            if THREADED and (fe >= 0 or (dsl < 0 and out_ptr[p + 1] > out_ptr[p])):
+                n_sp = 0
+                for t in range(T):
+                    n_sp += pend[pb + t * P + p] - pstart[pb + t * P + p]
+                if n_sp > 0 and (fe < 0 or local[p] == 0 or (local[p] == 2 and done[ed_b[fe]] == 0)):
+                    cross = True
             # held spikes go into their rows when p settles (its targets start only then) or
             # when its slots are full
-            dsl = dslot[p]
             n_held = 0
             if dsl >= 0:
                 n_held = dk[tP + p]
                 if n_held > 0 and n_held < n_slots:
                     for t in range(T):
-                        if alen[t * P + p] > 0:
+                        if (aleft[pb + t * P + p] if THREADED else alen[p]) > 0:
                             n_held = 0
                             break
-            if n_sp == 0 and n_held == 0:
+            if n_mine == 0 and n_sp == 0 and n_held == 0:
                 continue
             b = off[p]
+            # shifted spikes (spike units: multiples of the unit) of the spikes its rows count;
+            # a team's product edges count their own
             n_shifted = 0
-            if coding[p] != UNIT or (LEARN and lkind[p] != PLAIN):  # spike units: multiples of the unit
-                for t in range(T):
-                    for e in range(pstart[t * P + p], pend[t * P + p]):
+            if (coding[p] != UNIT or (LEARN and lkind[p] != PLAIN)) and (out_ptr[p + 1] > out_ptr[p] or not THREADED):
+                t_lo, t_hi = (tid, tid + 1) if dsl >= 0 else (0, T)
+                for t in range(t_lo, t_hi):
+                    for e in range(pstart[pb + t * P + p], pend[pb + t * P + p]):
                         v = stepval[sp[e]]
                         if v != 1 and v != -1:
                             n_shifted += 1
@@ -366,8 +393,12 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 if THREADED:  # this thread's columns
                     c_lo = own_lo[tP + q]
                     width = own_hi[tP + q] - c_lo
-                synops[kk] += width * n_sp
-                shift_adds[p] += width * n_shifted
+                if dsl >= 0:  # held: this thread's spikes, at the whole width
+                    synops[kk] += npost * n_mine
+                    shift_adds[p] += npost * n_shifted
+                else:
+                    synops[kk] += width * n_sp
+                    shift_adds[p] += width * n_shifted
                 # views with range indices: no negative-index checks, so the loops vectorise
                 a = acc[off[q] + c_lo : off[q] + c_lo + width]
                 if dsl >= 0:
@@ -384,7 +415,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                                      part[tid, :width])
                     continue
                 for t in range(T):
-                    for e2 in range(pstart[t * P + p], pend[t * P + p]):
+                    for e2 in range(pstart[pb + t * P + p], pend[pb + t * P + p]):
                         g = sp[e2]
                         wo = wbase + (g - b) * npost + c_lo
                         w = W[wo : wo + width]
@@ -400,10 +431,10 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                                 a[c] += v * w[c]
             if dsl >= 0 and n_held > 0:
                 dk[tP + p] = -n_held  # cleared once every thread has read them
+                cross = True
             if TIMED:
                 timing[0] += now_ns() - t0
                 timing[1] += 1
-            fe = fac_edge[p]
             if fe < 0 or n_sp == 0:
                 continue
             kind = ed_kind[fe]
@@ -450,10 +481,12 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             done_ops = 0
             shifted_ops = 0
             for t in range(T):
-                lo = pstart[t * P + p]
-                hi = pend[t * P + p]
+                lo = pstart[pb + t * P + p]
+                hi = pend[pb + t * P + p]
                 if hi == lo:
                     continue
+                if t != tid and not reaches(kind, side, own_lo[t * P + p], own_hi[t * P + p], o_lo, o_hi, dh, grp, ctx):
+                    continue  # thread t's neurons of p add nothing into this thread's part
                 if kind == SCORES:
                     if side == 0:
                         r = scores_a_part(sp, lo, hi, b, stepval, n, S, kcache, ed_slot[fe], off[ed_b[fe]], dh, grp,
@@ -477,8 +510,11 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             synops_products[p] += done_ops
             shift_adds[p] += shifted_ops
 
-        if THREADED:  # every update of this step is in place
-            barrier(bar, T)
+        # every update of this step is in place: needed before the next step's update unless the
+        # step was quiet (nothing settled, no held rows to merge, no spike left its thread, no
+        # events recorded), when each thread touched only its own neurons and what no one writes
+        if THREADED and (finished or cross or record):
+            barrier(bar, tid, T)
         for e in range(my_base, nsp):
             stepval[sp[e]] = 0
         for p in range(first, last + 1):  # each thread clears its own neurons' held spikes
@@ -547,7 +583,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         last = p
                 newp[P] = n_new
             if THREADED:  # the flags, the operators' codes and the list of new populations
-                barrier(bar, T)
+                barrier(bar, tid, T)
             for k in range(newp[P]):
                 p = newp[k]
                 activate(p, own_lo[tP + p], own_hi[tP + p], tP + p, off, shift, gain, offset, qmin, qmax, counts_n,

@@ -17,7 +17,7 @@ from spikelm.lm import ops, progress
 from spikelm.lm.bundles import CounterArrays, EventBuffer, LoopGraph, OpGraph, ThreadSplit, TokenState
 from spikelm.lm.codings import coding_id
 from spikelm.lm.compile import kinds, token_loop
-from spikelm.lm.edges import KIND_IDS
+from spikelm.lm.edges import KIND_IDS, reaches
 from spikelm.lm.graph import ACCUMULATE, LMGraph
 from spikelm.lm.layout import acc_dtype, flat_weights
 from spikelm.lm.loop import BUFFER_FULL, MAX_STEPS
@@ -65,12 +65,22 @@ def held_rows(graph: LMGraph, acc_type, hold: bool) -> tuple[np.ndarray, np.ndar
 def split(graph: LMGraph, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Each thread's neurons of each population: ``lo``, ``hi`` int64 [threads x populations]
     (flat, thread-major), contiguous, in thread order, sizes as equal as whole units allow: a
-    unit is a head of a population that a softmax over Q·K^T scores feeds (its neurons are
-    heads x context), else :data:`ALIGN` neurons."""
+    unit is a head of an attention population (the scores a softmax reads, heads x context;
+    the queries of those scores; the output of the mix edge), else :data:`ALIGN` neurons.
+
+    The attention populations split alike, by whole query heads at the same cuts, so a thread's
+    query spikes reach only its own heads of the scores, and its attention probabilities only
+    its own channels of the mix's output: the loop skips the other threads' spikes there
+    (:func:`spikelm.lm.loop.reaches`), as it does for a product of two equal splits."""
     P = len(graph.pops)
     lo = np.zeros((threads, P), np.int64)
     hi = np.zeros((threads, P), np.int64)
-    heads = {ed.out: ed.heads for ed in graph.edges if ed.kind == "scores"}
+    heads = {}
+    for ed in graph.edges:
+        if ed.kind == "scores":
+            heads[ed.out] = heads[ed.a] = ed.heads
+        elif ed.kind == "mix":
+            heads[ed.out] = ed.heads
     for p, pop in enumerate(graph.pops):
         unit = pop.size // heads[p] if p in heads else ALIGN
         units = -(-pop.size // unit)
@@ -78,6 +88,33 @@ def split(graph: LMGraph, threads: int) -> tuple[np.ndarray, np.ndarray]:
         cuts[-1] = pop.size
         lo[:, p], hi[:, p] = cuts[:-1], cuts[1:]
     return lo.reshape(-1), hi.reshape(-1)
+
+
+def local_factors(graph: LMGraph, lo: np.ndarray, hi: np.ndarray, threads: int) -> np.ndarray:
+    """For each population that is a product edge's factor, whether a team's threads can skip the
+    barrier after a step in which it spikes (:mod:`spikelm.lm.loop`, "quiet steps"): 1 when each
+    thread's spikes add only into its own part of the output (:func:`~spikelm.lm.edges.reaches`)
+    and read only its own neurons of the other factor (an elementwise product of equal splits);
+    2 when they add only into its own part but read the other factor (``b``: K, V) wherever it
+    lies, which is safe once that factor is done; 0 otherwise (and for non-factors)."""
+    P = len(graph.pops)
+    lo, hi = lo.reshape(threads, P), hi.reshape(threads, P)
+    local = np.zeros(P, np.int64)
+    for ed in graph.edges:
+        for side, p in enumerate((ed.a, ed.b)):
+            dh, ctx = ed.head_dim, graph.pops[ed.a].size // ed.heads
+            unit = graph.pops[ed.out].size // ed.heads if ed.kind == "scores" else 1  # scores: owned heads
+            stays = all(not reaches(KIND_IDS[ed.kind], side, lo[t, p], hi[t, p], lo[u, ed.out] // unit,
+                                    hi[u, ed.out] // unit, dh, ed.group, ctx)
+                        for t in range(threads) for u in range(threads) if u != t)
+            other = ed.b if side == 0 else ed.a
+            if not stays:
+                continue
+            if ed.kind == "mul":
+                local[p] = int(np.array_equal(lo[:, p], lo[:, other]) and np.array_equal(hi[:, p], hi[:, other]))
+            elif side == 0:
+                local[p] = 2
+    return local
 
 
 #: (loop, argument layout) -> the entry point of the loop's overload for those argument types
@@ -216,8 +253,8 @@ class NumbaRunner(Runner):
             counts=self.counts, acc=self.acc, S=self.S, kcache=self.kcache, started=np.zeros(P, np.uint8),
             done=np.zeros(P, np.uint8), alist=np.zeros(n_sp, np.int32), alen=np.zeros(T * P, np.int64),
             rest=np.zeros(n_sp, np.int32 if int((qmax - qmin).max(initial=0)) < 2**31 else np.int64),
-            stepval=np.zeros(n_sp, np.int32), sp=np.zeros(n_sp, np.int64), pstart=np.zeros(T * P, np.int64),
-            pend=np.zeros(T * P, np.int64), scratch=np.zeros(max(max(p.size for p in g.pops), ctx), np.int64),
+            aleft=np.zeros(2 * T * P, np.int64), stepval=np.zeros(n_sp, np.int32), sp=np.zeros(n_sp, np.int64),
+            pstart=np.zeros(2 * T * P, np.int64), pend=np.zeros(2 * T * P, np.int64), scratch=np.zeros(max(max(p.size for p in g.pops), ctx), np.int64),
             dbuf=np.zeros((HELD_STEPS, max(n_held, 1)), np.int32), dk=np.zeros(T * P, np.int64),
             part=np.zeros((T, max([pr.weights.shape[1] for pr, w in zip(g.projections, wmax) if w] or [1])),
                           np.int32),
@@ -226,8 +263,8 @@ class NumbaRunner(Runner):
         spiking = np.array([p.spiking for p in g.pops] * T, bool)
         owned = np.where(spiking, hi - lo, 0).reshape(T, P).sum(1)
         self.split = ThreadSplit(n_threads=np.int64(T), lo=lo, hi=hi,
-                                 sp_base=_i64(np.concatenate([[0], np.cumsum(owned)[:-1]])), bar=new_barrier(),
-                                 newp=np.zeros(P + 1, np.int64))
+                                 sp_base=_i64(np.concatenate([[0], np.cumsum(owned)[:-1]])), bar=new_barrier(T),
+                                 newp=np.zeros(P + 1, np.int64), local=local_factors(g, lo, hi, T))
         self.timing = np.zeros(2, np.int64)
         C = self.counters
         self.counter_arrays = CounterArrays(C.spikes_pos, C.spikes_neg, C.op_evals, C.synops, C.synops_products,

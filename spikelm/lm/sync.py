@@ -6,13 +6,16 @@ The threads are plain OS threads running the loop without the GIL
 thread of the team running at once, which a pool that may run two tasks one after the other on
 one thread (TBB) does not promise.
 
-:func:`barrier` is a sense-reversing central barrier: each thread adds one to a counter; the
-last to arrive resets it and advances the generation, which the others spin on. The adds are
-sequentially consistent and the generation is read with acquire semantics, so every write made
-before the barrier by any thread is visible after it to all (LLVM moves no memory access
-across these instructions). A waiter spins with the CPU's pause hint, then yields its core
-(``sched_yield``) to whatever else is runnable: on a machine where other work holds the cores,
-the thread it waits for may not be running at all.
+:func:`barrier` is a flag barrier: each thread counts the barriers it has reached in a slot of
+its own (a cache line apart from the others'), published with release semantics, and waits
+until every other thread's count, read with acquire semantics, has reached its own. So every
+write made before the barrier by any thread is visible after it to all (LLVM moves no memory
+access across these instructions), and no thread writes a line another thread writes: on two
+cores a barrier is one line sent each way, where a central counter's atomic additions send it
+back and forth. A thread cannot pass the next barrier before every other has reached it, so it
+never runs more than one barrier ahead, and the counts need no reset. A waiter spins with the
+CPU's pause hint, then yields its core (``sched_yield``) to whatever else is runnable: on a
+machine where other work holds the cores, the thread it waits for may not be running at all.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-#: int64 slots of a barrier array: the arrival count and the generation, a cache line apart
-BAR_COUNT, BAR_GEN, BAR_SIZE = 0, 16, 32
+#: int64 slots between two threads' counts in a barrier array (two cache lines: no false sharing,
+#: adjacent-line prefetch included)
+BAR_STRIDE = 16
 #: spins (each a pause hint, ~40 ns) before a waiter starts yielding its core
 SPINS = 4000
 
@@ -117,26 +121,26 @@ def yield_cpu(typingctx):
 
 
 @njit(cache=True, nogil=True)
-def barrier(bar, n_threads):
-    """Wait until all ``n_threads`` threads have called this with ``bar`` (a new barrier array
-    is ``np.zeros(BAR_SIZE, np.int64)``, shared by the team; reusable at once)."""
-    gen = atomic_load(bar, BAR_GEN)
-    if atomic_add(bar, BAR_COUNT, 1) == n_threads - 1:
-        atomic_store(bar, BAR_COUNT, 0)
-        atomic_add(bar, BAR_GEN, 1)
-        return
-    spins = 0
-    while atomic_load(bar, BAR_GEN) == gen:
-        if spins < SPINS:
-            spins += 1
-            cpu_relax()
-        else:
-            yield_cpu()
+def barrier(bar, tid, n_threads):
+    """Wait, as thread ``tid``, until all ``n_threads`` threads have called this with ``bar``
+    (:func:`new_barrier`, shared by the team; reusable at once)."""
+    mine = bar[tid * BAR_STRIDE] + 1  # only this thread writes its slot
+    atomic_store(bar, tid * BAR_STRIDE, mine)
+    for t in range(n_threads):
+        if t == tid:
+            continue
+        spins = 0
+        while atomic_load(bar, t * BAR_STRIDE) < mine:
+            if spins < SPINS:
+                spins += 1
+                cpu_relax()
+            else:
+                yield_cpu()
 
 
-def new_barrier() -> np.ndarray:
-    """A barrier array for :func:`barrier`."""
-    return np.zeros(BAR_SIZE, np.int64)
+def new_barrier(n_threads: int) -> np.ndarray:
+    """A barrier array for :func:`barrier` and a team of ``n_threads``."""
+    return np.zeros(max(n_threads, 1) * BAR_STRIDE, np.int64)
 
 
 @intrinsic
