@@ -27,7 +27,7 @@ import torch
 
 from spikelm.lm import convert, demo_model_path
 from spikelm.lm.codings import CODINGS
-from spikelm.lm.loop import row_accumulate
+from spikelm.lm.rows import row_accumulate
 from spikelm.lm.numba_runner import NumbaRunner
 from spikelm.lm.report import E_AC_PJ, E_MAC_PJ, activations as report_activations
 from spikelm.lm.tokenizer import CharTokenizer

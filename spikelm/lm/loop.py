@@ -62,7 +62,6 @@ take plain arrays (:func:`activate`).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from spikelm.lm.codings import UNIT, spike_value_nb
 from spikelm.lm.edges import (MIX, SCORES, reaches, mix_a, mix_a_part, mix_b, mix_b_part, mul_a, mul_a_part, mul_b, mul_b_part,
@@ -596,19 +595,3 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                         last = p
         steps += 1
 
-
-@njit(cache=True)
-def row_accumulate(W, rows, signs, acc, repeats):
-    """The machine's row-accumulation limit: acc += W[j, :] or -= W[j, :] for the given rows and
-    signs, nothing else (the benchmark's yardstick for the synaptic phase)."""
-    n = W.shape[1]
-    for _ in range(repeats):
-        for t in range(rows.shape[0]):
-            j = rows[t]
-            if signs[t] > 0:
-                for c in range(n):
-                    acc[c] += W[j, c]
-            else:
-                for c in range(n):
-                    acc[c] -= W[j, c]
-    return acc

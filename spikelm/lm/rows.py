@@ -85,3 +85,20 @@ def add_held(dbuf, n_held, dsl, size, W, wbase, npost, c_lo, a, room, ps):
             for c in range(width):
                 at[c] += pt[c]
                 pt[c] = 0
+
+
+@njit(cache=True)
+def row_accumulate(W, rows, signs, acc, repeats):
+    """The machine's row-accumulation limit: acc += W[j, :] or -= W[j, :] for the given rows and
+    signs, nothing else (the benchmark's yardstick for the synaptic phase)."""
+    n = W.shape[1]
+    for _ in range(repeats):
+        for t in range(rows.shape[0]):
+            j = rows[t]
+            if signs[t] > 0:
+                for c in range(n):
+                    acc[c] += W[j, c]
+            else:
+                for c in range(n):
+                    acc[c] -= W[j, c]
+    return acc
