@@ -164,6 +164,8 @@ def _lm(rest):
     except KeyboardInterrupt:
         print("spikelm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # spikelm lm generate ... | head -1
+        return _broken_pipe()
 
 
 def _plot(args):

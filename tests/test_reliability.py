@@ -322,6 +322,17 @@ def test_info_into_a_closed_pipe_is_quiet(small, tmp_path):
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
+def test_lm_generate_into_a_closed_pipe_is_quiet():
+    """``spikelm lm generate ... | head -1`` ended in a BrokenPipeError traceback."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "spikelm.cli", "lm", "generate", "--prompt", "The", "--tokens", "2",
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()                                # the reader went away before any output
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
 # -- memory grows with model time: monitors keep totals only when the record streams out ------
 
 def test_a_simulator_without_memory_keeps_totals_and_nothing_else(tmp_path):
