@@ -94,12 +94,6 @@ def point_group(name: str) -> str:
     return GROUPS[name.rsplit(".", 1)[-1]]
 
 
-def calibrate(cfg, params: dict, calibration, prefix: np.ndarray) -> dict:
-    """Max |x| per channel (per tensor for PER_TENSOR points) over the calibration tokens, in
-    windows that each start with the prefix; the prefix positions are left out."""
-    return C.maxabs(cfg, params, C.tokens(calibration, cfg), prefix)
-
-
 def fanout(cfg, name: str) -> int:
     """Synapses a spike of the linear input ``name`` reaches (its row length)."""
     H, G, dh = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
