@@ -142,6 +142,48 @@ def test_families_that_calibrate_their_own_way_refuse_a_calibration(first):
         convert(random_hf_gpt2(1), calibration=calibration)
 
 
+@pytest.mark.parametrize("family", ["neox", "opt", "phi3"])
+def test_the_shared_decoders_families_reuse_a_calibration_too(family):
+    """GPT-NeoX, OPT and Phi-3 (the shared decoder's builder): two settings converted from one
+    calibration are the graphs calibrating each gives; another family's, or another context's,
+    is refused in one line."""
+    import importlib
+
+    from spikelm.lm.families.decoder import build as decoder_build
+
+    mod = importlib.import_module(f"test_lm_family_{family}")
+
+    @settings(max_examples=scaled(2), **SETTINGS)
+    @given(case=mod.__dict__[f"{family}_cases"](), others=bits_settings())
+    def check(case, others):
+        model = mod.__dict__[family](case)
+        ids = token_ids(case["seed"] + 1, 40, case["vocab"])
+        opts = dict(coding=case["coding"], weight_bits=case["weight_bits"], sink=case["sink"])
+        first = convert(model, calibration=ids, bits=case["bits"], **opts)
+        calibration = first.calibration
+        assert isinstance(calibration, Calibration)
+        for bits in others:
+            with mock.patch.object(decoder_build, "calibrate", wraps=decoder_build.calibrate) as calls:
+                again = convert(model, calibration=calibration, bits=bits, **opts)
+            assert calls.call_count == 0  # no float pass
+            fresh = convert(model, calibration=ids, bits=bits, **opts)
+            meta = {k: v for k, v in again.graph.meta.items() if k != "calibration"}
+            assert_same(meta, {k: v for k, v in fresh.graph.meta.items() if k != "calibration"})
+            assert_same(again.graph.pops, fresh.graph.pops, "pops")
+            assert_same(again.graph.projections, fresh.graph.projections, "projections")
+            assert_same(again.graph.edges, fresh.graph.edges, "edges")
+        with pytest.raises(ConfigError, match=r"^calibration: computed for a llama model, this one is "):
+            convert(model, calibration=llama_calibration(), bits=case["bits"], **opts)
+
+    check()
+
+
+def llama_calibration():
+    """The calibration of a small random Llama model (another family's, for a refusal)."""
+    snn = convert(random_llama("llama", 0, 40, 8, 1, 2, 1, 8, 24), calibration=token_ids(1, 40, 40), bits=6)
+    return snn.calibration
+
+
 def test_open_for_cli_takes_a_calibration_alone(tmp_path, first):
     from spikelm.lm.models import open_for_cli
     from spikelm.lm.tokenizer import CharTokenizer

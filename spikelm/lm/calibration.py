@@ -13,7 +13,8 @@ windows' memory per conversion).
 Where: :attr:`spikelm.lm.convert.SpikingLM.calibration` is the one a conversion computed or
 reused; :func:`spikelm.lm.convert` and :func:`spikelm.lm.models.open_for_cli` take it wherever
 they take calibration token ids. Families whose ``reuses_calibration`` is true make and read
-one (the Llama family and those built on it: Qwen3, Gemma); the others refuse it in one line.
+one (the Llama family and those built on it, Qwen3 and Gemma, and the shared decoder's
+families: OPT, GPT-NeoX, Phi-3); GPT-2 refuses it in one line.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class SpikingLM:
         """The :class:`~spikelm.lm.calibration.Calibration` this model was converted from (computed
         or reused), for converting the same float model again without calibrating
         (``convert(model, calibration=snn.calibration, bits=...)``); None for a family that does
-        not reuse one (GPT-2, the shared decoder's: OPT, GPT-NeoX, Phi-3)."""
+        not reuse one (GPT-2)."""
         return self.graph.meta.get("calibration")
 
     def with_coding(self, coding: str) -> "SpikingLM":
@@ -222,8 +222,8 @@ def convert(model, calibration, bits=None, config=None, coding: str = DEFAULT_CO
         and the graph is the one its token ids give, bit for bit, whatever ``bits``, ``clamp``,
         ``weight_bits``, ``coding``, ``budget`` or ``fisher``; one computed for another model
         (config, context or weights), another ``sink`` or ``rotate`` on one side only is
-        refused in one line naming what differs. The Llama family and those built on it
-        (Qwen3, Gemma) take one; the others refuse it.
+        refused in one line naming what differs. Every family but GPT-2 takes one (the Llama
+        family, Qwen3, Gemma, and the shared decoder's: OPT, GPT-NeoX, Phi-3); GPT-2 refuses it.
     bits : int, str, dict or Precision
         Activation code widths: one width (2 to 16) for every quantizer point, or per point
         group, e.g. ``"lin=8,res=12,att=12"`` (:mod:`spikelm.lm.precision`). Default: the

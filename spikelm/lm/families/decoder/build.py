@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from spikelm.errors import ConfigError
+from spikelm.lm.calibration import Calibration, weights_digest
 from spikelm.lm.activations import table
 from spikelm.lm.families.decoder.forward import float_forward, rope_tables
 from spikelm.lm.graph import ACCUMULATE, LMGraph, LMPopulation, LMProjection, Prefix, ProductEdge, ReadoutParams
@@ -94,13 +95,23 @@ def build(arch, W: dict, calibration, bits=None, coding: str = "signed_digit", w
           clamp=DEFAULT_CLAMP, sink: bool = True, config=None, family: str = "") -> LMGraph:
     """The graph of decoder ``arch`` with weights ``W`` (the shared names, float64).
 
-    ``config``: the family's config, kept as the graph's; ``family``: ``graph.meta["family"]``.
+    ``calibration``: token ids, or a :class:`~spikelm.lm.calibration.Calibration` computed for
+    this model (its family's config, context included, and weights) and prefix, whose maxima are
+    used as they are (else refused, naming what differs); ``graph.meta["calibration"]`` holds the
+    one used. ``config``: the family's config, kept as the graph's; ``family``:
+    ``graph.meta["family"]``.
     """
     prec = parse_bits(DEFAULT_BITS if bits is None else bits)
     clamps = check_options(weight_bits, clamp)
     bos = arch.bos_token_id
     prefix = np.array([bos] if sink and bos is not None else [], dtype=np.int64)
-    maxabs = calibrate(arch, W, calibration, prefix)
+    made_for = dict(config=arch if config is None else config, weights=weights_digest(W), prefix=prefix, methods=())
+    if isinstance(calibration, Calibration):
+        calibration.check(**made_for)
+    else:
+        ids = check_tokens(calibration, arch.vocab_size, "calibration")
+        calibration = Calibration(**made_for, ids=ids, maxabs=calibrate(arch, W, ids, prefix))
+    maxabs = calibration.maxabs
     d, V, ctx = arch.d, arch.vocab_size, arch.n_positions
     H, G, dh = arch.heads, arch.kv_heads, arch.head_dim
 
@@ -234,6 +245,7 @@ def build(arch, W: dict, calibration, bits=None, coding: str = "signed_digit", w
     return LMGraph(config=config if config is not None else arch, pops=pops, projections=projections, edges=edges,
                    n_positions=ctx, vocab_size=V, prefix=graph_prefix,
                    meta={"family": family, "precision": prec, "coding": coding, "scales": scale,
+                         "calibration": calibration,
                          "weight_bits": weight_bits, "clamp": str(clamps)})
 
 

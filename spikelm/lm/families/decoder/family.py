@@ -18,6 +18,7 @@ class DecoderFamily(Family):
     and ``model_type``, and which implements :meth:`weights` (and :meth:`tensors`, :meth:`config`)."""
 
     default_bits = builder.DEFAULT_BITS
+    reuses_calibration = True
     options = {"context": None, "weight_bits": builder.DEFAULT_WEIGHT_BITS, "clamp": builder.DEFAULT_CLAMP,
                "sink": True}
 
