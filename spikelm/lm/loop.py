@@ -35,8 +35,10 @@ neurons of the other factor, or a factor that is done (``split.local``,
 and what no one writes. What the other threads read of an update (its spikes' ranges in ``sp``
 and what its lists left, ``aleft``) is kept by step parity, so a thread one step ahead writes
 the other half; it cannot get two ahead, as the next step's first barrier waits for all. Every
-thread decides this from the same values, so all of them skip the barrier or none does. The learning variant (``LEARN``)
-runs on one thread: its rules read and write weights and traces that every thread would share.
+thread decides this from the same values, so all of them skip the barrier or none does.
+
+The learning variant (``LEARN``) runs on one thread: its rules read and write weights and
+traces that every thread would share.
 
 **Held rows.** Outside learning runs, a row source's spikes are not added into its weight rows
 in their step: each step's values wait in a slot of ``state.dbuf`` and go in when the source

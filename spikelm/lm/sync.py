@@ -1,5 +1,5 @@
-"""What the threads of the compiled token loop synchronise with: atomic loads, stores and adds
-on an int64 array, and a spinning barrier built on them (Numba has no CPU atomics of its own).
+"""What the threads of the compiled token loop synchronise with: atomic loads and stores on an
+int64 array, and a spinning barrier built on them (Numba has no CPU atomics of its own).
 
 The threads are plain OS threads running the loop without the GIL
 (:mod:`spikelm.lm.numba_runner`), never tasks of a work-stealing pool: a barrier needs every
@@ -46,20 +46,6 @@ def _int64_vector(arr) -> bool:
 def _element(context, builder, arrty, arr, idx):
     ary = context.make_array(arrty)(context, builder, arr)
     return cgutils.get_item_pointer(context, builder, arrty, ary, [idx], wraparound=False)
-
-
-@intrinsic
-def atomic_add(typingctx, arr, idx, val):
-    """``arr[idx] += val`` atomically (sequentially consistent); returns the old value."""
-    if not _int64_vector(arr):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _element(context, builder, sig.args[0], args[0], args[1])
-        v = context.cast(builder, args[2], sig.args[2], types.int64)
-        return builder.atomic_rmw("add", ptr, v, "seq_cst")
-
-    return types.int64(arr, idx, val), codegen
 
 
 @intrinsic
