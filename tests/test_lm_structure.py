@@ -28,16 +28,16 @@ DATA = Path(__file__).parent / "data"
 # ---------------------------------------------------------------- a toy operator, all in this file
 
 @njit(cache=True)
-def _square_start(n, p, arg, struct, counts, acc, S, params, scratch):
+def _square_start(n, p, arg, struct, counts, acc, S, params, scratch, c_lo, c_hi):
     off, in_ptr, in_idx, qmin, qmax = struct
     (shift,) = params
     i = off[in_idx[in_ptr[p]]]
     b = off[p]
-    for c in range(off[p + 1] - b):
+    for c in range(c_lo, c_hi):
         x = np.int64(counts[n, i + c])
         y = (x * x) >> shift[arg]
         acc[b + c] = min(y, qmax[p])
-    return off[p + 1] - b
+    return c_hi - c_lo
 
 
 class Square(ops.Operator):

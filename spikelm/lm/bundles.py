@@ -75,8 +75,8 @@ class TokenState(NamedTuple):
     acc: np.ndarray  # [R] accumulators of this position
     S: np.ndarray  # [slots, heads, context] Q·K^T accumulators
     kcache: np.ndarray  # [slots, key size, context] K codes, channel-major
-    started: np.ndarray  # [P] uint8 schedule flags
-    done: np.ndarray  # [P]
+    started: np.ndarray  # [T P] uint8 schedule flags, each thread's own (thread t, population p at t P + p)
+    done: np.ndarray  # [T P]
     alist: np.ndarray  # [N] each population's neurons with a remainder (in each thread's share of its slice of off)
     alen: np.ndarray  # [T P] how many (thread t, population p at t P + p)
     aleft: np.ndarray  # [2 T P] alen as each update left it, by step parity: what the other threads read
@@ -85,7 +85,7 @@ class TokenState(NamedTuple):
     sp: np.ndarray  # [N] this step's spiking neurons, thread by thread, population by population
     pstart: np.ndarray  # [2 T P] each population's range in sp, per thread, by step parity
     pend: np.ndarray
-    scratch: np.ndarray  # an int64 work row for operators
+    scratch: np.ndarray  # [T, width] int64 work rows for operators, one per thread
     dbuf: np.ndarray  # [slots, row-source neurons] int32 spike values held for their rows, a step a slot
     dk: np.ndarray  # [T P] slots filled (negative: applied this step, cleared after the barrier)
     part: np.ndarray  # [T, widest row] int32 partial sums of the row additions, one row per thread
@@ -123,8 +123,8 @@ class ThreadSplit(NamedTuple):
 
     Thread t owns neurons ``lo[t P + p] .. hi[t P + p] - 1`` of population p (counted from the
     population's first): it updates them, and adds every spike into them; its spikes go to
-    ``sp[sp_base[t]:]``. Arrays indexed ``t P + p`` (``alen``, ``pstart``, ``pend``) are laid out
-    the same way, so one thread's layout is the single-threaded one.
+    ``sp[sp_base[t]:]``. Arrays indexed ``t P + p`` (``alen``, ``pstart``, ``pend``, ``started``,
+    ``done``) are laid out the same way, so one thread's layout is the single-threaded one.
     """
 
     n_threads: np.int64
@@ -132,7 +132,6 @@ class ThreadSplit(NamedTuple):
     hi: np.ndarray  # [T P]
     sp_base: np.ndarray  # [T] each thread's first slot in sp
     bar: np.ndarray  # the team's barrier (spikelm.lm.sync)
-    newp: np.ndarray  # [P + 1] populations started this step (their number at [P]), by thread 0
     local: np.ndarray  # [P] a product factor's spikes stay on their thread: 0 no, 1 yes, 2 once the edge's b is done
 
 

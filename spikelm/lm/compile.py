@@ -73,10 +73,10 @@ def _footer(names: tuple[str, ...], timed: bool, learn: bool = False, threaded: 
         ]
     cache = "False" if timed else "True"  # a ctypes clock cannot be cached
     lines += ["", "", f"@_njit(cache={cache})",
-              "def op_start(kind, n, p, arg, struct, counts, acc, S, op_params, scratch):"]
+              "def op_start(kind, n, p, arg, struct, counts, acc, S, op_params, scratch, c_lo, c_hi):"]
     for k in range(len(names)):
         lines += [f"    if kind == {k}:",
-                  f"        return _op{k}(n, p, arg, struct, counts, acc, S, op_params[{k}], scratch)"]
+                  f"        return _op{k}(n, p, arg, struct, counts, acc, S, op_params[{k}], scratch, c_lo, c_hi)"]
     lines += ["    return 0", "", "", "# the loop's functions, compiled in this module (they read its flags and dispatcher)"]
     # nogil: the threads of a team run the loop at once (spikelm.lm.numba_runner)
     lines += [f"{name} = _njit(cache={cache}, nogil=True)({name})" for name in loop.COMPILED]

@@ -22,9 +22,10 @@ whole width into its own partial sums (``state.priv``), and after the propagate 
 every thread's partial sums into the columns it owns. Every neuron thus receives exactly the
 additions it receives alone; integer sums do not depend on their order, so N threads give the codes, spikes, steps,
 SynOps and logits of one, bit for bit. Each step has a barrier after update (the spikes, counts
-and lists are seen by all), one after propagate (the accumulators are whole) and a third on
-steps where populations start: thread 0 then marks the settled ones done and evaluates the
-operators of the starting ones, and each thread lists its share of them.
+and lists are seen by all) and one after propagate (the accumulators are whole). Starting needs
+none: every thread keeps its own schedule flags (``state.started``, ``state.done`` at ``t P + p``),
+decided from the same values, and computes its own share of a starting population's operator
+(``op_start``'s range) before it lists its share of the neurons, so it reads only what it wrote.
 
 **Quiet steps.** The barrier after propagate keeps a thread from starting the next step's update
 while another still reads what it wrote. A step needs none when nothing settled, no held rows
@@ -90,7 +91,7 @@ QUIESCENT, MAX_STEPS, BUFFER_FULL = 0, 1, 2
 COMPILED = ("activate", "begin_token", "run_token")
 
 
-def op_start(kind, n, p, arg, struct, counts, acc, S, op_params, scratch):  # pragma: no cover
+def op_start(kind, n, p, arg, struct, counts, acc, S, op_params, scratch, c_lo, c_hi):  # pragma: no cover
     """Placeholder: the generated module defines the dispatcher over its operators."""
     raise NotImplementedError("run the loop through spikelm.lm.compile.token_loop()")
 
@@ -127,7 +128,7 @@ def activate(p, lo, hi, slot, off, shift, gain, offset, qmin, qmax, counts_n, ac
 
 def begin_token(n, emb, struct, state, counters, lrn):
     """A fresh token at position n: clear the position's work arrays, inject its embedding codes
-    (one thread; :func:`run_token` lists the stimulus' neurons)."""
+    (one thread, for the whole team; :func:`run_token` lists the stimulus' neurons)."""
     S = state.S
     state.acc[:] = 0
     for s in range(S.shape[0]):
@@ -146,7 +147,9 @@ def begin_token(n, emb, struct, state, counters, lrn):
     b = struct.off[stim]
     for c in range(emb.shape[0]):
         state.acc[b + c] = emb[c]
-    state.started[stim] = 1
+    P = struct.off.shape[0] - 1
+    for t in range(state.started.shape[0] // P):  # every thread's flags
+        state.started[t * P + stim] = 1
     counters.op_evals[stim] += emb.shape[0]
     if LEARN and lrn.neur.lkind[stim] != PLAIN:
         start_learn(stim, n, 0, struct, state, lrn.neur)
@@ -163,7 +166,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
     T = split.n_threads if THREADED else 1  # a constant alone: its loops over threads fold away
     P = struct.off.shape[0] - 1
     tP = tid * P if THREADED else 0
-    own_lo, own_hi, newp = split.lo, split.hi, split.newp
+    own_lo, own_hi = split.lo, split.hi
     if fresh:
         if tid == 0:
             begin_token(n, emb, struct, state, counters, lrn)
@@ -195,7 +198,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
     record, ev_n, ev_size = rec.record, rec.n, rec.step.shape[0]
     in_ptr, in_idx, op_kind, op_arg, op_graph = struct.in_ptr, struct.in_idx, struct.op_kind, struct.op_arg, \
         struct.op_graph
-    op_evals, scratch = counters.op_evals, state.scratch
+    op_evals, scratch = counters.op_evals, state.scratch[tid]
     neur = lrn.neur
     lkind, unit, vmem, xin, tstart, nspk, active = neur.lkind, neur.unit, neur.vmem, neur.xin, neur.tstart, \
         neur.nspk, neur.active
@@ -209,10 +212,10 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
     first = 0
     last = 0
     for p in range(P):
-        if started[p] == 1:
+        if started[tP + p] == 1:
             last = p
     while True:
-        while first < P and done[first] == 1:
+        while first < P and done[tP + first] == 1:
             first += 1
         if first == P:
             if tid == 0:
@@ -234,7 +237,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         for p in range(first, last + 1):
             pstart[pb + tP + p] = nsp
             pend[pb + tP + p] = nsp
-            if started[p] == 0 or done[p] == 1 or spiking[p] == 0:
+            if started[tP + p] == 0 or done[tP + p] == 1 or spiking[p] == 0:
                 continue
             b = off[p]
             lo_p = own_lo[tP + p] if THREADED else 0
@@ -321,19 +324,19 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
         if LEARN:
             learn_step(n, steps, rec.clock, first, last, nsp, struct, state, neur, lrn.plast)
 
-        # ---- settle (decided here, written at the start phase): started populations with
-        # nothing left to fire are done. No thread writes the flags while another reads them.
+        # ---- settle: started populations with nothing left to fire are done (in this thread's
+        # own flags: every thread decides alike)
         finished = False
         if not LEARN:
             for p in range(first, last + 1):
-                if started[p] == 1 and done[p] == 0:
-                    left = 0
-                    for t in range(T):
-                        left += aleft[pb + t * P + p] if THREADED else alen[p]
+                if started[tP + p] == 1 and done[tP + p] == 0:
+                    left = aleft[pb + tP + p] if THREADED else alen[p]  # its own first: no other's line read
+                    if THREADED and left == 0:
+                        for t in range(T):
+                            left += aleft[pb + t * P + p]
                     if spiking[p] == 0 or left == 0:
                         finished = True
-                        if not THREADED:  # alone, the flag can be written now: no other thread reads it
-                            done[p] = 1
+                        done[tP + p] = 1
 
         # ---- propagate, population by population: weight rows, then product edges; each
         # thread adds every spike into the part of the targets it owns
@@ -349,7 +352,7 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                 n_sp = 0
                 for t in range(T):
                     n_sp += pend[pb + t * P + p] - pstart[pb + t * P + p]
-                if n_sp > 0 and (fe < 0 or local[p] == 0 or (local[p] == 2 and done[ed_b[fe]] == 0)):
+                if n_sp > 0 and (fe < 0 or local[p] == 0 or (local[p] == 2 and done[tP + ed_b[fe]] == 0)):
                     cross = True
             # held spikes go into their rows when p settles (its targets start only then) or
             # when its slots are full
@@ -547,53 +550,36 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                     if spiking[p] == 0 or alen[p] == 0:
                         finished = True
 
-        # ---- start: thread 0 marks the settled populations done and starts those whose inputs
-        # are all done (evaluating their operators); then each thread lists its share of them
+        # ---- start: every thread starts the populations whose inputs are all done (in its own
+        # flags), computes its share of their operators and lists its share of their neurons
         if finished:
-            if tid == 0:
-                for p in range(first, last + 1 if THREADED or LEARN else first):
-                    if started[p] == 1 and done[p] == 0:
-                        left = 0
-                        for t in range(T):
-                            left += alen[t * P + p]
-                        if spiking[p] == 0 or left == 0:
-                            done[p] = 1
-                n_new = 0
-                for p in range(first, P):
-                    if started[p] == 1:
-                        continue
-                    ready = True
-                    for e in range(in_ptr[p], in_ptr[p + 1]):
-                        if done[in_idx[e]] == 0:
-                            ready = False
-                            break
-                    if not ready:
-                        continue
-                    started[p] = 1
-                    kind = op_kind[p]
-                    if kind >= 0:
-                        op_evals[p] += op_start(kind, n, p, op_arg[p], op_graph, counts, acc, S, op_params, scratch)
-                    if spiking[p] == 0:
+            if LEARN:  # (one thread) the settled populations are done
+                for p in range(first, last + 1):
+                    if started[p] == 1 and done[p] == 0 and (spiking[p] == 0 or alen[p] == 0):
                         done[p] = 1
-                    elif LEARN and lkind[p] != PLAIN:
-                        start_learn(p, n, steps + 1, struct, state, neur)
-                    else:
-                        newp[n_new] = p
-                        n_new += 1
-                    if p > last:
-                        last = p
-                newp[P] = n_new
-            if THREADED:  # the flags, the operators' codes and the list of new populations
-                barrier(bar, tid, T)
-            for k in range(newp[P]):
-                p = newp[k]
-                activate(p, own_lo[tP + p], own_hi[tP + p], tP + p, off, shift, gain, offset, qmin, qmax, counts_n,
-                         acc, alist, alen, rest, pos_ctx[p], n)
+            for p in range(first, P):
+                if started[tP + p] == 1:
+                    continue
+                ready = True
+                for e in range(in_ptr[p], in_ptr[p + 1]):
+                    if done[tP + in_idx[e]] == 0:
+                        ready = False
+                        break
+                if not ready:
+                    continue
+                started[tP + p] = 1
+                kind = op_kind[p]
+                if kind >= 0:
+                    op_evals[p] += op_start(kind, n, p, op_arg[p], op_graph, counts, acc, S, op_params, scratch,
+                                            own_lo[tP + p], own_hi[tP + p])
+                if spiking[p] == 0:
+                    done[tP + p] = 1
+                elif LEARN and lkind[p] != PLAIN:
+                    start_learn(p, n, steps + 1, struct, state, neur)
+                else:
+                    activate(p, own_lo[tP + p], own_hi[tP + p], tP + p, off, shift, gain, offset, qmin, qmax, counts_n,
+                             acc, alist, alen, rest, pos_ctx[p], n)
                 if p > last:
                     last = p
-            if THREADED:
-                for p in range(last + 1, P):
-                    if started[p] == 1:
-                        last = p
         steps += 1
 

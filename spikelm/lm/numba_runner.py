@@ -250,11 +250,11 @@ class NumbaRunner(Runner):
         n_sp = lay.n_spiking
         self.st = np.zeros(1, np.int64)
         self.state = TokenState(
-            counts=self.counts, acc=self.acc, S=self.S, kcache=self.kcache, started=np.zeros(P, np.uint8),
-            done=np.zeros(P, np.uint8), alist=np.zeros(n_sp, np.int32), alen=np.zeros(T * P, np.int64),
+            counts=self.counts, acc=self.acc, S=self.S, kcache=self.kcache, started=np.zeros(T * P, np.uint8),
+            done=np.zeros(T * P, np.uint8), alist=np.zeros(n_sp, np.int32), alen=np.zeros(T * P, np.int64),
             rest=np.zeros(n_sp, np.int32 if int((qmax - qmin).max(initial=0)) < 2**31 else np.int64),
             aleft=np.zeros(2 * T * P, np.int64), stepval=np.zeros(n_sp, np.int32), sp=np.zeros(n_sp, np.int64),
-            pstart=np.zeros(2 * T * P, np.int64), pend=np.zeros(2 * T * P, np.int64), scratch=np.zeros(max(max(p.size for p in g.pops), ctx), np.int64),
+            pstart=np.zeros(2 * T * P, np.int64), pend=np.zeros(2 * T * P, np.int64), scratch=np.zeros((T, max(max(p.size for p in g.pops), ctx)), np.int64),
             dbuf=np.zeros((HELD_STEPS, max(n_held, 1)), np.int32), dk=np.zeros(T * P, np.int64),
             part=np.zeros((T, max([pr.weights.shape[1] for pr, w in zip(g.projections, wmax) if w] or [1])),
                           np.int32),
@@ -264,7 +264,7 @@ class NumbaRunner(Runner):
         owned = np.where(spiking, hi - lo, 0).reshape(T, P).sum(1)
         self.split = ThreadSplit(n_threads=np.int64(T), lo=lo, hi=hi,
                                  sp_base=_i64(np.concatenate([[0], np.cumsum(owned)[:-1]])), bar=new_barrier(T),
-                                 newp=np.zeros(P + 1, np.int64), local=local_factors(g, lo, hi, T))
+                                 local=local_factors(g, lo, hi, T))
         self.timing = np.zeros(2, np.int64)
         C = self.counters
         self.counter_arrays = CounterArrays(C.spikes_pos, C.spikes_neg, C.op_evals, C.synops, C.synops_products,

@@ -65,16 +65,15 @@ def layernorm_row(x, gain, bias, eps, qmin, qmax, out):
 
 
 @njit(cache=True)
-def _start(n, p, arg, struct, counts, acc, S, params, scratch):
+def _start(n, p, arg, struct, counts, acc, S, params, scratch, c_lo, c_hi):
     off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     gain, bias, eps = params
     i = in_idx[in_ptr[p]]
     b = off[p]
-    size = off[p + 1] - b
     layernorm_row(counts[n, off[i] : off[i + 1]], gain[arg], bias[arg], eps[arg], qmin[p], qmax[p], scratch)
-    for c in range(size):
+    for c in range(c_lo, c_hi):
         acc[b + c] = scratch[c]
-    return size
+    return c_hi - c_lo
 
 
 class LayerNorm(Operator):

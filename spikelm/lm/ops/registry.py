@@ -15,7 +15,7 @@ the compiled loop is generated for the operators a graph uses (:mod:`spikelm.lm.
 
 The Numba twin's signature is fixed::
 
-    start(n, p, arg, struct, counts, acc, S, params, scratch) -> op evaluations
+    start(n, p, arg, struct, counts, acc, S, params, scratch, c_lo, c_hi) -> op evaluations
 
 n: the position; p: the population; arg: its index among the populations of this kind (the
 row of ``params``); struct: the graph's :class:`~spikelm.lm.bundles.OpGraph` (fields ``off``,
@@ -23,7 +23,11 @@ row of ``params``); struct: the graph's :class:`~spikelm.lm.bundles.OpGraph` (fi
 neurons of position n are ``acc[off[p]:off[p + 1]]``, its inputs are
 ``in_idx[in_ptr[p]:in_ptr[p + 1]]``, whose codes are ``counts[n, off[i]:off[i + 1]]``);
 S: the Q·K^T accumulators [slot, head, key]; params: what ``pack`` returned; scratch: an
-int64 work row. It writes the codes into ``acc`` and returns the number of output elements.
+int64 work row (the calling thread's own). It writes the codes of neurons ``c_lo .. c_hi - 1``
+of p (counted from its first) into ``acc``, and no others, and returns how many output
+elements of that range it computed: the threads of a team each compute their own share of a
+starting population, so the shares' counts must add up to the whole's (``evaluations``). A
+reduction (a norm's sum, a softmax row) is computed whole by every share that needs it.
 """
 
 from __future__ import annotations

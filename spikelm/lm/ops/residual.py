@@ -28,16 +28,15 @@ def residual(xs, gain, shift: int, qmin: int, qmax: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _start(n, p, arg, struct, counts, acc, S, params, scratch):
+def _start(n, p, arg, struct, counts, acc, S, params, scratch, c_lo, c_hi):
     off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     gain, shift = params
     first = in_ptr[p]
     k_in = in_ptr[p + 1] - first
     b = off[p]
-    size = off[p + 1] - b
     k = shift[arg]
     half = (np.int64(1) << k) >> 1
-    for c in range(size):
+    for c in range(c_lo, c_hi):
         u = np.int64(0)
         for t in range(k_in):
             u += np.int64(counts[n, off[in_idx[first + t]] + c]) * gain[arg, t, c]
@@ -47,7 +46,7 @@ def _start(n, p, arg, struct, counts, acc, S, params, scratch):
         elif u > qmax[p]:
             u = qmax[p]
         acc[b + c] = u
-    return size
+    return c_hi - c_lo
 
 
 class Residual(Operator):

@@ -61,7 +61,7 @@ def rmsnorm(x, P: RMSNormParams, qmin: int, qmax: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _start(n, p, arg, struct, counts, acc, S, params, scratch):
+def _start(n, p, arg, struct, counts, acc, S, params, scratch, c_lo, c_hi):
     off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     weight, unit, eps, gain, group = params
     i = off[in_idx[in_ptr[p]]]
@@ -74,20 +74,20 @@ def _start(n, p, arg, struct, counts, acc, S, params, scratch):
         k = size
     lo = qmin[p]
     hi = qmax[p]
-    for r in range(0, size, k):
+    for r in range(c_lo // k * k, c_hi, k):  # every run the range meets, summed whole
         ms = np.int64(0)
         for c in range(r, r + k):
             x = np.int64(counts[n, i + c])
             ms += x * x * w[c]
         denom = math.sqrt(np.float64(ms) * unit[arg] + eps[arg])
-        for c in range(r, r + k):
+        for c in range(max(r, c_lo), min(r + k, c_hi)):
             y = math.floor((np.float64(counts[n, i + c]) * g[c]) / denom + 0.5)
             if y < lo:
                 y = lo
             elif y > hi:
                 y = hi
             acc[b + c] = np.int64(y)
-    return size
+    return c_hi - c_lo
 
 
 class RMSNorm(Operator):

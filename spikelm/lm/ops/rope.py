@@ -70,28 +70,29 @@ _fix_nb = njit(cache=True, inline="always")(_fix)
 
 
 @njit(cache=True)
-def _start(n, p, arg, struct, counts, acc, S, params, scratch):
+def _start(n, p, arg, struct, counts, acc, S, params, scratch, c_lo, c_hi):
     off, in_ptr, in_idx, qmin, qmax = struct.off, struct.in_ptr, struct.in_idx, struct.qmin, struct.qmax
     cos, sin, gain, head_dim, rotary_dim = params
     i = off[in_idx[in_ptr[p]]]
     b = off[p]
-    size = off[p + 1] - b
     dh = head_dim[arg]
     h = rotary_dim[arg] // 2
     g = gain[arg]
     lo = qmin[p]
     hi = qmax[p]
-    for base in range(0, size, dh):
+    for base in range(c_lo // dh * dh, c_hi, dh):  # every head the range meets; its channels in the range
         for j in range(h):
             c = cos[arg, n, j]
             s = sin[arg, n, j]
             x = np.float64(counts[n, i + base + j]) * g[base + j]
             y = np.float64(counts[n, i + base + j + h]) * g[base + j + h]
-            acc[b + base + j] = _fix_nb(x * c - y * s, lo, hi)
-            acc[b + base + j + h] = _fix_nb(y * c + x * s, lo, hi)
-        for j in range(2 * h, dh):  # partial rotary: the channels past rotary_dim pass through
+            if c_lo <= base + j < c_hi:
+                acc[b + base + j] = _fix_nb(x * c - y * s, lo, hi)
+            if c_lo <= base + j + h < c_hi:
+                acc[b + base + j + h] = _fix_nb(y * c + x * s, lo, hi)
+        for j in range(max(2 * h, c_lo - base), min(dh, c_hi - base)):  # partial rotary: past rotary_dim, as is
             acc[b + base + j] = _fix_nb(np.float64(counts[n, i + base + j]) * g[base + j], lo, hi)
-    return size
+    return c_hi - c_lo
 
 
 class Rope(Operator):

@@ -140,7 +140,7 @@ def capped_nb(cap, ncap, s):
 
 
 @njit(cache=True)
-def _start(n, p, arg, struct, counts, acc, S, params, scratch):
+def _start(n, p, arg, struct, counts, acc, S, params, scratch, c_lo, c_hi):
     off, qmax = struct.off, struct.qmax
     hi, lo, shift, slot, heads, window, cap, ncap = params
     b = off[p]
@@ -151,7 +151,8 @@ def _start(n, p, arg, struct, counts, acc, S, params, scratch):
     if window[arg] > 0 and n + 1 > window[arg]:
         first = n + 1 - window[arg]
     nc = ncap[arg]
-    for h in range(H):
+    evals = 0
+    for h in range(c_lo // ctx, min(H, -(-c_hi // ctx))):  # every head the range meets; its keys in the range
         row = S[s, h]
         if nc > 0:  # soft-capped: the scores' codes first, then the softmax on them in place
             for j in range(first, n + 1):
@@ -159,11 +160,14 @@ def _start(n, p, arg, struct, counts, acc, S, params, scratch):
             softmax_row(scratch, n, hi[arg], lo[arg], shift[arg], qmax[p], scratch, first)
         else:
             softmax_row(row, n, hi[arg], lo[arg], shift[arg], qmax[p], scratch, first)
-        for j in range(first):
+        j_lo = max(c_lo - h * ctx, 0)
+        j_hi = min(c_hi - h * ctx, ctx)
+        for j in range(j_lo, min(first, j_hi)):
             acc[b + h * ctx + j] = 0
-        for j in range(first, n + 1):
+        for j in range(max(first, j_lo), min(n + 1, j_hi)):
             acc[b + h * ctx + j] = scratch[j]
-    return H * (n + 1 - first)
+        evals += max(min(n + 1, j_hi) - max(first, j_lo), 0)
+    return evals
 
 
 def keys_seen(window: int, position: int) -> int:

@@ -33,16 +33,15 @@ def narrowest(a) -> np.ndarray:
 
 
 @njit(cache=True)
-def _start(n, p, arg, struct, counts, acc, S, params, scratch):
+def _start(n, p, arg, struct, counts, acc, S, params, scratch, c_lo, c_hi):
     off, in_ptr, in_idx = struct.off, struct.in_ptr, struct.in_idx
     lut, lo = params
     i = in_idx[in_ptr[p]]
     b = off[p]
-    size = off[p + 1] - b
     base = off[i]
-    for c in range(size):
+    for c in range(c_lo, c_hi):
         acc[b + c] = lut[arg, np.int64(counts[n, base + c]) - lo[arg]]
-    return size
+    return c_hi - c_lo
 
 
 class Table(Operator):
