@@ -28,15 +28,17 @@ decided from the same values, and computes its own share of a starting populatio
 (``op_start``'s range) before it lists its share of the neurons, so it reads only what it wrote.
 
 **Quiet steps.** The barrier after propagate keeps a thread from starting the next step's update
-while another still reads what it wrote. A step needs none when nothing settled, no held rows
-wait to be merged, no events are recorded, and no spike left its thread: every spiking product
-factor's spikes add only into their own thread's part of the output and read only that thread's
-neurons of the other factor, or a factor that is done (``split.local``,
+while another still reads what it wrote. A step needs none when no held rows wait to be merged,
+no events are recorded, and no spike left its thread: every spiking product factor's spikes
+add only into their own thread's part of the output and read only that thread's neurons of the
+other factor, or a factor that is done (``split.local``,
 :func:`spikelm.lm.numba_runner.local_factors`). Each thread then touched only its own neurons
-and what no one writes. What the other threads read of an update (its spikes' ranges in ``sp``
-and what its lists left, ``aleft``) is kept by step parity, so a thread one step ahead writes
-the other half; it cannot get two ahead, as the next step's first barrier waits for all. Every
-thread decides this from the same values, so all of them skip the barrier or none does.
+and what no one writes. A step where populations settle is no exception: each thread starts the
+next ones from its own accumulators and from codes final since the step's first barrier. What
+the other threads read of an update (its spikes' ranges in ``sp`` and what its lists left,
+``aleft``) is kept by step parity, so a thread one step ahead writes the other half; it cannot
+get two ahead, as the next step's first barrier waits for all. Every thread decides this from
+the same values, so all of them skip the barrier or none does.
 
 The learning variant (``LEARN``) runs on one thread: its rules read and write weights and
 traces that every thread would share.
@@ -360,8 +362,8 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             if dsl >= 0:
                 n_held = dk[tP + p]
                 if n_held > 0 and n_held < n_slots:
-                    for t in range(T):
-                        if (aleft[pb + t * P + p] if THREADED else alen[p]) > 0:
+                    for t in range(-1, T):  # its own list first: no other's line read while it has spikes left
+                        if (aleft[pb + (tid if t < 0 else t) * P + p] if THREADED else alen[p]) > 0:
                             n_held = 0
                             break
             if n_mine == 0 and n_sp == 0 and n_held == 0:
@@ -515,9 +517,10 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
             shift_adds[p] += shifted_ops
 
         # every update of this step is in place: needed before the next step's update unless the
-        # step was quiet (nothing settled, no held rows to merge, no spike left its thread, no
-        # events recorded), when each thread touched only its own neurons and what no one writes
-        if THREADED and (finished or cross or record):
+        # step was quiet (no held rows to merge, no spike left its thread, no events recorded),
+        # when each thread touched only its own neurons and what no one writes (a settled
+        # population is no exception: each thread starts the next from what it wrote itself)
+        if THREADED and (cross or record):
             barrier(bar, tid, T)
         for e in range(my_base, nsp):
             stepval[sp[e]] = 0
