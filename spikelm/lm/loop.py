@@ -356,16 +356,13 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                     n_sp += pend[pb + t * P + p] - pstart[pb + t * P + p]
                 if n_sp > 0 and (fe < 0 or local[p] == 0 or (local[p] == 2 and done[tP + ed_b[fe]] == 0)):
                     cross = True
-            # held spikes go into their rows when p settles (its targets start only then) or
-            # when its slots are full
+            # held spikes go into their rows when p settles (its targets start only then: settle
+            # has just marked it done) or when its slots are full
             n_held = 0
             if dsl >= 0:
                 n_held = dk[tP + p]
-                if n_held > 0 and n_held < n_slots:
-                    for t in range(-1, T):  # its own list first: no other's line read while it has spikes left
-                        if (aleft[pb + (tid if t < 0 else t) * P + p] if THREADED else alen[p]) > 0:
-                            n_held = 0
-                            break
+                if n_held < n_slots and done[tP + p] == 0:
+                    n_held = 0
             if n_mine == 0 and n_sp == 0 and n_held == 0:
                 continue
             b = off[p]
@@ -545,21 +542,18 @@ def run_token(tid, fresh, n, emb, max_steps, struct, state, counters, rec, op_pa
                     dbuf[k, c_lo:c_hi] = 0
                 dk[tP + p] = 0
 
-        if LEARN:  # (one thread) EI-IF populations: who may fire, after this step's learning
+        if LEARN:  # (one thread) EI-IF populations: who may fire, after this step's learning; then settle
             for p in range(first, last + 1):
                 if started[p] == 1 and done[p] == 0:
                     if lkind[p] == EIIF:
                         pending_learn(p, n, steps, struct, state, neur)
                     if spiking[p] == 0 or alen[p] == 0:
                         finished = True
+                        done[p] = 1
 
         # ---- start: every thread starts the populations whose inputs are all done (in its own
         # flags), computes its share of their operators and lists its share of their neurons
         if finished:
-            if LEARN:  # (one thread) the settled populations are done
-                for p in range(first, last + 1):
-                    if started[p] == 1 and done[p] == 0 and (spiking[p] == 0 or alen[p] == 0):
-                        done[p] = 1
             for p in range(first, P):
                 if started[tP + p] == 1:
                     continue
